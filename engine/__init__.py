@@ -1,0 +1,1 @@
+"""Hopper's domain core: store, search spaces, procedures, data, training and services."""

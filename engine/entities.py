@@ -1,0 +1,156 @@
+"""Plain domain objects that services return; ORM rows never leave the store layer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
+
+
+class _Serialisable:
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)  # type: ignore[call-overload]
+        return {k: _iso(v) if isinstance(v, datetime) else v for k, v in out.items()}
+
+
+@dataclass(frozen=True)
+class DatasetInfo(_Serialisable):
+    id: int
+    name: str
+    source_path: str
+    format: str
+    feature_columns: list
+    label_column: str
+    task: str
+    n_rows: int
+    n_train: int
+    n_validation: int
+    feature_shape: list
+    classes: list | None
+    partition_count: int
+    created_at: datetime
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.classes) if self.classes else 1
+
+    @classmethod
+    def from_row(cls, row: Any) -> DatasetInfo:
+        return cls(row.id, row.name, row.source_path, row.format, list(row.feature_columns), row.label_column,
+                   row.task, row.n_rows, row.n_train, row.n_validation, list(row.feature_shape),
+                   None if row.classes is None else list(row.classes), row.partition_count, row.created_at)
+
+
+@dataclass(frozen=True)
+class ScriptInfo(_Serialisable):
+    id: int
+    name: str
+    sha256: str
+    entry_point: str
+    kind: str | None
+    valid: bool
+    validation: dict
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> ScriptInfo:
+        return cls(row.id, row.name, row.sha256, row.entry_point, row.kind, row.valid, dict(row.validation or {}),
+                   row.created_at)
+
+
+@dataclass(frozen=True)
+class WorkloadInfo(_Serialisable):
+    id: int
+    name: str
+    description: str
+    owner: str
+    status: str
+    procedure: str
+    search_space: dict
+    objectives: list
+    max_epochs: int
+    max_configs: int | None
+    seed: int
+    dataset_id: int
+    model_ref: str
+    script_id: int | None
+    parent_workload_id: int | None
+    parent_config_id: int | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    config_counts: dict = field(default_factory=dict)
+    best: dict | None = None
+
+    @classmethod
+    def from_row(cls, row: Any, config_counts: dict | None = None, best: dict | None = None) -> WorkloadInfo:
+        return cls(row.id, row.name, row.description, row.owner, row.status, row.procedure, dict(row.search_space),
+                   list(row.objectives), row.max_epochs, row.max_configs, row.seed, row.dataset_id, row.model_ref,
+                   row.script_id, row.parent_workload_id, row.parent_config_id, row.error, row.created_at,
+                   row.updated_at, config_counts or {}, best)
+
+
+@dataclass(frozen=True)
+class ConfigInfo(_Serialisable):
+    id: int
+    workload_id: int
+    hparams: dict
+    status: str
+    priority: int
+    epochs_done: int
+    origin: str
+    cloned_from_config_id: int | None
+    warm_start_checkpoint_id: int | None
+    error: str | None
+    notes: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    latest_metrics: dict = field(default_factory=dict)
+    metrics: list = field(default_factory=list)
+
+    @classmethod
+    def from_row(cls, row: Any, latest: dict | None = None, metrics: list | None = None) -> ConfigInfo:
+        return cls(row.id, row.workload_id, dict(row.hparams), row.status, row.priority, row.epochs_done, row.origin,
+                   row.cloned_from_config_id, row.warm_start_checkpoint_id, row.error, row.notes, row.version,
+                   row.created_at, row.updated_at, latest or {}, metrics or [])
+
+
+@dataclass(frozen=True)
+class SubEpochInfo(_Serialisable):
+    id: int
+    config_id: int
+    epoch: int
+    partition: int
+    worker: str
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    compute_seconds: float | None
+    hop_seconds: float | None
+    detail: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> SubEpochInfo:
+        return cls(row.id, row.config_id, row.epoch, row.partition, row.worker, row.started_at, row.finished_at,
+                   row.outcome, row.compute_seconds, row.hop_seconds, row.detail)
+
+
+@dataclass(frozen=True)
+class EventInfo(_Serialisable):
+    id: int
+    actor: str
+    action: str
+    object_type: str
+    object_id: int | None
+    before: dict | None
+    after: dict | None
+    at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> EventInfo:
+        return cls(row.id, row.actor, row.action, row.object_type, row.object_id, row.before, row.after, row.at)

@@ -1,0 +1,85 @@
+"""Input specs (workload, dataset) validated with pydantic; errors become ``ValidationError`` with a field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from hopper.engine.errors import ValidationError
+
+
+class ObjectiveSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    metric: str = Field(min_length=1, max_length=100)
+    direction: Literal["max", "min"]
+
+
+class WorkloadSpec(BaseModel):
+    """What a user submits to launch a workload (YAML/JSON file, REST body, UI wizard)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=10_000)
+    model: str | None = Field(default=None, description="a roster model name")
+    script: int | None = Field(default=None, description="id of an uploaded, validated script")
+    dataset: str | int
+    procedure: Literal["grid", "random", "tpe", "manual"] = "grid"
+    space: dict[str, Any] | None = None
+    objectives: list[ObjectiveSpec] = Field(
+        default_factory=lambda: [ObjectiveSpec(metric="val_accuracy", direction="max")], min_length=1
+    )
+    max_epochs: int = Field(default=3, ge=1, le=10_000)
+    max_configs: int | None = Field(default=None, ge=1, le=100_000)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _objectives_mapping(cls, value: Any) -> Any:
+        # Accept the short form {val_accuracy: max, loss: min} as well as a list.
+        if isinstance(value, dict):
+            return [{"metric": k, "direction": v} for k, v in value.items()]
+        return value
+
+
+class DatasetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-]+$")
+    path: str = Field(min_length=1, max_length=4096)
+    format: Literal["csv", "parquet", "npz", "image_folder"] | None = None
+    feature_columns: list[str] | None = None
+    label_column: str | None = None
+    task: Literal["classification", "regression"] | None = None
+    validation_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
+    seed: int = Field(default=0, ge=0)
+    image_size: tuple[int, int] | None = None
+
+
+def parse_spec(model: type[BaseModel], data: Any) -> Any:
+    """Validate ``data`` against a spec model; the first problem becomes a precise ValidationError."""
+    if not isinstance(data, dict):
+        raise ValidationError(f"a {model.__name__} must be a mapping, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        raise ValidationError(f"{loc}: {message}", field=loc or None) from None
+
+
+def load_spec_file(path: str | Path) -> dict:
+    """Read a YAML or JSON spec file with errors that name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError(f"spec file {path} does not exist", field="spec")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValidationError(f"{path.name} is not valid YAML/JSON: {exc}", field="spec") from exc
+    if not isinstance(data, dict):
+        raise ValidationError(f"{path.name} must contain a mapping at the top level", field="spec")
+    return data

@@ -1,0 +1,139 @@
+"""The config store: one SQLAlchemy engine, one session helper, schema checks and migrations."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import InterfaceError as SAInterfaceError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from hopper.engine.errors import Conflict, HopperError, SchemaOutOfDate, StoreUnavailable
+
+log = logging.getLogger("hopper.engine.store")
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _migrations_dir() -> Path:
+    import hopper.migrations
+
+    return Path(hopper.migrations.__file__).resolve().parent
+
+
+def _enable_sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # noqa: ANN001
+        # WAL lets the web server read while the scheduler writes; the busy timeout turns
+        # short lock waits into waits instead of "database is locked" errors.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+class Store:
+    """A handle on the SQL config store (SQLite or PostgreSQL, one code path).
+
+    Args:
+        url: SQLAlchemy database URL.
+        check_schema: refuse to work on a database not migrated to the current head.
+    """
+
+    def __init__(self, url: str, *, check_schema: bool = True) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs: dict = {"future": True}
+        if self.dialect == "sqlite":
+            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        else:
+            kwargs["pool_pre_ping"] = True
+        if self.dialect == "postgresql" and parsed.drivername == "postgresql":
+            url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
+        self.engine = create_engine(url, **kwargs)
+        if self.dialect == "sqlite":
+            _enable_sqlite_pragmas(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if check_schema:
+            self.check_schema()
+
+    # -- schema -------------------------------------------------------------------------------
+    def _alembic_config(self) -> AlembicConfig:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(_migrations_dir()))
+        cfg.attributes["engine"] = self.engine
+        return cfg
+
+    def head_revision(self) -> str:
+        return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+
+    def current_revision(self) -> str | None:
+        try:
+            with self.engine.connect() as conn:
+                return MigrationContext.configure(conn).get_current_revision()
+        except (OperationalError, SAInterfaceError) as exc:
+            raise StoreUnavailable(f"cannot reach the config store at {self._safe_url()}: {exc.orig}") from exc
+
+    def check_schema(self) -> None:
+        """Raise ``SchemaOutOfDate`` unless the database is at the current migration head."""
+        current, head = self.current_revision(), self.head_revision()
+        if current != head:
+            state = "is empty" if current is None else f"is at revision {current}"
+            raise SchemaOutOfDate(
+                f"the config store {self._safe_url()} {state}, this Hopper needs {head}: run `hopper db upgrade`"
+            )
+
+    def upgrade(self, revision: str = "head") -> None:
+        command.upgrade(self._alembic_config(), revision)
+
+    def downgrade(self, revision: str = "base") -> None:
+        command.downgrade(self._alembic_config(), revision)
+
+    def _safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    # -- sessions -----------------------------------------------------------------------------
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One unit of work: commits on success, rolls back on error, maps DB errors to Hopper's."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except HopperError:
+            session.rollback()
+            raise
+        except StaleDataError as exc:
+            session.rollback()
+            raise Conflict("the object was changed by someone else; reload and try again") from exc
+        except IntegrityError as exc:
+            session.rollback()
+            raise Conflict(f"conflicting write: {exc.orig}") from exc
+        except (OperationalError, SAInterfaceError) as exc:
+            session.rollback()
+            if "locked" in str(exc.orig).lower():
+                raise StoreUnavailable(f"the config store is busy: {exc.orig}") from exc
+            raise StoreUnavailable(f"cannot reach the config store: {exc.orig}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

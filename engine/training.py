@@ -1,0 +1,208 @@
+"""The training step: train one config on one partition for one sub-epoch (worker side).
+
+Both backends run this code; only how tasks arrive differs. It imports TensorFlow lazily so that
+the scheduler and web processes never do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("hopper.engine.training")
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    dataset_id: int
+    partition_paths: tuple[str, ...]
+    validation_path: str
+    feature_shape: tuple[int, ...]
+    n_outputs: int
+    task: str
+
+
+@dataclass(frozen=True)
+class SubEpochTask:
+    """Everything a worker needs to run one sub-epoch; plain data so it pickles across processes."""
+
+    sub_epoch_id: int
+    config_id: int
+    epoch: int
+    partition: int
+    model_ref: str
+    entry_point: str
+    hparams: dict
+    dataset: DatasetRef
+    out_path: str
+    seed: int
+    evaluate: bool
+    in_checkpoint: tuple[str, str] | None = None  # (path, sha256)
+    warm_start: tuple[str, str] | None = None
+
+
+@dataclass
+class SubEpochResult:
+    sub_epoch_id: int
+    config_id: int
+    worker: int
+    ok: bool
+    rows: int = 0
+    train_loss: float | None = None
+    train_accuracy: float | None = None
+    val_metrics: dict[str, float] = field(default_factory=dict)
+    compute_seconds: float = 0.0
+    hop_seconds: float = 0.0
+    checkpoint_path: str | None = None
+    checkpoint_sha256: str | None = None
+    checkpoint_bytes: int = 0
+    reused_in_memory: bool = False
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    details: str | None = None
+    retryable: bool = False
+
+
+def configure_threads(threads: int) -> None:
+    """Pin TensorFlow's thread pools (call before TF runs any op)."""
+    import tensorflow as tf
+
+    if threads > 0:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+class SubEpochRunner:
+    """A worker's training engine: holds its partitions and recently trained models in memory.
+
+    Args:
+        worker: this worker's index (= the partition it owns).
+        model_cache_size: how many trained models to keep; a config whose next sub-epoch lands
+            on this worker again continues from memory without reading its checkpoint.
+    """
+
+    def __init__(self, worker: int, model_cache_size: int = 4) -> None:
+        self.worker = worker
+        self._data: dict[int, tuple[Any, Any]] = {}
+        self._validation: dict[int, tuple[Any, Any]] = {}
+        self._factories: dict[tuple, Any] = {}
+        # config_id -> (model, path of the checkpoint that equals its in-memory state)
+        self._models: OrderedDict[int, tuple[Any, str]] = OrderedDict()
+        self._cache_size = model_cache_size
+
+    def _partition(self, ref: DatasetRef, partition: int) -> tuple[Any, Any]:
+        if ref.dataset_id not in self._data:
+            from hopper.engine.data import read_partition
+
+            self._data[ref.dataset_id] = read_partition(ref.partition_paths[partition], ref.feature_shape)
+        return self._data[ref.dataset_id]
+
+    def _validation_split(self, ref: DatasetRef) -> tuple[Any, Any]:
+        if ref.dataset_id not in self._validation:
+            from hopper.engine.data import read_partition
+
+            self._validation[ref.dataset_id] = read_partition(ref.validation_path, ref.feature_shape)
+        return self._validation[ref.dataset_id]
+
+    def _factory(self, task: SubEpochTask):  # noqa: ANN202
+        key = (task.model_ref, task.entry_point, task.dataset.feature_shape, task.dataset.n_outputs, task.dataset.task)
+        if key not in self._factories:
+            from hopper.roster.factory import ModelFactory
+
+            self._factories[key] = ModelFactory(task.model_ref, task.dataset.feature_shape, task.dataset.n_outputs,
+                                                task.dataset.task, entry_point=task.entry_point)
+        return self._factories[key]
+
+    def _model_for(self, task: SubEpochTask, result: SubEpochResult):  # noqa: ANN202
+        from hopper.engine.checkpoints import load_checkpoint, transfer_weights
+
+        cached = self._models.pop(task.config_id, None)
+        if cached is not None and task.in_checkpoint is not None and cached[1] == task.in_checkpoint[0]:
+            result.reused_in_memory = True
+            return cached[0]
+        factory = self._factory(task)
+        model = cached[0] if cached is not None else factory.build(task.hparams)
+        result.notes.extend(n for n in factory.notes if n not in result.notes)
+        if task.in_checkpoint is not None:
+            load_checkpoint(model, *task.in_checkpoint)
+        elif task.warm_start is not None:
+            copied, total = transfer_weights(model, *task.warm_start)
+            result.notes.append(f"warm start: {copied}/{total} weight tensors copied from {Path(task.warm_start[0]).name}")
+        return model
+
+    def run(self, task: SubEpochTask) -> SubEpochResult:
+        """Train ``task``; never raises: failures come back as a result with the error text."""
+        result = SubEpochResult(task.sub_epoch_id, task.config_id, self.worker, ok=False)
+        try:
+            self._run(task, result)
+            result.ok = True
+        except MemoryError:
+            result.error = "out of memory while training this sub-epoch"
+            result.details = traceback.format_exc()
+        except OSError as exc:
+            # A full or unwritable artefact disk is not the config's fault: retry later.
+            result.error = f"I/O error: {exc}"
+            result.details = traceback.format_exc()
+            result.retryable = True
+        except Exception as exc:  # noqa: BLE001 - a user's model can raise anything
+            from hopper.engine.errors import HopperError
+
+            result.error = exc.message if isinstance(exc, HopperError) else f"{type(exc).__name__}: {exc}"
+            result.details = traceback.format_exc()
+            result.retryable = bool(getattr(exc, "retryable", False))
+            self._models.pop(task.config_id, None)
+        return result
+
+    def _run(self, task: SubEpochTask, result: SubEpochResult) -> None:
+        import keras
+
+        from hopper.engine.checkpoints import save_checkpoint
+
+        x, y = self._partition(task.dataset, task.partition)
+        t0 = time.perf_counter()
+        model = self._model_for(task, result)
+        if model.optimizer is not None and "lr" in task.hparams:
+            model.optimizer.learning_rate = float(task.hparams["lr"])
+        t1 = time.perf_counter()
+        keras.utils.set_random_seed(task.seed % (2**31))
+        history = self._factory(task).fit(
+            model, task.hparams, x, y, batch_size=int(task.hparams.get("batch_size", 32)), epochs=1,
+            shuffle=True, verbose=0,
+        )
+        t2 = time.perf_counter()
+        hist = getattr(history, "history", None) or {}
+        result.rows = int(len(x))
+        if "loss" in hist:
+            result.train_loss = float(hist["loss"][-1])
+        for key in ("accuracy", "acc", "mae"):
+            if key in hist:
+                result.train_accuracy = float(hist[key][-1])
+                break
+        if task.evaluate:
+            xv, yv = self._validation_split(task.dataset)
+            values = model.evaluate(xv, yv, batch_size=512, verbose=0, return_dict=True)
+            result.val_metrics = {f"val_{k}": float(v) for k, v in values.items()}
+        t3 = time.perf_counter()
+        sha, size = save_checkpoint(model, task.out_path)
+        t4 = time.perf_counter()
+        result.checkpoint_path, result.checkpoint_sha256, result.checkpoint_bytes = task.out_path, sha, size
+        result.compute_seconds = (t2 - t1) + (t3 - t2)
+        result.hop_seconds = (t1 - t0) + (t4 - t3)
+        self._models[task.config_id] = (model, task.out_path)
+        while len(self._models) > self._cache_size:
+            self._models.popitem(last=False)
+
+
+def worker_environment(threads: int) -> dict[str, str]:
+    """Environment for a worker process: quiet TensorFlow, CPU only, pinned threads."""
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+    if threads > 0:
+        env.update({"OMP_NUM_THREADS": str(threads), "TF_NUM_INTRAOP_THREADS": str(threads),
+                    "TF_NUM_INTEROP_THREADS": str(threads)})
+    return env

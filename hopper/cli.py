@@ -1,0 +1,462 @@
+"""The ``hopper`` command: every user action, with tables, progress and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from hopper.engine.errors import HopperError, ValidationError
+from hopper.settings import Settings, load_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    return click.get_current_context().obj["settings"]
+
+
+def _services(check_schema: bool = True):  # noqa: ANN202
+    from hopper.engine.services import open_services
+
+    return open_services(_settings(), check_schema=check_schema)
+
+
+def _handle_errors(fn: Callable) -> Callable:
+    """Turn Hopper errors into a one-line message and the error's exit code (no tracebacks)."""
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except HopperError as exc:
+            where = f" [{exc.field}]" if exc.field else ""
+            err_console.print(f"[bold red]error{where}:[/] {exc.message}", highlight=False)
+            details = getattr(exc, "details", "")
+            if details:
+                err_console.print(details, highlight=False, markup=False)
+            sys.exit(exc.exit_code)
+    return wrapper
+
+
+def _parse_assignments(pairs: tuple[str, ...], option: str = "--set") -> dict:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValidationError(f"{option} takes KEY=VALUE, got {pair!r}", field=option)
+        key, value = pair.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return out
+
+
+def _load_json_or_file(text: str, what: str) -> dict:
+    from hopper.engine.specs import load_spec_file
+
+    candidate = Path(text)
+    if candidate.suffix.lower() in (".yaml", ".yml", ".json") or candidate.is_file():
+        return load_spec_file(candidate)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValidationError(f"{what} is neither a file nor valid JSON/YAML: {exc}", field=what) from exc
+    if not isinstance(data, dict):
+        raise ValidationError(f"{what} must be a mapping", field=what)
+    return data
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_fmt(v)}" for k, v in value.items())
+    return "" if value is None else str(value)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+@click.version_option(package_name="hopper-ms")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
+    """Hopper: steer deep-learning model selection while it runs.
+
+    Settings come from hopper.toml and HOPPER_* variables (HOPPER_HOME, HOPPER_DATABASE_URL,
+    HOPPER_DATA_ROOTS, HOPPER_WORKERS, ...).
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    ctx.obj = {"settings": load_settings()}
+
+
+# -- database -----------------------------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """Create and migrate the config store."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@_handle_errors
+def db_upgrade(revision: str) -> None:
+    """Migrate the store to REVISION (default: the newest)."""
+    services = _services(check_schema=False)
+    services.store.upgrade(revision)
+    console.print(f"config store at revision {services.store.current_revision()} ({services.store._safe_url()})")
+
+
+@db.command("downgrade")
+@click.argument("revision", default="base")
+@_handle_errors
+def db_downgrade(revision: str) -> None:
+    """Migrate the store down to REVISION (default: empty)."""
+    services = _services(check_schema=False)
+    services.store.downgrade(revision)
+    console.print(f"config store at revision {services.store.current_revision()}")
+
+
+@db.command("current")
+@_handle_errors
+def db_current() -> None:
+    """Show the store's revision and whether it is up to date."""
+    services = _services(check_schema=False)
+    current, head = services.store.current_revision(), services.store.head_revision()
+    console.print(f"current: {current}  head: {head}  {'up to date' if current == head else 'run hopper db upgrade'}")
+
+
+# -- datasets -----------------------------------------------------------------------------------
+@main.group()
+def dataset() -> None:
+    """Register and list datasets."""
+
+
+@dataset.command("register")
+@click.argument("name")
+@click.argument("path")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "npz", "image_folder"]), default=None)
+@click.option("--features", default=None, help="Comma-separated feature columns (default: all but the label).")
+@click.option("--label", default=None, help="Label column (default: the last column / 'y').")
+@click.option("--task", type=click.Choice(["classification", "regression"]), default=None)
+@click.option("--validation-fraction", type=float, default=0.2, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@_handle_errors
+def dataset_register(name: str, path: str, fmt: str | None, features: str | None, label: str | None,
+                     task: str | None, validation_fraction: float, seed: int) -> None:
+    """Register the dataset at PATH (inside a data root) as NAME and partition it for the workers."""
+    spec = {"name": name, "path": path, "format": fmt, "label_column": label, "task": task,
+            "feature_columns": features.split(",") if features else None,
+            "validation_fraction": validation_fraction, "seed": seed}
+    with console.status(f"reading and partitioning {path} ..."):
+        info = _services().register_dataset(spec)
+    console.print(f"dataset {info.id} [bold]{info.name}[/]: {info.n_rows} rows ({info.task}, features "
+                  f"{tuple(info.feature_shape)}), {info.partition_count} partitions of ~{info.n_train // info.partition_count}"
+                  f" rows, {info.n_validation} validation rows")
+
+
+@main.command("datasets")
+@_handle_errors
+def datasets_cmd() -> None:
+    """List registered datasets."""
+    table = Table("id", "name", "rows", "task", "features", "partitions", "source")
+    for d in _services().list_datasets():
+        table.add_row(str(d.id), d.name, str(d.n_rows), d.task, str(tuple(d.feature_shape)), str(d.partition_count),
+                      d.source_path)
+    console.print(table)
+
+
+# -- scripts ------------------------------------------------------------------------------------
+@main.group()
+def script() -> None:
+    """Upload custom Keras model scripts."""
+
+
+@script.command("upload")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--entry", "entry_point", default="build_model", show_default=True,
+              help="Function or HyperModel class to call.")
+@click.option("--dataset", "dataset_ref", default=None, help="Validate against this dataset's shapes.")
+@_handle_errors
+def script_upload(file: str, entry_point: str, dataset_ref: str | None) -> None:
+    """Validate FILE in a sandboxed process and store it for workloads."""
+    path = Path(file)
+    if not path.is_file():
+        raise ValidationError(f"{file} does not exist", field="file")
+    with console.status(f"validating {path.name} in a separate process ..."):
+        info = _services().upload_script(path.name, path.read_bytes(), entry_point=entry_point, dataset=dataset_ref)
+    console.print(f"script {info.id} accepted: {info.validation.get('message')}")
+    for note in info.validation.get("notes") or []:
+        console.print(f"  note: {note}")
+    if info.validation.get("space"):
+        console.print(f"  search space read from the script: {json.dumps(info.validation['space'])}")
+
+
+# -- workloads ----------------------------------------------------------------------------------
+@main.command("submit")
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@_handle_errors
+def submit(spec_file: str) -> None:
+    """Launch a workload from a YAML/JSON spec file (for scripts and cron jobs)."""
+    from hopper.engine.specs import load_spec_file
+
+    info = _services().launch_workload(load_spec_file(spec_file))
+    console.print(f"workload {info.id} [bold]{info.name}[/] launched ({info.procedure}, {info.max_epochs} epochs); "
+                  "the scheduler picks it up at its next poll")
+
+
+@main.command("workloads")
+@_handle_errors
+def workloads_cmd() -> None:
+    """List workloads with progress and best result."""
+    table = Table("id", "name", "status", "procedure", "model", "configs", "best")
+    for w in _services().list_workloads():
+        best = f"{w.best['metric']}={w.best['value']:.4f} (config {w.best['config_id']})" if w.best else ""
+        table.add_row(str(w.id), w.name, w.status, w.procedure, w.model_ref, _fmt(w.config_counts), best)
+    console.print(table)
+
+
+@main.group()
+def workload() -> None:
+    """Show, pause, resume or change one workload."""
+
+
+@workload.command("show")
+@click.argument("workload_id", type=int)
+@_handle_errors
+def workload_show(workload_id: int) -> None:
+    """Show a workload as JSON."""
+    console.print_json(json.dumps(_services().get_workload(workload_id).to_dict()))
+
+
+@workload.command("pause")
+@click.argument("workload_id", type=int)
+@_handle_errors
+def workload_pause(workload_id: int) -> None:
+    """Start no new sub-epochs for the workload (running ones finish)."""
+    console.print(f"workload {workload_id}: {_services().set_workload_status(workload_id, 'paused').status}")
+
+
+@workload.command("resume")
+@click.argument("workload_id", type=int)
+@_handle_errors
+def workload_resume(workload_id: int) -> None:
+    """Resume a paused workload."""
+    console.print(f"workload {workload_id}: {_services().set_workload_status(workload_id, 'running').status}")
+
+
+@workload.command("update")
+@click.argument("workload_id", type=int)
+@click.option("--max-epochs", type=int, default=None)
+@click.option("--max-configs", type=int, default=None)
+@_handle_errors
+def workload_update(workload_id: int, max_epochs: int | None, max_configs: int | None) -> None:
+    """Change a workload's epoch or config budget while it runs."""
+    info = _services().update_workload(workload_id, max_epochs=max_epochs, max_configs=max_configs)
+    console.print(f"workload {workload_id}: max_epochs={info.max_epochs} max_configs={info.max_configs}")
+
+
+@main.command("configs")
+@click.argument("workload_id", type=int)
+@click.option("--status", default=None, help="Only configs in this state.")
+@_handle_errors
+def configs_cmd(workload_id: int, status: str | None) -> None:
+    """List a workload's configs with their latest metrics."""
+    table = Table("id", "status", "prio", "epochs", "origin", "hparams", "latest metrics", "version")
+    for c in _services().list_configs(workload_id, status=status):
+        table.add_row(str(c.id), c.status, str(c.priority), str(c.epochs_done), c.origin, _fmt(c.hparams),
+                      _fmt({k: v for k, v in c.latest_metrics.items() if k != "epoch"}), str(c.version))
+    console.print(table)
+
+
+@main.command("show")
+@click.argument("config_id", type=int)
+@_handle_errors
+def show_config(config_id: int) -> None:
+    """Show one config with per-epoch metrics."""
+    info = _services().get_config(config_id)
+    console.print(f"config {info.id} (workload {info.workload_id}) {info.status}, {info.epochs_done} epochs, "
+                  f"version {info.version}: {_fmt(info.hparams)}")
+    if info.error:
+        console.print(f"[red]error:[/] {info.error}", markup=True, highlight=False)
+    if info.notes:
+        console.print(f"notes: {info.notes}", highlight=False)
+    by_epoch: dict[int, dict] = {}
+    for m in info.metrics:
+        by_epoch.setdefault(m["epoch"], {})[m["name"]] = m["value"]
+    names = sorted({n for v in by_epoch.values() for n in v})
+    table = Table("epoch", *names)
+    for epoch, values in sorted(by_epoch.items()):
+        table.add_row(str(epoch + 1), *(_fmt(values.get(n)) for n in names))
+    console.print(table)
+
+
+@main.command("add")
+@click.argument("workload_id", type=int)
+@click.option("--set", "assignments", multiple=True, help="KEY=VALUE hyperparameter (repeatable).")
+@click.option("--priority", type=int, default=0)
+@_handle_errors
+def add(workload_id: int, assignments: tuple[str, ...], priority: int) -> None:
+    """Add a config by hand; it starts at the next free worker slot."""
+    info = _services().add_config(workload_id, _parse_assignments(assignments), priority=priority)
+    console.print(f"config {info.id} queued: {_fmt(info.hparams)}")
+
+
+@main.command("stop")
+@click.argument("config_id", type=int)
+@click.option("--version", "expected_version", type=int, default=None, help="Fail if the config changed since.")
+@_handle_errors
+def stop(config_id: int, expected_version: int | None) -> None:
+    """Stop a config at the end of its running sub-epoch."""
+    info = _services().stop_config(config_id, expected_version=expected_version)
+    console.print(f"config {config_id}: {info.status}")
+
+
+@main.command("resume")
+@click.argument("config_id", type=int)
+@click.option("--version", "expected_version", type=int, default=None)
+@_handle_errors
+def resume(config_id: int, expected_version: int | None) -> None:
+    """Resume a stopped config from its last checkpoint."""
+    info = _services().resume_config(config_id, expected_version=expected_version)
+    console.print(f"config {config_id}: {info.status} (continues after epoch {info.epochs_done})")
+
+
+@main.command("clone")
+@click.argument("config_id", type=int)
+@click.option("--set", "assignments", multiple=True, help="KEY=VALUE override, e.g. lr=0.0005 (repeatable).")
+@click.option("--priority", type=int, default=None)
+@_handle_errors
+def clone(config_id: int, assignments: tuple[str, ...], priority: int | None) -> None:
+    """Clone a config with its trained weights and new hyperparameters."""
+    info = _services().clone_config(config_id, _parse_assignments(assignments), priority=priority)
+    console.print(f"config {info.id} cloned from {config_id}: {_fmt(info.hparams)}")
+    if info.notes:
+        console.print(f"note: {info.notes}")
+
+
+@main.command("priority")
+@click.argument("config_id", type=int)
+@click.argument("priority", type=int)
+@click.option("--version", "expected_version", type=int, default=None)
+@_handle_errors
+def priority_cmd(config_id: int, priority: int, expected_version: int | None) -> None:
+    """Set a config's priority (higher runs first)."""
+    info = _services().set_priority(config_id, priority, expected_version=expected_version)
+    console.print(f"config {config_id}: priority {info.priority}")
+
+
+@main.command("drill-down")
+@click.argument("config_id", type=int)
+@click.option("--space", "space_text", required=True, help="Refined space: a YAML/JSON file or inline JSON.")
+@click.option("--procedure", type=click.Choice(["grid", "random", "tpe"]), default="grid", show_default=True)
+@click.option("--max-configs", type=int, default=None)
+@click.option("--max-epochs", type=int, default=None)
+@click.option("--name", default=None)
+@_handle_errors
+def drill_down(config_id: int, space_text: str, procedure: str, max_configs: int | None, max_epochs: int | None,
+               name: str | None) -> None:
+    """Launch a child workload on a narrower space, warm-started from CONFIG_ID."""
+    info = _services().drill_down(config_id, _load_json_or_file(space_text, "space"), name=name,
+                                  procedure=procedure, max_configs=max_configs, max_epochs=max_epochs)
+    console.print(f"workload {info.id} [bold]{info.name}[/] launched (parent workload {info.parent_workload_id})")
+
+
+@main.command("events")
+@click.option("--limit", type=int, default=50, show_default=True)
+@_handle_errors
+def events(limit: int) -> None:
+    """Show the audit log: who did what, when."""
+    table = Table("at", "actor", "action", "object", "before", "after")
+    for e in _services().list_events(limit=limit):
+        table.add_row(e.at.isoformat(timespec="seconds"), e.actor, e.action, f"{e.object_type} {e.object_id}",
+                      _fmt(e.before), _fmt(e.after))
+    console.print(table)
+
+
+# -- running ------------------------------------------------------------------------------------
+def _print_epoch(report: Any) -> None:
+    metrics = " ".join(f"{k}={v:.4f}" for k, v in report.metrics.items() if k != "epoch_seconds")
+    console.print(f"workload {report.workload_id} config {report.config_id} epoch {report.epoch + 1}: {metrics}",
+                  highlight=False)
+
+
+def _run_scheduler(services: Any, *, epoch_barrier: bool, until_done: bool, timeout: float | None,
+                   threads: int) -> None:
+    from hopper.mop_scheduler import Scheduler
+
+    scheduler = Scheduler(services, epoch_barrier=epoch_barrier, threads_per_worker=threads, on_epoch=_print_epoch)
+    stop_event = threading.Event()
+    console.print(f"scheduler: {services.settings.workers} local workers, polling {services.store._safe_url()} "
+                  "(Ctrl-C stops after the running sub-epochs are abandoned; they re-run on restart)")
+    try:
+        scheduler.run(stop_event=stop_event, until_done=until_done, timeout=timeout)
+    except KeyboardInterrupt:
+        stop_event.set()
+        console.print("scheduler stopped")
+    except TimeoutError as exc:
+        raise HopperError(str(exc)) from exc
+    console.print(f"scheduler: {scheduler.stats}")
+
+
+@main.command("scheduler")
+@click.option("--workers", type=int, default=None, help="Override HOPPER_WORKERS.")
+@click.option("--epoch-barrier", is_flag=True, help="Strict MOP template: epochs advance together.")
+@click.option("--until-done", is_flag=True, help="Exit once no workload is running.")
+@click.option("--timeout", type=float, default=None, help="Give up after this many seconds.")
+@click.option("--threads", type=int, default=1, show_default=True, help="TensorFlow threads per worker.")
+@_handle_errors
+def scheduler_cmd(workers: int | None, epoch_barrier: bool, until_done: bool, timeout: float | None,
+                  threads: int) -> None:
+    """Run the MOP scheduler with local worker processes."""
+    ctx = click.get_current_context()
+    if workers is not None:
+        ctx.obj["settings"] = ctx.obj["settings"].with_overrides(workers=workers)
+    _run_scheduler(_services(), epoch_barrier=epoch_barrier, until_done=until_done, timeout=timeout, threads=threads)
+
+
+@main.command("demo")
+@click.option("--epochs", type=int, default=5, show_default=True)
+@click.option("--model", default="mlp", show_default=True)
+@click.option("--if-missing", is_flag=True, help="Do nothing when a workload already exists.")
+@_handle_errors
+def demo(epochs: int, model: str, if_missing: bool) -> None:
+    """Register scikit-learn's digits and launch a small grid workload on it."""
+    from hopper.engine.demo import create_demo
+
+    services = _services()
+    if if_missing and services.list_workloads():
+        console.print("demo: workloads exist already; nothing to do")
+        return
+    info = create_demo(services, max_epochs=epochs, model=model)
+    console.print(f"demo workload {info.id} [bold]{info.name}[/] launched")
+
+
+@main.command("run")
+@click.option("--epochs", type=int, default=5, show_default=True)
+@click.option("--until-done", is_flag=True, help="Exit when the demo workload finishes.")
+@_handle_errors
+def run(epochs: int, until_done: bool) -> None:
+    """Migrate the store, create the demo workload if there is none, and run the scheduler."""
+    from hopper.engine.demo import create_demo
+
+    services = _services(check_schema=False)
+    services.store.upgrade()
+    settings = services.settings
+    for root in settings.data_roots:
+        root.mkdir(parents=True, exist_ok=True)
+    console.print(f"Hopper home: {settings.home}  store: {services.store._safe_url()}")
+    if not services.list_workloads():
+        info = create_demo(services, max_epochs=epochs)
+        console.print(f"demo workload {info.id} [bold]{info.name}[/] launched")
+    _run_scheduler(services, epoch_barrier=False, until_done=until_done, timeout=None, threads=1)
+
+
+if __name__ == "__main__":
+    main()

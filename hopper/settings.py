@@ -1,0 +1,87 @@
+"""Settings from ``hopper.toml`` and ``HOPPER_*`` environment variables.
+
+Precedence, lowest first: built-in defaults, ``$HOPPER_HOME/hopper.toml``, ``./hopper.toml``,
+environment variables. ``HOPPER_HOME`` defaults to ``~/.hopper``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+_ENV_PREFIX = "HOPPER_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where Hopper keeps its state and how it runs.
+
+    Attributes:
+        home: root of Hopper's own files (store, artefacts, token).
+        database_url: SQLAlchemy URL of the config store.
+        data_roots: directories that dataset paths must lie under.
+        artifact_dir: partitions, checkpoints, TensorBoard logs, uploaded scripts.
+        backend: scheduler backend name (``local``).
+        workers: number of MOP workers (= data partitions).
+        poll_interval: seconds between store polls when nothing completes.
+        sub_epoch_timeout: seconds before a running sub-epoch is declared hung.
+        script_timeout: seconds allowed to validate an uploaded script.
+        script_memory_mb: address-space limit for script validation processes.
+    """
+
+    home: Path
+    database_url: str
+    data_roots: tuple[Path, ...]
+    artifact_dir: Path
+    backend: str = "local"
+    workers: int = 2
+    poll_interval: float = 0.2
+    sub_epoch_timeout: float = 1800.0
+    script_timeout: float = 60.0
+    script_memory_mb: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+
+def _read_toml(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    with path.open("rb") as fh:
+        data = tomllib.load(fh)
+    return data.get("hopper", data)
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Build settings from defaults, TOML files and the environment."""
+    env = dict(os.environ if env is None else env)
+    home = Path(env.get(f"{_ENV_PREFIX}HOME", "~/.hopper")).expanduser().resolve()
+    values: dict = {}
+    values.update(_read_toml(home / "hopper.toml"))
+    values.update(_read_toml(Path.cwd() / "hopper.toml"))
+    for key in (
+        "database_url", "data_roots", "artifact_dir", "backend", "workers", "poll_interval",
+        "sub_epoch_timeout", "script_timeout", "script_memory_mb",
+    ):
+        env_key = _ENV_PREFIX + key.upper()
+        if env_key in env:
+            values[key] = env[env_key]
+
+    data_roots = values.get("data_roots", [str(home / "data")])
+    if isinstance(data_roots, str):
+        data_roots = [p for p in data_roots.split(os.pathsep) if p]
+    return Settings(
+        home=home,
+        database_url=str(values.get("database_url", f"sqlite:///{home / 'hopper.db'}")),
+        data_roots=tuple(Path(p).expanduser().resolve() for p in data_roots),
+        artifact_dir=Path(values.get("artifact_dir", home / "artifacts")).expanduser().resolve(),
+        backend=str(values.get("backend", "local")),
+        workers=int(values.get("workers", 2)),
+        poll_interval=float(values.get("poll_interval", 0.2)),
+        sub_epoch_timeout=float(values.get("sub_epoch_timeout", 1800.0)),
+        script_timeout=float(values.get("script_timeout", 60.0)),
+        script_memory_mb=int(values.get("script_memory_mb", 0)),
+    )

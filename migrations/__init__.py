@@ -1,0 +1,1 @@
+"""Alembic environment and versions for the config store (SQLite and PostgreSQL)."""

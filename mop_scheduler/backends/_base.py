@@ -1,0 +1,65 @@
+"""The backend interface: run "train config C on partition P from checkpoint K" on a worker.
+
+A backend never chooses what to train; the scheduler does. Dispatch is asynchronous so that the
+scheduler can keep every worker busy: ``submit`` hands a task to an idle worker, ``poll`` returns
+what finished (or was lost with a dead worker).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from hopper.engine.training import SubEpochResult, SubEpochTask
+
+
+@dataclass(frozen=True)
+class Lost:
+    """A sub-epoch whose worker died or hung; nothing it did is committed."""
+
+    task: SubEpochTask
+    worker: int
+    reason: str
+    hung: bool = False
+
+
+Completion = SubEpochResult | Lost
+
+
+class Backend(ABC):
+    """Runs sub-epochs on ``n_workers`` workers; worker ``i`` owns data partition ``i``."""
+
+    name = "base"
+
+    def __init__(self, n_workers: int) -> None:
+        self.n_workers = n_workers
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start the workers (idempotent)."""
+
+    @abstractmethod
+    def shutdown(self) -> None:
+        """Stop every worker; in-flight sub-epochs are abandoned (they are re-run later)."""
+
+    @abstractmethod
+    def idle_workers(self) -> list[int]:
+        """Workers ready for a task."""
+
+    @abstractmethod
+    def submit(self, worker: int, task: SubEpochTask) -> None:
+        """Start ``task`` on an idle ``worker``."""
+
+    @abstractmethod
+    def poll(self, timeout: float) -> list[Completion]:
+        """Wait up to ``timeout`` seconds and return finished or lost sub-epochs."""
+
+    def in_flight(self) -> dict[int, SubEpochTask]:
+        """Worker index -> the task it is running."""
+        return {}
+
+    def worker_name(self, worker: int) -> str:
+        return f"{self.name}-{worker}"
+
+    def worker_pids(self) -> dict[int, int]:
+        return {}

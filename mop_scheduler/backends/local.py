@@ -1,0 +1,152 @@
+"""The local backend: one long-lived OS process per worker, each holding its partition in memory."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import queue
+import signal
+import time
+
+from hopper.engine.training import SubEpochResult, SubEpochTask, worker_environment
+from hopper.mop_scheduler.backends._base import Backend, Completion, Lost
+
+log = logging.getLogger("hopper.mop_scheduler.local")
+
+
+def _worker_main(index: int, threads: int, tasks: mp.Queue, results: mp.Queue) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scheduler decides when workers stop
+    from hopper.engine.training import SubEpochRunner, configure_threads
+
+    configure_threads(threads)
+    runner = SubEpochRunner(index)
+    results.put(("ready", index, os.getpid()))
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        results.put(("result", index, runner.run(task)))
+
+
+class LocalBackend(Backend):
+    """W worker processes on this machine.
+
+    Args:
+        n_workers: number of workers (= data partitions).
+        threads_per_worker: TensorFlow intra/inter-op threads per worker (1 avoids
+            over-subscribing cores when W processes train at once).
+        sub_epoch_timeout: seconds after which a running sub-epoch counts as hung; its
+            worker is killed and restarted.
+    """
+
+    name = "local"
+
+    def __init__(self, n_workers: int, *, threads_per_worker: int = 1, sub_epoch_timeout: float = 1800.0) -> None:
+        super().__init__(n_workers)
+        self.threads_per_worker = threads_per_worker
+        self.sub_epoch_timeout = sub_epoch_timeout
+        self._ctx = mp.get_context("spawn")
+        self._results: mp.Queue = self._ctx.Queue()
+        self._procs: dict[int, mp.Process] = {}
+        self._task_queues: dict[int, mp.Queue] = {}
+        self._ready: set[int] = set()
+        self._running: dict[int, tuple[SubEpochTask, float]] = {}
+        self._pids: dict[int, int] = {}
+
+    def _spawn(self, index: int) -> None:
+        tasks = self._ctx.Queue()
+        proc = self._ctx.Process(target=_worker_main, args=(index, self.threads_per_worker, tasks, self._results),
+                                 name=f"hopper-worker-{index}", daemon=True)
+        proc.start()
+        self._procs[index], self._task_queues[index] = proc, tasks
+        self._ready.discard(index)
+
+    def start(self) -> None:
+        # Spawned children inherit os.environ at start; TensorFlow reads these at import.
+        for key, value in worker_environment(self.threads_per_worker).items():
+            os.environ.setdefault(key, value)
+        for index in range(self.n_workers):
+            if index not in self._procs:
+                self._spawn(index)
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Block until every worker has imported TensorFlow (useful before timing)."""
+        deadline = time.monotonic() + timeout
+        while len(self._ready) < self.n_workers and time.monotonic() < deadline:
+            self._drain(0.2)
+
+    def shutdown(self) -> None:
+        for tasks in self._task_queues.values():
+            try:
+                tasks.put_nowait(None)
+            except Exception:  # noqa: BLE001, S110 - the queue may already be broken
+                pass
+        deadline = time.monotonic() + 5
+        for proc in self._procs.values():
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(2)
+        self._procs.clear()
+        self._task_queues.clear()
+        self._running.clear()
+        self._ready.clear()
+
+    def idle_workers(self) -> list[int]:
+        return [i for i in sorted(self._ready) if i not in self._running]
+
+    def submit(self, worker: int, task: SubEpochTask) -> None:
+        if worker in self._running or worker not in self._ready:
+            raise RuntimeError(f"worker {worker} is not idle")
+        self._running[worker] = (task, time.monotonic())
+        self._task_queues[worker].put(task)
+
+    def in_flight(self) -> dict[int, SubEpochTask]:
+        return {w: t for w, (t, _) in self._running.items()}
+
+    def worker_pids(self) -> dict[int, int]:
+        return dict(self._pids)
+
+    def _drain(self, timeout: float) -> list[SubEpochResult]:
+        out: list[SubEpochResult] = []
+        try:
+            item = self._results.get(timeout=timeout) if timeout > 0 else self._results.get_nowait()
+        except queue.Empty:
+            return out
+        while True:
+            kind, index, payload = item
+            if kind == "ready":
+                self._ready.add(index)
+                self._pids[index] = payload
+            elif index in self._running and self._running[index][0].sub_epoch_id == payload.sub_epoch_id:
+                del self._running[index]
+                out.append(payload)
+            try:
+                item = self._results.get_nowait()
+            except queue.Empty:
+                return out
+
+    def poll(self, timeout: float) -> list[Completion]:
+        completions: list[Completion] = list(self._drain(timeout))
+        now = time.monotonic()
+        for index, proc in list(self._procs.items()):
+            running = self._running.get(index)
+            hung = running is not None and now - running[1] > self.sub_epoch_timeout
+            if proc.is_alive() and not hung:
+                continue
+            if hung:
+                proc.kill()
+                proc.join(5)
+            else:
+                # Collect a result the worker managed to send before it died.
+                completions.extend(self._drain(0.05))
+                running = self._running.get(index)
+            reason = (f"sub-epoch exceeded the {self.sub_epoch_timeout:g} s limit" if hung
+                      else f"worker process {proc.pid} exited with code {proc.exitcode}")
+            log.warning("worker %d lost: %s; restarting it", index, reason)
+            if running is not None:
+                completions.append(Lost(running[0], index, reason, hung=hung))
+                del self._running[index]
+            self._spawn(index)
+        return completions
