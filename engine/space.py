@@ -95,7 +95,12 @@ class Range:
             return False
         if self.is_int and float(value) != int(value):
             return False
-        return self.low - 1e-12 <= value <= self.high + 1e-12
+        if not self.low - 1e-12 <= value <= self.high + 1e-12:
+            return False
+        if self.step is not None:
+            steps = (value - self.low) / self.step
+            return abs(steps - round(steps)) < 1e-9
+        return True
 
 
 Param = Fixed | Choice | Range
@@ -258,6 +263,8 @@ class SearchSpace:
                     raise ValidationError(
                         f"{key} range [{p.low}, {p.high}] is not inside the parent's [{q.low}, {q.high}]", field=key
                     )
+                if q.step is not None and not all(q.contains(v) for v in (p.grid_points() or [p.low, p.high])):
+                    raise ValidationError(f"{key} values are not on the parent's step of {q.step}", field=key)
         for name, q in parent.params.items():
             if name not in self.params and not isinstance(q, Fixed):
                 raise ValidationError(f"{path}.{name} of the parent space is missing", field=f"{path}.{name}")

@@ -1,0 +1,126 @@
+"""The store contract, run against SQLite and PostgreSQL (started by the fixture)."""
+
+import threading
+
+import pytest
+from sqlalchemy import select
+
+from hopper.engine.errors import Conflict, SchemaOutOfDate
+from hopper.engine.store import (
+    CheckpointRow,
+    ConfigRow,
+    DatasetRow,
+    EventRow,
+    MetricRow,
+    Store,
+    SubEpochRow,
+    WorkloadRow,
+)
+
+
+def _seed(store: Store) -> int:
+    with store.session() as s:
+        ds = DatasetRow(name="d", source_path="/x", format="npz", feature_columns=["x"], label_column="y",
+                        task="classification", n_rows=10, n_train=8, n_validation=2, feature_shape=[4],
+                        classes=[0, 1], partition_count=2, partition_paths=["a", "b"], validation_path="v", schema={})
+        s.add(ds)
+        s.flush()
+        wl = WorkloadRow(name="w", procedure="grid", search_space={"lr": 0.1}, objectives=[
+            {"metric": "val_accuracy", "direction": "max"}], max_epochs=2, dataset_id=ds.id, model_ref="mlp")
+        s.add(wl)
+        s.flush()
+        cfg = ConfigRow(workload_id=wl.id, hparams={"lr": 0.1})
+        s.add(cfg)
+        s.flush()
+        return cfg.id
+
+
+def test_schema_check_demands_upgrade(store_url):
+    store = Store(store_url, check_schema=False)
+    with pytest.raises(SchemaOutOfDate) as info:
+        Store(store_url)
+    assert "hopper db upgrade" in info.value.message
+    store.upgrade()
+    Store(store_url).dispose()
+    store.dispose()
+
+
+def test_migrations_round_trip(store_url):
+    store = Store(store_url, check_schema=False)
+    store.upgrade()
+    _seed(store)
+    store.downgrade("base")
+    assert store.current_revision() is None
+    store.upgrade()
+    assert store.current_revision() == store.head_revision()
+    with store.session() as s:
+        assert s.scalar(select(ConfigRow).limit(1)) is None  # empty again after the round trip
+    store.dispose()
+
+
+def test_rows_round_trip_with_json_and_cyclic_keys(migrated_store):
+    config_id = _seed(migrated_store)
+    with migrated_store.session() as s:
+        ck = CheckpointRow(config_id=config_id, epoch=0, seq=1, path="/c", sha256="0" * 64, bytes=10, epoch_end=True)
+        s.add(ck)
+        s.flush()
+        cfg = s.get(ConfigRow, config_id)
+        cfg.current_checkpoint_id = ck.id
+        s.add(SubEpochRow(config_id=config_id, epoch=0, partition=1, worker="local-1", outcome="ok",
+                          output_checkpoint_id=ck.id))
+        s.add(EventRow(actor="me", action="stop_config", object_type="config", object_id=config_id,
+                       before={"status": "running"}, after={"status": "stopped"}))
+    with migrated_store.session() as s:
+        cfg = s.get(ConfigRow, config_id)
+        assert cfg.hparams == {"lr": 0.1} and cfg.current_checkpoint_id is not None
+        assert s.scalar(select(EventRow)).after == {"status": "stopped"}
+
+
+def test_metric_rows_are_unique_per_epoch_and_name(migrated_store):
+    config_id = _seed(migrated_store)
+    with migrated_store.session() as s:
+        s.add(MetricRow(config_id=config_id, epoch=0, name="val_accuracy", value=0.5))
+    with pytest.raises(Conflict):
+        with migrated_store.session() as s:
+            s.add(MetricRow(config_id=config_id, epoch=0, name="val_accuracy", value=0.6))
+    with migrated_store.session() as s:
+        assert [m.value for m in s.scalars(select(MetricRow))] == [0.5]
+
+
+def test_concurrent_writers_get_a_conflict_not_a_lost_update(migrated_store):
+    config_id = _seed(migrated_store)
+    both_loaded = threading.Barrier(2)
+    outcomes: dict[str, object] = {}
+
+    def writer(name: str, priority: int) -> None:
+        try:
+            with migrated_store.session() as s:
+                row = s.get(ConfigRow, config_id)
+                both_loaded.wait(timeout=10)
+                row.priority = priority
+                if name == "second":
+                    import time
+
+                    time.sleep(0.3)  # let the first writer commit first
+            outcomes[name] = "ok"
+        except Conflict as exc:
+            outcomes[name] = exc
+
+    threads = [threading.Thread(target=writer, args=("first", 5)), threading.Thread(target=writer, args=("second", 9))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert outcomes["first"] == "ok"
+    assert isinstance(outcomes["second"], Conflict)
+    with migrated_store.session() as s:
+        row = s.get(ConfigRow, config_id)
+        assert row.priority == 5 and row.version == 2
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'w.db'}", check_schema=False)
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
+    store.dispose()
