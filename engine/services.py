@@ -21,6 +21,7 @@ from hopper.engine import data as data_mod
 from hopper.engine.entities import ConfigInfo, DatasetInfo, EventInfo, ScriptInfo, SubEpochInfo, WorkloadInfo
 from hopper.engine.errors import Conflict, InvalidState, NotFound, ScriptRejected, ValidationError
 from hopper.engine.procedures import Objective, make_procedure
+from hopper.engine.search import top_up
 from hopper.engine.space import SearchSpace
 from hopper.engine.specs import DatasetSpec, WorkloadSpec, parse_spec
 from hopper.engine.store import (
@@ -34,7 +35,7 @@ from hopper.engine.store import (
     SubEpochRow,
     WorkloadRow,
 )
-from hopper.roster import check_hparams, get_entry
+from hopper.roster import check_hparam_value, check_hparams, get_entry
 from hopper.settings import Settings
 
 log = logging.getLogger("hopper.engine.services")
@@ -127,13 +128,15 @@ class Services:
         with self.store.session() as session:
             return DatasetInfo.from_row(self._dataset_row(session, ref))
 
-    def _dataset_row(self, session: Session, ref: str | int) -> DatasetRow:
+    def _dataset_row(self, session: Session, ref: str | int, *, referenced: bool = False) -> DatasetRow:
+        """The dataset by id or name; ``referenced`` makes a missing one a bad input, not a 404."""
         if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
             row = session.get(DatasetRow, int(ref))
         else:
             row = session.scalar(select(DatasetRow).where(DatasetRow.name == ref))
         if row is None:
-            raise NotFound(f"dataset {ref!r} does not exist (register it first)", field="dataset")
+            error = ValidationError if referenced else NotFound
+            raise error(f"dataset {ref!r} does not exist (register it first)", field="dataset")
         return row
 
     # -- scripts ------------------------------------------------------------------------------
@@ -198,7 +201,7 @@ class Services:
             raise ValidationError("give exactly one of model (a roster name) or script (an uploaded script id)",
                                   field="model")
         with self.store.session() as session:
-            dataset = self._dataset_row(session, spec.dataset)
+            dataset = self._dataset_row(session, spec.dataset, referenced=True)
             if dataset.partition_count != self.settings.workers:
                 raise ValidationError(
                     f"dataset {dataset.name!r} is partitioned for {dataset.partition_count} workers but Hopper "
@@ -208,7 +211,9 @@ class Services:
             script_row = None
             space_raw = spec.space
             if spec.script is not None:
-                script_row = self._get(session, ScriptRow, spec.script, "script")
+                script_row = session.get(ScriptRow, spec.script)
+                if script_row is None:
+                    raise ValidationError(f"script {spec.script} does not exist", field="script")
                 if not script_row.valid:
                     raise ValidationError(f"script {script_row.id} failed validation: "
                                           f"{script_row.validation.get('message')}", field="script")
@@ -228,6 +233,8 @@ class Services:
             space = SearchSpace.parse(space_raw)
             if spec.model is not None:
                 check_hparams(spec.model, space.names())
+                for key, value in _space_values(space):
+                    check_hparam_value(spec.model, key, value, field=f"space.{key}")
             objective = Objective(spec.objectives[0].metric, spec.objectives[0].direction)
             procedure = make_procedure(spec.procedure, space, objective, seed=spec.seed, budget=spec.max_configs)
             if spec.procedure == "grid":
@@ -247,6 +254,8 @@ class Services:
             session.add(row)
             session.flush()
             self._event(session, actor, "launch_workload", "workload", row.id, after=spec.model_dump(mode="json"))
+            # Propose the first configs now, so they are visible (and steerable) before the scheduler runs.
+            top_up(session, row, self.settings.workers)
             return WorkloadInfo.from_row(row)
 
     def list_workloads(self) -> list[WorkloadInfo]:
@@ -368,6 +377,8 @@ class Services:
                 raise ValidationError(f"{field_prefix}.{key} must be a scalar", field=f"{field_prefix}.{key}")
         if not workload.model_ref.startswith("script:"):
             check_hparams(workload.model_ref, list(hparams), field_prefix=field_prefix)
+            for key, value in hparams.items():
+                check_hparam_value(workload.model_ref, key, value, field=f"{field_prefix}.{key}")
         space = SearchSpace.parse(workload.search_space)
         for name in space.active_params(hparams):
             if name not in hparams:
@@ -529,6 +540,23 @@ class Services:
 
     def tensorboard_dir(self, workload_id: int) -> Path:
         return self.settings.artifact_dir / "tensorboard" / f"workload-{workload_id}"
+
+
+def _space_values(space: SearchSpace) -> list[tuple[str, Any]]:
+    """Every concrete value a space names (fixed values, choices, range bounds), with its parameter."""
+    from hopper.engine.space import Choice, Fixed
+
+    out: list[tuple[str, Any]] = []
+    for name, p in space.params.items():
+        if isinstance(p, Fixed):
+            out.append((name, p.value))
+        elif isinstance(p, Choice):
+            out.extend((name, v) for v in p.values)
+            for sub in p.when.values():
+                out.extend(_space_values(sub))
+        else:
+            out.extend([(name, p.low), (name, p.high)])
+    return out
 
 
 def _possible_values(space: SearchSpace, name: str) -> list:

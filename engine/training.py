@@ -6,6 +6,7 @@ the scheduler and web processes never do.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("hopper.engine.training")
+
+_TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN, errno.ESTALE}
 
 
 @dataclass(frozen=True)
@@ -146,10 +149,12 @@ class SubEpochRunner:
             result.error = "out of memory while training this sub-epoch"
             result.details = traceback.format_exc()
         except OSError as exc:
-            # A full or unwritable artefact disk is not the config's fault: retry later.
+            # A full disk or a flaky mount is not the config's fault: retry later. Other OS errors
+            # (a missing or unreadable file the config names) are.
             result.error = f"I/O error: {exc}"
             result.details = traceback.format_exc()
-            result.retryable = True
+            result.retryable = exc.errno in _TRANSIENT_ERRNOS
+            self._models.pop(task.config_id, None)
         except Exception as exc:  # noqa: BLE001 - a user's model can raise anything
             from hopper.engine.errors import HopperError
 

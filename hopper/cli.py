@@ -14,6 +14,7 @@ from typing import Any
 import click
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from hopper.engine.errors import HopperError, ValidationError
@@ -40,8 +41,8 @@ def _handle_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except HopperError as exc:
-            where = f" [{exc.field}]" if exc.field else ""
-            err_console.print(f"[bold red]error{where}:[/] {exc.message}", highlight=False)
+            where = escape(f" [{exc.field}]") if exc.field else ""
+            err_console.print(f"[bold red]error{where}:[/] {escape(exc.message)}", highlight=False)
             details = getattr(exc, "details", "")
             if details:
                 err_console.print(details, highlight=False, markup=False)
@@ -75,11 +76,12 @@ def _load_json_or_file(text: str, what: str) -> dict:
 
 
 def _fmt(value: Any) -> str:
+    """Compact text for a table cell, escaped so user strings are never read as rich markup."""
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, dict):
-        return " ".join(f"{k}={_fmt(v)}" for k, v in value.items())
-    return "" if value is None else str(value)
+        return " ".join(f"{escape(str(k))}={_fmt(v)}" for k, v in value.items())
+    return "" if value is None else escape(str(value))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -156,7 +158,7 @@ def dataset_register(name: str, path: str, fmt: str | None, features: str | None
             "validation_fraction": validation_fraction, "seed": seed}
     with console.status(f"reading and partitioning {path} ..."):
         info = _services().register_dataset(spec)
-    console.print(f"dataset {info.id} [bold]{info.name}[/]: {info.n_rows} rows ({info.task}, features "
+    console.print(f"dataset {info.id} [bold]{escape(info.name)}[/]: {info.n_rows} rows ({info.task}, features "
                   f"{tuple(info.feature_shape)}), {info.partition_count} partitions of ~{info.n_train // info.partition_count}"
                   f" rows, {info.n_validation} validation rows")
 
@@ -167,8 +169,8 @@ def datasets_cmd() -> None:
     """List registered datasets."""
     table = Table("id", "name", "rows", "task", "features", "partitions", "source")
     for d in _services().list_datasets():
-        table.add_row(str(d.id), d.name, str(d.n_rows), d.task, str(tuple(d.feature_shape)), str(d.partition_count),
-                      d.source_path)
+        table.add_row(str(d.id), _fmt(d.name), str(d.n_rows), d.task, str(tuple(d.feature_shape)), str(d.partition_count),
+                      _fmt(d.source_path))
     console.print(table)
 
 
@@ -207,7 +209,7 @@ def submit(spec_file: str) -> None:
     from hopper.engine.specs import load_spec_file
 
     info = _services().launch_workload(load_spec_file(spec_file))
-    console.print(f"workload {info.id} [bold]{info.name}[/] launched ({info.procedure}, {info.max_epochs} epochs); "
+    console.print(f"workload {info.id} [bold]{escape(info.name)}[/] launched ({info.procedure}, {info.max_epochs} epochs); "
                   "the scheduler picks it up at its next poll")
 
 
@@ -218,7 +220,7 @@ def workloads_cmd() -> None:
     table = Table("id", "name", "status", "procedure", "model", "configs", "best")
     for w in _services().list_workloads():
         best = f"{w.best['metric']}={w.best['value']:.4f} (config {w.best['config_id']})" if w.best else ""
-        table.add_row(str(w.id), w.name, w.status, w.procedure, w.model_ref, _fmt(w.config_counts), best)
+        table.add_row(str(w.id), _fmt(w.name), w.status, w.procedure, w.model_ref, _fmt(w.config_counts), best)
     console.print(table)
 
 
@@ -365,7 +367,7 @@ def drill_down(config_id: int, space_text: str, procedure: str, max_configs: int
     """Launch a child workload on a narrower space, warm-started from CONFIG_ID."""
     info = _services().drill_down(config_id, _load_json_or_file(space_text, "space"), name=name,
                                   procedure=procedure, max_configs=max_configs, max_epochs=max_epochs)
-    console.print(f"workload {info.id} [bold]{info.name}[/] launched (parent workload {info.parent_workload_id})")
+    console.print(f"workload {info.id} [bold]{escape(info.name)}[/] launched (parent workload {info.parent_workload_id})")
 
 
 @main.command("events")
@@ -375,7 +377,7 @@ def events(limit: int) -> None:
     """Show the audit log: who did what, when."""
     table = Table("at", "actor", "action", "object", "before", "after")
     for e in _services().list_events(limit=limit):
-        table.add_row(e.at.isoformat(timespec="seconds"), e.actor, e.action, f"{e.object_type} {e.object_id}",
+        table.add_row(e.at.isoformat(timespec="seconds"), _fmt(e.actor), e.action, f"{e.object_type} {e.object_id}",
                       _fmt(e.before), _fmt(e.after))
     console.print(table)
 
@@ -435,7 +437,7 @@ def demo(epochs: int, model: str, if_missing: bool) -> None:
         console.print("demo: workloads exist already; nothing to do")
         return
     info = create_demo(services, max_epochs=epochs, model=model)
-    console.print(f"demo workload {info.id} [bold]{info.name}[/] launched")
+    console.print(f"demo workload {info.id} [bold]{escape(info.name)}[/] launched")
 
 
 @main.command("run")
@@ -454,7 +456,7 @@ def run(epochs: int, until_done: bool) -> None:
     console.print(f"Hopper home: {settings.home}  store: {services.store._safe_url()}")
     if not services.list_workloads():
         info = create_demo(services, max_epochs=epochs)
-        console.print(f"demo workload {info.id} [bold]{info.name}[/] launched")
+        console.print(f"demo workload {info.id} [bold]{escape(info.name)}[/] launched")
     _run_scheduler(services, epoch_barrier=False, until_done=until_done, timeout=None, threads=1)
 
 

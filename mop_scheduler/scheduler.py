@@ -21,9 +21,8 @@ from sqlalchemy import func, select
 
 from hopper.engine.entities import DatasetInfo
 from hopper.engine.errors import Conflict, HopperError, StoreUnavailable
-from hopper.engine.procedures import Objective, Observation, make_procedure
+from hopper.engine.search import RUNNABLE, top_up
 from hopper.engine.services import Services
-from hopper.engine.space import SearchSpace
 from hopper.engine.store import (
     CheckpointRow,
     ConfigRow,
@@ -40,7 +39,6 @@ from hopper.mop_scheduler.backends import Backend, Completion, LocalBackend, Los
 
 log = logging.getLogger("hopper.mop_scheduler")
 
-RUNNABLE = ("queued", "running")
 MAX_CONSECUTIVE_LOSSES = 3
 _COMMIT_RETRIES = 5
 
@@ -154,46 +152,11 @@ class Scheduler:
                 if self._exhausted.get(workload.id) == workload.updated_at:
                     continue
                 try:
-                    self._top_up_workload(session, workload)
+                    if top_up(session, workload, self.backend.n_workers):
+                        self._exhausted[workload.id] = workload.updated_at
                 except HopperError as exc:
                     workload.status, workload.error = "failed", f"procedure failed: {exc.message}"
                     log.error("workload %d: %s", workload.id, workload.error)
-
-    def _top_up_workload(self, session, workload: WorkloadRow) -> None:  # noqa: ANN001
-        objective = Objective(workload.objectives[0]["metric"], workload.objectives[0]["direction"])
-        procedure = make_procedure(workload.procedure, SearchSpace.parse(workload.search_space), objective,
-                                   seed=workload.seed, budget=workload.max_configs)
-        configs = list(session.scalars(select(ConfigRow).where(ConfigRow.workload_id == workload.id)))
-        values = self._objective_values(session, [c.id for c in configs], objective.metric)
-        outstanding = 0
-        for c in configs:
-            finished = c.status not in RUNNABLE
-            procedure.tell(Observation(dict(c.hparams), c.origin, values.get(c.id), finished))
-            outstanding += c.origin == "procedure" and not finished
-        if procedure.is_done():
-            self._exhausted[workload.id] = workload.updated_at
-            return
-        want = procedure.remaining_budget()
-        if procedure.max_outstanding is not None:
-            want = max(procedure.max_outstanding, self.backend.n_workers) - outstanding
-        if not want or want <= 0:
-            return
-        for hparams in procedure.ask(want):
-            session.add(ConfigRow(workload_id=workload.id, hparams=hparams, origin="procedure",
-                                  warm_start_checkpoint_id=workload.warm_start_checkpoint_id))
-        session.flush()
-
-    @staticmethod
-    def _objective_values(session, config_ids: list[int], metric: str) -> dict[int, float]:  # noqa: ANN001
-        if not config_ids:
-            return {}
-        last = (select(MetricRow.config_id, func.max(MetricRow.epoch).label("epoch"))
-                .where(MetricRow.config_id.in_(config_ids), MetricRow.name == metric)
-                .group_by(MetricRow.config_id).subquery())
-        stmt = select(MetricRow.config_id, MetricRow.value).join(
-            last, (MetricRow.config_id == last.c.config_id) & (MetricRow.epoch == last.c.epoch)
-        ).where(MetricRow.name == metric)
-        return dict(session.execute(stmt).all())
 
     # -- dispatch -----------------------------------------------------------------------------
     def _dataset_ref(self, session, dataset_id: int) -> DatasetRef:  # noqa: ANN001

@@ -3,6 +3,13 @@
 Importing this package does not import TensorFlow; builders import Keras when called.
 """
 
-from hopper.roster._catalog import COMMON_HPARAMS, ROSTER, RosterEntry, check_hparams, get_entry
+from hopper.roster._catalog import (
+    COMMON_HPARAMS,
+    ROSTER,
+    RosterEntry,
+    check_hparam_value,
+    check_hparams,
+    get_entry,
+)
 
-__all__ = ["COMMON_HPARAMS", "ROSTER", "RosterEntry", "check_hparams", "get_entry"]
+__all__ = ["COMMON_HPARAMS", "ROSTER", "RosterEntry", "check_hparam_value", "check_hparams", "get_entry"]

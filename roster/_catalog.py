@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from hopper.engine.errors import ValidationError
 
 #: Hyperparameters every roster model understands (optimizer and training knobs).
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 COMMON_HPARAMS: dict[str, object] = {
     "lr": 1e-3,
     "batch_size": 32,
@@ -16,7 +17,6 @@ COMMON_HPARAMS: dict[str, object] = {
     "dropout": 0.0,
     "weights_path": None,
 }
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,42 @@ def get_entry(name: str) -> RosterEntry:
             f"unknown roster model {name!r}; choose one of {', '.join(ROSTER)} or upload a script",
             field="model",
         ) from None
+
+
+_NUMBER_RULES: dict[str, tuple[type, float, float]] = {
+    "lr": (float, 0.0, 10.0),
+    "batch_size": (int, 1, 1 << 20),
+    "momentum": (float, 0.0, 1.0),
+    "weight_decay": (float, 0.0, 1.0),
+    "dropout": (float, 0.0, 0.99),
+}
+
+
+def _expected_type(entry: RosterEntry, key: str) -> type | None:
+    if key in _NUMBER_RULES:
+        return _NUMBER_RULES[key][0]
+    default = entry.defaults.get(key, COMMON_HPARAMS.get(key))
+    return None if default is None else type(default)
+
+
+def check_hparam_value(name: str, key: str, value: object, *, field: str) -> None:
+    """Reject a value of the wrong type or range for a roster hyperparameter (``units: "many"``)."""
+    entry = get_entry(name)
+    expected = _expected_type(entry, key)
+    if value is None or expected is None:
+        return
+    if expected in (int, float):
+        if isinstance(value, bool) or not isinstance(value, int | float) or (expected is int and int(value) != value):
+            raise ValidationError(f"{field} must be {'an integer' if expected is int else 'a number'}, got {value!r}",
+                                  field=field)
+        low, high = _NUMBER_RULES.get(key, (expected, 0, float("inf")))[1:]
+        if not low <= value <= high:
+            raise ValidationError(f"{field}={value!r} is outside [{low}, {high}]", field=field)
+    elif expected is str and not isinstance(value, str):
+        raise ValidationError(f"{field} must be a string, got {value!r}", field=field)
+    if key == "optimizer" and str(value).lower() not in OPTIMIZERS:
+        raise ValidationError(f"{field}: unknown optimizer {value!r}; choose one of {', '.join(OPTIMIZERS)}",
+                              field=field)
 
 
 def check_hparams(name: str, names: list[str] | set[str], *, field_prefix: str = "space") -> None:

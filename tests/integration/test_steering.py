@@ -57,9 +57,12 @@ def test_steering_while_running(services, digits):
         assert len(others_started_between) <= 1
 
         # -- a failing config fails alone, with the reason -------------------------------------------------
-        broken = services.add_config(wid, {"lr": 0.01, "units": 32, "batch_size": 16, "optimizer": "adagradx"})
+        garbage = services.settings.data_roots[0] / "garbage.weights.h5"
+        garbage.write_bytes(b"these are not weights")
+        broken = services.add_config(wid, {"lr": 0.01, "units": 32, "batch_size": 16, "weights_path": str(garbage)})
         wait(lambda: services.get_config(broken.id).status == "failed", what="the broken config to fail")
-        assert "unknown optimizer 'adagradx'" in services.get_config(broken.id).error
+        error = services.get_config(broken.id).error
+        assert "file signature not found" in error, error
 
         # -- kill -9 a worker mid-sub-epoch: the sub-epoch is re-run, nothing is lost or doubled ----------
         wait(lambda: running.scheduler.backend.in_flight(), what="a busy worker")

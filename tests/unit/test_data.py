@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hopper.engine.errors import Conflict, PathNotAllowed, ValidationError
 from hopper.engine.data import read_partition
+from hopper.engine.errors import Conflict, PathNotAllowed, ValidationError
 
 
 def _csv(root, name="table.csv", rows=200):

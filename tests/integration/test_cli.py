@@ -1,0 +1,97 @@
+"""The ``hopper`` command as a user runs it: subprocesses, exit codes, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def hopper(tmp_path):
+    home = tmp_path / "home"
+    env = {**os.environ, "HOPPER_HOME": str(home), "HOPPER_DATA_ROOTS": str(home / "data"),
+           "HOPPER_POLL_INTERVAL": "0.05", "COLUMNS": "200"}
+
+    def run(*args, ok=True):
+        proc = subprocess.run([sys.executable, "-m", "hopper.cli", *args], env=env, capture_output=True, text=True,
+                              timeout=600, cwd=tmp_path)
+        if ok:
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+    run.home = home
+    return run
+
+
+def test_unmigrated_store_tells_the_user_what_to_run(hopper):
+    proc = hopper("workloads", ok=False)
+    assert proc.returncode == 6
+    assert "run `hopper db upgrade`" in proc.stderr and "Traceback" not in proc.stderr
+    assert "up to date" not in hopper("db", "current").stdout
+    hopper("db", "upgrade")
+    assert "up to date" in hopper("db", "current").stdout
+
+
+def test_full_cli_session(hopper, tmp_path):
+    hopper("db", "upgrade")
+    assert "demo workload 1" in hopper("demo", "--epochs", "1").stdout
+    assert "digits" in hopper("datasets").stdout
+
+    # a spec file for a batch submission, and precise errors for bad ones
+    spec = tmp_path / "spec.yaml"
+    spec.write_text((ROOT / "examples/specs/digits_tpe.yaml").read_text().replace("max_epochs: 4", "max_epochs: 1")
+                    .replace("max_configs: 8", "max_configs: 2"))
+    assert "workload 2" in hopper("submit", str(spec)).stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: vgg99\ndataset: digits\nspace: {lr: 0.1}\n")
+    proc = hopper("submit", str(bad), ok=False)
+    assert proc.returncode == 2 and "unknown roster model 'vgg99'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 2 and "Traceback" not in proc.stderr
+    bad.write_text("name: [unclosed\n")
+    proc = hopper("submit", str(bad), ok=False)
+    assert proc.returncode == 2 and "not valid YAML" in proc.stderr
+    assert hopper("submit", str(tmp_path / "missing.yaml"), ok=False).returncode == 2
+
+    # steering commands before the scheduler runs
+    added = hopper("add", "1", "--set", "lr=0.002", "--set", "units=32", "--set", "batch_size=32").stdout
+    assert "config 7 queued" in added
+    assert "stopped" in hopper("stop", "7").stdout
+    proc = hopper("stop", "7", ok=False)
+    assert proc.returncode == 5 and "it is stopped" in proc.stderr
+    proc = hopper("priority", "1", "3", "--version", "99", ok=False)
+    assert proc.returncode == 4 and "version" in proc.stderr
+    assert hopper("stop", "999", ok=False).returncode == 3
+    proc = hopper("add", "1", "--set", "lr", ok=False)
+    assert proc.returncode == 2 and "KEY=VALUE" in proc.stderr
+
+    out = hopper("scheduler", "--until-done", "--timeout", "300").stdout
+    assert "epoch 1: " in out and "val_accuracy=" in out
+
+    workloads = hopper("workloads").stdout
+    assert "done" in workloads and "val_accuracy=" in workloads
+    assert "val_accuracy" in hopper("show", "1").stdout
+    listed = hopper("configs", "1").stdout
+    assert "stopped" in listed and "done" in listed
+    shown = json.loads(hopper("workload", "show", "2").stdout)
+    assert shown["procedure"] == "tpe" and shown["config_counts"] == {"done": 2}
+
+    cloned = hopper("clone", "1", "--set", "lr=0.0005").stdout
+    assert "cloned from 1" in cloned and "lr=0.0005" in cloned
+    drilled = hopper("drill-down", "1", "--space", '{"lr": 0.001, "units": 64, "batch_size": 32}').stdout
+    assert "parent workload 1" in drilled
+    proc = hopper("drill-down", "1", "--space", '{"lr": 0.5, "units": 64, "batch_size": 32}', ok=False)
+    assert proc.returncode == 2 and "[space.lr]" in proc.stderr
+    events = hopper("events").stdout
+    assert "clone_config" in events and "stop_config" in events
+
+
+def test_help_documents_every_command(hopper):
+    out = hopper("--help").stdout
+    for command in ("add", "clone", "configs", "dataset", "db", "demo", "drill-down", "events", "priority",
+                    "resume", "run", "scheduler", "script", "show", "stop", "submit", "workload", "workloads"):
+        assert command in out
+        assert hopper(*command.split(), "--help").returncode == 0
