@@ -1,20 +1,30 @@
-"""Model checkpoints as plain ``.npz`` files: weights plus optimizer state, written atomically.
+"""Model checkpoints: weights plus optimizer state in one flat file, written atomically.
 
 The architecture is rebuilt from the config's hparams by the model factory, so a checkpoint only
-carries arrays. That keeps a hop (save on one worker, load on the next) to a file write and read
-instead of Keras' zip format with its JSON config, and a partially written file can never be read
-because it only gets its final name after ``fsync``.
+carries arrays. A hop (save on one worker, load on the next) is then one sequential write and one
+read, hashed on the fly, instead of Keras' zip format with its JSON config and per-variable
+assignments (``bench/hop_overhead.py`` compares both). A partially written file is never read:
+it gets its final name only once complete, and every load checks the sha256 the store recorded.
+
+Layout: ``HOPCKPT1`` | header length (8 bytes, little endian) | JSON header (shape and dtype of
+each weight and optimizer variable) | the arrays' bytes, C order, back to back.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import weakref
 from pathlib import Path
 
 import numpy as np
 
 from hopper.engine.errors import TrainingError
+
+_MAGIC = b"HOPCKPT1"
+_assigners: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_readers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def file_sha256(path: str | Path) -> str:
@@ -34,45 +44,106 @@ def _optimizer_variables(model) -> list:  # noqa: ANN001
     return list(optimizer.variables)
 
 
+def _state_variables(model) -> list:  # noqa: ANN001
+    return list(model.weights) + _optimizer_variables(model)
+
+
 def save_checkpoint(model, path: str | Path) -> tuple[str, int]:  # noqa: ANN001
     """Write weights and optimizer state; returns (sha256, bytes) of the committed file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {f"w{i:05d}": w for i, w in enumerate(model.get_weights())}
-    arrays.update({f"o{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(_optimizer_variables(model))})
+    n_weights = len(model.weights)
+    arrays = [np.asarray(a, order="C") for a in _read_all(model)]  # ascontiguousarray would make scalars 1-d
+    header = json.dumps({"n_weights": n_weights,
+                         "arrays": [[list(a.shape), a.dtype.str] for a in arrays]}).encode()
+    digest = hashlib.sha256()
     tmp = path.with_name(path.name + ".partial")
+    size = 0
     with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
+        for chunk in (_MAGIC, len(header).to_bytes(8, "little"), header, *(memoryview(a).cast("B") for a in arrays)):
+            digest.update(chunk)
+            fh.write(chunk)
+            size += len(chunk)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    return file_sha256(path), path.stat().st_size
+    return digest.hexdigest(), size
 
 
-def _read(path: str | Path, expected_sha256: str | None) -> dict[str, np.ndarray]:
+def _read(path: str | Path, expected_sha256: str | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     path = Path(path)
-    if not path.is_file():
-        raise TrainingError(f"checkpoint {path} is missing", retryable=False)
-    if expected_sha256 is not None and file_sha256(path) != expected_sha256:
-        raise TrainingError(f"checkpoint {path} does not match its recorded sha256 (corrupted)", retryable=False)
-    with np.load(path, allow_pickle=False) as archive:
-        return {k: archive[k] for k in archive.files}
-
-
-def load_checkpoint(model, path: str | Path, expected_sha256: str | None = None) -> None:  # noqa: ANN001
-    """Restore weights and optimizer state into a model built from the same hparams."""
-    arrays = _read(path, expected_sha256)
-    weights = [arrays[k] for k in sorted(k for k in arrays if k.startswith("w"))]
     try:
-        model.set_weights(weights)
-    except ValueError as exc:
-        raise TrainingError(f"checkpoint {Path(path).name} does not fit this model: {exc}") from exc
-    opt_state = [arrays[k] for k in sorted(k for k in arrays if k.startswith("o"))]
-    variables = _optimizer_variables(model)
-    if opt_state and len(opt_state) == len(variables):
-        for var, value in zip(variables, opt_state, strict=True):
-            if tuple(var.shape) == value.shape:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise TrainingError(f"checkpoint {path} is missing") from None
+    if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
+        raise TrainingError(f"checkpoint {path} does not match its recorded sha256 (corrupted)")
+    if not data.startswith(_MAGIC):
+        raise TrainingError(f"{path} is not a Hopper checkpoint")
+    header_len = int.from_bytes(data[8:16], "little")
+    header = json.loads(data[16:16 + header_len])
+    offset = 16 + header_len
+    arrays = []
+    for shape, dtype in header["arrays"]:
+        dt = np.dtype(dtype)
+        count = int(np.prod(shape)) if shape else 1
+        arrays.append(np.frombuffer(data, dt, count, offset).reshape(shape))
+        offset += count * dt.itemsize
+    n = header["n_weights"]
+    return arrays[:n], arrays[n:]
+
+
+def _read_all(model) -> list[np.ndarray]:  # noqa: ANN001
+    """Every weight and optimizer variable, read in one compiled call."""
+    fn = _readers.get(model)
+    if fn is None:
+        import tensorflow as tf
+
+        variables = _state_variables(model)
+
+        @tf.function
+        def read():  # noqa: ANN202
+            return [tf.identity(v.value) for v in variables]
+
+        fn = _readers[model] = read
+    return [t.numpy() for t in fn()]
+
+
+def _assign_all(model, values: list[np.ndarray]) -> None:  # noqa: ANN001
+    """Assign every weight and optimizer variable in one compiled call (not one op per variable)."""
+    fn = _assigners.get(model)
+    if fn is None:
+        import tensorflow as tf
+
+        variables = _state_variables(model)
+
+        @tf.function(reduce_retracing=True)
+        def assign(new_values):  # noqa: ANN001, ANN202
+            for var, value in zip(variables, new_values, strict=True):
                 var.assign(value)
+
+        fn = _assigners[model] = assign
+    fn(values)
+
+
+def load_checkpoint(model, path: str | Path, expected_sha256: str | None = None) -> bool:  # noqa: ANN001
+    """Restore weights and optimizer state into a model built from the same hparams.
+
+    Returns:
+        True when the optimizer state was restored too; False when it did not fit (the
+        weights are restored and the optimizer starts fresh).
+    """
+    weights, opt_state = _read(path, expected_sha256)
+    variables = _state_variables(model)
+    if len(weights) != len(model.weights) or any(
+            tuple(v.shape) != a.shape for v, a in zip(model.weights, weights, strict=True)):
+        raise TrainingError(f"checkpoint {Path(path).name} does not fit this model (different architecture)")
+    if len(opt_state) == len(variables) - len(weights) and all(
+            tuple(v.shape) == a.shape for v, a in zip(variables[len(weights):], opt_state, strict=True)):
+        _assign_all(model, weights + opt_state)
+        return True
+    model.set_weights(weights)
+    return False
 
 
 def transfer_weights(model, path: str | Path, expected_sha256: str | None = None) -> tuple[int, int]:  # noqa: ANN001
@@ -81,8 +152,7 @@ def transfer_weights(model, path: str | Path, expected_sha256: str | None = None
     Clones and drill-down children may change architecture knobs; the layers that still fit
     are warm-started and the rest keep their fresh initialisation. Optimizer state starts fresh.
     """
-    arrays = _read(path, expected_sha256)
-    source = [arrays[k] for k in sorted(k for k in arrays if k.startswith("w"))]
+    source, _ = _read(path, expected_sha256)
     target = model.get_weights()
     copied = 0
     if len(source) == len(target):

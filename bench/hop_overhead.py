@@ -1,0 +1,107 @@
+"""Cost of a hop: checkpoint save + load as a fraction of one sub-epoch's training.
+
+For each roster model (mlp, cnn) on scikit-learn's digits split into W=2 partitions, it measures
+the median over R repetitions of
+  - sub-epoch compute: one pass of model.fit over one partition (after a warm-up pass),
+  - hop: Hopper's checkpoint (save_checkpoint on the sending worker + load_checkpoint into the
+    receiving worker's cached model of the same architecture), including the sha256 check,
+  - baseline hop: Keras' own format (model.save to .keras + keras.models.load_model), what a
+    system that ships whole models between workers would pay.
+It prints one JSON document; target: hop / sub-epoch < 5 %.
+
+Usage: python bench/hop_overhead.py [--repeats R] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from _common import emit  # noqa: E402
+
+
+def _digits():
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[..., None]
+    y = bunch.target.astype(np.int64)
+    order = np.random.default_rng(0).permutation(len(x))
+    half = order[: len(x) // 2]  # one of two partitions: what one worker trains per sub-epoch
+    return x[half], y[half]
+
+
+def measure(model_name: str, hparams: dict, repeats: int, workdir: Path) -> dict:
+    import keras
+
+    from hopper.engine.checkpoints import load_checkpoint, save_checkpoint
+    from hopper.roster.factory import ModelFactory
+
+    x, y = _digits()
+    factory = ModelFactory(model_name, x.shape[1:], 10, "classification")
+    sender, receiver = factory.build(hparams), factory.build(hparams)
+    batch = int(hparams.get("batch_size", 32))
+    sender.fit(x, y, batch_size=batch, epochs=1, verbose=0)  # warm-up: tracing happens once per worker
+    receiver.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)
+    compute, hop, keras_hop, sizes = [], [], [], {}
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        sender.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+        compute.append(time.perf_counter() - t0)
+        path = workdir / f"{model_name}-{i}.npz"
+        t0 = time.perf_counter()
+        sha, size = save_checkpoint(sender, path)
+        load_checkpoint(receiver, path, sha)
+        hop.append(time.perf_counter() - t0)
+        sizes["hopper_bytes"] = size
+        kpath = workdir / f"{model_name}-{i}.keras"
+        t0 = time.perf_counter()
+        sender.save(kpath)
+        keras.models.load_model(kpath)
+        keras_hop.append(time.perf_counter() - t0)
+        sizes["keras_bytes"] = kpath.stat().st_size
+    for a, b in zip(sender.get_weights(), receiver.get_weights(), strict=True):
+        assert (a == b).all(), "the receiving worker must hold exactly the sender's weights"
+    med = statistics.median
+    return {
+        "model": model_name, "hparams": hparams, "rows_per_partition": int(len(x)), "repeats": repeats,
+        "params": int(sender.count_params()),
+        "sub_epoch_seconds_median": round(med(compute), 5),
+        "hop_seconds_median": round(med(hop), 5),
+        "keras_format_hop_seconds_median": round(med(keras_hop), 5),
+        "hop_fraction_of_sub_epoch": round(med(hop) / med(compute), 4),
+        "keras_format_fraction_of_sub_epoch": round(med(keras_hop) / med(compute), 4),
+        "speedup_vs_keras_format": round(med(keras_hop) / med(hop), 2),
+        **sizes,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="2 repeats, for the smoke test")
+    args = parser.parse_args()
+    repeats = 2 if args.quick else args.repeats
+    from hopper.engine.training import configure_threads
+
+    configure_threads(1)  # as a local worker runs
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [measure("mlp", {"units": 128, "layers": 2, "batch_size": 32}, repeats, Path(tmp)),
+                measure("cnn", {"filters": 32, "conv_layers": 2, "dense_units": 64, "batch_size": 32}, repeats,
+                        Path(tmp))]
+    emit("hop_overhead", {"target_fraction": 0.05, "threads_per_worker": 1, "results": rows,
+                          "meets_target": all(r["hop_fraction_of_sub_epoch"] < 0.05 for r in rows)},
+         write=not args.quick)
+
+
+if __name__ == "__main__":
+    main()

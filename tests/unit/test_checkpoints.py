@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from hopper.engine.checkpoints import file_sha256, load_checkpoint, save_checkpoint, transfer_weights
+from hopper.engine.errors import TrainingError
+
+
+@pytest.fixture(scope="module")
+def factory():
+    from hopper.roster.factory import ModelFactory
+
+    return ModelFactory("mlp", (8,), 3, "classification")
+
+
+def _trained(factory, units=16, seed=0):
+    model = factory.build({"units": units, "layers": 1})
+    rng = np.random.default_rng(seed)
+    model.fit(rng.random((32, 8), dtype=np.float32), rng.integers(0, 3, 32), epochs=1, verbose=0)
+    return model
+
+
+def test_round_trip_restores_weights_and_optimizer_state(factory, tmp_path):
+    source = _trained(factory)
+    sha, size = save_checkpoint(source, tmp_path / "a.ckpt")
+    assert sha == file_sha256(tmp_path / "a.ckpt") and size == (tmp_path / "a.ckpt").stat().st_size
+    target = factory.build({"units": 16, "layers": 1})
+    load_checkpoint(target, tmp_path / "a.ckpt", sha)
+    for a, b in zip(source.get_weights(), target.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    src_opt = [v.numpy() for v in source.optimizer.variables]
+    dst_opt = [v.numpy() for v in target.optimizer.variables]
+    assert int(dst_opt[0]) == int(src_opt[0]) > 0  # iteration count carried over
+    for a, b in zip(src_opt, dst_opt, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_corrupted_or_partial_checkpoints_are_never_used(factory, tmp_path):
+    source = _trained(factory)
+    path = tmp_path / "b.ckpt"
+    sha, _ = save_checkpoint(source, path)
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    target = factory.build({"units": 16, "layers": 1})
+    before = target.get_weights()
+    with pytest.raises(TrainingError, match="sha256"):
+        load_checkpoint(target, path, sha)
+    path.write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(TrainingError, match="sha256"):
+        load_checkpoint(target, path, sha)
+    with pytest.raises(TrainingError, match="missing"):
+        load_checkpoint(target, tmp_path / "never-written.ckpt", sha)
+    for a, b in zip(before, target.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_wrong_architecture_is_refused_and_warm_start_copies_what_fits(factory, tmp_path):
+    source = _trained(factory, units=16)
+    sha, _ = save_checkpoint(source, tmp_path / "c.ckpt")
+    wider = factory.build({"units": 32, "layers": 1})
+    with pytest.raises(TrainingError, match="does not fit"):
+        load_checkpoint(wider, tmp_path / "c.ckpt", sha)
+    copied, total = transfer_weights(wider, tmp_path / "c.ckpt", sha)
+    assert (copied, total) == (1, 4)  # only the output bias keeps its shape when the width changes
+    same = factory.build({"units": 16, "layers": 1, "lr": 0.5})
+    assert transfer_weights(same, tmp_path / "c.ckpt", sha) == (4, 4)
