@@ -1,0 +1,32 @@
+# The README's two commands: `make run` and `make test`. Both build .venv first when needed.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.hopper-installed
+
+.PHONY: run test bench test-deps lint clean-venv
+
+run: $(STAMP)
+	$(VENV)/bin/hopper run
+
+test: $(STAMP) test-deps
+	$(PY) -m pytest tests
+
+bench: $(STAMP)
+	$(PY) bench/hop_overhead.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+$(STAMP): pyproject.toml constraints.txt
+	bash scripts/bootstrap-python.sh $(PYTHON)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+test-deps:
+	bash scripts/install-test-deps.sh
+
+clean-venv:
+	rm -rf $(VENV)
