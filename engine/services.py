@@ -310,11 +310,25 @@ class Services:
         return self.get_workload(workload_id)
 
     def update_workload(self, workload_id: int, *, max_epochs: int | None = None, max_configs: int | None = None,
-                        actor: str | None = None) -> WorkloadInfo:
-        """Change the epoch or config budget of a workload while it runs."""
+                        search_space: dict | None = None, actor: str | None = None) -> WorkloadInfo:
+        """Change the epoch or config budget, or the search space, of a workload while it runs.
+
+        A new space applies to configs proposed from now on; running configs keep their hparams.
+        """
         with self.store.session() as session:
             row = self._get(session, WorkloadRow, workload_id, "workload")
-            before = {"max_epochs": row.max_epochs, "max_configs": row.max_configs}
+            before = {"max_epochs": row.max_epochs, "max_configs": row.max_configs, "search_space": row.search_space}
+            if search_space is not None:
+                space = SearchSpace.parse(search_space)
+                if not row.model_ref.startswith("script:"):
+                    check_hparams(row.model_ref, space.names())
+                    for key, value in _space_values(space):
+                        check_hparam_value(row.model_ref, key, value, field=f"space.{key}")
+                objective = Objective(row.objectives[0]["metric"], row.objectives[0]["direction"])
+                make_procedure(row.procedure, space, objective, seed=row.seed, budget=row.max_configs).capacity()
+                row.search_space = space.to_dict()
+                if row.status == "done":
+                    row.status = "running"
             if max_epochs is not None:
                 if max_epochs < 1:
                     raise ValidationError("max_epochs must be at least 1", field="max_epochs")
@@ -333,19 +347,28 @@ class Services:
                 if row.status == "done":
                     row.status = "running"
             self._event(session, actor or default_actor(), "update_workload", "workload", workload_id, before,
-                        {"max_epochs": row.max_epochs, "max_configs": row.max_configs})
+                        {"max_epochs": row.max_epochs, "max_configs": row.max_configs,
+                         "search_space": row.search_space})
         return self.get_workload(workload_id)
 
     # -- configs ------------------------------------------------------------------------------
     def list_configs(self, workload_id: int, *, status: str | None = None) -> list[ConfigInfo]:
+        """All of a workload's configs with their latest metrics."""
+        return self.page_configs(workload_id, status=status, limit=None)[0]
+
+    def page_configs(self, workload_id: int, *, status: str | None = None, limit: int | None = 100,
+                     offset: int = 0) -> tuple[list[ConfigInfo], int]:
+        """One page of a workload's configs (by id) and the total count."""
         with self.store.session() as session:
             self._get(session, WorkloadRow, workload_id, "workload")
-            stmt = select(ConfigRow).where(ConfigRow.workload_id == workload_id).order_by(ConfigRow.id)
+            where = [ConfigRow.workload_id == workload_id]
             if status:
-                stmt = stmt.where(ConfigRow.status == status)
-            rows = list(session.scalars(stmt))
+                where.append(ConfigRow.status == status)
+            total = session.scalar(select(func.count()).select_from(ConfigRow).where(*where))
+            rows = list(session.scalars(select(ConfigRow).where(*where).order_by(ConfigRow.id)
+                                        .limit(limit).offset(offset)))
             latest = self._latest_metrics(session, [r.id for r in rows])
-            return [ConfigInfo.from_row(r, latest.get(r.id, {})) for r in rows]
+            return [ConfigInfo.from_row(r, latest.get(r.id, {})) for r in rows], int(total)
 
     @staticmethod
     def _latest_metrics(session: Session, config_ids: list[int]) -> dict[int, dict[str, float]]:

@@ -1,0 +1,91 @@
+"""The Flask JSON API. Handlers call ``engine.services`` only; nothing here imports TensorFlow."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, request, session
+from werkzeug.exceptions import HTTPException
+
+from hopper.engine.errors import HopperError, ScriptRejected
+from hopper.engine.services import Services
+from hopper.rest.auth import token_matches
+from hopper.rest.openapi import build_document, render_reference
+from hopper.rest.routes import api
+
+log = logging.getLogger("hopper.rest")
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+_CODE_NAMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None, **extra: str) -> Response:
+    response = jsonify({"error": {"code": code, "message": message, "field": field, **extra}})
+    response.status_code = status
+    return response
+
+
+def create_app(services: Services, *, token: str | None, secret_key: str, flask_app: Flask | None = None) -> Flask:
+    """The API on a Flask app (a new one, or the Dash server passed in).
+
+    Args:
+        services: user actions on the store.
+        token: the bearer token every request must carry; None disables auth (loopback only,
+            enforced by ``hopper serve``).
+        secret_key: signs the UI's session cookie (a logged-in browser may read the API too).
+    """
+    app = flask_app or Flask("hopper")
+    app.config.update(HOPPER_SERVICES=services, HOPPER_TOKEN=token, MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+                      SECRET_KEY=secret_key, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                      JSON_SORT_KEYS=False)
+    app.register_blueprint(api.blueprint)
+    document = build_document(api)
+
+    @app.before_request
+    def _authenticate() -> Response | None:
+        if token is None or not request.path.startswith("/api/"):
+            return None
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            if token_matches(header[len("Bearer "):].strip(), token):
+                return None
+            return error_response(403, "forbidden", "the token is not valid")
+        if session.get("authenticated"):
+            return None
+        response = error_response(401, "unauthorized", "send Authorization: Bearer <token> (see `hopper token`)")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="hopper"'
+        return response
+
+    @app.get("/api/openapi.json")
+    def openapi() -> Response:
+        return jsonify(document)
+
+    @app.get("/api/docs")
+    def reference() -> Response:
+        return Response(render_reference(document), mimetype="text/html")
+
+    @app.errorhandler(HopperError)
+    def _hopper_error(exc: HopperError) -> Response:
+        extra = {"details": exc.details} if isinstance(exc, ScriptRejected) and exc.details else {}
+        status = 422 if isinstance(exc, ScriptRejected) else exc.http_status
+        return error_response(status, exc.code, exc.message, exc.field, **extra)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        if not request.path.startswith("/api/"):
+            return exc
+        message = exc.description or exc.name
+        if exc.code == 413:
+            message = f"the request body is larger than {MAX_BODY_BYTES} bytes"
+        return error_response(exc.code or 500, _CODE_NAMES.get(exc.code, "http_error"), message)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal error; the server log has the details")
+
+    return app
+
+
+__all__ = ["create_app", "error_response"]

@@ -1,0 +1,99 @@
+"""A small route registry: one declaration gives the Flask route, body validation and the OpenAPI entry."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from pydantic import BaseModel
+
+from hopper.engine.errors import ValidationError
+from hopper.engine.specs import parse_spec
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # Flask syntax, e.g. /configs/<int:config_id>
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    status: int = 200
+    query: tuple[tuple[str, str, str], ...] = ()  # (name, type, description)
+    errors: tuple[int, ...] = ()
+    returns: str = "object"  # "object" | "list" | "page"
+    headers: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def openapi_path(self) -> str:
+        return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", self.path)
+
+    @property
+    def path_params(self) -> list[str]:
+        return re.findall(r"<(?:\w+:)?(\w+)>", self.path)
+
+
+class Api:
+    """Collects routes on one blueprint under ``prefix``."""
+
+    def __init__(self, prefix: str = "/api/v1") -> None:
+        self.prefix = prefix
+        self.blueprint = Blueprint("api", __name__, url_prefix=prefix)
+        self.routes: list[Route] = []
+
+    def route(self, method: str, path: str, summary: str, *, tag: str, body: type[BaseModel] | None = None,
+              status: int = 200, query: tuple = (), errors: tuple[int, ...] = (), returns: str = "object",
+              headers: tuple[str, ...] = ()) -> Callable:
+        spec = Route(method, path, summary, tag, body, status, query, errors, returns, headers)
+        self.routes.append(spec)
+
+        def decorate(fn: Callable) -> Callable:
+            @wraps(fn)
+            def view(**kwargs: Any) -> Any:
+                if spec.body is not None:
+                    kwargs["body"] = parse_spec(spec.body, json_body())
+                result = fn(**kwargs)
+                if isinstance(result, tuple):
+                    return result
+                return jsonify(result), spec.status
+
+            endpoint = f"{fn.__name__}"
+            self.blueprint.add_url_rule(path, endpoint, view, methods=[method])
+            return view
+
+        return decorate
+
+
+def json_body() -> Any:
+    """The request's JSON; a wrong content type or malformed JSON is a 400 naming the problem."""
+    if not request.is_json:
+        raise ValidationError("the request body must be JSON (Content-Type: application/json)", field="body")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ValidationError("the request body is not valid JSON", field="body")
+    return data
+
+
+def services():  # noqa: ANN201
+    return current_app.config["HOPPER_SERVICES"]
+
+
+def actor() -> str:
+    return current_app.config.get("HOPPER_ACTOR", "api")
+
+
+def int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(f"query parameter {name} must be an integer", field=name) from None
+    if not low <= value <= high:
+        raise ValidationError(f"query parameter {name} must be in [{low}, {high}]", field=name)
+    return value

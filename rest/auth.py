@@ -1,0 +1,46 @@
+"""API tokens and the signing secret: created on first use, stored 0600 under HOPPER_HOME."""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+TOKEN_FILE = "api-token"
+SECRET_FILE = "session-secret"
+
+
+def _read_or_create(path: Path, nbytes: int) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            os.chmod(path, 0o600)  # tighten a file someone loosened
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(nbytes)
+    # O_EXCL: two processes starting at once must not both write (the loser reads the winner's).
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def api_token(home: Path) -> str:
+    """The bearer token for the REST API and the UI login (created on first call)."""
+    return _read_or_create(Path(home) / TOKEN_FILE, 32)
+
+
+def session_secret(home: Path) -> str:
+    return _read_or_create(Path(home) / SECRET_FILE, 48)
+
+
+def token_matches(given: str | None, expected: str) -> bool:
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1")

@@ -1,0 +1,103 @@
+"""The OpenAPI 3 document, generated from the route registry and the pydantic request models."""
+
+from __future__ import annotations
+
+import html
+
+from pydantic import BaseModel
+
+from hopper import __version__
+from hopper.rest._api import Api
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+        "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]},
+        "details": {"type": "string"}}}},
+}
+_ERROR_TEXT = {400: "Invalid input", 401: "Missing token", 403: "Bad token or path outside the data roots",
+               404: "Not found", 409: "Version conflict or wrong state", 413: "Body too large",
+               422: "Script rejected"}
+
+
+def _schema_for(model: type[BaseModel], components: dict) -> dict:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in schema.pop("$defs", {}).items():
+        components[name] = sub
+    components[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def build_document(api: Api) -> dict:
+    components: dict = {"Error": ERROR_SCHEMA}
+    paths: dict = {}
+    for route in api.routes:
+        op: dict = {"summary": route.summary, "tags": [route.tag], "operationId": f"{route.method.lower()}"
+                    f"_{route.openapi_path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}"}
+        params = [{"name": p, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+                  for p in route.path_params]
+        params += [{"name": n, "in": "query", "required": False, "description": d,
+                    "schema": {"type": t, **({"minimum": 0} if t == "integer" else {})}} for n, t, d in route.query]
+        if route.body is not None and route.body.__name__ in ("VersionedBody", "CloneBody", "PriorityBody"):
+            params.append({"name": "If-Match", "in": "header", "required": False,
+                           "description": "the config's ETag (its version)", "schema": {"type": "string"}})
+        if params:
+            op["parameters"] = params
+        if route.body is not None:
+            op["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": _schema_for(route.body, components)}}}
+        if route.returns == "list":
+            body_schema: dict = {"type": "array", "items": {"type": "object"}}
+        elif route.returns == "page":
+            body_schema = {"type": "object", "required": ["items", "total", "limit", "offset"], "properties": {
+                "items": {"type": "array", "items": {"type": "object"}}, "total": {"type": "integer"},
+                "limit": {"type": "integer"}, "offset": {"type": "integer"}}}
+        else:
+            body_schema = {"type": "object"}
+        responses = {str(route.status): {"description": "OK", "content": {"application/json": {"schema": body_schema}}}}
+        for code in sorted({401, 403, *route.errors, *((400, 413) if route.body else ())}):
+            responses[str(code)] = {"description": _ERROR_TEXT.get(code, "Error"),
+                                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        op["responses"] = responses
+        paths.setdefault(api.prefix + route.openapi_path, {})[route.method.lower()] = op
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Hopper REST API", "version": __version__,
+                 "description": "Steer model-selection workloads. Every endpoint needs `Authorization: Bearer "
+                                "<token>` (see `hopper token`). Errors are `{\"error\": {code, message, field}}`."},
+        "paths": paths,
+        "components": {"schemas": components,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+    }
+
+
+def render_reference(document: dict) -> str:
+    """A self-contained HTML reference page (no CDN: Hopper may run without internet)."""
+    rows = []
+    for path, ops in document["paths"].items():
+        for method, op in ops.items():
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            body_name = body.get("$ref", "").rsplit("/", 1)[-1]
+            codes = ", ".join(op["responses"])
+            rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
+                        f"<td>{html.escape(op['summary'])}</td><td>{html.escape(body_name)}</td><td>{codes}</td></tr>")
+    schemas = "".join(
+        f"<h3 id='{html.escape(name)}'>{html.escape(name)}</h3><pre>{html.escape(_pretty(schema))}</pre>"
+        for name, schema in document["components"]["schemas"].items())
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>Hopper REST API</title><style>"
+            "body{font-family:system-ui,sans-serif;margin:2rem;max-width:75rem}table{border-collapse:collapse}"
+            "td,th{border-bottom:1px solid #ddd;padding:.35rem .6rem;text-align:left}pre{background:#f6f8fa;"
+            "padding:.6rem;overflow:auto}</style></head><body>"
+            f"<h1>Hopper REST API {html.escape(document['info']['version'])}</h1>"
+            f"<p>{html.escape(document['info']['description'])}</p>"
+            "<p>Machine-readable: <a href='/api/openapi.json'>/api/openapi.json</a></p>"
+            "<table><tr><th>method</th><th>path</th><th>what</th><th>body</th><th>responses</th></tr>"
+            + "".join(rows) + "</table><h2>Schemas</h2>" + schemas + "</body></html>")
+
+
+def _pretty(schema: dict) -> str:
+    import json
+
+    return json.dumps(schema, indent=2)

@@ -1,0 +1,173 @@
+"""Every REST endpoint: success, auth (401/403), validation (400 with field), 404, 409, 413."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hopper.rest import create_app
+
+TOKEN = "test-token-123"
+GRID = {"lr": {"type": "choice", "values": [0.01, 0.001]}, "units": 32}
+
+
+@pytest.fixture
+def client(services, digits):
+    app = create_app(services, token=TOKEN, secret_key="s" * 32)
+    app.testing = True
+    c = app.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKEN}"
+    return c
+
+
+@pytest.fixture
+def workload(client):
+    r = client.post("/api/v1/workloads", json={"name": "w", "model": "mlp", "dataset": "digits", "space": GRID,
+                                                "max_epochs": 2})
+    assert r.status_code == 201, r.json
+    return r.json
+
+
+def _error(response, status, field=None):
+    assert response.status_code == status, response.json
+    body = response.json
+    assert set(body["error"]) >= {"code", "message", "field"}
+    if field is not None:
+        assert body["error"]["field"] == field
+    return body["error"]
+
+
+def test_auth_is_required_everywhere(services, digits):
+    app = create_app(services, token=TOKEN, secret_key="s" * 32)
+    c = app.test_client()
+    for path in ("/api/v1/workloads", "/api/v1/configs/1", "/api/v1/events", "/api/openapi.json", "/api/docs",
+                 "/api/v1/nope"):
+        r = c.get(path)
+        assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
+        assert c.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 403
+    assert c.post("/api/v1/workloads", json={}).status_code == 401
+    assert c.get("/api/v1/workloads", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def test_workload_endpoints(client, workload):
+    wid = workload["id"]
+    assert workload["status"] == "running" and workload["procedure"] == "grid"
+    assert [w["id"] for w in client.get("/api/v1/workloads").json] == [wid]
+    assert client.get(f"/api/v1/workloads/{wid}").json["config_counts"] == {"queued": 2}
+    patched = client.patch(f"/api/v1/workloads/{wid}", json={"status": "paused", "max_epochs": 5}).json
+    assert patched["status"] == "paused" and patched["max_epochs"] == 5
+    patched = client.patch(f"/api/v1/workloads/{wid}", json={"search_space": {"lr": 0.005, "units": 64}}).json
+    assert patched["search_space"] == {"lr": 0.005, "units": 64}
+    _error(client.patch(f"/api/v1/workloads/{wid}", json={"search_space": {"lr": {"type": "uniform", "low": 1}}}),
+           400, "space.lr.high")
+    _error(client.patch(f"/api/v1/workloads/{wid}", json={"status": "exploded"}), 400, "status")
+    _error(client.get("/api/v1/workloads/999"), 404, "workload_id")
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"name": "w", "model": "vgg99", "dataset": "digits", "space": GRID}, "model"),
+    ({"name": "w", "model": "mlp", "dataset": "digits", "space": {"lr": {"type": "loguniform", "low": 0, "high": 1}}},
+     "space.lr.low"),
+    ({"name": "w", "model": "mlp", "dataset": "nope", "space": GRID}, "dataset"),
+    ({"name": "w", "model": "mlp", "dataset": "digits", "space": GRID, "extra": 1}, "extra"),
+    ({"model": "mlp", "dataset": "digits", "space": GRID}, "name"),
+    ({"name": "w' OR 1=1; DROP TABLE workload; --", "model": "mlp", "dataset": "digits", "space": GRID,
+      "max_epochs": "many"}, "max_epochs"),
+])
+def test_invalid_workloads_get_400_with_the_field(client, body, field):
+    _error(client.post("/api/v1/workloads", json=body), 400, field)
+    assert client.get("/api/v1/workloads").json == []
+
+
+def test_malformed_bodies(client):
+    _error(client.post("/api/v1/workloads", data="{not json", content_type="application/json"), 400, "body")
+    _error(client.post("/api/v1/workloads", data="name=x", content_type="text/plain"), 400, "body")
+    _error(client.post("/api/v1/workloads", json=[1, 2]), 400)
+    big = {"name": "x" * (3 * 1024 * 1024)}
+    assert _error(client.post("/api/v1/workloads", json=big), 413)["code"] == "payload_too_large"
+    _error(client.delete("/api/v1/workloads"), 405)
+
+
+def test_config_endpoints_with_etags(client, workload):
+    wid = workload["id"]
+    page = client.get(f"/api/v1/workloads/{wid}/configs?limit=1&offset=1").json
+    assert page["total"] == 2 and len(page["items"]) == 1 and page["offset"] == 1
+    assert client.get(f"/api/v1/workloads/{wid}/configs?status=stopped").json["total"] == 0
+    _error(client.get(f"/api/v1/workloads/{wid}/configs?limit=0"), 400, "limit")
+    cid = page["items"][0]["id"]
+    r = client.get(f"/api/v1/configs/{cid}")
+    assert r.headers["ETag"] == '"1"' and r.json["metrics"] == []
+    r = client.post(f"/api/v1/configs/{cid}/stop", json={}, headers={"If-Match": '"1"'})
+    assert r.status_code == 200 and r.json["status"] == "stopped" and r.headers["ETag"] == '"2"'
+    assert _error(client.post(f"/api/v1/configs/{cid}/resume", json={}, headers={"If-Match": '"1"'}), 409,
+                  "version")["code"] == "conflict"
+    assert client.post(f"/api/v1/configs/{cid}/resume", json={"version": 2}).json["status"] == "queued"
+    assert _error(client.post(f"/api/v1/configs/{cid}/resume", json={}), 409)["code"] == "invalid_state"
+    assert client.put(f"/api/v1/configs/{cid}/priority", json={"priority": 7}).json["priority"] == 7
+    _error(client.put(f"/api/v1/configs/{cid}/priority", json={"priority": "high"}), 400, "priority")
+    _error(client.put(f"/api/v1/configs/{cid}/priority", json={"priority": 1}, headers={"If-Match": "x"}), 400,
+           "If-Match")
+    clone = client.post(f"/api/v1/configs/{cid}/clone", json={"overrides": {"lr": 0.002}})
+    assert clone.status_code == 201 and clone.json["cloned_from_config_id"] == cid
+    _error(client.post(f"/api/v1/configs/{cid}/clone", json={"overrides": {"filters": 3}}), 400, "overrides.filters")
+    added = client.post(f"/api/v1/workloads/{wid}/configs", json={"hparams": {"lr": 0.02, "units": 16}, "priority": 2})
+    assert added.status_code == 201 and added.json["origin"] == "user"
+    _error(client.post(f"/api/v1/workloads/{wid}/configs", json={"hparams": {"units": 16}}), 400, "hparams.lr")
+    _error(client.post("/api/v1/configs/999/stop", json={}), 404)
+    # drill-down before any training: the precise state error, then a non-subset space
+    _error(client.post(f"/api/v1/configs/{cid}/drill-down", json={"space": {"lr": 0.01, "units": 32}}), 409)
+    _error(client.post(f"/api/v1/configs/{cid}/drill-down", json={"space": {"lr": 0.5, "units": 32}}), 400, "space.lr")
+    assert client.get(f"/api/v1/workloads/{wid}/sub-epochs").json == []
+    actions = [e["action"] for e in client.get("/api/v1/events?limit=50").json]
+    assert {"launch_workload", "stop_config", "resume_config", "set_priority", "clone_config", "add_config"} <= set(
+        actions)
+
+
+def test_dataset_and_script_endpoints(client, settings):
+    listed = client.get("/api/v1/datasets").json
+    assert [d["name"] for d in listed] == ["digits"]
+    assert client.get(f"/api/v1/datasets/{listed[0]['id']}").json["n_rows"] == 1797
+    _error(client.get("/api/v1/datasets/999"), 404)
+    _error(client.post("/api/v1/datasets", json={"name": "p", "path": "/etc/passwd"}), 403, "path")
+    _error(client.post("/api/v1/datasets", json={"name": "../../x", "path": "a.csv"}), 400, "name")
+    csv = settings.data_roots[0] / "t.csv"
+    csv.write_text("a,b,label\n" + "\n".join(f"{i},{i % 3},{i % 2}" for i in range(40)) + "\n")
+    created = client.post("/api/v1/datasets", json={"name": "t", "path": str(csv)})
+    assert created.status_code == 201 and created.json["task"] == "classification"
+    _error(client.post("/api/v1/datasets", json={"name": "t", "path": str(csv)}), 409)
+    rejected = client.post("/api/v1/scripts", json={"name": "bad.py", "content": "def build_model(c):\n  return 1\n"})
+    err = _error(rejected, 422, "script")
+    assert "not a keras.Model" in err["message"] and "Traceback" in err["details"]
+    ok = client.post("/api/v1/scripts", json={"name": "ok.py", "entry_point": "b", "dataset": "digits", "content":
+                     "import keras\ndef b(c):\n  return keras.Sequential([keras.Input(c['input_shape']),"
+                     "keras.layers.Flatten(),keras.layers.Dense(10,activation='softmax')])\n"})
+    assert ok.status_code == 201 and ok.json["valid"]
+    assert client.get(f"/api/v1/scripts/{ok.json['id']}").json["kind"] == "config_fn"
+
+
+def test_openapi_document_covers_every_route(client):
+    from hopper.rest.routes import api
+
+    doc = client.get("/api/openapi.json").json
+    assert doc["openapi"].startswith("3.")
+    operations = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+    assert operations == {(r.method, api.prefix + r.openapi_path) for r in api.routes}
+    assert "WorkloadSpec" in doc["components"]["schemas"]
+    page = client.get("/api/docs")
+    assert page.status_code == 200 and b"/api/v1/configs/{config_id}/clone" in page.data
+
+
+def test_server_errors_never_leak_a_traceback(services, digits, monkeypatch):
+    app = create_app(services, token=TOKEN, secret_key="s" * 32)
+    monkeypatch.setattr(services, "list_events", lambda **_: 1 / 0)
+    r = app.test_client().get("/api/v1/events", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 500 and "ZeroDivision" not in r.get_data(as_text=True)
+    assert r.json["error"]["code"] == "internal"
+
+
+def test_the_web_layer_does_not_import_tensorflow():
+    code = ("import sys, hopper.rest, hopper.engine.services; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))))")
+    out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
