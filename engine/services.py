@@ -186,6 +186,13 @@ class Services:
                                  details=result.details, field="script")
         return info
 
+    def list_scripts(self, *, valid_only: bool = False) -> list[ScriptInfo]:
+        with self.store.session() as session:
+            stmt = select(ScriptRow).order_by(ScriptRow.id)
+            if valid_only:
+                stmt = stmt.where(ScriptRow.valid.is_(True))
+            return [ScriptInfo.from_row(r) for r in session.scalars(stmt)]
+
     def get_script(self, script_id: int) -> ScriptInfo:
         with self.store.session() as session:
             return ScriptInfo.from_row(self._get(session, ScriptRow, script_id, "script"))
@@ -391,6 +398,19 @@ class Services:
                        for m in session.scalars(select(MetricRow).where(MetricRow.config_id == config_id)
                                                 .order_by(MetricRow.epoch, MetricRow.name))]
             return ConfigInfo.from_row(row, self._latest_metrics(session, [row.id]).get(row.id, {}), metrics)
+
+    def workload_metrics(self, workload_id: int, name: str | None = None) -> dict[int, list[dict]]:
+        """Every per-epoch metric of a workload's configs in one query: config id -> rows."""
+        with self.store.session() as session:
+            self._get(session, WorkloadRow, workload_id, "workload")
+            stmt = (select(MetricRow).join(ConfigRow, ConfigRow.id == MetricRow.config_id)
+                    .where(ConfigRow.workload_id == workload_id).order_by(MetricRow.config_id, MetricRow.epoch))
+            if name:
+                stmt = stmt.where(MetricRow.name == name)
+            out: dict[int, list[dict]] = {}
+            for m in session.scalars(stmt):
+                out.setdefault(m.config_id, []).append({"epoch": m.epoch, "name": m.name, "value": m.value})
+            return out
 
     def _check_hparams(self, workload: WorkloadRow, hparams: dict, field_prefix: str = "hparams") -> None:
         if not isinstance(hparams, dict) or not hparams and workload.procedure != "manual":

@@ -442,10 +442,11 @@ def demo(epochs: int, model: str, if_missing: bool) -> None:
 
 @main.command("run")
 @click.option("--epochs", type=int, default=5, show_default=True)
-@click.option("--until-done", is_flag=True, help="Exit when the demo workload finishes.")
+@click.option("--until-done", is_flag=True, help="No UI: exit when the demo workload finishes.")
+@click.option("--port", type=int, default=8050, show_default=True)
 @_handle_errors
-def run(epochs: int, until_done: bool) -> None:
-    """Migrate the store, create the demo workload if there is none, and run the scheduler."""
+def run(epochs: int, until_done: bool, port: int) -> None:
+    """Migrate the store, create the demo workload if there is none, run the scheduler and the UI."""
     from hopper.engine.demo import create_demo
 
     services = _services(check_schema=False)
@@ -457,7 +458,44 @@ def run(epochs: int, until_done: bool) -> None:
     if not services.list_workloads():
         info = create_demo(services, max_epochs=epochs)
         console.print(f"demo workload {info.id} [bold]{escape(info.name)}[/] launched")
-    _run_scheduler(services, epoch_barrier=False, until_done=until_done, timeout=None, threads=1)
+    if until_done:
+        _run_scheduler(services, epoch_barrier=False, until_done=True, timeout=None, threads=1)
+        return
+    from hopper.mop_scheduler import Scheduler
+    from hopper.serve import serve
+
+    scheduler = Scheduler(services, on_epoch=_print_epoch)
+    serve(services, host="127.0.0.1", port=port, scheduler=scheduler, announce=console.print)
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0 for all).")
+@click.option("--port", type=int, default=8050, show_default=True)
+@click.option("--no-auth", is_flag=True, help="No token (refused unless --host is loopback).")
+@click.option("--with-scheduler", is_flag=True, help="Also run the MOP scheduler in this process.")
+@click.option("--no-tensorboard", is_flag=True, help="Do not start TensorBoard.")
+@_handle_errors
+def serve_cmd(host: str, port: int, no_auth: bool, with_scheduler: bool, no_tensorboard: bool) -> None:
+    """Serve the web UI and the REST API (waitress), with TensorBoard beside them."""
+    from hopper.serve import serve
+
+    services = _services()
+    scheduler = None
+    if with_scheduler:
+        from hopper.mop_scheduler import Scheduler
+
+        scheduler = Scheduler(services, on_epoch=_print_epoch)
+    serve(services, host=host, port=port, no_auth=no_auth, tensorboard=not no_tensorboard, scheduler=scheduler,
+          announce=console.print)
+
+
+@main.command("token")
+@_handle_errors
+def token_cmd() -> None:
+    """Print the API / UI token (created with 0600 permissions on first use)."""
+    from hopper.rest.auth import api_token
+
+    console.print(api_token(_settings().home), highlight=False)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ log = logging.getLogger("hopper.mop_scheduler.local")
 
 
 def _worker_main(index: int, threads: int, tasks: mp.Queue, results: mp.Queue) -> None:
+    # TensorFlow reads these when it is first imported, which happens below, in this process.
+    os.environ.update(worker_environment(threads))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scheduler decides when workers stop
     from hopper.engine.training import SubEpochRunner, configure_threads
 
@@ -63,9 +65,6 @@ class LocalBackend(Backend):
         self._ready.discard(index)
 
     def start(self) -> None:
-        # Spawned children inherit os.environ at start; TensorFlow reads these at import.
-        for key, value in worker_environment(self.threads_per_worker).items():
-            os.environ.setdefault(key, value)
         for index in range(self.n_workers):
             if index not in self._procs:
                 self._spawn(index)

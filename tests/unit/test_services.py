@@ -73,7 +73,7 @@ def test_add_config_validates_hparams(services, digits):
     assert info.value.field == "hparams.lr" and "required" in info.value.message
     with pytest.raises(ValidationError):
         services.add_config(w.id, {"lr": [1, 2], "units": 3})
-    assert services.list_configs(w.id) == []
+    assert [c for c in services.list_configs(w.id) if c.origin == "user"] == []
 
 
 def test_clone_and_drill_down_checks(services, digits):

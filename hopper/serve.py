@@ -1,0 +1,87 @@
+"""``hopper serve``: the UI and REST API under waitress, TensorBoard beside them, optionally the scheduler."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from hopper.engine.errors import ValidationError
+from hopper.engine.services import Services
+from hopper.rest.auth import api_token, is_loopback, session_secret
+
+log = logging.getLogger("hopper.serve")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def start_tensorboard(logdir: Path, host: str) -> tuple[subprocess.Popen, int]:
+    """TensorBoard on the event files of every workload (its own process: it imports TensorFlow)."""
+    logdir.mkdir(parents=True, exist_ok=True)
+    port = free_port(host)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", host, "--port", str(port),
+         "--reload_interval", "5"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={"TF_CPP_MIN_LOG_LEVEL": "3",
+                                                                   **__import__("os").environ})
+    atexit.register(proc.terminate)
+    return proc, port
+
+
+def build_app(services: Services, *, host: str, no_auth: bool, tensorboard_port: int | None):  # noqa: ANN201
+    """The WSGI app (Dash + REST on one Flask server) and the token (None when auth is off)."""
+    from flask import request
+
+    from hopper.webui import create_dash
+
+    if no_auth and not is_loopback(host):
+        raise ValidationError(f"--no-auth is only allowed on loopback (127.0.0.1), not {host}", field="host")
+    home = services.settings.home
+    token = None if no_auth else api_token(home)
+
+    def tensorboard_url() -> str | None:
+        if tensorboard_port is None:
+            return None
+        visible_host = request.host.rsplit(":", 1)[0] if request else "127.0.0.1"
+        return f"http://{visible_host}:{tensorboard_port}/"
+
+    app = create_dash(services, token=token, secret_key=session_secret(home), tensorboard_url=tensorboard_url)
+    return app.server, token
+
+
+def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8050, no_auth: bool = False,
+          tensorboard: bool = True, scheduler: object | None = None, threads: int = 8,
+          announce=print) -> None:  # noqa: ANN001
+    """Serve until interrupted; runs ``scheduler`` (if given) in a background thread."""
+    from waitress import create_server
+
+    tb_port = None
+    if tensorboard:
+        _, tb_port = start_tensorboard(services.tensorboard_dir(0).parent, host)
+    wsgi, token = build_app(services, host=host, no_auth=no_auth, tensorboard_port=tb_port)
+    stop = threading.Event()
+    if scheduler is not None:
+        thread = threading.Thread(target=scheduler.run, kwargs={"stop_event": stop}, name="scheduler", daemon=True)
+        thread.start()
+    server = create_server(wsgi, host=host, port=port, threads=threads)
+    announce(f"Hopper UI: http://{host}:{port}/   REST API: http://{host}:{port}/api/docs")
+    announce("auth disabled (loopback only)" if token is None else f"token: {token}   (also: `hopper token`)")
+    if tb_port:
+        announce(f"TensorBoard: http://{host}:{tb_port}/")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        server.close()
+        time.sleep(0.2)

@@ -1,0 +1,206 @@
+"""The real UI in headless Chromium (Playwright, Debian's chromium), against `hopper serve --with-scheduler`.
+
+Screenshots of every page go to docs/screenshots/.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.postgres import free_port
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("e2e") / "home"
+    env = {**os.environ, "HOPPER_HOME": str(home), "HOPPER_DATA_ROOTS": str(home / "data"),
+           "HOPPER_POLL_INTERVAL": "0.1"}
+    cli = [sys.executable, "-m", "hopper.cli"]
+    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
+    setup = ("from hopper.settings import load_settings; from hopper.engine.services import open_services; "
+             "from hopper.engine.demo import ensure_digits; ensure_digits(open_services(load_settings()))")
+    subprocess.run([sys.executable, "-c", setup], env=env, check=True, capture_output=True)
+    port = free_port()
+    log = open(home / "serve.log", "w")
+    proc = subprocess.Popen([*cli, "serve", "--port", str(port), "--with-scheduler"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(base + "/login", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.3)
+    else:
+        raise RuntimeError((home / "serve.log").read_text())
+    token = (home / "api-token").read_text().strip()
+    assert (home / "api-token").stat().st_mode & 0o777 == 0o600
+    yield base, token, home
+    proc.terminate()
+    proc.wait(20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _cell(page, config_id: int, column: str):
+    row = page.locator("#cfg-table tr").filter(has=page.locator(f'td[data-dash-column="id"] >> text="{config_id}"'))
+    return row.locator(f'td[data-dash-column="{column}"]')
+
+
+def _select(page, config_id: int) -> None:
+    row = page.locator("#cfg-table tr").filter(has=page.locator(f'td[data-dash-column="id"] >> text="{config_id}"'))
+    row.locator("input[type=radio]").check()
+
+
+def _wait_text(locator, pattern: str, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = locator.inner_text() if locator.count() else ""
+        if re.search(pattern, text):
+            return text
+        time.sleep(0.25)
+    raise AssertionError(f"{pattern!r} never appeared; last text: {text!r}")
+
+
+def test_steering_a_workload_in_the_browser(server, browser):
+    base, token, _ = server
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+
+    # -- log in (the UI is closed without the token) -----------------------------------------------------
+    page.goto(base + "/")
+    assert page.url.endswith("/login")
+    page.fill("#token", "wrong")
+    page.click("#login-button")
+    assert "not valid" in page.inner_text("body")
+    page.screenshot(path=SHOTS / "login.png")
+    page.fill("#token", token)
+    page.click("#login-button")
+    page.wait_for_selector("#workload-table")
+
+    # -- launch a grid workload through the wizard -------------------------------------------------------
+    page.fill("#wiz-name", "browser grid")
+    page.fill("#wiz-space", "lr: {type: choice, values: [0.003, 0.01]\n")
+    _wait_text(page.locator("#wiz-space-feedback"), "Error")
+    page.fill("#wiz-space", "lr: {type: choice, values: [0.003, 0.01]}\nunits: 64\nbatch_size: 32\n")
+    _wait_text(page.locator("#wiz-space-feedback"), "valid: 2 grid points")
+    page.fill("#wiz-epochs", "40")  # long enough to still be running when we steer it
+    page.click("#wiz-launch")
+    page.wait_for_url(re.compile(r"/workloads/\d+$"), timeout=30_000)
+    workload_id = int(page.url.rsplit("/", 1)[-1])
+    page.wait_for_selector("#cfg-table")
+    _wait_text(page.locator("#cfg-table"), r"lr=0\.01")
+    ids = [int(t) for t in page.locator('#cfg-table td[data-dash-column="id"]').all_inner_texts()]
+    first, second = sorted(ids)[:2]
+
+    # -- curves appear as epochs finish ------------------------------------------------------------------
+    _wait_text(_cell(page, first, "epochs_done"), r"^[1-9]", timeout=180)
+    page.wait_for_function("document.querySelectorAll('#graph-curves .scatterlayer .trace').length >= 1",
+                           timeout=60_000)
+
+    # -- stop, see the status change, resume -------------------------------------------------------------
+    _select(page, first)
+    page.click("#btn-stop")
+    _wait_text(page.locator("#notice-actions"), f"config {first}: stopped")
+    _wait_text(_cell(page, first, "status"), "stopped")
+    page.click("#btn-resume")
+    _wait_text(page.locator("#notice-actions"), f"config {first}: queued")
+    _wait_text(_cell(page, first, "status"), "queued|running|done")
+
+    # -- clone with a new learning rate ------------------------------------------------------------------
+    page.fill("#clone-lr", "0.0005")
+    page.click("#btn-clone")
+    notice = _wait_text(page.locator("#notice-clone"), f"cloned from {first}")
+    clone_id = int(re.search(r"config (\d+) cloned", notice).group(1))
+    _wait_text(_cell(page, clone_id, "hparams_text"), r"lr=0\.0005")
+    assert _cell(page, clone_id, "origin").inner_text() == "clone"
+
+    # -- add a config by hand (a bad one first: the notice names the problem) ------------------------------
+    page.fill("#add-hparams", "lr: 0.005\nfilters: 3\n")
+    page.click("#btn-add")
+    _wait_text(page.locator("#notice-add"), r"Error \[hparams.filters\]")
+    page.fill("#add-hparams", "lr: 0.005\nunits: 32\nbatch_size: 32\n")
+    page.click("#btn-add")
+    added = int(re.search(r"config (\d+) queued", _wait_text(page.locator("#notice-add"), "queued")).group(1))
+    _wait_text(_cell(page, added, "origin"), "user")
+    page.wait_for_function("document.querySelectorAll('#graph-gantt .trace').length >= 1", timeout=60_000)
+    _wait_text(_cell(page, second, "epochs_done"), r"^[1-9]", timeout=180)
+    page.screenshot(path=SHOTS / "workload-detail.png", full_page=True)
+
+    # -- drill down from a trained config: the child links back to its parent -----------------------------
+    _select(page, second)
+    page.fill("#drill-space", "lr: 0.01\nunits: 64\nbatch_size: 32\n")
+    page.fill("#drill-epochs", "1")
+    page.click("#btn-drill")
+    _wait_text(page.locator("#notice-drill"), "child workload")
+    page.click("#child-link")
+    page.wait_for_url(re.compile(r"/workloads/\d+$"))
+    assert int(page.url.rsplit("/", 1)[-1]) != workload_id
+    page.wait_for_selector("#crumb-parent")
+    assert page.inner_text("#crumb-parent") == "browser grid"
+    _wait_text(page.locator("#cfg-table"), r"lr=0\.01")
+    page.screenshot(path=SHOTS / "drill-down-child.png", full_page=True)
+    page.click("#crumb-parent")
+    page.wait_for_url(re.compile(rf"/workloads/{workload_id}$"))
+
+    # -- the workloads list, the audit log and TensorBoard ------------------------------------------------
+    page.click("text=Workloads")
+    _wait_text(page.locator("#workload-table"), "browser grid")
+    page.screenshot(path=SHOTS / "workloads.png", full_page=True)
+    page.click("text=Audit log")
+    events = _wait_text(page.locator("#event-table"), "clone_config")
+    for action in ("launch_workload", "stop_config", "resume_config", "add_config"):
+        assert action in events
+    page.screenshot(path=SHOTS / "audit-log.png", full_page=True)
+    page.click("text=TensorBoard")
+    frame = page.wait_for_selector("#tensorboard-frame")
+    src = frame.get_attribute("src")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(src, timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            time.sleep(1)
+    page.reload()
+    page.wait_for_selector("#tensorboard-frame")
+    page.frame_locator("#tensorboard-frame").locator("body").wait_for(timeout=60_000)
+    time.sleep(4)
+    page.screenshot(path=SHOTS / "tensorboard.png")
+
+
+def test_api_reference_page_needs_login(server, browser):
+    base, token, _ = server
+    page = browser.new_page()
+    page.goto(base + "/api/docs")
+    assert "unauthorized" in page.inner_text("body")
+    page.goto(base + "/login")
+    page.fill("#token", token)
+    page.click("#login-button")
+    page.goto(base + "/api/docs")
+    assert "Hopper REST API" in page.inner_text("h1")
+    r = requests.get(base + "/api/v1/workloads", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert r.status_code == 200 and any(w["name"] == "browser grid" for w in r.json())

@@ -1,0 +1,69 @@
+"""The Dash web UI. It talks to ``engine.services`` only and never imports TensorFlow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import dash
+from flask import Flask, Response, redirect, request, session
+
+from hopper.engine.services import Services
+from hopper.rest.auth import token_matches
+from hopper.webui import callbacks, layout
+
+_LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Hopper: log in</title>
+<link rel="stylesheet" href="/assets/hopper.css"></head><body><div class="login">
+<h1>Hopper</h1><p>Paste the API token (<code>hopper token</code> prints it).</p>
+<form method="post" action="/login"><label class="field-label" for="token">Token</label>
+<input class="input" id="token" name="token" type="password" autofocus autocomplete="current-password">
+<p class="notice"><span class="error">{error}</span></p>
+<button class="button primary" id="login-button" type="submit">Log in</button></form></div></body></html>"""
+
+
+def create_dash(services: Services, *, token: str | None, secret_key: str,
+                tensorboard_url: Callable[[], str | None] = lambda: None, server: Flask | None = None) -> dash.Dash:
+    """The UI (and, on the same Flask server, the REST API).
+
+    Args:
+        services: user actions on the store.
+        token: what the login form checks; None disables the login (loopback only).
+        secret_key: signs the session cookie.
+        tensorboard_url: returns the URL of the TensorBoard process for the iframe (or None).
+    """
+    from hopper.rest import create_app
+
+    server = server or Flask("hopper")
+    app = dash.Dash("hopper", server=server, title="Hopper", suppress_callback_exceptions=True,
+                    assets_folder=str(Path(__file__).parent / "assets"), update_title=None)
+    app.layout = layout.shell(token is not None)
+    create_app(services, token=token, secret_key=secret_key, flask_app=server)
+    callbacks.register(app, services, tensorboard_url)
+
+    @server.before_request
+    def _require_login() -> Response | None:
+        path = request.path
+        if token is None or path.startswith("/api/") or path in ("/login", "/assets/hopper.css") or \
+                session.get("authenticated"):
+            return None
+        if request.method == "GET" and not path.startswith("/_dash"):
+            return redirect("/login")
+        return Response('{"error": {"code": "unauthorized", "message": "log in first", "field": null}}',
+                        status=401, mimetype="application/json")
+
+    @server.route("/login", methods=["GET", "POST"])
+    def login() -> Response:
+        if request.method == "POST":
+            if token is None or token_matches(request.form.get("token", "").strip(), token):
+                session.clear()
+                session["authenticated"] = True
+                return redirect("/")
+            return Response(_LOGIN_PAGE.format(error="That token is not valid."), status=403, mimetype="text/html")
+        return Response(_LOGIN_PAGE.format(error=""), mimetype="text/html")
+
+    @server.route("/logout")
+    def logout() -> Response:
+        session.clear()
+        return redirect("/login")
+
+    return app

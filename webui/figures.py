@@ -1,0 +1,100 @@
+"""Plotly figures built from services' plain objects (no TensorFlow, no store access)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import plotly.graph_objects as go
+
+_PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d",
+            "#bab0ac"]
+
+
+def colour(config_id: int) -> str:
+    return _PALETTE[config_id % len(_PALETTE)]
+
+
+def _empty(message: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, font={"size": 14, "color": "#888"})
+    fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, height=320,
+                      margin={"l": 20, "r": 20, "t": 30, "b": 20}, uirevision="keep")
+    return fig
+
+
+def learning_curves(series: dict[int, list[tuple[int, float]]], metric: str) -> go.Figure:
+    """One line per config: metric value per epoch (1-based)."""
+    if not any(series.values()):
+        return _empty("No finished epochs yet: curves appear after each config's first epoch")
+    fig = go.Figure()
+    for config_id, points in sorted(series.items()):
+        if not points:
+            continue
+        fig.add_trace(go.Scatter(x=[e + 1 for e, _ in points], y=[v for _, v in points], mode="lines+markers",
+                                 name=f"config {config_id}", line={"color": colour(config_id)}))
+    fig.update_layout(title=f"{metric} per epoch", xaxis_title="epoch", yaxis_title=metric, height=360,
+                      margin={"l": 50, "r": 20, "t": 50, "b": 40}, uirevision="keep", legend={"orientation": "h"})
+    fig.update_xaxes(dtick=1)
+    return fig
+
+
+def gantt(sub_epochs: list[dict]) -> go.Figure:
+    """Sub-epochs per worker over time, coloured by config (the MOP schedule)."""
+    rows = [s for s in sub_epochs if s["started_at"]]
+    if not rows:
+        return _empty("No sub-epochs yet")
+    import pandas as pd
+    import plotly.express as px
+
+    frame = pd.DataFrame([{
+        "worker": s["worker"], "start": s["started_at"], "finish": s["finished_at"] or s["started_at"],
+        "config": f"config {s['config_id']}", "detail": f"epoch {s['epoch'] + 1}, partition {s['partition']}: "
+                                                       f"{s['outcome']}",
+    } for s in rows])
+    frame["start"] = pd.to_datetime(frame["start"])
+    frame["finish"] = pd.to_datetime(frame["finish"])
+    frame.loc[frame["finish"] <= frame["start"], "finish"] = frame["start"] + pd.Timedelta(milliseconds=200)
+    colours = {f"config {s['config_id']}": colour(s["config_id"]) for s in rows}
+    fig = px.timeline(frame, x_start="start", x_end="finish", y="worker", color="config", hover_data=["detail"],
+                      color_discrete_map=colours)
+    fig.update_layout(title="Sub-epochs per worker", height=300, margin={"l": 80, "r": 20, "t": 50, "b": 40},
+                      uirevision="keep", legend={"orientation": "h"})
+    fig.update_yaxes(categoryorder="category ascending")
+    return fig
+
+
+def parallel_coordinates(configs: list[dict], metric: str, direction: str) -> go.Figure:
+    """Hyperparameters against the objective, one line per config with a value."""
+    scored = [c for c in configs if metric in c["latest_metrics"]]
+    if not scored:
+        return _empty(f"No {metric} yet")
+    names = sorted({k for c in scored for k in c["hparams"]})
+    dimensions = []
+    for name in names:
+        values = [c["hparams"].get(name) for c in scored]
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            dimensions.append({"label": name, "values": values})
+        else:
+            labels = sorted({str(v) for v in values})
+            dimensions.append({"label": name, "values": [labels.index(str(v)) for v in values],
+                               "tickvals": list(range(len(labels))), "ticktext": labels})
+    varying = [dim for dim in dimensions if len({str(v) for v in dim["values"]}) > 1]
+    dimensions = varying or dimensions[:1]  # a fixed hyperparameter is one flat line: leave it out
+    values = [c["latest_metrics"][metric] for c in scored]
+    dimensions.append({"label": metric, "values": values})
+    fig = go.Figure(go.Parcoords(line={"color": values, "colorscale": "Viridis",
+                                       "reversescale": direction == "min", "showscale": True},
+                                 dimensions=dimensions))
+    fig.update_layout(title={"text": f"Hyperparameters vs {metric}", "y": 0.97}, height=360,
+                      margin={"l": 60, "r": 60, "t": 90, "b": 30},
+                      uirevision="keep")
+    return fig
+
+
+def metric_series(configs: list[dict], metric: str) -> dict[int, list[tuple[int, float]]]:
+    series: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for c in configs:
+        for m in c.get("metrics", []):
+            if m["name"] == metric:
+                series[c["id"]].append((m["epoch"], m["value"]))
+    return {k: sorted(v) for k, v in series.items()}

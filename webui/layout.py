@@ -1,0 +1,224 @@
+"""Page layouts. Pure functions of services' plain objects; callbacks fill the live parts."""
+
+from __future__ import annotations
+
+import json
+
+from dash import dash_table, dcc, html
+
+from hopper.roster import ROSTER
+
+REFRESH_MS = 2000
+EXAMPLE_SPACE = """lr: {type: choice, values: [0.001, 0.003]}
+units: {type: choice, values: [64, 128]}
+batch_size: 32
+"""
+
+TABLE_STYLE = {
+    "style_table": {"overflowX": "auto"},
+    "style_cell": {"fontFamily": "system-ui, sans-serif", "fontSize": "13px", "padding": "6px 8px",
+                   "textAlign": "left", "maxWidth": "340px", "overflow": "hidden", "textOverflow": "ellipsis"},
+    "style_header": {"fontWeight": "600", "backgroundColor": "#f3f5f8", "borderBottom": "2px solid #d0d7de"},
+    "style_data_conditional": [
+        {"if": {"filter_query": "{status} = failed"}, "color": "#b42318"},
+        {"if": {"filter_query": "{status} = stopped"}, "color": "#777"},
+        {"if": {"filter_query": "{status} = running"}, "fontWeight": "600"},
+        {"if": {"state": "selected"}, "backgroundColor": "#e8f0fe", "border": "1px solid #4c78a8"},
+    ],
+}
+
+
+def field(label: str, control, hint: str | None = None, width: str = "100%") -> html.Div:  # noqa: ANN001
+    children = [html.Label(label, className="field-label"), control]
+    if hint:
+        children.append(html.Div(hint, className="hint"))
+    return html.Div(children, className="field", style={"width": width})
+
+
+def shell(token_required: bool) -> html.Div:
+    nav = [dcc.Link("Workloads", href="/", className="nav-link"),
+           dcc.Link("Audit log", href="/events", className="nav-link"),
+           dcc.Link("TensorBoard", href="/tensorboard", className="nav-link"),
+           html.A("REST API", href="/api/docs", className="nav-link", target="_blank")]
+    if token_required:
+        nav.append(html.A("Log out", href="/logout", className="nav-link right"))
+    return html.Div([
+        dcc.Location(id="url"),
+        dcc.Interval(id="tick", interval=REFRESH_MS),
+        html.Header([html.Span("Hopper", className="brand"),
+                     html.Span("model selection you can steer", className="tagline"), html.Nav(nav)],
+                    className="topbar"),
+        html.Main(id="page", className="page"),
+    ])
+
+
+def workloads_page(datasets: list, scripts: list) -> html.Div:
+    model_options = [{"label": f"{name} (roster)", "value": name} for name in ROSTER]
+    model_options += [{"label": f"script {s.id}: {s.name}", "value": f"script:{s.id}"} for s in scripts if s.valid]
+    return html.Div([
+        html.H1("Workloads"),
+        dash_table.DataTable(
+            id="workload-table", columns=[
+                {"name": "id", "id": "id"}, {"name": "name", "id": "link", "presentation": "markdown"},
+                {"name": "status", "id": "status"}, {"name": "procedure", "id": "procedure"},
+                {"name": "model", "id": "model_ref"}, {"name": "progress", "id": "progress"},
+                {"name": "best", "id": "best"}],
+            data=[], sort_action="native", page_size=20, markdown_options={"link_target": "_self"}, **TABLE_STYLE),
+        html.H2("Launch a workload"),
+        html.Div([
+            html.Div([
+                field("Name", dcc.Input(id="wiz-name", placeholder="e.g. digits grid", className="input")),
+                field("Description", dcc.Textarea(id="wiz-description", className="textarea small")),
+                field("Model", dcc.Dropdown(id="wiz-model", options=model_options, value="mlp", clearable=False),
+                      "a roster model, or a script you uploaded and Hopper validated"),
+                field("Dataset", dcc.Dropdown(id="wiz-dataset", options=[
+                    {"label": f"{d.name} ({d.n_rows} rows, {d.task}, features {tuple(d.feature_shape)}, "
+                              f"label {d.label_column})", "value": d.name} for d in datasets],
+                    value=datasets[0].name if datasets else None)),
+                html.Div([
+                    field("Procedure", dcc.Dropdown(id="wiz-procedure", clearable=False, value="grid", options=[
+                        {"label": "grid", "value": "grid"}, {"label": "random", "value": "random"},
+                        {"label": "TPE (hyperopt)", "value": "tpe"}, {"label": "manual", "value": "manual"}]),
+                        width="32%"),
+                    field("Max epochs", dcc.Input(id="wiz-epochs", type="number", min=1, value=3,
+                                                  className="input"), width="32%"),
+                    field("Configs (random/TPE)", dcc.Input(id="wiz-configs", type="number", min=1, value=8,
+                                                            className="input"), width="32%"),
+                ], className="row"),
+                html.Div([
+                    field("Objective metric", dcc.Input(id="wiz-metric", value="val_accuracy", className="input"),
+                          width="49%"),
+                    field("Direction", dcc.Dropdown(id="wiz-direction", clearable=False, value="max", options=[
+                        {"label": "maximise", "value": "max"}, {"label": "minimise", "value": "min"}]), width="49%"),
+                ], className="row"),
+            ], className="col"),
+            html.Div([
+                html.Div([
+                    field("Parameter", dcc.Input(id="row-name", placeholder="units", className="input"), width="24%"),
+                    field("Type", dcc.Dropdown(id="row-type", value="choice", clearable=False, options=[
+                        {"label": t, "value": t} for t in ("choice", "int", "uniform", "loguniform", "fixed")]),
+                        width="24%"),
+                    field("Values / low,high[,step]", dcc.Input(id="row-values", placeholder="32, 64, 128",
+                                                                className="input"), width="34%"),
+                    html.Button("Add row", id="row-add", className="button secondary"),
+                ], className="row bottom"),
+                field("Search space (YAML or JSON)", dcc.Textarea(id="wiz-space", value=EXAMPLE_SPACE,
+                                                                 className="textarea code")),
+                html.Div(id="wiz-space-feedback", className="feedback"),
+                html.Button("Launch", id="wiz-launch", className="button primary"),
+                html.Div(id="wiz-notice", className="notice"),
+            ], className="col"),
+        ], className="two-col card"),
+        html.H2("Register a dataset"),
+        html.Div([
+            field("Name", dcc.Input(id="ds-name", className="input"), width="18%"),
+            field("Path (inside a data root)", dcc.Input(id="ds-path", className="input"), width="36%"),
+            field("Feature columns", dcc.Input(id="ds-features", placeholder="all but the label", className="input"),
+                  width="20%"),
+            field("Label column", dcc.Input(id="ds-label", className="input"), width="14%"),
+            html.Button("Register", id="ds-register", className="button secondary"),
+        ], className="row bottom card"),
+        html.Div(id="ds-notice", className="notice"),
+    ])
+
+
+def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
+    crumbs = [dcc.Link("Workloads", href="/"), " / "]
+    if parent is not None:
+        crumbs += [dcc.Link(f"{parent.name}", href=f"/workloads/{parent.id}", id="crumb-parent"), " / "]
+    crumbs.append(html.Span(workload.name))
+    metric = workload.objectives[0]["metric"]
+    return html.Div([
+        dcc.Store(id="wl-id", data=workload.id),
+        html.Div(crumbs, className="crumbs"),
+        html.H1(workload.name, id="wl-title"),
+        html.Div(id="wl-summary", className="summary"),
+        dash_table.DataTable(
+            id="cfg-table", columns=[
+                {"name": "id", "id": "id"}, {"name": "status", "id": "status"},
+                {"name": "priority", "id": "priority"}, {"name": "epochs", "id": "epochs_done"},
+                {"name": "origin", "id": "origin"}, {"name": "hparams", "id": "hparams_text"},
+                {"name": metric, "id": "objective"}, {"name": "val_loss", "id": "val_loss"},
+                {"name": "version", "id": "version"}],
+            data=[], row_selectable="single", sort_action="native", page_size=15,
+            tooltip_duration=None, **TABLE_STYLE),
+        html.Div([
+            html.Div([
+                html.H3("Selected config"),
+                html.Div([html.Button("Stop", id="btn-stop", className="button"),
+                          html.Button("Resume", id="btn-resume", className="button"),
+                          dcc.Input(id="prio-value", type="number", value=10, className="input narrow"),
+                          html.Button("Set priority", id="btn-prio", className="button")], className="row"),
+                html.Div(id="notice-actions", className="notice"),
+                html.H3("Clone with trained weights"),
+                html.Div([field("learning rate", dcc.Input(id="clone-lr", type="number", className="input"),
+                                width="30%"),
+                          field("batch size", dcc.Input(id="clone-bs", type="number", className="input"), width="30%"),
+                          field("other overrides (JSON)", dcc.Input(id="clone-extra", placeholder='{"units": 64}',
+                                                                    className="input"), width="36%")], className="row"),
+                html.Button("Clone", id="btn-clone", className="button primary"),
+                html.Div(id="notice-clone", className="notice"),
+            ], className="col card"),
+            html.Div([
+                html.H3("Add a config"),
+                field("hyperparameters (YAML/JSON)", dcc.Textarea(id="add-hparams", className="textarea small code",
+                                                                  placeholder="lr: 0.002\nunits: 96")),
+                html.Button("Add config", id="btn-add", className="button primary"),
+                html.Div(id="notice-add", className="notice"),
+                html.H3("Drill down from the selected config"),
+                field("refined space (YAML/JSON, a subset of this workload's)",
+                      dcc.Textarea(id="drill-space", className="textarea small code",
+                                   value=_space_text(workload.search_space))),
+                html.Div([field("procedure", dcc.Dropdown(id="drill-procedure", value="grid", clearable=False,
+                                                          options=["grid", "random", "tpe"]), width="48%"),
+                          field("epochs", dcc.Input(id="drill-epochs", type="number", min=1,
+                                                    value=workload.max_epochs, className="input"), width="48%")],
+                         className="row"),
+                html.Button("Drill down", id="btn-drill", className="button primary"),
+                html.Div(id="notice-drill", className="notice"),
+            ], className="col card"),
+        ], className="two-col"),
+        html.Div([
+            html.Div([field("Curve metric", dcc.Dropdown(
+                id="curve-metric", value=metric, clearable=False,
+                options=["val_accuracy", "val_loss", "train_accuracy", "train_loss", "epoch_seconds"]), width="30%")],
+                className="row"),
+            dcc.Graph(id="graph-curves", config={"displaylogo": False}),
+        ], className="card"),
+        html.Div([dcc.Graph(id="graph-gantt", config={"displaylogo": False})], className="card"),
+        html.Div([dcc.Graph(id="graph-parcoords", config={"displaylogo": False})], className="card"),
+        html.Div(id="children-links", className="summary"),
+    ])
+
+
+def _space_text(space: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(space, sort_keys=False, default_flow_style=None) if space else ""
+
+
+def events_page() -> html.Div:
+    return html.Div([
+        html.H1("Audit log"),
+        dash_table.DataTable(id="event-table", columns=[
+            {"name": c, "id": c} for c in ("at", "actor", "action", "object", "before", "after")],
+            data=[], sort_action="native", page_size=30, **TABLE_STYLE),
+    ])
+
+
+def tensorboard_page(url: str | None) -> html.Div:
+    if not url:
+        return html.Div([html.H1("TensorBoard"),
+                         html.P("TensorBoard is not running (start `hopper serve` without --no-tensorboard).")])
+    return html.Div([html.H1("TensorBoard"),
+                     html.P(["Event files of every config, one run per workload/config. ",
+                             html.A("Open in a new tab", href=url, target="_blank")]),
+                     html.Iframe(id="tensorboard-frame", src=url, className="tensorboard")])
+
+
+def not_found(message: str) -> html.Div:
+    return html.Div([html.H1("Not found"), html.P(message), dcc.Link("Back to workloads", href="/")])
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, separators=(", ", ": "))
