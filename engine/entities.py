@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -13,8 +13,12 @@ def _iso(value: datetime | None) -> str | None:
 
 class _Serialisable:
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)  # type: ignore[call-overload]
-        return {k: _iso(v) if isinstance(v, datetime) else v for k, v in out.items()}
+        """A JSON-ready dict; shallow (fields already hold plain JSON values), so cheap on hot paths."""
+        out = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            out[f.name] = _iso(value) if isinstance(value, datetime) else value
+        return out
 
 
 @dataclass(frozen=True)
@@ -114,10 +118,10 @@ class ConfigInfo(_Serialisable):
     metrics: list = field(default_factory=list)
 
     @classmethod
-    def from_row(cls, row: Any, latest: dict | None = None, metrics: list | None = None) -> ConfigInfo:
+    def from_row(cls, row: Any, metrics: list | None = None) -> ConfigInfo:
         return cls(row.id, row.workload_id, dict(row.hparams), row.status, row.priority, row.epochs_done, row.origin,
                    row.cloned_from_config_id, row.warm_start_checkpoint_id, row.error, row.notes, row.version,
-                   row.created_at, row.updated_at, latest or {}, metrics or [])
+                   row.created_at, row.updated_at, dict(row.latest_metrics or {}), metrics or [])
 
 
 @dataclass(frozen=True)

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hopper.engine.procedures import Objective, Observation, Procedure, make_procedure
 from hopper.engine.space import SearchSpace
-from hopper.engine.store import ConfigRow, MetricRow, WorkloadRow
+from hopper.engine.store import ConfigRow, WorkloadRow
 
 RUNNABLE = ("queued", "running")
-
-
-def objective_values(session: Session, config_ids: list[int], metric: str) -> dict[int, float]:
-    """Each config's latest value of ``metric``."""
-    if not config_ids:
-        return {}
-    last = (select(MetricRow.config_id, func.max(MetricRow.epoch).label("epoch"))
-            .where(MetricRow.config_id.in_(config_ids), MetricRow.name == metric)
-            .group_by(MetricRow.config_id).subquery())
-    stmt = select(MetricRow.config_id, MetricRow.value).join(
-        last, (MetricRow.config_id == last.c.config_id) & (MetricRow.epoch == last.c.epoch)
-    ).where(MetricRow.name == metric)
-    return dict(session.execute(stmt).all())
 
 
 def procedure_for(session: Session, workload: WorkloadRow) -> Procedure:
@@ -30,10 +17,9 @@ def procedure_for(session: Session, workload: WorkloadRow) -> Procedure:
     objective = Objective(workload.objectives[0]["metric"], workload.objectives[0]["direction"])
     procedure = make_procedure(workload.procedure, SearchSpace.parse(workload.search_space), objective,
                                seed=workload.seed, budget=workload.max_configs)
-    configs = list(session.scalars(select(ConfigRow).where(ConfigRow.workload_id == workload.id)))
-    values = objective_values(session, [c.id for c in configs], objective.metric)
-    for c in configs:
-        procedure.tell(Observation(dict(c.hparams), c.origin, values.get(c.id), c.status not in RUNNABLE))
+    for c in session.scalars(select(ConfigRow).where(ConfigRow.workload_id == workload.id)):
+        value = (c.latest_metrics or {}).get(objective.metric)
+        procedure.tell(Observation(dict(c.hparams), c.origin, value, c.status not in RUNNABLE))
     return procedure
 
 

@@ -11,6 +11,7 @@ import getpass
 import hashlib
 import logging
 from collections.abc import Iterable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -291,16 +292,10 @@ class Services:
     @staticmethod
     def _best(session: Session, workload: WorkloadRow) -> dict | None:
         objective = workload.objectives[0]
-        agg = func.max(MetricRow.value) if objective["direction"] == "max" else func.min(MetricRow.value)
-        stmt = (select(MetricRow.config_id, agg.label("v"))
-                .join(ConfigRow, ConfigRow.id == MetricRow.config_id)
-                .where(ConfigRow.workload_id == workload.id, MetricRow.name == objective["metric"])
-                .group_by(MetricRow.config_id))
-        best = None
-        for config_id, value in session.execute(stmt):
-            if best is None or Objective(objective["metric"], objective["direction"]).better(value, best["value"]):
-                best = {"config_id": config_id, "metric": objective["metric"], "value": value}
-        return best
+        order = ConfigRow.best_objective.desc() if objective["direction"] == "max" else ConfigRow.best_objective.asc()
+        row = session.execute(select(ConfigRow.id, ConfigRow.best_objective).where(
+            ConfigRow.workload_id == workload.id, ConfigRow.best_objective.is_not(None)).order_by(order).limit(1)).first()
+        return None if row is None else {"config_id": row[0], "metric": objective["metric"], "value": row[1]}
 
     def set_workload_status(self, workload_id: int, status: str, *, actor: str | None = None) -> WorkloadInfo:
         """Pause (no new sub-epochs start) or resume a whole workload."""
@@ -374,21 +369,7 @@ class Services:
             total = session.scalar(select(func.count()).select_from(ConfigRow).where(*where))
             rows = list(session.scalars(select(ConfigRow).where(*where).order_by(ConfigRow.id)
                                         .limit(limit).offset(offset)))
-            latest = self._latest_metrics(session, [r.id for r in rows])
-            return [ConfigInfo.from_row(r, latest.get(r.id, {})) for r in rows], int(total)
-
-    @staticmethod
-    def _latest_metrics(session: Session, config_ids: list[int]) -> dict[int, dict[str, float]]:
-        if not config_ids:
-            return {}
-        last = (select(MetricRow.config_id, func.max(MetricRow.epoch).label("epoch"))
-                .where(MetricRow.config_id.in_(config_ids)).group_by(MetricRow.config_id).subquery())
-        stmt = select(MetricRow).join(last, (MetricRow.config_id == last.c.config_id)
-                                      & (MetricRow.epoch == last.c.epoch))
-        out: dict[int, dict[str, float]] = {}
-        for m in session.scalars(stmt):
-            out.setdefault(m.config_id, {"epoch": m.epoch})[m.name] = m.value
-        return out
+            return [ConfigInfo.from_row(r) for r in rows], int(total)
 
     def get_config(self, config_id: int) -> ConfigInfo:
         """A config with every per-epoch metric, oldest first."""
@@ -397,7 +378,7 @@ class Services:
             metrics = [{"epoch": m.epoch, "name": m.name, "value": m.value}
                        for m in session.scalars(select(MetricRow).where(MetricRow.config_id == config_id)
                                                 .order_by(MetricRow.epoch, MetricRow.name))]
-            return ConfigInfo.from_row(row, self._latest_metrics(session, [row.id]).get(row.id, {}), metrics)
+            return ConfigInfo.from_row(row, metrics)
 
     def workload_metrics(self, workload_id: int, name: str | None = None) -> dict[int, list[dict]]:
         """Every per-epoch metric of a workload's configs in one query: config id -> rows."""
@@ -562,14 +543,16 @@ class Services:
     # -- logs ---------------------------------------------------------------------------------
     def list_sub_epochs(self, workload_id: int | None = None, *, config_id: int | None = None,
                         limit: int = 10_000) -> list[SubEpochInfo]:
+        """The schedule log, oldest first (plain column rows: the Gantt chart asks for thousands)."""
+        columns = [getattr(SubEpochRow, f.name) for f in fields(SubEpochInfo)]
         with self.store.session() as session:
-            stmt = select(SubEpochRow).order_by(SubEpochRow.id).limit(limit)
+            stmt = select(*columns).order_by(SubEpochRow.id).limit(limit)
             if config_id is not None:
                 stmt = stmt.where(SubEpochRow.config_id == config_id)
             if workload_id is not None:
                 stmt = stmt.join(ConfigRow, ConfigRow.id == SubEpochRow.config_id).where(
                     ConfigRow.workload_id == workload_id)
-            return [SubEpochInfo.from_row(r) for r in session.scalars(stmt)]
+            return [SubEpochInfo(*row) for row in session.execute(stmt)]
 
     def list_events(self, *, limit: int = 200, object_type: str | None = None,
                     object_id: int | None = None) -> list[EventInfo]:

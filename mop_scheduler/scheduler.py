@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from hopper.engine.entities import DatasetInfo
 from hopper.engine.errors import Conflict, HopperError, StoreUnavailable
+from hopper.engine.procedures import Objective
 from hopper.engine.search import RUNNABLE, top_up
 from hopper.engine.services import Services
 from hopper.engine.store import (
@@ -316,6 +317,12 @@ class Scheduler:
                 for name, value in metrics.items():
                     session.add(MetricRow(config_id=config.id, epoch=sub_epoch.epoch, name=name, value=value))
                 config.epochs_done = sub_epoch.epoch + 1
+                config.latest_metrics = {"epoch": sub_epoch.epoch, **metrics}
+                objective = workload.objectives[0]
+                value = metrics.get(objective["metric"])
+                if value is not None and (config.best_objective is None or Objective(
+                        objective["metric"], objective["direction"]).better(value, config.best_objective)):
+                    config.best_objective = value
                 if config.epochs_done >= workload.max_epochs and config.status in RUNNABLE:
                     config.status = "done"
                 report = EpochReport(workload.id, config.id, sub_epoch.epoch, metrics)

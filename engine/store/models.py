@@ -93,7 +93,8 @@ class WorkloadRow(Base):
 
 class ConfigRow(Base):
     __tablename__ = "config"
-    __table_args__ = (Index("ix_config_workload_status", "workload_id", "status"),)
+    __table_args__ = (Index("ix_config_workload_status", "workload_id", "status"),
+                      Index("ix_config_workload_best", "workload_id", "best_objective"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     workload_id: Mapped[int] = mapped_column(ForeignKey("workload.id"), index=True)
@@ -111,6 +112,10 @@ class ConfigRow(Base):
     )
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     notes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Denormalised at each epoch end (same transaction as the metric rows) so that listing configs
+    # and finding a workload's best never aggregates the metric table.
+    latest_metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    best_objective: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
