@@ -14,6 +14,7 @@ test: $(STAMP) test-deps
 
 bench: $(STAMP)
 	$(PY) bench/hop_overhead.py
+	$(PY) bench/api_latency.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -110,7 +110,7 @@ def main() -> None:
         args.configs, args.metrics, args.clients, args.requests = 100, 5_000, 4, 5
     import requests
 
-    from tests.support.postgres import free_port
+    from hopper.serve import free_port
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
