@@ -95,3 +95,14 @@ def test_help_documents_every_command(hopper):
                     "resume", "run", "scheduler", "script", "show", "stop", "submit", "workload", "workloads"):
         assert command in out
         assert hopper(*command.split(), "--help").returncode == 0
+
+
+def test_token_is_private_and_auth_cannot_be_disabled_off_loopback(hopper):
+    hopper("db", "upgrade")
+    token = hopper("token").stdout.strip()
+    path = hopper.home / "api-token"
+    assert path.read_text().strip() == token and len(token) >= 32
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert hopper("token").stdout.strip() == token  # stable across calls
+    proc = hopper("serve", "--host", "0.0.0.0", "--no-auth", "--no-tensorboard", ok=False)
+    assert proc.returncode == 2 and "only allowed on loopback" in proc.stderr
