@@ -86,11 +86,13 @@ class SubEpochRunner:
 
     Args:
         worker: this worker's index (= the partition it owns).
-        model_cache_size: how many trained models to keep; a config whose next sub-epoch lands
-            on this worker again continues from memory without reading its checkpoint.
+        model_cache_size: how many models to keep built. A config whose next sub-epoch lands on
+            this worker again continues from memory without reading its checkpoint, and any cached
+            config skips rebuilding and re-tracing its model (which costs more than a small
+            model's sub-epoch): size it to the number of configs that train at once.
     """
 
-    def __init__(self, worker: int, model_cache_size: int = 4) -> None:
+    def __init__(self, worker: int, model_cache_size: int = 32) -> None:
         self.worker = worker
         self._data: dict[int, tuple[Any, Any]] = {}
         self._validation: dict[int, tuple[Any, Any]] = {}

@@ -29,6 +29,7 @@ class Settings:
         sub_epoch_timeout: seconds before a running sub-epoch is declared hung.
         script_timeout: seconds allowed to validate an uploaded script.
         script_memory_mb: address-space limit for script validation processes.
+        worker_model_cache: models each worker keeps built between sub-epochs.
     """
 
     home: Path
@@ -41,6 +42,7 @@ class Settings:
     sub_epoch_timeout: float = 1800.0
     script_timeout: float = 60.0
     script_memory_mb: int = 0
+    worker_model_cache: int = 32
     extra: dict = field(default_factory=dict)
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -64,7 +66,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     values.update(_read_toml(Path.cwd() / "hopper.toml"))
     for key in (
         "database_url", "data_roots", "artifact_dir", "backend", "workers", "poll_interval",
-        "sub_epoch_timeout", "script_timeout", "script_memory_mb",
+        "sub_epoch_timeout", "script_timeout", "script_memory_mb", "worker_model_cache",
     ):
         env_key = _ENV_PREFIX + key.upper()
         if env_key in env:
@@ -84,4 +86,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         sub_epoch_timeout=float(values.get("sub_epoch_timeout", 1800.0)),
         script_timeout=float(values.get("script_timeout", 60.0)),
         script_memory_mb=int(values.get("script_memory_mb", 0)),
+        worker_model_cache=int(values.get("worker_model_cache", 32)),
     )

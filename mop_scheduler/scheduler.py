@@ -86,7 +86,8 @@ class Scheduler:
         self.store = services.store
         self.settings = services.settings
         self.backend = backend or LocalBackend(self.settings.workers, threads_per_worker=threads_per_worker,
-                                               sub_epoch_timeout=self.settings.sub_epoch_timeout)
+                                               sub_epoch_timeout=self.settings.sub_epoch_timeout,
+                                               model_cache=self.settings.worker_model_cache)
         self.epoch_barrier = epoch_barrier
         self.on_epoch = on_epoch
         self._exhausted: dict[int, object] = {}

@@ -10,7 +10,8 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
-@pytest.mark.parametrize("script", ["hop_overhead.py", "api_latency.py"])
+@pytest.mark.parametrize("script", ["hop_overhead.py", "api_latency.py", "scheduler_scale.py", "steering.py",
+                                    "mop_vs_baselines.py"])
 def test_benchmark_runs_and_prints_json(script):
     proc = subprocess.run([sys.executable, str(BENCH / script), "--quick"], capture_output=True, text=True,
                           timeout=600)
@@ -30,4 +31,25 @@ def _api(document):
         assert row["requests"] > 0 and 0 < row["p50_ms"] <= row["p95_ms"]
 
 
-CHECKS = {"hop_overhead.py": _hop, "api_latency.py": _api}
+def _scale(document):
+    for rows in document["results"].values():
+        assert [r["configs"] for r in rows] == [10, 100] and all(r["decision_ms"] > 0 for r in rows)
+
+
+def _steering(document):
+    unsteered, steered = document["unsteered"], document["steered"]["stop_worst_half"]
+    assert unsteered["sub_epochs"] == 4 * 2 * 2  # 4 configs x 2 epochs x 2 partitions
+    assert sum(a.startswith("stop") for a in steered["actions"]) == 2
+    assert sum(a.startswith("clone") for a in steered["actions"]) == 1
+
+
+def _baselines(document):
+    for suite in document["suites"].values():
+        n = len(suite["configs"])
+        for method in ("sequential", "task_parallel", "mop"):
+            assert len(suite[method]["val_accuracy_per_config"]) == n and suite[method]["makespan_s"] > 0
+        assert suite["mop"]["data_footprint_vs_task_parallel"] == pytest.approx(0.5, abs=0.01)
+
+
+CHECKS = {"hop_overhead.py": _hop, "api_latency.py": _api, "scheduler_scale.py": _scale,
+          "steering.py": _steering, "mop_vs_baselines.py": _baselines}

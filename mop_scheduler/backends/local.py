@@ -15,14 +15,14 @@ from hopper.mop_scheduler.backends._base import Backend, Completion, Lost
 log = logging.getLogger("hopper.mop_scheduler.local")
 
 
-def _worker_main(index: int, threads: int, tasks: mp.Queue, results: mp.Queue) -> None:
+def _worker_main(index: int, threads: int, tasks: mp.Queue, results: mp.Queue, model_cache: int) -> None:
     # TensorFlow reads these when it is first imported, which happens below, in this process.
     os.environ.update(worker_environment(threads))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scheduler decides when workers stop
     from hopper.engine.training import SubEpochRunner, configure_threads
 
     configure_threads(threads)
-    runner = SubEpochRunner(index)
+    runner = SubEpochRunner(index, model_cache_size=model_cache)
     results.put(("ready", index, os.getpid()))
     while True:
         task = tasks.get()
@@ -40,12 +40,15 @@ class LocalBackend(Backend):
             over-subscribing cores when W processes train at once).
         sub_epoch_timeout: seconds after which a running sub-epoch counts as hung; its
             worker is killed and restarted.
+        model_cache: models each worker keeps built (see ``SubEpochRunner``).
     """
 
     name = "local"
 
-    def __init__(self, n_workers: int, *, threads_per_worker: int = 1, sub_epoch_timeout: float = 1800.0) -> None:
+    def __init__(self, n_workers: int, *, threads_per_worker: int = 1, sub_epoch_timeout: float = 1800.0,
+                 model_cache: int = 32) -> None:
         super().__init__(n_workers)
+        self.model_cache = model_cache
         self.threads_per_worker = threads_per_worker
         self.sub_epoch_timeout = sub_epoch_timeout
         self._ctx = mp.get_context("spawn")
@@ -58,7 +61,7 @@ class LocalBackend(Backend):
 
     def _spawn(self, index: int) -> None:
         tasks = self._ctx.Queue()
-        proc = self._ctx.Process(target=_worker_main, args=(index, self.threads_per_worker, tasks, self._results),
+        proc = self._ctx.Process(target=_worker_main, args=(index, self.threads_per_worker, tasks, self._results, self.model_cache),
                                  name=f"hopper-worker-{index}", daemon=True)
         proc.start()
         self._procs[index], self._task_queues[index] = proc, tasks
