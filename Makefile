@@ -14,7 +14,10 @@ test: $(STAMP) test-deps
 
 bench: $(STAMP)
 	$(PY) bench/hop_overhead.py
+	$(PY) bench/scheduler_scale.py
 	$(PY) bench/api_latency.py
+	$(PY) bench/steering.py
+	$(PY) bench/mop_vs_baselines.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -173,7 +173,8 @@ class Services:
             shape, n_outputs, task = tuple(ds.feature_shape), ds.n_outputs, ds.task
         result = validate_script(path, entry_point, input_shape=shape, n_outputs=n_outputs, task=task,
                                  sample_config=sample_config, timeout=self.settings.script_timeout,
-                                 memory_mb=self.settings.script_memory_mb)
+                                 memory_mb=self.settings.script_memory_mb,
+                                 allowed_roots=tuple(map(str, self.settings.data_roots)))
         with self.store.session() as session:
             row = ScriptRow(name=name, sha256=sha, path=str(path), entry_point=entry_point, kind=result.kind,
                             valid=result.ok, validation=result.to_dict())

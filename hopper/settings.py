@@ -30,6 +30,7 @@ class Settings:
         script_timeout: seconds allowed to validate an uploaded script.
         script_memory_mb: address-space limit for script validation processes.
         worker_model_cache: models each worker keeps built between sub-epochs.
+        worker_memory_mb: resident-memory limit of a training worker (0 = none).
     """
 
     home: Path
@@ -43,6 +44,7 @@ class Settings:
     script_timeout: float = 60.0
     script_memory_mb: int = 0
     worker_model_cache: int = 32
+    worker_memory_mb: int = 8192
     extra: dict = field(default_factory=dict)
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -67,6 +69,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     for key in (
         "database_url", "data_roots", "artifact_dir", "backend", "workers", "poll_interval",
         "sub_epoch_timeout", "script_timeout", "script_memory_mb", "worker_model_cache",
+        "worker_memory_mb",
     ):
         env_key = _ENV_PREFIX + key.upper()
         if env_key in env:
@@ -87,4 +90,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         script_timeout=float(values.get("script_timeout", 60.0)),
         script_memory_mb=int(values.get("script_memory_mb", 0)),
         worker_model_cache=int(values.get("worker_model_cache", 32)),
+        worker_memory_mb=int(values.get("worker_memory_mb", 8192)),
     )

@@ -87,7 +87,10 @@ class Scheduler:
         self.settings = services.settings
         self.backend = backend or LocalBackend(self.settings.workers, threads_per_worker=threads_per_worker,
                                                sub_epoch_timeout=self.settings.sub_epoch_timeout,
-                                               model_cache=self.settings.worker_model_cache)
+                                               model_cache=self.settings.worker_model_cache,
+                                               memory_limit_mb=self.settings.worker_memory_mb,
+                                               allowed_roots=(*map(str, self.settings.data_roots),
+                                                              str(self.settings.artifact_dir)))
         self.epoch_barrier = epoch_barrier
         self.on_epoch = on_epoch
         self._exhausted: dict[int, object] = {}
@@ -97,6 +100,8 @@ class Scheduler:
         # (config id, epoch) -> partitions committed in that epoch. Only the scheduler commits
         # sub-epochs, so after one read at start-up this stays exact without re-querying the log.
         self._visited: dict[tuple[int, int], set[int]] = {}
+        # Finished sub-epochs not yet committed: kept here when the store is down, so none is lost.
+        self._pending: list[Completion] = []
         self.stats = {"dispatched": 0, "committed": 0, "lost": 0, "failed": 0, "epochs": 0}
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -147,7 +152,7 @@ class Scheduler:
             self.backend.shutdown()
 
     def _finished(self, workload_ids: list[int] | None) -> bool:
-        if self.backend.in_flight():
+        if self.backend.in_flight() or self._pending:
             return False
         with self.store.session() as session:
             stmt = select(func.count()).select_from(WorkloadRow).where(WorkloadRow.status == "running")
@@ -162,8 +167,10 @@ class Scheduler:
         busy = bool(self.backend.in_flight())
         has_idle = bool(self.backend.idle_workers())
         timeout = self.settings.poll_interval if busy and not has_idle else 0.0
-        for completion in self.backend.poll(timeout):
-            self._commit(completion)
+        self._pending.extend(self.backend.poll(timeout))
+        while self._pending:
+            self._commit(self._pending[0])  # a StoreUnavailable leaves it queued for the next step
+            self._pending.pop(0)
         self._top_up()
         dispatched = self._dispatch()
         self._finish_workloads()
@@ -438,8 +445,8 @@ class Scheduler:
             session.flush()
             config = session.get(ConfigRow, lost.task.config_id)
             if config.status in RUNNABLE:
-                if lost.hung:
-                    config.status, config.error = "failed", f"hung: {lost.reason}"
+                if lost.fatal:
+                    config.status, config.error = "failed", lost.reason
                 elif self._consecutive_failures(session, config.id) >= MAX_CONSECUTIVE_LOSSES:
                     config.status = "failed"
                     config.error = (f"its worker died {MAX_CONSECUTIVE_LOSSES} times in a row while training it "

@@ -45,14 +45,15 @@ def _limit_resources(memory_mb: int):  # noqa: ANN202
 
 def validate_script(path: str | Path, entry_point: str = "build_model", *, input_shape: tuple = (64,),
                     n_outputs: int = 10, task: str = "classification", sample_config: dict | None = None,
-                    timeout: float = 60.0, memory_mb: int = 0) -> ScriptValidation:
+                    timeout: float = 60.0, memory_mb: int = 0, allowed_roots: tuple = ()) -> ScriptValidation:
     """Import the script and build one model in a separate process, within a time limit.
 
     Returns:
         a ScriptValidation; ``ok`` is False with the reason and traceback when the script is unusable.
     """
     args = {"path": str(path), "entry_point": entry_point, "input_shape": list(input_shape),
-            "n_outputs": n_outputs, "task": task, "sample_config": sample_config or {}}
+            "n_outputs": n_outputs, "task": task, "sample_config": sample_config or {},
+            "allowed_roots": [str(r) for r in allowed_roots]}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     try:
         proc = subprocess.run(
@@ -74,8 +75,11 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
 
 def _child(args: dict) -> ScriptValidation:
     from hopper.engine.errors import HopperError
+    from hopper.engine.sandbox import install_guard
     from hopper.roster.factory import ModelFactory
 
+    script_dir = os.path.dirname(os.path.realpath(args["path"]))
+    install_guard([script_dir, *args.get("allowed_roots", [])], os.path.join(script_dir, "tmp", str(os.getpid())))
     stage = "import"
     try:
         factory = ModelFactory("script:" + args["path"], tuple(args["input_shape"]), int(args["n_outputs"]),

@@ -21,6 +21,8 @@ class Lost:
     worker: int
     reason: str
     hung: bool = False
+    #: the config itself caused it (hung, over the memory limit): fail it instead of re-running
+    fatal: bool = False
 
 
 Completion = SubEpochResult | Lost

@@ -15,17 +15,28 @@ from hopper.mop_scheduler.backends._base import Backend, Completion, Lost
 log = logging.getLogger("hopper.mop_scheduler.local")
 
 
-def _worker_main(index: int, threads: int, tasks: mp.Queue, results: mp.Queue, model_cache: int) -> None:
+def _worker_main(index: int, threads: int, tasks: mp.Queue, results: mp.Queue, model_cache: int,
+                 allowed_roots: tuple[str, ...]) -> None:
     # TensorFlow reads these when it is first imported, which happens below, in this process.
     os.environ.update(worker_environment(threads))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scheduler decides when workers stop
     from hopper.engine.training import SubEpochRunner, configure_threads
 
     configure_threads(threads)
+    if allowed_roots:
+        from hopper.engine.sandbox import install_guard
+
+        install_guard(allowed_roots, os.path.join(allowed_roots[-1], "tmp", f"worker-{index}"))
     runner = SubEpochRunner(index, model_cache_size=model_cache)
+    parent = os.getppid()
     results.put(("ready", index, os.getpid()))
     while True:
-        task = tasks.get()
+        try:
+            task = tasks.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:
+                return  # the scheduler was killed (kill -9 leaves no chance to tell us): do not linger
+            continue
         if task is None:
             return
         results.put(("result", index, runner.run(task)))
@@ -41,14 +52,21 @@ class LocalBackend(Backend):
         sub_epoch_timeout: seconds after which a running sub-epoch counts as hung; its
             worker is killed and restarted.
         model_cache: models each worker keeps built (see ``SubEpochRunner``).
+        memory_limit_mb: a worker whose resident memory passes this while training is killed and
+            the config fails with the reason (0 = no limit).
+        allowed_roots: directories user code in the workers may open files under (data roots, then
+            the artefact dir last: it also holds the workers' private temp dirs); empty = no guard
+            (see ``hopper.engine.sandbox``).
     """
 
     name = "local"
 
     def __init__(self, n_workers: int, *, threads_per_worker: int = 1, sub_epoch_timeout: float = 1800.0,
-                 model_cache: int = 32) -> None:
+                 model_cache: int = 32, memory_limit_mb: int = 0, allowed_roots: tuple[str, ...] = ()) -> None:
         super().__init__(n_workers)
         self.model_cache = model_cache
+        self.memory_limit_mb = memory_limit_mb
+        self.allowed_roots = tuple(str(r) for r in allowed_roots)
         self.threads_per_worker = threads_per_worker
         self.sub_epoch_timeout = sub_epoch_timeout
         self._ctx = mp.get_context("spawn")
@@ -61,7 +79,8 @@ class LocalBackend(Backend):
 
     def _spawn(self, index: int) -> None:
         tasks = self._ctx.Queue()
-        proc = self._ctx.Process(target=_worker_main, args=(index, self.threads_per_worker, tasks, self._results, self.model_cache),
+        proc = self._ctx.Process(target=_worker_main, args=(index, self.threads_per_worker, tasks, self._results, self.model_cache,
+                                                       self.allowed_roots),
                                  name=f"hopper-worker-{index}", daemon=True)
         proc.start()
         self._procs[index], self._task_queues[index] = proc, tasks
@@ -110,6 +129,16 @@ class LocalBackend(Backend):
     def worker_pids(self) -> dict[int, int]:
         return dict(self._pids)
 
+    def _over_memory(self, proc: mp.Process) -> int | None:
+        """The worker's resident MB when over the limit, else None."""
+        import psutil
+
+        try:
+            rss = psutil.Process(proc.pid).memory_info().rss // 2**20
+        except psutil.Error:
+            return None
+        return rss if rss > self.memory_limit_mb else None
+
     def _drain(self, timeout: float) -> list[SubEpochResult]:
         out: list[SubEpochResult] = []
         try:
@@ -135,20 +164,25 @@ class LocalBackend(Backend):
         for index, proc in list(self._procs.items()):
             running = self._running.get(index)
             hung = running is not None and now - running[1] > self.sub_epoch_timeout
-            if proc.is_alive() and not hung:
+            over = self._over_memory(proc) if running is not None and self.memory_limit_mb else None
+            if proc.is_alive() and not hung and over is None:
                 continue
-            if hung:
+            if hung or over is not None:
                 proc.kill()
                 proc.join(5)
             else:
                 # Collect a result the worker managed to send before it died.
                 completions.extend(self._drain(0.05))
                 running = self._running.get(index)
-            reason = (f"sub-epoch exceeded the {self.sub_epoch_timeout:g} s limit" if hung
-                      else f"worker process {proc.pid} exited with code {proc.exitcode}")
+            if over is not None:
+                reason = f"the worker used {over} MB, over the {self.memory_limit_mb} MB memory limit"
+            elif hung:
+                reason = f"sub-epoch exceeded the {self.sub_epoch_timeout:g} s limit"
+            else:
+                reason = f"worker process {proc.pid} exited with code {proc.exitcode}"
             log.warning("worker %d lost: %s; restarting it", index, reason)
             if running is not None:
-                completions.append(Lost(running[0], index, reason, hung=hung))
+                completions.append(Lost(running[0], index, reason, hung=hung, fatal=hung or over is not None))
                 del self._running[index]
             self._spawn(index)
         return completions

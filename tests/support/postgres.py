@@ -44,6 +44,17 @@ class PostgresServer:
             c.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def pause(self) -> None:
+        """Stop the server but keep its data (to simulate an outage)."""
+        subprocess.run(self._cmd(str(self.bin_dir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "stop"),
+                       check=True, capture_output=True, timeout=60)
+
+    def resume(self) -> None:
+        root = self.datadir.parent
+        opts = f"-h 127.0.0.1 -p {self.port} -k {root} -c fsync=off -c full_page_writes=off"
+        subprocess.run(self._cmd(str(self.bin_dir / "pg_ctl"), "-D", str(self.datadir), "-o", opts, "-l",
+                                 str(root / "log"), "-w", "start"), check=True, capture_output=True, timeout=120)
+
     def stop(self) -> None:
         subprocess.run(self._cmd(str(self.bin_dir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop"),
                        capture_output=True, timeout=60)

@@ -1,0 +1,73 @@
+"""A guard for processes that run users' model code (training workers, script validation).
+
+Python audit hooks refuse network connections and file access outside an allow-list (data roots,
+the artefact dir, the interpreter's own files, /proc, /sys, /dev, and a private temp dir). This stops an uploaded
+script from casually reading ``/etc/shadow`` or phoning home, and turns the attempt into a clear
+error on its config. It is a guard rail, not a security boundary: code that uses ctypes or spawns a
+process can get around audit hooks. Run Hopper workers under a dedicated user (or a container)
+when scripts come from people you do not trust.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import socket
+import sys
+import sysconfig
+from collections.abc import Iterable
+
+_installed = False
+
+
+def _system_roots() -> list[str]:
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sysconfig.get_paths()["stdlib"],
+             sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+             "/proc", "/sys", "/dev", "/usr", "/lib", "/lib64", "/etc/localtime", "/etc/ssl",
+             os.path.expanduser("~/.keras"), os.path.expanduser("~/.cache")}
+    roots.update(site.getsitepackages() + [site.getusersitepackages()])
+    # Hopper's own packages (an editable install keeps them outside site-packages), imported lazily
+    import hopper
+    import hopper.engine
+    import hopper.mop_scheduler
+    import hopper.roster
+
+    roots.update(os.path.dirname(m.__file__) for m in (hopper, hopper.engine, hopper.roster, hopper.mop_scheduler))
+    return [os.path.realpath(r) for r in roots if r]
+
+
+def install_guard(allowed_roots: Iterable[str], private_tmp: str) -> None:
+    """Refuse AF_INET/AF_INET6 sockets and opening files outside ``allowed_roots`` (plus system dirs).
+
+    ``private_tmp`` becomes this process's temp dir, so that the shared /tmp stays out of reach.
+    """
+    global _installed
+    if _installed:
+        return
+    os.makedirs(private_tmp, exist_ok=True)
+    os.environ["TMPDIR"] = private_tmp
+    import tempfile
+
+    tempfile.tempdir = private_tmp
+    allowed = tuple(sorted({os.path.realpath(str(r)) for r in (*allowed_roots, private_tmp)} | set(_system_roots())))
+
+    def permitted(path: str) -> bool:
+        real = os.path.realpath(path)
+        return any(real == root or real.startswith(root.rstrip("/") + "/") for root in allowed)
+
+    def hook(event: str, args: tuple) -> None:
+        if event == "open":
+            path = args[0]
+            if isinstance(path, bytes):
+                path = os.fsdecode(path)
+            if isinstance(path, str) and not permitted(path):
+                raise PermissionError(f"Hopper workers may not open {path}: it is outside the data roots")
+        elif event in ("socket.connect", "socket.bind", "socket.sendto"):
+            sock = args[0]
+            if getattr(sock, "family", None) in (socket.AF_INET, socket.AF_INET6):
+                raise PermissionError("network access is not allowed while training or validating a model")
+        elif event == "socket.getaddrinfo":
+            raise PermissionError("network access is not allowed while training or validating a model")
+
+    sys.addaudithook(hook)
+    _installed = True

@@ -1,0 +1,93 @@
+"""kill -9 workers and the scheduler itself at seeded random points; a restart finishes the workload
+with every epoch's metrics exactly once and an intact, hash-verified checkpoint chain."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import psutil
+import pytest
+from sqlalchemy import select
+
+from hopper.engine.checkpoints import file_sha256
+from hopper.engine.store import CheckpointRow, ConfigRow, MetricRow, SubEpochRow
+
+pytestmark = pytest.mark.slow
+
+EPOCHS, ROUNDS = 4, 3
+METRICS = {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds"}
+
+
+def _running_sub_epochs(services):
+    with services.store.session() as s:
+        return s.scalar(select(SubEpochRow.id).where(SubEpochRow.outcome == "running").limit(1))
+
+
+def _wait(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_kill_9_workers_and_scheduler_then_restart(services, digits, settings):
+    rng = random.Random(20261125)
+    workload = services.launch_workload({
+        "name": "crash", "model": "mlp", "dataset": "digits", "max_epochs": EPOCHS,
+        "space": {"lr": {"type": "choice", "values": [0.003, 0.01]}, "units": {"type": "choice", "values": [32, 64]}}})
+    env = {**os.environ, "HOPPER_HOME": str(settings.home), "HOPPER_DATABASE_URL": settings.database_url,
+           "HOPPER_DATA_ROOTS": str(settings.data_roots[0]), "HOPPER_ARTIFACT_DIR": str(settings.artifact_dir),
+           "HOPPER_POLL_INTERVAL": "0.05"}
+    command = [sys.executable, "-m", "hopper.cli", "scheduler"]
+    kills = {"worker": 0, "scheduler": 0}
+    for _ in range(ROUNDS):
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait(lambda: _running_sub_epochs(services), 120, "a sub-epoch to start")
+        time.sleep(rng.uniform(0.0, 0.4))
+        workers = psutil.Process(proc.pid).children()
+        if workers and rng.random() < 0.8:
+            os.kill(rng.choice(workers).pid, signal.SIGKILL)
+            kills["worker"] += 1
+            _wait(lambda: _running_sub_epochs(services), 120, "work to resume after the worker kill")
+            time.sleep(rng.uniform(0.0, 0.4))
+        workers = psutil.Process(proc.pid).children()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        kills["scheduler"] += 1
+        # orphaned workers notice their scheduler is gone and exit on their own
+        _wait(lambda ws=workers: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in ws), 20,
+              "orphaned workers to exit")
+    assert services.get_workload(workload.id).status == "running"
+
+    final = subprocess.run([*command, "--until-done", "--timeout", "400"], env=env, capture_output=True, text=True,
+                           timeout=500)
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert kills["scheduler"] == ROUNDS and kills["worker"] >= 1
+
+    configs = services.list_configs(workload.id)
+    assert services.get_workload(workload.id).status == "done"
+    assert all(c.status == "done" and c.epochs_done == EPOCHS for c in configs)
+    with services.store.session() as s:
+        metrics = Counter((m.config_id, m.epoch, m.name) for m in s.scalars(select(MetricRow)))
+        assert set(metrics.values()) == {1}, "a metric row was duplicated"
+        assert set(metrics) == {(c.id, e, n) for c in configs for e in range(EPOCHS) for n in METRICS}
+        log = list(s.scalars(select(SubEpochRow).order_by(SubEpochRow.id)))
+        visits = Counter((x.config_id, x.epoch, x.partition) for x in log if x.outcome == "ok")
+        assert set(visits.values()) == {1} and len(visits) == len(configs) * EPOCHS * 2
+        assert any(x.outcome == "lost" for x in log), "the kills interrupted sub-epochs"
+        for config in s.scalars(select(ConfigRow)):
+            chain = [x for x in log if x.config_id == config.id and x.outcome == "ok"]
+            for previous, current in zip(chain, chain[1:], strict=False):
+                assert current.input_checkpoint_id == previous.output_checkpoint_id
+            kept = list(s.scalars(select(CheckpointRow).where(CheckpointRow.config_id == config.id,
+                                                               CheckpointRow.epoch_end.is_(True))))
+            assert [k.epoch for k in sorted(kept, key=lambda k: k.seq)] == list(range(EPOCHS))
+            for ck in kept + [s.get(CheckpointRow, config.current_checkpoint_id)]:
+                assert not ck.path.endswith(".partial")
+                assert file_sha256(ck.path) == ck.sha256
