@@ -44,6 +44,7 @@ log = logging.getLogger("hopper.engine.services")
 ACTIVE_CONFIG_STATES = ("queued", "running")
 TERMINAL_CONFIG_STATES = ("done", "failed")
 MAX_SCRIPT_BYTES = 1_000_000
+MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL; larger ones cannot exist
 
 
 def default_actor() -> str:
@@ -78,7 +79,7 @@ class Services:
 
     @staticmethod
     def _get(session: Session, model: type, object_id: int, what: str) -> Any:
-        row = session.get(model, object_id)
+        row = session.get(model, object_id) if 0 <= object_id <= MAX_ID else None
         if row is None:
             raise NotFound(f"{what} {object_id} does not exist", field=f"{what}_id")
         return row
@@ -132,7 +133,7 @@ class Services:
     def _dataset_row(self, session: Session, ref: str | int, *, referenced: bool = False) -> DatasetRow:
         """The dataset by id or name; ``referenced`` makes a missing one a bad input, not a 404."""
         if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-            row = session.get(DatasetRow, int(ref))
+            row = session.get(DatasetRow, int(ref)) if 0 <= int(ref) <= MAX_ID else None
         else:
             row = session.scalar(select(DatasetRow).where(DatasetRow.name == ref))
         if row is None:

@@ -23,7 +23,7 @@ class Route:
     tag: str
     body: type[BaseModel] | None = None
     status: int = 200
-    query: tuple[tuple[str, str, str], ...] = ()  # (name, type, description)
+    query: tuple[tuple, ...] = ()  # (name, type, description, minimum, maximum)
     errors: tuple[int, ...] = ()
     returns: str = "object"  # "object" | "list" | "page"
     headers: tuple[str, ...] = field(default_factory=tuple)

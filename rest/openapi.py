@@ -35,10 +35,12 @@ def build_document(api: Api) -> dict:
     for route in api.routes:
         op: dict = {"summary": route.summary, "tags": [route.tag], "operationId": f"{route.method.lower()}"
                     f"_{route.openapi_path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}"}
-        params = [{"name": p, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+        params = [{"name": p, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0,
+                                                                                      "maximum": 2**31 - 1}}
                   for p in route.path_params]
         params += [{"name": n, "in": "query", "required": False, "description": d,
-                    "schema": {"type": t, **({"minimum": 0} if t == "integer" else {})}} for n, t, d in route.query]
+                    "schema": {"type": t, **({"minimum": lo, "maximum": hi} if t == "integer" else {})}}
+                   for n, t, d, lo, hi in route.query]
         if route.body is not None and route.body.__name__ in ("VersionedBody", "CloneBody", "PriorityBody"):
             params.append({"name": "If-Match", "in": "header", "required": False,
                            "description": "the config's ETag (its version)", "schema": {"type": "string"}})
@@ -56,13 +58,14 @@ def build_document(api: Api) -> dict:
         else:
             body_schema = {"type": "object"}
         responses = {str(route.status): {"description": "OK", "content": {"application/json": {"schema": body_schema}}}}
-        for code in sorted({401, 403, *route.errors, *((400, 413) if route.body else ())}):
+        for code in sorted({401, 403, *route.errors, *((400, 413) if route.body else ()), *((400,) if route.query else ()),
+                            *((404,) if route.path_params else ())}):
             responses[str(code)] = {"description": _ERROR_TEXT.get(code, "Error"),
                                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
         op["responses"] = responses
         paths.setdefault(api.prefix + route.openapi_path, {})[route.method.lower()] = op
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",  # pydantic writes JSON Schema 2020-12, which is what OpenAPI 3.1 uses
         "info": {"title": "Hopper REST API", "version": __version__,
                  "description": "Steer model-selection workloads. Every endpoint needs `Authorization: Bearer "
                                 "<token>` (see `hopper token`). Errors are `{\"error\": {code, message, field}}`."},

@@ -70,8 +70,8 @@ def patch_workload(workload_id: int, body: WorkloadPatch):  # noqa: ANN201
 
 @api.route("GET", "/workloads/<int:workload_id>/configs", "List a workload's configs (filter and page)",
            tag="configs", returns="page", errors=(NOT_FOUND,),
-           query=(("status", "string", "only configs in this state"), ("limit", "integer", "page size (<= 1000)"),
-                  ("offset", "integer", "rows to skip")))
+           query=(("status", "string", "only configs in this state", None, None),
+                  ("limit", "integer", "page size", 1, 1000), ("offset", "integer", "rows to skip", 0, 10**9)))
 def list_configs(workload_id: int):  # noqa: ANN201
     limit, offset = int_arg("limit", 100, 1, 1000), int_arg("offset", 0, 0, 10**9)
     items, total = services().page_configs(workload_id, status=request.args.get("status") or None,
@@ -87,7 +87,7 @@ def add_config(workload_id: int, body: AddConfigBody):  # noqa: ANN201
 
 @api.route("GET", "/workloads/<int:workload_id>/sub-epochs", "The sub-epoch schedule log (for the Gantt chart)",
            tag="schedule", returns="list", errors=(NOT_FOUND,),
-           query=(("limit", "integer", "most rows (<= 100000)"),))
+           query=(("limit", "integer", "most rows", 1, 100_000),))
 def list_sub_epochs(workload_id: int):  # noqa: ANN201
     services().get_workload(workload_id)
     return [s.to_dict() for s in services().list_sub_epochs(workload_id, limit=int_arg("limit", 10_000, 1, 100_000))]
@@ -165,6 +165,6 @@ def get_script(script_id: int):  # noqa: ANN201
 
 # -- audit --------------------------------------------------------------------------------------------
 @api.route("GET", "/events", "The audit log, newest first", tag="events", returns="list",
-           query=(("limit", "integer", "most rows (<= 1000)"),))
+           query=(("limit", "integer", "most rows", 1, 1000),))
 def list_events():  # noqa: ANN201
     return [e.to_dict() for e in services().list_events(limit=int_arg("limit", 200, 1, 1000))]

@@ -15,8 +15,21 @@ from hopper.mop_scheduler.backends._base import Backend, Completion, Lost
 log = logging.getLogger("hopper.mop_scheduler.local")
 
 
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this worker when the scheduler dies; exit now if it already has."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the getppid() check in the task loop still applies
+    if os.getppid() != parent:
+        os._exit(0)
+
+
 def _worker_main(index: int, threads: int, tasks: mp.Queue, results: mp.Queue, model_cache: int,
-                 allowed_roots: tuple[str, ...]) -> None:
+                 allowed_roots: tuple[str, ...], parent: int) -> None:
+    _die_with_parent(parent)
     # TensorFlow reads these when it is first imported, which happens below, in this process.
     os.environ.update(worker_environment(threads))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scheduler decides when workers stop
@@ -28,14 +41,16 @@ def _worker_main(index: int, threads: int, tasks: mp.Queue, results: mp.Queue, m
 
         install_guard(allowed_roots, os.path.join(allowed_roots[-1], "tmp", f"worker-{index}"))
     runner = SubEpochRunner(index, model_cache_size=model_cache)
-    parent = os.getppid()
     results.put(("ready", index, os.getpid()))
     while True:
         try:
             task = tasks.get(timeout=1.0)
         except queue.Empty:
             if os.getppid() != parent:
-                return  # the scheduler was killed (kill -9 leaves no chance to tell us): do not linger
+                # The scheduler was killed (kill -9 leaves no chance to tell us): leave at once. A
+                # normal exit would wait for the queue's feeder thread, which can block forever on a
+                # pipe nobody drains any more.
+                os._exit(0)
             continue
         if task is None:
             return
@@ -80,7 +95,7 @@ class LocalBackend(Backend):
     def _spawn(self, index: int) -> None:
         tasks = self._ctx.Queue()
         proc = self._ctx.Process(target=_worker_main, args=(index, self.threads_per_worker, tasks, self._results, self.model_cache,
-                                                       self.allowed_roots),
+                                                       self.allowed_roots, os.getpid()),
                                  name=f"hopper-worker-{index}", daemon=True)
         proc.start()
         self._procs[index], self._task_queues[index] = proc, tasks

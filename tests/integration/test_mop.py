@@ -17,14 +17,17 @@ pytestmark = pytest.mark.slow
 EPOCHS = 3
 
 
-@pytest.fixture(scope="module")
-def grid_run(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def grid_run(request, tmp_path_factory):
     from hopper.engine.demo import ensure_digits
     from hopper.engine.services import Services
     from hopper.engine.store import Store
     from tests.conftest import make_settings
 
-    settings = make_settings(tmp_path_factory.mktemp("mop") / "home")
+    url = None
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_server").create_database(f"mop_{tmp_path_factory.getbasetemp().name}")
+    settings = make_settings(tmp_path_factory.mktemp("mop") / "home", database_url=url)
     store = Store(settings.database_url, check_schema=False)
     store.upgrade()
     services = Services(store, settings)

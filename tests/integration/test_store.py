@@ -40,6 +40,10 @@ def test_schema_check_demands_upgrade(store_url):
     with pytest.raises(SchemaOutOfDate) as info:
         Store(store_url)
     assert "hopper db upgrade" in info.value.message
+    store.upgrade("0001")  # an older Hopper's schema
+    with pytest.raises(SchemaOutOfDate) as info:
+        Store(store_url)
+    assert "is at revision 0001" in info.value.message and "hopper db upgrade" in info.value.message
     store.upgrade()
     Store(store_url).dispose()
     store.dispose()
