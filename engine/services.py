@@ -241,10 +241,7 @@ class Services:
                     raise ValidationError(f"procedure {spec.procedure!r} needs a search space", field="space")
                 space_raw = {}
             space = SearchSpace.parse(space_raw)
-            if spec.model is not None:
-                check_hparams(spec.model, space.names())
-                for key, value in _space_values(space):
-                    check_hparam_value(spec.model, key, value, field=f"space.{key}")
+            _check_space_for_model(model_ref, space)
             objective = Objective(spec.objectives[0].metric, spec.objectives[0].direction)
             procedure = make_procedure(spec.procedure, space, objective, seed=spec.seed, budget=spec.max_configs)
             if spec.procedure == "grid":
@@ -324,21 +321,14 @@ class Services:
             before = {"max_epochs": row.max_epochs, "max_configs": row.max_configs, "search_space": row.search_space}
             if search_space is not None:
                 space = SearchSpace.parse(search_space)
-                if not row.model_ref.startswith("script:"):
-                    check_hparams(row.model_ref, space.names())
-                    for key, value in _space_values(space):
-                        check_hparam_value(row.model_ref, key, value, field=f"space.{key}")
+                _check_space_for_model(row.model_ref, space)
                 objective = Objective(row.objectives[0]["metric"], row.objectives[0]["direction"])
                 make_procedure(row.procedure, space, objective, seed=row.seed, budget=row.max_configs).capacity()
                 row.search_space = space.to_dict()
-                if row.status == "done":
-                    row.status = "running"
             if max_epochs is not None:
                 if max_epochs < 1:
                     raise ValidationError("max_epochs must be at least 1", field="max_epochs")
                 row.max_epochs = max_epochs
-                if row.status == "done":
-                    row.status = "running"
                 # Configs that finished under the old limit continue under a higher one.
                 for config in session.scalars(select(ConfigRow).where(
                         ConfigRow.workload_id == workload_id, ConfigRow.status == "done",
@@ -348,8 +338,8 @@ class Services:
                 if max_configs < 1:
                     raise ValidationError("max_configs must be at least 1", field="max_configs")
                 row.max_configs = max_configs
-                if row.status == "done":
-                    row.status = "running"
+            if row.status == "done" and (search_space, max_epochs, max_configs) != (None, None, None):
+                row.status = "running"  # more to do under the new space or budget
             self._event(session, actor or default_actor(), "update_workload", "workload", workload_id, before,
                         {"max_epochs": row.max_epochs, "max_configs": row.max_configs,
                          "search_space": row.search_space})
@@ -568,6 +558,15 @@ class Services:
 
     def tensorboard_dir(self, workload_id: int) -> Path:
         return self.settings.artifact_dir / "tensorboard" / f"workload-{workload_id}"
+
+
+def _check_space_for_model(model_ref: str, space: SearchSpace) -> None:
+    """A roster model must know every parameter of the space and accept every value it names."""
+    if model_ref.startswith("script:"):
+        return  # a script reads what it wants from its config
+    check_hparams(model_ref, space.names())
+    for key, value in _space_values(space):
+        check_hparam_value(model_ref, key, value, field=f"space.{key}")
 
 
 def _space_values(space: SearchSpace) -> list[tuple[str, Any]]:

@@ -71,6 +71,19 @@ def parse_spec(model: type[BaseModel], data: Any) -> Any:
         raise ValidationError(f"{loc}: {message}", field=loc or None) from None
 
 
+def parse_mapping_text(text: str | None, what: str) -> dict:
+    """YAML or JSON text typed by a person (a space, hparams, overrides) as a mapping; empty -> {}."""
+    if not text or not text.strip():
+        return {}
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValidationError(f"{what} is not valid YAML/JSON: {exc}", field=what) from None
+    if not isinstance(value, dict):
+        raise ValidationError(f"{what} must be a mapping of name to value", field=what)
+    return value
+
+
 def load_spec_file(path: str | Path) -> dict:
     """Read a YAML or JSON spec file with errors that name the file and line."""
     path = Path(path)

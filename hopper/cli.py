@@ -61,17 +61,14 @@ def _parse_assignments(pairs: tuple[str, ...], option: str = "--set") -> dict:
 
 
 def _load_json_or_file(text: str, what: str) -> dict:
-    from hopper.engine.specs import load_spec_file
+    from hopper.engine.specs import load_spec_file, parse_mapping_text
 
     candidate = Path(text)
     if candidate.suffix.lower() in (".yaml", ".yml", ".json") or candidate.is_file():
         return load_spec_file(candidate)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValidationError(f"{what} is neither a file nor valid JSON/YAML: {exc}", field=what) from exc
-    if not isinstance(data, dict):
-        raise ValidationError(f"{what} must be a mapping", field=what)
+    data = parse_mapping_text(text, what)
+    if not data:
+        raise ValidationError(f"{what} is empty", field=what)
     return data
 
 

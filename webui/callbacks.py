@@ -11,6 +11,7 @@ from dash import Dash, Input, Output, State, ctx, html, no_update
 from hopper.engine.errors import HopperError, NotFound
 from hopper.engine.services import Services
 from hopper.engine.space import SearchSpace
+from hopper.engine.specs import parse_mapping_text as parse_mapping
 from hopper.webui import figures, layout
 
 
@@ -23,20 +24,6 @@ def error(exc: Exception) -> html.Span:
         where = f" [{exc.field}]" if exc.field else ""
         return html.Span(f"Error{where}: {exc.message}", className="error")
     return html.Span(f"Error: {exc}", className="error")
-
-
-def parse_mapping(text: str | None, what: str) -> dict:
-    from hopper.engine.errors import ValidationError
-
-    if not text or not text.strip():
-        return {}
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValidationError(f"{what} is not valid YAML/JSON: {exc}", field=what) from None
-    if not isinstance(value, dict):
-        raise ValidationError(f"{what} must be a mapping of name to value", field=what)
-    return value
 
 
 def _fmt(value: Any) -> str:
