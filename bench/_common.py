@@ -26,3 +26,14 @@ def emit(name: str, document: dict, *, write: bool = True) -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"{name}.json").write_text(text + "\n")
     sys.stdout.write(text + "\n")
+
+
+def pyplot():  # noqa: ANN201
+    """matplotlib's pyplot on the file-only backend, with the results folder in place."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    return plt

@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from _common import RESULTS, emit  # noqa: E402
+from _common import RESULTS, emit, pyplot  # noqa: E402
 
 SEED = 0
 
@@ -208,18 +208,8 @@ def run_mop(home: Path, source: Path, model: str, configs: list[dict], epochs: i
 
 
 # -- plots ---------------------------------------------------------------------------------------------------
-def _pyplot():  # noqa: ANN202
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    return plt
-
-
 def plot_gantt(log: list, name: str) -> str:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 3.2))
     t0 = min(s.started_at for s in log)
     cmap = plt.get_cmap("tab10")
@@ -238,7 +228,7 @@ def plot_gantt(log: list, name: str) -> str:
 
 
 def plot_makespans(suites: dict) -> str:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.2))
     labels, values = [], []
     for suite, methods in suites.items():

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import emit  # noqa: E402
+from _common import RESULTS, emit, pyplot  # noqa: E402
 
 from hopper.mop_scheduler.backends import Backend  # noqa: E402
 
@@ -128,6 +128,26 @@ def measure(url: str, n: int, repeats: int) -> dict:
             "poll_cycle_ms": round(statistics.median(cycles) * 1000, 2), "workers_assigned": len(plan)}
 
 
+def plot(results: dict) -> str:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    for backend, rows in results.items():
+        xs = [r["configs"] for r in rows]
+        ax.plot(xs, [r["decision_ms"] for r in rows], marker="o", label=f"decision, {backend}")
+        ax.plot(xs, [r["poll_cycle_ms"] for r in rows], marker="s", linestyle="--", label=f"poll cycle, {backend}")
+    ax.axhline(50, color="#b42318", linewidth=0.8, label="50 ms target")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("configs in the store")
+    ax.set_ylabel("milliseconds")
+    ax.set_title("Scheduler cost vs store size")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "scheduler_scale.png", dpi=110)
+    plt.close(fig)
+    return "bench/results/scheduler_scale.png"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10,100,1000,10000")
@@ -156,6 +176,7 @@ def main() -> None:
                            "decision_ratio": round(last["decision_ms"] / first["decision_ms"], 1),
                            "poll_cycle_ratio": round(last["poll_cycle_ms"] / first["poll_cycle_ms"], 1)}
     emit("scheduler_scale", {"workers": WORKERS, "results": results, "growth_first_to_last": growth,
+                             "plot": None if args.quick else plot(results),
                              "target_decision_ms_at_10000": 50,
                              "meets_target": all(r[-1]["decision_ms"] < 50 for r in results.values())
                              if sizes[-1] >= 10_000 else None}, write=not args.quick)

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from _common import emit  # noqa: E402
+from _common import RESULTS, emit, pyplot  # noqa: E402
 
 SPACE = {"lr": {"type": "choice", "values": [0.0003, 0.001, 0.003, 0.01]},
          "units": {"type": "choice", "values": [16, 32, 64, 128]}, "batch_size": 32}
@@ -85,6 +85,25 @@ def run(home: Path, data: Path, space: dict, epochs: int, steer: bool, keep_best
             "best_final_val_accuracy": round(finals[best_id], 4), "best_config": best_id, "actions": actions}
 
 
+def plot(unsteered: dict, policies: dict) -> str:
+    plt = pyplot()
+    names = ["unsteered", *policies]
+    runs = [unsteered, *policies.values()]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2))
+    left.bar(range(len(runs)), [r["compute_s"] for r in runs], color=["#888888", "#4c78a8", "#54a24b"])
+    left.set_xticks(range(len(runs)), [n.replace("stop_worst_", "stop ") for n in names], fontsize=7)
+    left.set_ylabel("sub-epoch compute (s)")
+    right.bar(range(len(runs)), [r["best_final_val_accuracy"] for r in runs], color=["#888888", "#4c78a8", "#54a24b"])
+    right.set_xticks(range(len(runs)), [n.replace("stop_worst_", "stop ") for n in names], fontsize=7)
+    right.set_ylim(0.9, 1.0)
+    right.set_ylabel("best final val. accuracy")
+    fig.suptitle("Steering a 16-config grid: compute and best accuracy")
+    fig.tight_layout()
+    fig.savefig(RESULTS / "steering.png", dpi=110)
+    plt.close(fig)
+    return "bench/results/steering.png"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=6)
@@ -112,7 +131,8 @@ def main() -> None:
                               "policy_floor_ratio": round(floor, 3), "best_accuracy_delta": round(delta, 4),
                               "meets_target": ratio <= 0.5 and delta >= -0.01}
     emit("steering", {"grid_configs": 16 if not args.quick else 4, "epochs": epochs, "clones": keep,
-                      "unsteered": unsteered, "steered": policies}, write=not args.quick)
+                      "unsteered": unsteered, "steered": policies,
+                      "plot": None if args.quick else plot(unsteered, policies)}, write=not args.quick)
 
 
 if __name__ == "__main__":

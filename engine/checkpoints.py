@@ -59,13 +59,18 @@ def save_checkpoint(model, path: str | Path) -> tuple[str, int]:  # noqa: ANN001
     digest = hashlib.sha256()
     tmp = path.with_name(path.name + ".partial")
     size = 0
-    with open(tmp, "wb") as fh:
-        for chunk in (_MAGIC, len(header).to_bytes(8, "little"), header, *(memoryview(a).cast("B") for a in arrays)):
-            digest.update(chunk)
-            fh.write(chunk)
-            size += len(chunk)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(tmp, "wb") as fh:
+            for chunk in (_MAGIC, len(header).to_bytes(8, "little"), header,
+                          *(memoryview(a).cast("B") for a in arrays)):
+                digest.update(chunk)
+                fh.write(chunk)
+                size += len(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not keep the half-written file around
+        raise
     os.replace(tmp, path)
     return digest.hexdigest(), size
 

@@ -100,6 +100,8 @@ class Scheduler:
         # (config id, epoch) -> partitions committed in that epoch. Only the scheduler commits
         # sub-epochs, so after one read at start-up this stays exact without re-querying the log.
         self._visited: dict[tuple[int, int], set[int]] = {}
+        # config id -> monotonic time before which it is not dispatched (after a retryable failure)
+        self._cooldown: dict[int, float] = {}
         # Finished sub-epochs not yet committed: kept here when the store is down, so none is lost.
         self._pending: list[Completion] = []
         self.stats = {"dispatched": 0, "committed": 0, "lost": 0, "failed": 0, "epochs": 0}
@@ -231,10 +233,12 @@ class Scheduler:
                 min_epoch[workload_id] = min(min_epoch.get(workload_id, epochs_done), epochs_done)
         none: set[int] = set()
         visited = self._visited
+        now = time.monotonic()
+        cooling = {c for c, until in self._cooldown.items() if until > now}
         candidates = []
         # plain tuple unpacking: attribute access on result rows costs more than the query at 10k rows
         for config_id, workload_id, priority, epochs_done, max_epochs, seed in rows:
-            if epochs_done >= max_epochs or config_id in in_flight:
+            if epochs_done >= max_epochs or config_id in in_flight or config_id in cooling:
                 continue
             if self.epoch_barrier and epochs_done != min_epoch[workload_id]:
                 continue
@@ -428,8 +432,11 @@ class Scheduler:
             sub_epoch.detail = f"{result.error}\n{result.details or ''}".strip()[:20_000]
             session.flush()
             config = session.get(ConfigRow, result.config_id)
-            give_up = not result.retryable or self._consecutive_failures(session, config.id) >= MAX_CONSECUTIVE_LOSSES
-            if give_up and config.status in RUNNABLE:
+            if result.retryable:
+                # Not the config's fault (a full disk, say): run it again later, backing off.
+                failures = self._consecutive_failures(session, config.id)
+                self._cooldown[config.id] = time.monotonic() + min(60.0, 2.0 ** failures)
+            elif config.status in RUNNABLE:
                 config.status = "failed"
                 config.error = _error_text(result.error, result.details)
         self.stats["failed"] += 1

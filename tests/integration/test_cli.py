@@ -106,3 +106,36 @@ def test_token_is_private_and_auth_cannot_be_disabled_off_loopback(hopper):
     assert hopper("token").stdout.strip() == token  # stable across calls
     proc = hopper("serve", "--host", "0.0.0.0", "--no-auth", "--no-tensorboard", ok=False)
     assert proc.returncode == 2 and "only allowed on loopback" in proc.stderr
+
+
+def test_make_run_path_trains_the_demo_and_opens_the_ui(hopper, tmp_path):
+    """What `make run` runs: `hopper run` migrates, launches the demo, trains and serves the UI."""
+    import re
+    import time
+
+    import requests
+
+    from tests.support.postgres import free_port
+
+    out = hopper("run", "--epochs", "1", "--until-done").stdout
+    assert "demo workload 1" in out and re.search(r"epoch 1: .*val_accuracy=0\.\d+", out)
+    port = free_port()
+    env = {**os.environ, "HOPPER_HOME": str(hopper.home), "HOPPER_DATA_ROOTS": str(hopper.home / "data")}
+    proc = subprocess.Popen([sys.executable, "-m", "hopper.cli", "run", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("token:" in line for line in lines):
+            lines.append(proc.stdout.readline())
+        text = "".join(lines)
+        assert f"http://127.0.0.1:{port}/" in text
+        token = re.search(r"token: (\S+)", text).group(1)
+        assert token == (hopper.home / "api-token").read_text().strip()
+        assert requests.get(f"http://127.0.0.1:{port}/login", timeout=10).status_code == 200
+        r = requests.get(f"http://127.0.0.1:{port}/api/v1/workloads", headers={"Authorization": f"Bearer {token}"},
+                         timeout=10)
+        assert r.status_code == 200 and r.json()[0]["status"] == "done"  # the demo from the first run
+    finally:
+        proc.terminate()
+        proc.wait(30)
