@@ -11,7 +11,7 @@ import getpass
 import hashlib
 import logging
 from collections.abc import Iterable
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from hopper.engine.store import (
     ConfigRow,
     DatasetRow,
     EventRow,
+    ExportRow,
     MetricRow,
     ScriptRow,
     Store,
@@ -56,6 +57,22 @@ def default_actor() -> str:
 
 def _config_snapshot(row: ConfigRow) -> dict:
     return {"status": row.status, "priority": row.priority, "epochs_done": row.epochs_done, "version": row.version}
+
+
+@dataclass(frozen=True)
+class ExportSource:
+    config_id: int
+    workload_id: int
+    checkpoint_id: int
+    checkpoint_path: str
+    checkpoint_sha256: str
+    model_ref: str
+    entry_point: str
+    hparams: dict
+    feature_shape: tuple
+    n_outputs: int
+    task: str
+    validation_path: str
 
 
 class Services:
@@ -555,6 +572,51 @@ class Services:
             if object_id is not None:
                 stmt = stmt.where(EventRow.object_id == object_id)
             return [EventInfo.from_row(r) for r in session.scalars(stmt)]
+
+    # -- exports (the TensorFlow work happens in hopper.edge_deploy, never here) --------------------------
+    def export_source(self, config_id: int) -> ExportSource:
+        """What an exporter needs to rebuild a config's trained model, from its newest epoch-end checkpoint."""
+        with self.store.session() as session:
+            config = self._get(session, ConfigRow, config_id, "config")
+            checkpoint = session.scalar(select(CheckpointRow).where(
+                CheckpointRow.config_id == config_id, CheckpointRow.epoch_end.is_(True))
+                .order_by(CheckpointRow.seq.desc()).limit(1))
+            if checkpoint is None:
+                raise InvalidState(f"config {config_id} has no finished epoch to export yet")
+            workload = session.get(WorkloadRow, config.workload_id)
+            dataset = session.get(DatasetRow, workload.dataset_id)
+            model_ref, entry_point = workload.model_ref, "build_model"
+            if workload.script_id is not None:
+                script = session.get(ScriptRow, workload.script_id)
+                model_ref, entry_point = f"script:{script.path}", script.entry_point
+            info = DatasetInfo.from_row(dataset)
+            return ExportSource(config_id, workload.id, checkpoint.id, checkpoint.path, checkpoint.sha256, model_ref,
+                                entry_point, dict(config.hparams), tuple(info.feature_shape), info.n_outputs,
+                                info.task, dataset.validation_path)
+
+    def record_export(self, source: ExportSource, *, quantization: str, path: str, sha256: str, size: int,
+                      keras_accuracy: float | None, tflite_accuracy: float | None, seconds: float,
+                      actor: str | None = None) -> dict:
+        with self.store.session() as session:
+            row = ExportRow(config_id=source.config_id, checkpoint_id=source.checkpoint_id, quantization=quantization,
+                            path=path, sha256=sha256, bytes=size, keras_accuracy=keras_accuracy,
+                            tflite_accuracy=tflite_accuracy, convert_seconds=seconds)
+            session.add(row)
+            session.flush()
+            out = {"id": row.id, "config_id": row.config_id, "quantization": quantization, "path": path,
+                   "sha256": sha256, "bytes": size, "keras_accuracy": keras_accuracy,
+                   "tflite_accuracy": tflite_accuracy, "convert_seconds": seconds}
+            self._event(session, actor or default_actor(), "export_config", "config", source.config_id, after=out)
+            return out
+
+    def list_exports(self, config_id: int) -> list[dict]:
+        with self.store.session() as session:
+            self._get(session, ConfigRow, config_id, "config")
+            return [{"id": r.id, "config_id": r.config_id, "quantization": r.quantization, "path": r.path,
+                     "sha256": r.sha256, "bytes": r.bytes, "keras_accuracy": r.keras_accuracy,
+                     "tflite_accuracy": r.tflite_accuracy, "convert_seconds": r.convert_seconds}
+                    for r in session.scalars(select(ExportRow).where(ExportRow.config_id == config_id)
+                                             .order_by(ExportRow.id))]
 
     def tensorboard_dir(self, workload_id: int) -> Path:
         return self.settings.artifact_dir / "tensorboard" / f"workload-{workload_id}"

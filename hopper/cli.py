@@ -367,6 +367,27 @@ def drill_down(config_id: int, space_text: str, procedure: str, max_configs: int
     console.print(f"workload {info.id} [bold]{escape(info.name)}[/] launched (parent workload {info.parent_workload_id})")
 
 
+@main.command("export")
+@click.argument("config_id", type=int)
+@click.option("--quantization", "quantizations", multiple=True, type=click.Choice(["float32", "int8"]),
+              help="Repeatable; default: both.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Directory for the .tflite files (default: the artefact dir).")
+@_handle_errors
+def export_cmd(config_id: int, quantizations: tuple[str, ...], out_dir: str | None) -> None:
+    """Export a trained config to TFLite and measure its accuracy on the interpreter."""
+    from hopper.edge_deploy.export import QUANTIZATIONS, export_config
+
+    with console.status(f"converting config {config_id} to TFLite ..."):
+        rows = export_config(_services(), config_id, quantizations or QUANTIZATIONS,
+                             Path(out_dir) if out_dir else None)
+    table = Table("quantization", "bytes", "Keras accuracy", "TFLite accuracy", "convert s", "file")
+    for r in rows:
+        table.add_row(r["quantization"], str(r["bytes"]), _fmt(r["keras_accuracy"]), _fmt(r["tflite_accuracy"]),
+                      f"{r['convert_seconds']:.2f}", _fmt(r["path"]))
+    console.print(table)
+
+
 @main.command("events")
 @click.option("--limit", type=int, default=50, show_default=True)
 @_handle_errors
