@@ -37,7 +37,9 @@ serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=8, _quiet=True)
 """
 
 
-def populate(home: Path, n_configs: int, n_metrics: int) -> None:
+def populate(home: Path, n_configs: int, n_metrics: int) -> tuple[list[int], int]:
+    from sqlalchemy import select
+
     from hopper.engine.store import (
         ConfigRow,
         DatasetRow,
@@ -73,7 +75,7 @@ def populate(home: Path, n_configs: int, n_metrics: int) -> None:
                             best_objective=rng.random())
                   for _ in range(n_configs))
     with store.session() as s:
-        ids = [c for (c,) in s.execute(__import__("sqlalchemy").select(ConfigRow.id))]
+        ids = [c for (c,) in s.execute(select(ConfigRow.id))]
         rows, subs = [], []
         for cid in ids:
             for e in range(epochs):

@@ -155,6 +155,7 @@ def run_task_parallel(model: str, configs: list[dict], epochs: int, train, val, 
 # -- MOP ---------------------------------------------------------------------------------------------------
 def run_mop(home: Path, source: Path, model: str, configs: list[dict], epochs: int, workers: int,
             dataset_name: str) -> tuple[dict, list]:
+    import numpy as np
     import psutil
 
     from hopper.engine.services import Services
@@ -199,7 +200,7 @@ def run_mop(home: Path, source: Path, model: str, configs: list[dict], epochs: i
     compute = sum((s.compute_seconds or 0) + (s.hop_seconds or 0) for s in log if s.outcome == "ok")
     accuracies = [round(c.latest_metrics.get("val_accuracy", float("nan")), 4) for c in services.list_configs(workload.id)]
     info = services.get_dataset(dataset_name)
-    train_bytes = info.n_train * (int(__import__("numpy").prod(info.feature_shape)) * 4 + 8) // workers
+    train_bytes = info.n_train * (int(np.prod(info.feature_shape)) * 4 + 8) // workers
     store.dispose()
     return {"makespan_s": round(makespan, 2), "processes": workers, "threads": 1,
             "ideal_makespan_s": round(compute / workers, 2), "makespan_over_ideal": round(makespan / (compute / workers), 3),

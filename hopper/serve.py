@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -31,8 +32,7 @@ def start_tensorboard(logdir: Path, host: str) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", host, "--port", str(port),
          "--reload_interval", "5"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={"TF_CPP_MIN_LOG_LEVEL": "3",
-                                                                   **__import__("os").environ})
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     atexit.register(proc.terminate)
     return proc, port
 

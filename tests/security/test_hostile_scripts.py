@@ -57,8 +57,9 @@ def test_each_hostile_config_fails_alone(tmp_path, digits, settings):
     from dataclasses import replace
 
     from hopper.engine.services import Services
+    from hopper.engine.store import Store
 
-    services = Services(__import__("hopper.engine.store", fromlist=["Store"]).Store(settings.database_url),
+    services = Services(Store(settings.database_url),
                         replace(settings, sub_epoch_timeout=20, worker_memory_mb=1500))
     secret = tmp_path / "not-a-data-root.txt"
     secret.write_text("private")

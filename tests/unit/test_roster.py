@@ -1,6 +1,7 @@
 """Roster builders and custom-script validation (scripts run in a child process)."""
 
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from hopper.engine.errors import ValidationError
 from hopper.roster import check_hparams, get_entry
 from hopper.roster.validate import validate_script
 
-EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[2] / "examples" / "scripts"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scripts"
 
 
 def test_unknown_model_and_unknown_hparam_are_named():
