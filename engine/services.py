@@ -42,8 +42,6 @@ from hopper.settings import Settings
 
 log = logging.getLogger("hopper.engine.services")
 
-ACTIVE_CONFIG_STATES = ("queued", "running")
-TERMINAL_CONFIG_STATES = ("done", "failed")
 MAX_SCRIPT_BYTES = 1_000_000
 MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL; larger ones cannot exist
 

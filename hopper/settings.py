@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 _ENV_PREFIX = "HOPPER_"
@@ -45,7 +45,6 @@ class Settings:
     script_memory_mb: int = 0
     worker_model_cache: int = 32
     worker_memory_mb: int = 8192
-    extra: dict = field(default_factory=dict)
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)
