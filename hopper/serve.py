@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 from hopper.engine.errors import ValidationError
@@ -25,6 +24,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM it when the server dies, even by kill -9."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def start_tensorboard(logdir: Path, host: str) -> tuple[subprocess.Popen, int]:
     """TensorBoard on the event files of every workload (its own process: it imports TensorFlow)."""
     logdir.mkdir(parents=True, exist_ok=True)
@@ -32,8 +45,8 @@ def start_tensorboard(logdir: Path, host: str) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", host, "--port", str(port),
          "--reload_interval", "5"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    atexit.register(proc.terminate)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        preexec_fn=_die_with_parent)
     return proc, port
 
 
@@ -64,9 +77,12 @@ def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8050, no_a
     """Serve until interrupted; runs ``scheduler`` (if given) in a background thread."""
     from waitress import create_server
 
-    tb_port = None
+    tb_proc, tb_port = None, None
     if tensorboard:
-        _, tb_port = start_tensorboard(services.tensorboard_dir(0).parent, host)
+        tb_proc, tb_port = start_tensorboard(services.tensorboard_dir(0).parent, host)
+    if threading.current_thread() is threading.main_thread():
+        # `kill` (SIGTERM) shuts down as cleanly as Ctrl-C: stop the scheduler, close TensorBoard.
+        signal.signal(signal.SIGTERM, _interrupt)
     wsgi, token = build_app(services, host=host, no_auth=no_auth, tensorboard_port=tb_port)
     stop = threading.Event()
     if scheduler is not None:
@@ -84,4 +100,11 @@ def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8050, no_a
     finally:
         stop.set()
         server.close()
-        time.sleep(0.2)
+        if tb_proc is not None:
+            tb_proc.terminate()
+            try:
+                tb_proc.wait(10)
+            except subprocess.TimeoutExpired:
+                tb_proc.kill()
+        if scheduler is not None:
+            thread.join(30)

@@ -113,6 +113,7 @@ def test_make_run_path_trains_the_demo_and_opens_the_ui(hopper, tmp_path):
     import re
     import time
 
+    import psutil
     import requests
 
     from tests.support.postgres import free_port
@@ -136,6 +137,11 @@ def test_make_run_path_trains_the_demo_and_opens_the_ui(hopper, tmp_path):
         r = requests.get(f"http://127.0.0.1:{port}/api/v1/workloads", headers={"Authorization": f"Bearer {token}"},
                          timeout=10)
         assert r.status_code == 200 and r.json()[0]["status"] == "done"  # the demo from the first run
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert any("tensorboard" in " ".join(c.cmdline()) for c in children)
     finally:
         proc.terminate()
         proc.wait(30)
+    # a plain `kill` shuts everything down: no TensorBoard or worker is left behind
+    time.sleep(1)
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
