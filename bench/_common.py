@@ -37,3 +37,23 @@ def pyplot():  # noqa: ANN201
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     return plt
+
+
+def seed_workload(store, name: str, *, partitions: int, feature_shape: list[int], classes: int,  # noqa: ANN001
+                  max_epochs: int) -> int:
+    """A placeholder dataset and a manual workload to hang synthetic configs on; returns the workload id."""
+    from hopper.engine.store import DatasetRow, WorkloadRow
+
+    with store.session() as s:
+        ds = DatasetRow(name="d", source_path="/d", format="npz", feature_columns=["x"], label_column="y",
+                        task="classification", n_rows=1, n_train=1, n_validation=1, feature_shape=feature_shape,
+                        classes=list(range(classes)), partition_count=partitions,
+                        partition_paths=[f"p{i}" for i in range(partitions)], validation_path="v", schema={})
+        s.add(ds)
+        s.flush()
+        wl = WorkloadRow(name=name, procedure="manual", search_space={}, objectives=[
+            {"metric": "val_accuracy", "direction": "max"}], max_epochs=max_epochs, dataset_id=ds.id,
+            model_ref="mlp")
+        s.add(wl)
+        s.flush()
+        return wl.id

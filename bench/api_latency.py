@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import emit  # noqa: E402
+from _common import emit, seed_workload  # noqa: E402
 
 SERVER = """
 import sys
@@ -42,29 +42,16 @@ def populate(home: Path, n_configs: int, n_metrics: int) -> tuple[list[int], int
 
     from hopper.engine.store import (
         ConfigRow,
-        DatasetRow,
         MetricRow,
         Store,
         SubEpochRow,
-        WorkloadRow,
         utcnow,
     )
 
     store = Store(f"sqlite:///{home / 'hopper.db'}", check_schema=False)
     store.upgrade()
     rng = random.Random(0)
-    with store.session() as s:
-        ds = DatasetRow(name="d", source_path="/d", format="npz", feature_columns=["x"], label_column="y",
-                        task="classification", n_rows=1, n_train=1, n_validation=1, feature_shape=[64],
-                        classes=list(range(10)), partition_count=2, partition_paths=["a", "b"],
-                        validation_path="v", schema={})
-        s.add(ds)
-        s.flush()
-        wl = WorkloadRow(name="bench", procedure="manual", search_space={}, objectives=[
-            {"metric": "val_accuracy", "direction": "max"}], max_epochs=100, dataset_id=ds.id, model_ref="mlp")
-        s.add(wl)
-        s.flush()
-        wid = wl.id
+    wid = seed_workload(store, "bench", partitions=2, feature_shape=[64], classes=10, max_epochs=100)
     epochs = max(1, n_metrics // (n_configs * 5))
     t0 = utcnow()
     names = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds")

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import RESULTS, emit, pyplot  # noqa: E402
+from _common import RESULTS, emit, pyplot, seed_workload  # noqa: E402
 
 from hopper.mop_scheduler.backends import Backend  # noqa: E402
 
@@ -56,23 +56,12 @@ class StandInBackend(Backend):
 
 
 def populate(url: str, n: int) -> None:
-    from hopper.engine.store import ConfigRow, DatasetRow, MetricRow, Store, SubEpochRow, WorkloadRow, utcnow
+    from hopper.engine.store import ConfigRow, MetricRow, Store, SubEpochRow, utcnow
 
     store = Store(url, check_schema=False)
     store.upgrade()
     rng = random.Random(n)
-    with store.session() as s:
-        ds = DatasetRow(name="d", source_path="/d", format="npz", feature_columns=["x"], label_column="y",
-                        task="classification", n_rows=1, n_train=1, n_validation=1, feature_shape=[4],
-                        classes=[0, 1], partition_count=WORKERS, partition_paths=["p"] * WORKERS,
-                        validation_path="v", schema={})
-        s.add(ds)
-        s.flush()
-        wl = WorkloadRow(name="scale", procedure="manual", search_space={}, objectives=[
-            {"metric": "val_accuracy", "direction": "max"}], max_epochs=10, dataset_id=ds.id, model_ref="mlp")
-        s.add(wl)
-        s.flush()
-        wid = wl.id
+    wid = seed_workload(store, "scale", partitions=WORKERS, feature_shape=[4], classes=2, max_epochs=10)
     with store.session() as s:
         s.execute(ConfigRow.__table__.insert(), [
             {"workload_id": wid, "hparams": {"lr": rng.random()}, "status": rng.choice(["queued", "running", "done"]),

@@ -286,6 +286,13 @@ class Services:
             counts = self._config_counts(session, [r.id for r in rows])
             return [WorkloadInfo.from_row(r, counts.get(r.id, {}), self._best(session, r)) for r in rows]
 
+    def child_workloads(self, workload_id: int) -> list[tuple[int, str]]:
+        """(id, name) of the drill-downs launched from a workload: one indexed read, for live pages."""
+        with self.store.session() as session:
+            return [tuple(r) for r in session.execute(
+                select(WorkloadRow.id, WorkloadRow.name).where(WorkloadRow.parent_workload_id == workload_id)
+                .order_by(WorkloadRow.id))]
+
     def get_workload(self, workload_id: int) -> WorkloadInfo:
         with self.store.session() as session:
             row = self._get(session, WorkloadRow, workload_id, "workload")
@@ -406,10 +413,7 @@ class Services:
         for key, value in hparams.items():
             if not (isinstance(value, int | float | str | bool) or value is None):
                 raise ValidationError(f"{field_prefix}.{key} must be a scalar", field=f"{field_prefix}.{key}")
-        if not workload.model_ref.startswith("script:"):
-            check_hparams(workload.model_ref, list(hparams), field_prefix=field_prefix)
-            for key, value in hparams.items():
-                check_hparam_value(workload.model_ref, key, value, field=f"{field_prefix}.{key}")
+        _check_model_hparams(workload.model_ref, list(hparams), hparams.items(), field_prefix)
         space = SearchSpace.parse(workload.search_space)
         for name in space.active_params(hparams):
             if name not in hparams:
@@ -620,13 +624,17 @@ class Services:
         return self.settings.artifact_dir / "tensorboard" / f"workload-{workload_id}"
 
 
-def _check_space_for_model(model_ref: str, space: SearchSpace) -> None:
-    """A roster model must know every parameter of the space and accept every value it names."""
+def _check_model_hparams(model_ref: str, names: list[str], values: Iterable[tuple[str, Any]], prefix: str) -> None:
+    """A roster model must know every hyperparameter named and accept every value given for it."""
     if model_ref.startswith("script:"):
         return  # a script reads what it wants from its config
-    check_hparams(model_ref, space.names())
-    for key, value in _space_values(space):
-        check_hparam_value(model_ref, key, value, field=f"space.{key}")
+    check_hparams(model_ref, names, field_prefix=prefix)
+    for key, value in values:
+        check_hparam_value(model_ref, key, value, field=f"{prefix}.{key}")
+
+
+def _check_space_for_model(model_ref: str, space: SearchSpace) -> None:
+    _check_model_hparams(model_ref, space.names(), _space_values(space), "space")
 
 
 def _space_values(space: SearchSpace) -> list[tuple[str, Any]]:

@@ -153,9 +153,10 @@ def register(app: Dash, services: Services, tensorboard_url: Any) -> None:  # no
                 if workload.best else "no results yet")
         summary = (f"{workload.status} · {workload.procedure} · model {workload.model_ref} · "
                    f"{workload.max_epochs} epochs · {counts or 'no configs yet'} · {best}")
-        children = [w for w in services.list_workloads() if w.parent_workload_id == workload_id]
-        links = [html.Span("Drill-downs: ")] + [html.A(f"{w.name} ", href=f"/workloads/{w.id}",
-                                                       className="child-link") for w in children] if children else []
+        children = services.child_workloads(workload_id)
+        links = [html.Span("Drill-downs: ")] + [html.A(f"{name} ", href=f"/workloads/{child_id}",
+                                                       className="child-link") for child_id, name in children] \
+            if children else []
         sub_epochs = [s.to_dict() for s in services.list_sub_epochs(workload_id, limit=5000)]
         return (rows, summary, figures.gantt(sub_epochs),
                 figures.parallel_coordinates(configs, metric, workload.objectives[0]["direction"]), links)
