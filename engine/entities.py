@@ -89,13 +89,14 @@ class WorkloadInfo(_Serialisable):
     updated_at: datetime
     config_counts: dict = field(default_factory=dict)
     best: dict | None = None
+    export_top_k: int | None = None
 
     @classmethod
     def from_row(cls, row: Any, config_counts: dict | None = None, best: dict | None = None) -> WorkloadInfo:
         return cls(row.id, row.name, row.description, row.owner, row.status, row.procedure, dict(row.search_space),
                    list(row.objectives), row.max_epochs, row.max_configs, row.seed, row.dataset_id, row.model_ref,
                    row.script_id, row.parent_workload_id, row.parent_config_id, row.error, row.created_at,
-                   row.updated_at, config_counts or {}, best)
+                   row.updated_at, config_counts or {}, best, getattr(row, "export_top_k", None))
 
 
 @dataclass(frozen=True)

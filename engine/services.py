@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hopper.engine import data as data_mod
+from hopper.engine.edge import EdgeServices
 from hopper.engine.entities import ConfigInfo, DatasetInfo, EventInfo, ScriptInfo, SubEpochInfo, WorkloadInfo
 from hopper.engine.errors import Conflict, InvalidState, NotFound, ScriptRejected, ValidationError
 from hopper.engine.procedures import Objective, make_procedure
@@ -73,7 +74,7 @@ class ExportSource:
     validation_path: str
 
 
-class Services:
+class Services(EdgeServices):
     """User actions on one store.
 
     Args:
@@ -272,6 +273,7 @@ class Services:
                 max_configs=spec.max_configs, seed=spec.seed, dataset_id=dataset.id, model_ref=model_ref,
                 script_id=script_row.id if script_row else None, parent_workload_id=parent_workload_id,
                 parent_config_id=parent_config_id, warm_start_checkpoint_id=warm_start_checkpoint_id,
+                export_top_k=spec.export_top_k,
             )
             session.add(row)
             session.flush()

@@ -35,6 +35,8 @@ class WorkloadSpec(BaseModel):
     max_epochs: int = Field(default=3, ge=1, le=10_000)
     max_configs: int | None = Field(default=None, ge=1, le=100_000)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    export_top_k: int | None = Field(default=None, ge=1, le=100,
+                                     description="when the workload is done, export (and profile) its best k configs")
 
     @field_validator("objectives", mode="before")
     @classmethod

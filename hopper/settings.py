@@ -31,6 +31,9 @@ class Settings:
         script_memory_mb: address-space limit for script validation processes.
         worker_model_cache: models each worker keeps built between sub-epochs.
         worker_memory_mb: resident-memory limit of a training worker (0 = none).
+        edge_lease_seconds: how long an edge agent holds a profiling job without a heartbeat.
+        edge_max_attempts: claims of a profiling job before it is failed for good.
+        edge_offline_seconds: a device not heard from for this long shows as offline.
     """
 
     home: Path
@@ -45,6 +48,9 @@ class Settings:
     script_memory_mb: int = 0
     worker_model_cache: int = 32
     worker_memory_mb: int = 8192
+    edge_lease_seconds: float = 60.0
+    edge_max_attempts: int = 3
+    edge_offline_seconds: float = 90.0
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)
@@ -68,7 +74,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     for key in (
         "database_url", "data_roots", "artifact_dir", "backend", "workers", "poll_interval",
         "sub_epoch_timeout", "script_timeout", "script_memory_mb", "worker_model_cache",
-        "worker_memory_mb",
+        "worker_memory_mb", "edge_lease_seconds", "edge_max_attempts", "edge_offline_seconds",
     ):
         env_key = _ENV_PREFIX + key.upper()
         if env_key in env:
@@ -90,4 +96,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         script_memory_mb=int(values.get("script_memory_mb", 0)),
         worker_model_cache=int(values.get("worker_model_cache", 32)),
         worker_memory_mb=int(values.get("worker_memory_mb", 8192)),
+        edge_lease_seconds=float(values.get("edge_lease_seconds", 60.0)),
+        edge_max_attempts=int(values.get("edge_max_attempts", 3)),
+        edge_offline_seconds=float(values.get("edge_offline_seconds", 90.0)),
     )

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -87,6 +88,7 @@ class WorkloadRow(Base):
         ForeignKey("checkpoint.id", use_alter=True), nullable=True
     )
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    export_top_k: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -198,3 +200,100 @@ class ExportRow(Base):
     tflite_accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
     convert_seconds: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class DeviceRow(Base):
+    """An edge agent: what it runs on and when it last spoke."""
+
+    __tablename__ = "device"
+    __table_args__ = (UniqueConstraint("name", name="uq_device_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    hardware: Mapped[dict] = mapped_column(JSON, default=dict)
+    interpreter: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20), default="online")
+    registered_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ProfileJobRow(Base):
+    """Profile one export on one device; an agent claims it with a lease that its heartbeats extend."""
+
+    __tablename__ = "profile_job"
+    __table_args__ = (Index("ix_profile_job_device_status", "device_id", "status"),
+                      Index("ix_profile_job_status_lease", "status", "lease_expires_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    export_id: Mapped[int] = mapped_column(ForeignKey("export.id"))
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("device.id"), nullable=True)  # None: any device
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued/running/done/failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    runs: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    warmup: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    claimed_by: Mapped[int | None] = mapped_column(ForeignKey("device.id"), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ProfileRow(Base):
+    """One measurement of an export on a device."""
+
+    __tablename__ = "profile"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("profile_job.id"), nullable=True)
+    export_id: Mapped[int] = mapped_column(ForeignKey("export.id"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("device.id"), index=True)
+    config_id: Mapped[int] = mapped_column(ForeignKey("config.id"), index=True)
+    latency_p50_ms: Mapped[float] = mapped_column(Float)
+    latency_p95_ms: Mapped[float] = mapped_column(Float)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    energy_mj: Mapped[float | None] = mapped_column(Float, nullable=True)
+    runs: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class DeploymentRow(Base):
+    """A served model (``hopper serve-model``): where it listens and whether it still runs."""
+
+    __tablename__ = "deployment"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    config_id: Mapped[int] = mapped_column(ForeignKey("config.id"))
+    export_id: Mapped[int | None] = mapped_column(ForeignKey("export.id"), nullable=True)
+    format: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(100))
+    host: Mapped[str] = mapped_column(String(100))
+    port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="starting", index=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ExportRequestRow(Base):
+    """An export asked for from the web (REST/UI/export_top_k), run by an export worker in its own process."""
+
+    __tablename__ = "export_request"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    config_id: Mapped[int] = mapped_column(ForeignKey("config.id"))
+    quantizations: Mapped[list] = mapped_column(JSON)
+    profile: Mapped[bool] = mapped_column(Boolean, default=False)
+    origin: Mapped[str] = mapped_column(String(20), default="user")  # user / top_k
+    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)  # queued/running/done/failed
+    actor: Mapped[str] = mapped_column(String(100))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    export_ids: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

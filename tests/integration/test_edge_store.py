@@ -1,0 +1,134 @@
+"""Edge jobs in the store (SQLite and PostgreSQL): atomic claims, leases, re-queue, attempts, metrics."""
+
+import threading
+import time
+
+import pytest
+
+from hopper.engine.edge import pareto_mask
+from hopper.engine.errors import Conflict, InvalidState, ValidationError
+from hopper.engine.services import Services
+from hopper.engine.store import CheckpointRow, ConfigRow, DatasetRow, ExportRow, Store, WorkloadRow
+
+RESULT = {"latency_p50_ms": 0.5, "latency_p95_ms": 0.9, "size_bytes": 1234, "peak_memory_bytes": 4096,
+          "energy_mj": None, "runs": 10, "interpreter": "ai-edge-litert"}
+
+
+@pytest.fixture
+def edge(settings):
+    settings = settings.with_overrides(edge_lease_seconds=0.5, edge_max_attempts=2)
+    store = Store(settings.database_url, check_schema=False)
+    store.upgrade()
+    services = Services(store, settings)
+    with store.session() as s:
+        ds = DatasetRow(name="d", source_path="/x", format="npz", feature_columns=["x"], label_column="y",
+                        task="classification", n_rows=10, n_train=8, n_validation=2, feature_shape=[4],
+                        classes=[0, 1], partition_count=2, partition_paths=["a", "b"], validation_path="v", schema={})
+        s.add(ds)
+        s.flush()
+        wl = WorkloadRow(name="w", procedure="grid", search_space={"lr": 0.1}, objectives=[
+            {"metric": "val_accuracy", "direction": "max"}], max_epochs=2, dataset_id=ds.id, model_ref="mlp")
+        s.add(wl)
+        s.flush()
+        exports = []
+        for i in range(3):
+            cfg = ConfigRow(workload_id=wl.id, hparams={"lr": 0.1 * (i + 1)}, status="done")
+            s.add(cfg)
+            s.flush()
+            ck = CheckpointRow(config_id=cfg.id, epoch=1, seq=1, path="/c", sha256="0" * 64, bytes=1, epoch_end=True)
+            s.add(ck)
+            s.flush()
+            ex = ExportRow(config_id=cfg.id, checkpoint_id=ck.id, quantization="float32" if i < 2 else "int8",
+                           path="/e.tflite", sha256="a" * 64, bytes=1000 * (i + 1), tflite_accuracy=0.9 + 0.01 * i,
+                           convert_seconds=1.0)
+            s.add(ex)
+            s.flush()
+            exports.append((ex.id, cfg.id))
+    yield services, exports
+    store.dispose()
+
+
+def test_claims_are_atomic_and_results_become_metrics(edge):
+    services, exports = edge
+    a = services.register_device("pi-a", hardware={"cores": 4}, interpreter="tflite-runtime")
+    b = services.register_device("pi-b", hardware={"cores": 2}, interpreter="ai-edge-litert")
+    for export_id, _ in exports:
+        services.enqueue_profiling(export_id, runs=10)
+    claimed: list = []
+
+    def claimer(device_id):
+        while (job := services.claim_job(device_id)) is not None:
+            claimed.append((device_id, job["id"]))
+
+    threads = [threading.Thread(target=claimer, args=(d["id"],)) for d in (a, b, a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(j for _, j in claimed) == sorted({j for _, j in claimed}) and len(claimed) == 3
+    for device_id, job_id in claimed:
+        out = services.complete_job(job_id, device_id, RESULT)
+        assert out["status"] == "done"
+    config_id = exports[0][1]
+    info = services.get_config(config_id)
+    device = next(d for d, j in claimed if services.get_job(j)["export_id"] == exports[0][0])
+    name = "pi-a" if device == a["id"] else "pi-b"
+    assert info.latest_metrics[f"edge_latency_ms@{name}"] == 0.5
+    assert info.latest_metrics["model_bytes"] == 1234
+    assert info.version == 1  # edge numbers do not bump the ETag
+    int8 = services.get_config(exports[2][1]).latest_metrics
+    assert any(k.endswith(":int8") and k.startswith("edge_latency_ms@") for k in int8)
+    assert len(services.list_profiles()) == 3 and services.list_profiles(config_id=config_id)[0]["runs"] == 10
+    with pytest.raises(Conflict):
+        services.complete_job(claimed[0][1], claimed[0][0], RESULT)  # done already
+
+
+def test_expired_leases_requeue_and_give_up_after_max_attempts(edge):
+    services, exports = edge
+    a = services.register_device("a", interpreter="tflite-runtime")
+    b = services.register_device("b", interpreter="ai-edge-litert")
+    job = services.enqueue_profiling(exports[0][0])[0]
+    assert services.claim_job(a["id"])["id"] == job["id"]
+    assert services.claim_job(b["id"]) is None
+    time.sleep(0.3)
+    assert services.heartbeat(a["id"])["extended_jobs"] == 1  # a heartbeat keeps the lease
+    time.sleep(0.3)
+    assert services.get_job(job["id"])["status"] == "running"
+    time.sleep(0.4)  # a stops heartbeating
+    again = services.claim_job(b["id"])
+    assert again["id"] == job["id"] and again["attempts"] == 2 and "stopped responding" in again["error"]
+    with pytest.raises(Conflict, match="not held"):
+        services.complete_job(job["id"], a["id"], RESULT)  # a woke up too late
+    time.sleep(0.7)
+    assert services.claim_job(a["id"]) is None
+    final = services.get_job(job["id"])
+    assert final["status"] == "failed" and "gave up after 2 attempts" in final["error"]
+
+
+def test_failed_jobs_retry_then_fail_and_targets_are_respected(edge):
+    services, exports = edge
+    a = services.register_device("a", interpreter="tflite-runtime")
+    b = services.register_device("b", interpreter="ai-edge-litert")
+    jobs = services.enqueue_profiling(exports[1][0], all_devices=True)
+    assert [j["device_id"] for j in jobs] == [a["id"], b["id"]]
+    mine = services.claim_job(a["id"])
+    assert mine["device_id"] == a["id"] and mine["export"]["sha256"] == "a" * 64
+    assert services.fail_job(mine["id"], a["id"], "checksum mismatch")["status"] == "queued"
+    assert services.claim_job(a["id"])["id"] == mine["id"]
+    failed = services.fail_job(mine["id"], a["id"], "checksum mismatch")
+    assert failed["status"] == "failed" and "checksum mismatch" in failed["error"]
+    with pytest.raises(ValidationError):
+        services.register_device("bad name!", interpreter="tflite-runtime")
+    with pytest.raises(ValidationError):
+        services.complete_job(jobs[1]["id"], b["id"], {"latency_p50_ms": -1})
+
+
+def test_enqueue_on_all_devices_needs_a_device(edge):
+    services, exports = edge
+    with pytest.raises(InvalidState, match="no edge device"):
+        services.enqueue_profiling(exports[0][0], all_devices=True)
+
+
+def test_pareto_mask():
+    points = [(0.9, 1.0), (0.95, 2.0), (0.85, 1.5), (0.95, 3.0), (0.8, 0.5)]
+    assert pareto_mask(points, ("max", "min")) == [True, True, False, False, True]
