@@ -373,19 +373,50 @@ def drill_down(config_id: int, space_text: str, procedure: str, max_configs: int
               help="Repeatable; default: both.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Directory for the .tflite files (default: the artefact dir).")
+@click.option("--request-id", type=int, default=None, hidden=True,
+              help="The export request this run fulfils (set by the export worker).")
 @_handle_errors
-def export_cmd(config_id: int, quantizations: tuple[str, ...], out_dir: str | None) -> None:
+def export_cmd(config_id: int, quantizations: tuple[str, ...], out_dir: str | None, request_id: int | None) -> None:
     """Export a trained config to TFLite and measure its accuracy on the interpreter."""
     from hopper.edge_deploy.export import QUANTIZATIONS, export_config
 
-    with console.status(f"converting config {config_id} to TFLite ..."):
-        rows = export_config(_services(), config_id, quantizations or QUANTIZATIONS,
-                             Path(out_dir) if out_dir else None)
+    services = _services()
+    try:
+        with console.status(f"converting config {config_id} to TFLite ..."):
+            rows = export_config(services, config_id, quantizations or QUANTIZATIONS,
+                                 Path(out_dir) if out_dir else None)
+    except Exception as exc:
+        if request_id is not None:
+            services.finish_export_request(request_id, error=getattr(exc, "message", None) or repr(exc))
+        raise
+    if request_id is not None:
+        services.finish_export_request(request_id, export_ids=[r["id"] for r in rows])
     table = Table("quantization", "bytes", "Keras accuracy", "TFLite accuracy", "convert s", "file")
     for r in rows:
         table.add_row(r["quantization"], str(r["bytes"]), _fmt(r["keras_accuracy"]), _fmt(r["tflite_accuracy"]),
                       f"{r['convert_seconds']:.2f}", _fmt(r["path"]))
     console.print(table)
+
+
+@main.command("export-worker")
+@click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between polls.")
+@click.option("--once", is_flag=True, help="Run the queued requests, then exit.")
+@_handle_errors
+def export_worker_cmd(poll: float, once: bool) -> None:
+    """Run export requests made from the REST API or UI (each in a child process); `hopper serve` runs one too."""
+    from hopper.edge_deploy.runner import ExportWorker
+
+    worker = ExportWorker(_services(), poll=poll)
+    if once:
+        while (done := worker.run_once()) is not None:
+            console.print(f"export request {done['id']}: {done['status']} {done.get('error') or ''}", highlight=False)
+        return
+    stop_event = threading.Event()
+    console.print("export worker: polling for export requests (Ctrl-C stops)")
+    try:
+        worker.run(stop_event)
+    except KeyboardInterrupt:
+        stop_event.set()
 
 
 @main.command("events")
@@ -492,8 +523,10 @@ def run(epochs: int, until_done: bool, port: int) -> None:
 @click.option("--no-auth", is_flag=True, help="No token (refused unless --host is loopback).")
 @click.option("--with-scheduler", is_flag=True, help="Also run the MOP scheduler in this process.")
 @click.option("--no-tensorboard", is_flag=True, help="Do not start TensorBoard.")
+@click.option("--no-export-worker", is_flag=True, help="Leave export requests to a separate `hopper export-worker`.")
 @_handle_errors
-def serve_cmd(host: str, port: int, no_auth: bool, with_scheduler: bool, no_tensorboard: bool) -> None:
+def serve_cmd(host: str, port: int, no_auth: bool, with_scheduler: bool, no_tensorboard: bool,
+              no_export_worker: bool) -> None:
     """Serve the web UI and the REST API (waitress), with TensorBoard beside them."""
     from hopper.serve import serve
 
@@ -504,7 +537,7 @@ def serve_cmd(host: str, port: int, no_auth: bool, with_scheduler: bool, no_tens
 
         scheduler = Scheduler(services, on_epoch=_print_epoch)
     serve(services, host=host, port=port, no_auth=no_auth, tensorboard=not no_tensorboard, scheduler=scheduler,
-          announce=console.print)
+          announce=console.print, export_worker=not no_export_worker)
 
 
 @main.command("token")

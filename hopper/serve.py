@@ -73,8 +73,8 @@ def build_app(services: Services, *, host: str, no_auth: bool, tensorboard_port:
 
 def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8050, no_auth: bool = False,
           tensorboard: bool = True, scheduler: object | None = None, threads: int = 8,
-          announce=print) -> None:  # noqa: ANN001
-    """Serve until interrupted; runs ``scheduler`` (if given) in a background thread."""
+          announce=print, export_worker: bool = True) -> None:  # noqa: ANN001
+    """Serve until interrupted; runs ``scheduler`` (if given) and the export worker in background threads."""
     from waitress import create_server
 
     tb_proc, tb_port = None, None
@@ -88,6 +88,10 @@ def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8050, no_a
     if scheduler is not None:
         thread = threading.Thread(target=scheduler.run, kwargs={"stop_event": stop}, name="scheduler", daemon=True)
         thread.start()
+    if export_worker:  # REST/UI export requests run as child processes: TensorFlow stays out of this one
+        from hopper.edge_deploy.runner import ExportWorker
+
+        threading.Thread(target=ExportWorker(services).run, args=(stop,), name="export-worker", daemon=True).start()
     server = create_server(wsgi, host=host, port=port, threads=threads)
     announce(f"Hopper UI: http://{host}:{port}/   REST API: http://{host}:{port}/api/docs")
     announce("auth disabled (loopback only)" if token is None else f"token: {token}   (also: `hopper token`)")

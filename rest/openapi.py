@@ -57,7 +57,12 @@ def build_document(api: Api) -> dict:
                 "limit": {"type": "integer"}, "offset": {"type": "integer"}}}
         else:
             body_schema = {"type": "object"}
-        responses = {str(route.status): {"description": "OK", "content": {"application/json": {"schema": body_schema}}}}
+        if route.returns == "binary":
+            responses = {str(route.status): {"description": "OK", "content": {"application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"}}}}}
+        else:
+            responses = {str(route.status): {"description": "OK",
+                                             "content": {"application/json": {"schema": body_schema}}}}
         for code in sorted({401, 403, *route.errors, *((400, 413) if route.body else ()), *((400,) if route.query else ()),
                             *((404,) if route.path_params else ())}):
             responses[str(code)] = {"description": _ERROR_TEXT.get(code, "Error"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import jsonify, request
+from flask import jsonify, request, send_file
 
 from hopper.engine.errors import ValidationError
 from hopper.engine.specs import DatasetSpec, WorkloadSpec
@@ -10,8 +10,15 @@ from hopper.rest._api import Api, actor, int_arg, services
 from hopper.rest.schemas import (
     AddConfigBody,
     CloneBody,
+    CompleteJobBody,
+    DeployBody,
+    DeviceRefBody,
     DrillDownBody,
+    ExportRequestBody,
+    FailJobBody,
     PriorityBody,
+    ProfileBody,
+    RegisterDeviceBody,
     ScriptBody,
     VersionedBody,
     WorkloadPatch,
@@ -168,3 +175,156 @@ def get_script(script_id: int):  # noqa: ANN201
            query=(("limit", "integer", "most rows", 1, 1000),))
 def list_events():  # noqa: ANN201
     return [e.to_dict() for e in services().list_events(limit=int_arg("limit", 200, 1, 1000))]
+
+
+# -- edge: exports, devices, profiling jobs, profiles, deployments --------------------------------------
+def _opt_int_arg(name: str) -> int | None:
+    return int_arg(name, -1, 0, 2**31 - 1) if request.args.get(name) is not None else None
+
+
+@api.route("GET", "/configs/<int:config_id>/exports", "List a config's TFLite exports", tag="edge", returns="list",
+           errors=(NOT_FOUND,))
+def list_exports(config_id: int):  # noqa: ANN201
+    return services().list_exports(config_id)
+
+
+@api.route("POST", "/configs/<int:config_id>/exports",
+           "Request a TFLite export (run by the export worker, out of the web process)", tag="edge",
+           body=ExportRequestBody, status=202, errors=(INVALID, NOT_FOUND, CONFLICT))
+def request_export(config_id: int, body: ExportRequestBody):  # noqa: ANN201
+    return services().request_export(config_id, quantizations=list(dict.fromkeys(body.quantizations)),
+                                     profile=body.profile, actor=actor())
+
+
+@api.route("GET", "/export-requests/<int:request_id>", "Show an export request and the exports it made",
+           tag="edge", errors=(NOT_FOUND,))
+def get_export_request(request_id: int):  # noqa: ANN201
+    return services().get_export_request(request_id)
+
+
+@api.route("GET", "/exports/<int:export_id>/artifact",
+           "Download an export's .tflite (X-Hopper-SHA256: the checksum recorded at export)", tag="edge",
+           returns="binary", errors=(NOT_FOUND, CONFLICT), headers=("X-Hopper-SHA256",))
+def export_artifact(export_id: int):  # noqa: ANN201
+    from pathlib import Path
+
+    from hopper.engine.errors import InvalidState
+
+    export = services().export_artifact(export_id)
+    path = Path(export["path"])
+    if not path.is_file():
+        raise InvalidState(f"the file of export {export_id} is missing on the server ({path.name})")
+    response = send_file(path, mimetype="application/octet-stream", as_attachment=True, download_name=path.name,
+                         conditional=False, etag=False, max_age=0)
+    response.headers["X-Hopper-SHA256"] = export["sha256"]
+    response.headers["X-Hopper-Bytes"] = str(export["bytes"])
+    return response, 200
+
+
+@api.route("POST", "/exports/<int:export_id>/profile", "Queue profiling of an export on edge devices", tag="edge",
+           body=ProfileBody, status=201, returns="list", errors=(INVALID, NOT_FOUND, CONFLICT))
+def enqueue_profiling(export_id: int, body: ProfileBody):  # noqa: ANN201
+    return services().enqueue_profiling(export_id, device_id=body.device_id, all_devices=body.all_devices,
+                                        runs=body.runs, warmup=body.warmup, actor=actor())
+
+
+@api.route("GET", "/devices", "List edge devices (agents) with status and last contact", tag="edge", returns="list")
+def list_devices():  # noqa: ANN201
+    return services().list_devices()
+
+
+@api.route("POST", "/devices", "Register an edge agent (again, after a restart) with its hardware", tag="edge",
+           body=RegisterDeviceBody, status=201, errors=(INVALID, CONFLICT))
+def register_device(body: RegisterDeviceBody):  # noqa: ANN201
+    return services().register_device(body.name, hardware=body.hardware, interpreter=body.interpreter,
+                                      actor=f"device:{body.name}")
+
+
+@api.route("GET", "/devices/<int:device_id>", "Show an edge device", tag="edge", errors=(NOT_FOUND,))
+def get_device(device_id: int):  # noqa: ANN201
+    return services().get_device(device_id)
+
+
+@api.route("POST", "/devices/<int:device_id>/heartbeat", "An agent is alive: extends the leases of its jobs",
+           tag="edge", errors=(NOT_FOUND,))
+def heartbeat(device_id: int):  # noqa: ANN201
+    return services().heartbeat(device_id)
+
+
+@api.route("POST", "/devices/<int:device_id>/claim", "Claim the next profiling job (job is null when none)",
+           tag="edge", errors=(NOT_FOUND,))
+def claim_job(device_id: int):  # noqa: ANN201
+    return {"job": services().claim_job(device_id)}
+
+
+@api.route("GET", "/jobs", "List profiling jobs, newest first", tag="edge", returns="list",
+           query=(("status", "string", "only jobs in this state", None, None),
+                  ("export_id", "integer", "only jobs of this export", 0, 2**31 - 1)))
+def list_jobs():  # noqa: ANN201
+    return services().list_jobs(status=request.args.get("status") or None, export_id=_opt_int_arg("export_id"))
+
+
+@api.route("GET", "/jobs/<int:job_id>", "Show a profiling job", tag="edge", errors=(NOT_FOUND,))
+def get_job(job_id: int):  # noqa: ANN201
+    return services().get_job(job_id)
+
+
+@api.route("POST", "/jobs/<int:job_id>/complete", "Post a job's measurements (profile and metrics)", tag="edge",
+           body=CompleteJobBody, errors=(INVALID, NOT_FOUND, CONFLICT))
+def complete_job(job_id: int, body: CompleteJobBody):  # noqa: ANN201
+    return services().complete_job(job_id, body.device_id, body.result.model_dump())
+
+
+@api.route("POST", "/jobs/<int:job_id>/fail", "Report that a job could not be profiled (re-queued or failed)",
+           tag="edge", body=FailJobBody, errors=(INVALID, NOT_FOUND, CONFLICT))
+def fail_job(job_id: int, body: FailJobBody):  # noqa: ANN201
+    return services().fail_job(job_id, body.device_id, body.error, retryable=body.retryable)
+
+
+@api.route("POST", "/jobs/<int:job_id>/release", "Give a held job back to the queue (agent shutting down)",
+           tag="edge", body=DeviceRefBody, errors=(INVALID, NOT_FOUND, CONFLICT))
+def release_job(job_id: int, body: DeviceRefBody):  # noqa: ANN201
+    return services().fail_job(job_id, body.device_id, "the agent released the job", retryable=True)
+
+
+@api.route("GET", "/profiles", "Measured profiles (latency, size, memory, energy), newest first", tag="edge",
+           returns="list", query=(("config_id", "integer", "one config", 0, 2**31 - 1),
+                                  ("device_id", "integer", "one device", 0, 2**31 - 1),
+                                  ("workload_id", "integer", "one workload", 0, 2**31 - 1)))
+def list_profiles():  # noqa: ANN201
+    return services().list_profiles(config_id=_opt_int_arg("config_id"), device_id=_opt_int_arg("device_id"),
+                                    workload_id=_opt_int_arg("workload_id"))
+
+
+@api.route("GET", "/workloads/<int:workload_id>/pareto", "Exports as accuracy vs latency (or size), front marked",
+           tag="edge", errors=(NOT_FOUND,), query=(("x", "string", "latency (default) or bytes", None, None),
+                                                   ("device", "string", "device name for latency", None, None)))
+def pareto(workload_id: int):  # noqa: ANN201
+    return services().pareto(workload_id, x=request.args.get("x") or "latency",
+                             device=request.args.get("device") or None)
+
+
+@api.route("POST", "/configs/<int:config_id>/deploy", "Serve a config over HTTP (hopper serve-model, own process)",
+           tag="edge", body=DeployBody, status=202, errors=(INVALID, NOT_FOUND, CONFLICT))
+def deploy_config(config_id: int, body: DeployBody):  # noqa: ANN201
+    from hopper.edge_deploy.launch import launch_deployment
+
+    return launch_deployment(services(), config_id, fmt=body.format, name=body.name, port=body.port, actor=actor())
+
+
+@api.route("GET", "/deployments", "List model deployments", tag="edge", returns="list")
+def list_deployments():  # noqa: ANN201
+    return services().list_deployments()
+
+
+@api.route("GET", "/deployments/<int:deployment_id>", "Show a deployment", tag="edge", errors=(NOT_FOUND,))
+def get_deployment(deployment_id: int):  # noqa: ANN201
+    return services().get_deployment(deployment_id)
+
+
+@api.route("POST", "/deployments/<int:deployment_id>/stop", "Stop a model server", tag="edge",
+           errors=(NOT_FOUND, CONFLICT))
+def stop_deployment(deployment_id: int):  # noqa: ANN201
+    from hopper.edge_deploy.launch import stop_deployment as stop
+
+    return stop(services(), deployment_id)

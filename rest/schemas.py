@@ -55,6 +55,54 @@ class ScriptBody(_Body):
     dataset: str | int | None = None
 
 
+class RegisterDeviceBody(_Body):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
+    interpreter: Literal["tflite-runtime", "ai-edge-litert"]
+    hardware: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeviceRefBody(_Body):
+    device_id: int = Field(ge=0, le=2**31 - 1)
+
+
+class ProfileResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    latency_p50_ms: float = Field(ge=0)
+    latency_p95_ms: float = Field(ge=0)
+    size_bytes: int = Field(ge=0)
+    peak_memory_bytes: int | None = Field(default=None, ge=0)
+    energy_mj: float | None = Field(default=None, ge=0)
+    runs: int = Field(default=0, ge=0)
+
+
+class CompleteJobBody(DeviceRefBody):
+    result: ProfileResult
+
+
+class FailJobBody(DeviceRefBody):
+    error: str = Field(min_length=1, max_length=4000)
+    retryable: bool = True
+
+
+class ProfileBody(_Body):
+    device_id: int | None = Field(default=None, ge=0, le=2**31 - 1, description="one device (default: any)")
+    all_devices: bool = Field(default=False, description="one job per registered device")
+    runs: int | None = Field(default=None, ge=1, le=100_000)
+    warmup: int | None = Field(default=None, ge=0, le=100_000)
+
+
+class ExportRequestBody(_Body):
+    quantizations: list[Literal["float32", "int8"]] = Field(default_factory=lambda: ["float32", "int8"],
+                                                            min_length=1, max_length=2)
+    profile: bool = Field(default=False, description="then profile each export on every registered device")
+
+
+class DeployBody(_Body):
+    format: Literal["tflite", "keras"] = "tflite"
+    name: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
+    port: int | None = Field(default=None, ge=1024, le=65535)
+
+
 BODIES: dict[str, type[BaseModel]] = {
     "WorkloadSpec": WorkloadSpec,
     "DatasetSpec": DatasetSpec,
@@ -65,4 +113,11 @@ BODIES: dict[str, type[BaseModel]] = {
     "PriorityBody": PriorityBody,
     "DrillDownBody": DrillDownBody,
     "ScriptBody": ScriptBody,
+    "RegisterDeviceBody": RegisterDeviceBody,
+    "DeviceRefBody": DeviceRefBody,
+    "CompleteJobBody": CompleteJobBody,
+    "FailJobBody": FailJobBody,
+    "ProfileBody": ProfileBody,
+    "ExportRequestBody": ExportRequestBody,
+    "DeployBody": DeployBody,
 }

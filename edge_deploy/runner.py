@@ -1,0 +1,70 @@
+"""The export worker: runs export requests (REST, UI, ``export_top_k``) in child processes.
+
+The web process never imports TensorFlow, so a request made there is a row (``export_request``). This worker,
+a thread of ``hopper serve`` or its own ``hopper export-worker`` process, claims each row atomically and runs
+``python -m hopper.cli export CONFIG --request-id ID`` for it; the child converts, measures and records the
+exports and marks the request done (or failed, with the reason). The worker also turns finished workloads
+with ``export_top_k`` into requests. Imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+
+from hopper.edge_deploy.launch import child_env
+from hopper.engine.errors import HopperError
+from hopper.engine.services import Services
+
+log = logging.getLogger("hopper.edge_deploy.runner")
+
+
+class ExportWorker:
+    """Poll for export requests and run each in a child process, one at a time."""
+
+    def __init__(self, services: Services, *, poll: float = 1.0, timeout: float = 1800.0) -> None:
+        self.services = services
+        self.poll = poll
+        self.timeout = timeout
+        self.done = 0
+
+    def run_once(self) -> dict | None:
+        """Queue top-k exports of finished workloads, then run the next request; returns it (or None)."""
+        try:
+            self.services.enqueue_top_k_exports()
+        except HopperError as exc:
+            log.warning("export_top_k: %s", exc.message)
+        request = self.services.claim_export_request()
+        if request is None:
+            return None
+        cmd = [sys.executable, "-m", "hopper.cli", "export", str(request["config_id"]), "--request-id",
+               str(request["id"])]
+        for q in request["quantizations"]:
+            cmd += ["--quantization", q]
+        log.info("export request %s: %s", request["id"], " ".join(cmd[2:]))
+        try:
+            proc = subprocess.run(cmd, env=child_env(self.services.settings), capture_output=True, text=True,
+                                  timeout=self.timeout)
+            tail = (proc.stderr or proc.stdout or "")[-2000:]
+            code = proc.returncode
+        except subprocess.TimeoutExpired:
+            tail, code = f"the export took longer than {self.timeout:.0f} s", -1
+        current = self.services.get_export_request(request["id"])
+        if current["status"] == "running":  # the child died before recording its outcome
+            current = self.services.finish_export_request(request["id"], error=f"export exited with code {code}: "
+                                                                                  f"{tail.strip()}")
+        self.done += 1
+        return current
+
+    def run(self, stop_event: threading.Event) -> None:
+        while not stop_event.is_set():
+            try:
+                if self.run_once() is not None:
+                    continue
+            except HopperError as exc:
+                log.warning("export worker: %s", exc.message)
+            except Exception:  # noqa: BLE001 - keep the worker alive, the next poll retries
+                log.exception("export worker step failed")
+            stop_event.wait(self.poll)
