@@ -419,6 +419,19 @@ def export_worker_cmd(poll: float, once: bool) -> None:
         stop_event.set()
 
 
+@main.command("edge-agent", add_help_option=False,
+              context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def edge_agent_cmd(args: tuple[str, ...]) -> None:
+    """Profile TFLite exports on this device for a Hopper server (--server URL --token T --name NAME; -h for all).
+
+    Needs only requests, numpy and tflite-runtime or ai-edge-litert (pip install hopper-ms[edge]).
+    """
+    from hopper.edge_deploy.agent import main as agent_main
+
+    sys.exit(agent_main(list(args)))
+
+
 @main.command("events")
 @click.option("--limit", type=int, default=50, show_default=True)
 @_handle_errors
