@@ -225,3 +225,35 @@ def read_partition(path: str | Path, feature_shape: Sequence[int]) -> tuple[np.n
     x = flat.reshape((len(table), *feature_shape))
     y = table.column("label").to_numpy()
     return x, y
+
+
+def partition_url(path: str) -> str:
+    """A partition path as the URL Petastorm opens (``file://`` for local paths, others unchanged)."""
+    return path if "://" in path else Path(path).resolve().as_uri()
+
+
+def read_partition_petastorm(path: str, feature_shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Read one partition through Petastorm's batch reader (the Spark backend's data path).
+
+    Row groups are read in file order, so a worker sees the same rows in the same order as
+    ``read_partition`` gives the local backend, and the same seed trains the same model.
+    """
+    import warnings
+
+    from petastorm import make_batch_reader
+
+    features, labels = [], []
+    with warnings.catch_warnings():
+        # Petastorm 0.13 drives pyarrow 14 through APIs pyarrow deprecates; they still work.
+        warnings.simplefilter("ignore", FutureWarning)
+        with make_batch_reader(partition_url(path), num_epochs=1, workers_count=1, shuffle_row_groups=False,
+                               reader_pool_type="dummy") as reader:
+            batches = list(reader)
+    for batch in batches:
+        if len(batch.label):
+            features.append(np.stack(batch.features))
+            labels.append(np.asarray(batch.label))
+    if not features:
+        raise ValidationError(f"partition {path} has no rows", field="dataset")
+    x = np.concatenate(features).reshape((-1, *feature_shape))
+    return x, np.concatenate(labels)

@@ -12,6 +12,7 @@ import os
 import time
 import traceback
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,8 +93,10 @@ class SubEpochRunner:
             model's sub-epoch): size it to the number of configs that train at once.
     """
 
-    def __init__(self, worker: int, model_cache_size: int = 32) -> None:
+    def __init__(self, worker: int, model_cache_size: int = 32,
+                 reader: Callable[[str, Sequence[int]], tuple[Any, Any]] | None = None) -> None:
         self.worker = worker
+        self._reader = reader
         self._data: dict[int, tuple[Any, Any]] = {}
         self._validation: dict[int, tuple[Any, Any]] = {}
         self._factories: dict[tuple, Any] = {}
@@ -101,18 +104,21 @@ class SubEpochRunner:
         self._models: OrderedDict[int, tuple[Any, str]] = OrderedDict()
         self._cache_size = model_cache_size
 
-    def _partition(self, ref: DatasetRef, partition: int) -> tuple[Any, Any]:
-        if ref.dataset_id not in self._data:
+    def _read(self, path: str, feature_shape: Sequence[int]) -> tuple[Any, Any]:
+        if self._reader is None:
             from hopper.engine.data import read_partition
 
-            self._data[ref.dataset_id] = read_partition(ref.partition_paths[partition], ref.feature_shape)
+            self._reader = read_partition
+        return self._reader(path, feature_shape)
+
+    def _partition(self, ref: DatasetRef, partition: int) -> tuple[Any, Any]:
+        if ref.dataset_id not in self._data:
+            self._data[ref.dataset_id] = self._read(ref.partition_paths[partition], ref.feature_shape)
         return self._data[ref.dataset_id]
 
     def _validation_split(self, ref: DatasetRef) -> tuple[Any, Any]:
         if ref.dataset_id not in self._validation:
-            from hopper.engine.data import read_partition
-
-            self._validation[ref.dataset_id] = read_partition(ref.validation_path, ref.feature_shape)
+            self._validation[ref.dataset_id] = self._read(ref.validation_path, ref.feature_shape)
         return self._validation[ref.dataset_id]
 
     def _factory(self, task: SubEpochTask):  # noqa: ANN202

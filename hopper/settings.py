@@ -23,7 +23,9 @@ class Settings:
         database_url: SQLAlchemy URL of the config store.
         data_roots: directories that dataset paths must lie under.
         artifact_dir: partitions, checkpoints, TensorBoard logs, uploaded scripts.
-        backend: scheduler backend name (``local``).
+        backend: where sub-epochs run: ``local`` (worker processes here) or ``spark``.
+        spark_master: Spark master URL for the ``spark`` backend (``spark://host:7077``, ``local[W]``).
+        spark_driver_host: address Spark tasks dial back to (the driver's ``spark.driver.host``).
         workers: number of MOP workers (= data partitions).
         poll_interval: seconds between store polls when nothing completes.
         sub_epoch_timeout: seconds before a running sub-epoch is declared hung.
@@ -41,6 +43,8 @@ class Settings:
     data_roots: tuple[Path, ...]
     artifact_dir: Path
     backend: str = "local"
+    spark_master: str = "local[2]"
+    spark_driver_host: str | None = None
     workers: int = 2
     poll_interval: float = 0.2
     sub_epoch_timeout: float = 1800.0
@@ -72,7 +76,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     values.update(_read_toml(home / "hopper.toml"))
     values.update(_read_toml(Path.cwd() / "hopper.toml"))
     for key in (
-        "database_url", "data_roots", "artifact_dir", "backend", "workers", "poll_interval",
+        "database_url", "data_roots", "artifact_dir", "backend", "spark_master", "spark_driver_host",
+        "workers", "poll_interval",
         "sub_epoch_timeout", "script_timeout", "script_memory_mb", "worker_model_cache",
         "worker_memory_mb", "edge_lease_seconds", "edge_max_attempts", "edge_offline_seconds",
     ):
@@ -89,6 +94,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         data_roots=tuple(Path(p).expanduser().resolve() for p in data_roots),
         artifact_dir=Path(values.get("artifact_dir", home / "artifacts")).expanduser().resolve(),
         backend=str(values.get("backend", "local")),
+        spark_master=str(values.get("spark_master", "local[2]")),
+        spark_driver_host=values.get("spark_driver_host") or None,
         workers=int(values.get("workers", 2)),
         poll_interval=float(values.get("poll_interval", 0.2)),
         sub_epoch_timeout=float(values.get("sub_epoch_timeout", 1800.0)),

@@ -36,7 +36,7 @@ from hopper.engine.store import (
 )
 from hopper.engine.tensorboard_log import write_scalars
 from hopper.engine.training import DatasetRef, SubEpochResult, SubEpochTask
-from hopper.mop_scheduler.backends import Backend, Completion, LocalBackend, Lost
+from hopper.mop_scheduler.backends import Backend, Completion, Lost, make_backend
 
 log = logging.getLogger("hopper.mop_scheduler")
 
@@ -74,7 +74,8 @@ class Scheduler:
 
     Args:
         services: services on the config store (settings give workers, artefact dir, poll interval).
-        backend: where sub-epochs run; a ``LocalBackend`` with ``settings.workers`` workers by default.
+        backend: where sub-epochs run; by default the one ``settings.backend`` names, with
+            ``settings.workers`` workers.
         epoch_barrier: strict MOP template: no config of a workload starts epoch e+1 before all of its
             runnable configs finished epoch e.
         on_epoch: called after each committed epoch (CLI progress).
@@ -85,12 +86,7 @@ class Scheduler:
         self.services = services
         self.store = services.store
         self.settings = services.settings
-        self.backend = backend or LocalBackend(self.settings.workers, threads_per_worker=threads_per_worker,
-                                               sub_epoch_timeout=self.settings.sub_epoch_timeout,
-                                               model_cache=self.settings.worker_model_cache,
-                                               memory_limit_mb=self.settings.worker_memory_mb,
-                                               allowed_roots=(*map(str, self.settings.data_roots),
-                                                              str(self.settings.artifact_dir)))
+        self.backend = backend or make_backend(self.settings, threads_per_worker=threads_per_worker)
         self.epoch_barrier = epoch_barrier
         self.on_epoch = on_epoch
         self._exhausted: dict[int, object] = {}

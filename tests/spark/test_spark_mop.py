@@ -1,0 +1,61 @@
+"""The MOP scheduler on a real Spark standalone cluster, reading partitions through Petastorm."""
+
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+from hopper.engine.store import MetricRow
+from tests.support.running import RunningScheduler
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+EPOCHS = 2
+GRID = {"lr": {"type": "choice", "values": [0.003, 0.01]}, "units": {"type": "choice", "values": [32, 64]},
+        "batch_size": 32}
+
+
+def _grid(services, name):
+    workload = services.launch_workload({"name": name, "model": "mlp", "dataset": "digits", "procedure": "grid",
+                                         "space": GRID, "max_epochs": EPOCHS, "seed": 7})
+    return workload.id
+
+
+def _val_accuracy(services, workload_id):
+    out = {}
+    for config in services.list_configs(workload_id):
+        key = (config.hparams["lr"], config.hparams["units"])
+        out[key] = {m["epoch"]: m["value"] for m in services.get_config(config.id).metrics
+                    if m["name"] == "val_accuracy"}
+    return out
+
+
+def test_grid_on_spark_visits_every_partition_once_per_epoch_and_matches_local(services, digits, spark_backend):
+    spark_wid = _grid(services, "on-spark")
+    backend = spark_backend()
+    with RunningScheduler(services, backend=backend) as running:
+        running.wait_for(lambda: services.get_workload(spark_wid).status == "done", 300, "the Spark grid")
+    configs = services.list_configs(spark_wid)
+    assert len(configs) == 4 and all(c.status == "done" and c.epochs_done == EPOCHS for c in configs)
+    log = [s for s in services.list_sub_epochs(spark_wid) if s.outcome == "ok"]
+    visits = Counter((s.config_id, s.epoch, s.partition) for s in log)
+    assert set(visits.values()) == {1}
+    assert set(visits) == {(c.id, e, p) for c in configs for e in range(EPOCHS) for p in (0, 1)}
+    assert {s.worker.split("@")[0] for s in log} == {"spark-0", "spark-1"}
+    assert all(s.worker.split("@")[0] == f"spark-{s.partition}" for s in log), "a task trains on its own partition"
+
+    # The same grid, same seed, on the local backend: the same models, up to float noise.
+    local_wid = _grid(services, "on-local")
+    with RunningScheduler(services) as running:
+        running.wait_for(lambda: services.get_workload(local_wid).status == "done", 300, "the local grid")
+    on_spark, on_local = _val_accuracy(services, spark_wid), _val_accuracy(services, local_wid)
+    assert on_spark.keys() == on_local.keys()
+    # Which partition a config visits first in an epoch depends on timing on either backend, so
+    # the runs are not bit-identical; they agree up to that ordering noise.
+    final = EPOCHS - 1
+    diffs = {key: abs(by_epoch[final] - on_local[key][final]) for key, by_epoch in on_spark.items()}
+    assert all(by_epoch.keys() == on_local[key].keys() == set(range(EPOCHS)) for key, by_epoch in on_spark.items())
+    assert max(diffs.values()) <= 0.06 and sum(diffs.values()) / len(diffs) <= 0.03, (on_spark, on_local)
+    with services.store.session() as session:
+        rows = list(session.scalars(select(MetricRow)))
+    assert set(Counter((m.config_id, m.epoch, m.name) for m in rows).values()) == {1}
