@@ -158,16 +158,16 @@ class EdgeServices:
     # -- profiling jobs ----------------------------------------------------------------------------------
     def enqueue_profiling(self, export_id: int, *, device_id: int | None = None, all_devices: bool = False,
                           runs: int | None = None, warmup: int | None = None, actor: str | None = None) -> list[dict]:
-        """Queue profiling of an export: on one device, on every registered device, or on whichever claims it."""
+        """Queue profiling of an export: on one device, on every online device, or on whichever claims it."""
         for name, value in (("runs", runs), ("warmup", warmup)):
             if value is not None and not 0 <= value <= 100_000:
                 raise ValidationError(f"{name} must be in [0, 100000]", field=name)
         with self.store.session() as session:
             self._get(session, ExportRow, export_id, "export")
             if all_devices:
-                targets: list[int | None] = list(session.scalars(select(DeviceRow.id).order_by(DeviceRow.id)))
+                targets: list[int | None] = [d["id"] for d in self.list_devices() if d["status"] == "online"]
                 if not targets:
-                    raise InvalidState("no edge device is registered; start `hopper edge-agent` on one first")
+                    raise InvalidState("no edge device is online; start `hopper edge-agent` on one first")
             elif device_id is not None:
                 targets = [self._get(session, DeviceRow, device_id, "device").id]
             else:
@@ -427,7 +427,7 @@ class EdgeServices:
             row.export_ids, row.error = export_ids, (error or None) and error[-4000:]
             session.flush()
             out = _request_dict(row)
-        if not error and out["profile"] and export_ids and self.list_devices():
+        if not error and out["profile"] and export_ids and any(d["status"] == "online" for d in self.list_devices()):
             for export_id in export_ids:
                 self.enqueue_profiling(export_id, all_devices=True, actor=out["actor"])
         return out

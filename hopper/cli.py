@@ -398,6 +398,23 @@ def export_cmd(config_id: int, quantizations: tuple[str, ...], out_dir: str | No
     console.print(table)
 
 
+@main.command("serve-model")
+@click.argument("config_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["tflite", "keras"]), default="tflite", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=None, help="Default: a free port.")
+@click.option("--name", default=None, help="Model name in the URL (default: config-ID).")
+@click.option("--deployment-id", type=int, default=None, hidden=True, help="Set by REST deploy.")
+@_handle_errors
+def serve_model_cmd(config_id: int, fmt: str, host: str, port: int | None, name: str | None,
+                    deployment_id: int | None) -> None:
+    """Serve a trained config over HTTP: POST /v1/models/NAME:predict {"instances": [...]}."""
+    from hopper.edge_deploy.serving import serve_model
+
+    serve_model(_services(), config_id, fmt=fmt, host=host, port=port, name=name, deployment_id=deployment_id,
+                announce=console.print)
+
+
 @main.command("export-worker")
 @click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between polls.")
 @click.option("--once", is_flag=True, help="Run the queued requests, then exit.")

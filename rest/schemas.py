@@ -86,7 +86,7 @@ class FailJobBody(DeviceRefBody):
 
 class ProfileBody(_Body):
     device_id: int | None = Field(default=None, ge=0, le=2**31 - 1, description="one device (default: any)")
-    all_devices: bool = Field(default=False, description="one job per registered device")
+    all_devices: bool = Field(default=False, description="one job per online device")
     runs: int | None = Field(default=None, ge=1, le=100_000)
     warmup: int | None = Field(default=None, ge=0, le=100_000)
 
@@ -94,7 +94,7 @@ class ProfileBody(_Body):
 class ExportRequestBody(_Body):
     quantizations: list[Literal["float32", "int8"]] = Field(default_factory=lambda: ["float32", "int8"],
                                                             min_length=1, max_length=2)
-    profile: bool = Field(default=False, description="then profile each export on every registered device")
+    profile: bool = Field(default=False, description="then profile each export on every online device")
 
 
 class DeployBody(_Body):

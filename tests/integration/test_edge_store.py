@@ -125,7 +125,7 @@ def test_failed_jobs_retry_then_fail_and_targets_are_respected(edge):
 
 def test_enqueue_on_all_devices_needs_a_device(edge):
     services, exports = edge
-    with pytest.raises(InvalidState, match="no edge device"):
+    with pytest.raises(InvalidState, match="no edge device is online"):
         services.enqueue_profiling(exports[0][0], all_devices=True)
 
 
