@@ -265,7 +265,8 @@ class SparkBackend(Backend):
             self._events.put(("hello", partition, _Peer(conn, hello[2], hello[3], time.monotonic())))
             while True:
                 self._events.put(conn.recv())
-        except (EOFError, OSError) as exc:
+        except (EOFError, OSError, TypeError, ValueError) as exc:
+            # TypeError/ValueError: the driver closed this connection itself (a lost or replaced task).
             if partition is not None:
                 self._events.put(("closed", partition, conn, f"the Spark task's connection closed ({exc or 'EOF'})"))
 

@@ -30,10 +30,15 @@ def _sub_epochs(services, config_id):
 
 
 def test_steering_while_running(services, digits):
+    steering_scenario(services, lambda: RunningScheduler(services))
+
+
+def steering_scenario(services, start_scheduler):
+    """Stop, add, a failing config, kill -9 a worker, resume, clone, drill down; shared with the Spark tests."""
     workload = services.launch_workload({"name": "steer", "model": "mlp", "dataset": "digits", "procedure": "grid",
                                          "space": SPACE, "max_epochs": EPOCHS})
     wid = workload.id
-    with RunningScheduler(services) as running:
+    with start_scheduler() as running:
         wait = running.wait_for
         configs = wait(lambda: services.list_configs(wid), what="the grid's configs")
         a, b = configs[0].id, configs[1].id
