@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -474,32 +477,89 @@ def _run_scheduler(services: Any, *, epoch_barrier: bool, until_done: bool, time
 
     scheduler = Scheduler(services, epoch_barrier=epoch_barrier, threads_per_worker=threads, on_epoch=_print_epoch)
     stop_event = threading.Event()
-    console.print(f"scheduler: {services.settings.workers} local workers, polling {services.store._safe_url()} "
+    settings = services.settings
+    where = (f"{settings.workers} Spark tasks on {settings.spark_master}" if settings.backend == "spark"
+             else f"{settings.workers} local workers")
+    console.print(f"scheduler: {where}, polling {services.store._safe_url()} "
                   "(Ctrl-C stops after the running sub-epochs are abandoned; they re-run on restart)")
     try:
         scheduler.run(stop_event=stop_event, until_done=until_done, timeout=timeout)
     except KeyboardInterrupt:
         stop_event.set()
         console.print("scheduler stopped")
-    except TimeoutError as exc:
+    except (TimeoutError, RuntimeError) as exc:
         raise HopperError(str(exc)) from exc
     console.print(f"scheduler: {scheduler.stats}")
 
 
 @main.command("scheduler")
 @click.option("--workers", type=int, default=None, help="Override HOPPER_WORKERS.")
+@click.option("--backend", type=click.Choice(["local", "spark"]), default=None,
+              help="Where sub-epochs run (overrides HOPPER_BACKEND; default local).")
+@click.option("--spark-master", default=None, metavar="URL",
+              help="Spark master for --backend spark: spark://host:7077 or local[W] (HOPPER_SPARK_MASTER).")
+@click.option("--spark-driver-host", default=None, metavar="HOST",
+              help="Address Spark tasks reach this process at (HOPPER_SPARK_DRIVER_HOST).")
 @click.option("--epoch-barrier", is_flag=True, help="Strict MOP template: epochs advance together.")
 @click.option("--until-done", is_flag=True, help="Exit once no workload is running.")
 @click.option("--timeout", type=float, default=None, help="Give up after this many seconds.")
 @click.option("--threads", type=int, default=1, show_default=True, help="TensorFlow threads per worker.")
 @_handle_errors
-def scheduler_cmd(workers: int | None, epoch_barrier: bool, until_done: bool, timeout: float | None,
-                  threads: int) -> None:
-    """Run the MOP scheduler with local worker processes."""
+def scheduler_cmd(workers: int | None, backend: str | None, spark_master: str | None, spark_driver_host: str | None,
+                  epoch_barrier: bool, until_done: bool, timeout: float | None, threads: int) -> None:
+    """Run the MOP scheduler: local worker processes, or long-lived tasks on a Spark cluster."""
     ctx = click.get_current_context()
-    if workers is not None:
-        ctx.obj["settings"] = ctx.obj["settings"].with_overrides(workers=workers)
+    overrides = {"workers": workers, "backend": backend, "spark_master": spark_master,
+                 "spark_driver_host": spark_driver_host}
+    ctx.obj["settings"] = ctx.obj["settings"].with_overrides(**{k: v for k, v in overrides.items() if v is not None})
     _run_scheduler(_services(), epoch_barrier=epoch_barrier, until_done=until_done, timeout=timeout, threads=threads)
+
+
+@main.command("spark-cluster")
+@click.option("--workers", type=int, default=2, show_default=True, help="Spark worker daemons to start.")
+@click.option("--cores", type=int, default=1, show_default=True, help="Cores each worker offers.")
+@click.option("--memory", default="2g", show_default=True, help="Memory each worker offers to executors.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the daemons bind to.")
+@click.option("--port", type=int, default=7077, show_default=True, help="Master port.")
+@_handle_errors
+def spark_cluster_cmd(workers: int, cores: int, memory: str, host: str, port: int) -> None:
+    """Start a Spark standalone master and workers here (Java 17 needed) until Ctrl-C: a cluster to try
+    `hopper scheduler --backend spark` on."""
+    from hopper.mop_scheduler.backends.spark_cluster import StandaloneCluster
+
+    cluster = StandaloneCluster(n_workers=workers, cores=cores, memory=memory, host=host, master_port=port)
+    try:
+        cluster.start()
+    except (RuntimeError, TimeoutError) as exc:
+        cluster.stop()
+        raise HopperError(str(exc)) from exc
+    console.print(f"Spark master {cluster.url} with {workers} worker(s) ({cores} core(s), {memory} each); "
+                  f"logs in {cluster.workdir}. Run: hopper scheduler --backend spark --spark-master {cluster.url}")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C
+    try:
+        while all(p.poll() is None for p in [cluster.master, *cluster.workers]):
+            time.sleep(1.0)
+        console.print(f"a Spark daemon exited; see the logs in {cluster.workdir}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cluster.stop()
+        console.print("Spark cluster stopped")
+
+
+@main.command("spark-daemon", context_settings={"ignore_unknown_options": True})
+@click.argument("role", type=click.Choice(["master", "worker"]))
+@click.argument("spark_args", nargs=-1, type=click.UNPROCESSED)
+def spark_daemon_cmd(role: str, spark_args: tuple[str, ...]) -> None:
+    """Run a Spark master or worker daemon in the foreground (containers; see docker-compose.yml).
+
+    Arguments after ROLE go to Spark, e.g. `hopper spark-daemon worker --cores 2 spark://spark-master:7077`.
+    Workers launch executors whose Python is this one, so they can import Hopper and TensorFlow.
+    """
+    from hopper.mop_scheduler.backends.spark_cluster import daemon_command
+
+    command, env = daemon_command(role, spark_args)
+    os.execvpe(command[0], command, env)
 
 
 @main.command("demo")

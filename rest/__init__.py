@@ -57,6 +57,12 @@ def create_app(services: Services, *, token: str | None, secret_key: str, flask_
         response.headers["WWW-Authenticate"] = 'Bearer realm="hopper"'
         return response
 
+    @app.get("/healthz")
+    def healthz() -> Response:
+        """Liveness for load balancers and container health checks: no token, no details beyond the store."""
+        services.store.ping()
+        return jsonify({"status": "ok"})
+
     @app.get("/api/openapi.json")
     def openapi() -> Response:
         return jsonify(document)

@@ -72,19 +72,14 @@ class StandaloneCluster:
     def url(self) -> str:
         return f"spark://{self.host}:{self.master_port}"
 
-    def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update({"SPARK_HOME": str(spark_home()), "PYSPARK_PYTHON": sys.executable,
-                    "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_LOCAL_IP": self.host,
-                    "SPARK_NO_DAEMONIZE": "1", "SPARK_LOG_DIR": str(self.workdir)})
-        return env
-
-    def _daemon(self, name: str, *args: str) -> tuple[subprocess.Popen, Path]:
+    def _daemon(self, name: str, role: str, *args: str) -> tuple[subprocess.Popen, Path]:
         if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
             raise RuntimeError("Java is needed for Spark; install a JRE 17 (scripts/install-test-deps.sh does)")
+        command, env = daemon_command(role, args)
+        env.update({"PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": self.host, "SPARK_LOG_DIR": str(self.workdir)})
         log = self.workdir / f"{name}.log"
-        proc = subprocess.Popen([str(spark_home() / "bin" / "spark-class"), *args], env=self._env(),
-                                stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                                start_new_session=True)
         return proc, log
 
     def start(self, timeout: float = 90.0) -> StandaloneCluster:
@@ -93,7 +88,7 @@ class StandaloneCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.master_port = self.master_port or _free_port(self.host)
         ui_port = _free_port(self.host)
-        self.master, log = self._daemon("master", "org.apache.spark.deploy.master.Master", "--host", self.host,
+        self.master, log = self._daemon("master", "master", "--host", self.host,
                                         "--port", str(self.master_port), "--webui-port", str(ui_port))
         _wait_port(self.host, self.master_port, self.master, log, timeout)
         for index in range(self.n_workers):
@@ -104,7 +99,7 @@ class StandaloneCluster:
         port = _free_port(self.host)
         work = self.workdir / f"worker-{index}"
         work.mkdir(exist_ok=True)
-        proc, log = self._daemon(f"worker-{index}", "org.apache.spark.deploy.worker.Worker", "--host", self.host,
+        proc, log = self._daemon(f"worker-{index}", "worker", "--host", self.host,
                                  "--port", str(port), "--webui-port", str(_free_port(self.host)),
                                  "--cores", str(self.cores), "--memory", self.memory, "--work-dir", str(work),
                                  self.url)
@@ -148,3 +143,12 @@ class StandaloneCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def daemon_command(role: str, spark_args: tuple[str, ...] | list[str]) -> tuple[list[str], dict[str, str]]:
+    """The ``spark-class`` command line and environment of a foreground master or worker daemon."""
+    classes = {"master": "org.apache.spark.deploy.master.Master", "worker": "org.apache.spark.deploy.worker.Worker"}
+    env = dict(os.environ)
+    env.update({"SPARK_HOME": str(spark_home()), "SPARK_NO_DAEMONIZE": "1"})
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    return [str(spark_home() / "bin" / "spark-class"), classes[role], *spark_args], env
