@@ -7,6 +7,8 @@ local backend and Petastorm's ``make_batch_reader`` read the same files.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 from collections.abc import Sequence
@@ -246,8 +248,10 @@ def read_partition_petastorm(path: str, feature_shape: Sequence[int]) -> tuple[n
     with warnings.catch_warnings():
         # Petastorm 0.13 drives pyarrow 14 through APIs pyarrow deprecates; they still work.
         warnings.simplefilter("ignore", FutureWarning)
-        with make_batch_reader(partition_url(path), num_epochs=1, workers_count=1, shuffle_row_groups=False,
-                               reader_pool_type="dummy") as reader:
+        # Its reader prints "Cache cleanup complete." on close; keep that out of the user's console.
+        with contextlib.redirect_stdout(io.StringIO()), \
+                make_batch_reader(partition_url(path), num_epochs=1, workers_count=1, shuffle_row_groups=False,
+                                  reader_pool_type="dummy") as reader:
             batches = list(reader)
     for batch in batches:
         if len(batch.label):

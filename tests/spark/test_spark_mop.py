@@ -59,3 +59,22 @@ def test_grid_on_spark_visits_every_partition_once_per_epoch_and_matches_local(s
     with services.store.session() as session:
         rows = list(session.scalars(select(MetricRow)))
     assert set(Counter((m.config_id, m.epoch, m.name) for m in rows).values()) == {1}
+
+
+def test_hopper_scheduler_cli_runs_the_demo_on_spark(tmp_path):
+    """`hopper scheduler --backend spark` creates its own Spark session (local[2] master here) and finishes."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    hopper = str(Path(sys.executable).parent / "hopper")
+    env = {**os.environ, "HOPPER_HOME": str(tmp_path / "home"), "PYSPARK_PYTHON": sys.executable}
+    for argv in (["db", "upgrade"], ["demo", "--epochs", "1"]):
+        subprocess.run([hopper, *argv], env=env, check=True, capture_output=True, timeout=120)
+    done = subprocess.run([hopper, "scheduler", "--backend", "spark", "--spark-master", "local[2]", "--until-done",
+                           "--timeout", "300"], env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "2 Spark tasks on local[2]" in done.stdout
+    assert done.stdout.count("epoch 1:") == 4 and "'lost': 0" in done.stdout
+    assert "Cache cleanup" not in done.stdout
