@@ -11,6 +11,7 @@ import pytest
 from hopper.engine.services import Services
 from hopper.engine.store import Store
 from hopper.settings import Settings
+from tests.support.edge import edge_server  # noqa: F401 - session fixture for tests/edge and tests/e2e
 from tests.support.postgres import start_postgres
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

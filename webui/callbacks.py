@@ -33,13 +33,24 @@ def _fmt(value: Any) -> str:
 
 
 def register(app: Dash, services: Services, tensorboard_url: Any) -> None:  # noqa: C901 - one place for all wiring
-    @app.callback(Output("page", "children"), Input("url", "pathname"))
-    def route(pathname: str | None):  # noqa: ANN202
+    @app.callback(Output("page", "children"), Input("url", "pathname"), State("url", "search"))
+    def route(pathname: str | None, search: str | None = None):  # noqa: ANN202
         path = (pathname or "/").rstrip("/") or "/"
         if path == "/":
             return layout.workloads_page(services.list_datasets(), services.list_scripts(valid_only=True))
         if path == "/events":
             return layout.events_page()
+        if path == "/devices":
+            return layout.devices_page()
+        if path.startswith("/workloads/") and path.endswith("/pareto") and path.split("/")[2].isdigit():
+            try:
+                from urllib.parse import parse_qs
+
+                query = {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()}
+                return layout.pareto_page(services.get_workload(int(path.split("/")[2])), device=query.get("device"),
+                                          x=query.get("x") if query.get("x") in ("latency", "bytes") else "latency")
+            except NotFound as exc:
+                return layout.not_found(exc.message)
         if path == "/tensorboard":
             return layout.tensorboard_page(tensorboard_url())
         if path.startswith("/workloads/") and path.rsplit("/", 1)[-1].isdigit():
@@ -240,6 +251,65 @@ def register(app: Dash, services: Services, tensorboard_url: Any) -> None:  # no
                                                         id="child-link"), " launched"], className="ok")
         except HopperError as exc:
             return error(exc)
+
+    # -- edge: devices and the Pareto front ----------------------------------------------------------------
+    @app.callback(Output("device-table", "data"), Output("profile-table", "data"), Output("job-table", "data"),
+                  Input("tick", "n_intervals"), Input("url", "pathname"))
+    def refresh_devices(_n, _path):  # noqa: ANN001, ANN202
+        profiles = services.list_profiles(limit=500)
+        devices = []
+        for d in services.list_devices():
+            hw = d["hardware"]
+            memory = hw.get("memory_bytes")
+            devices.append({"id": d["id"], "name": d["name"], "status": d["status"], "interpreter":
+                            f"{d['interpreter']} {hw.get('interpreter_version') or ''}".strip(),
+                            "cpu": hw.get("cpu", ""), "cores": hw.get("cores", ""),
+                            "memory": f"{memory / 2**30:.1f} GiB" if memory else "",
+                            "last seen": f"{d['seconds_since_seen']:.0f} s ago",
+                            "profiles": sum(p["device_id"] == d["id"] for p in profiles)})
+        rows = [{"id": p["id"], "device": p["device"], "workload": p["workload_id"], "config": p["config_id"],
+                 "export": p["export_id"], "quantization": p["quantization"], "p50 ms": _fmt(p["latency_p50_ms"]),
+                 "p95 ms": _fmt(p["latency_p95_ms"]), "bytes": p["size_bytes"],
+                 "peak memory": p["peak_memory_bytes"] if p["peak_memory_bytes"] is not None else "",
+                 "energy mJ": _fmt(p["energy_mj"]) if p["energy_mj"] is not None else "n/a", "runs": p["runs"],
+                 "at": p["created_at"][:19]} for p in profiles]
+        names = {d["id"]: d["name"] for d in devices}
+        jobs = [{"id": j["id"], "export": j["export_id"], "device": names.get(j["device_id"], "any"),
+                 "status": j["status"], "attempts": f"{j['attempts']}/{j['max_attempts']}",
+                 "claimed by": names.get(j["claimed_by"], ""), "error": j["error"] or ""}
+                for j in services.list_jobs(limit=200)]
+        return devices, rows, jobs
+
+    @app.callback(Output("graph-pareto", "figure"), Output("pareto-device", "options"),
+                  Input("tick", "n_intervals"), Input("pareto-wl-id", "data"), Input("pareto-x", "value"),
+                  Input("pareto-device", "value"))
+    def refresh_pareto(_n, workload_id, x, device):  # noqa: ANN001, ANN202
+        document = services.pareto(workload_id, x=x or "latency", device=device or None)
+        return figures.pareto(document), document["devices"]
+
+    @app.callback(Output("pareto-config", "children"), Input("graph-pareto", "clickData"),
+                  State("pareto-wl-id", "data"), prevent_initial_call=True)
+    def show_pareto_config(click, workload_id):  # noqa: ANN001, ANN202
+        if not click or not click.get("points") or "customdata" not in click["points"][0]:
+            return no_update
+        config_id, export_id, quantization = click["points"][0]["customdata"]
+        try:
+            config = services.get_config(int(config_id))
+        except HopperError as exc:
+            return error(exc)
+        edge = {k: v for k, v in config.latest_metrics.items() if "@" in k or k.startswith("model_bytes")}
+        profiles = [p for p in services.list_profiles(config_id=config.id) if p["export_id"] == export_id]
+        return html.Div([
+            html.H3(["Config ", html.A(str(config.id), href=f"/workloads/{workload_id}", id="pareto-config-link"),
+                     f" · export {export_id} ({quantization})"]),
+            html.P(f"{config.status}, {config.epochs_done} epochs · " +
+                   ", ".join(f"{k}={_fmt(v)}" for k, v in config.hparams.items())),
+            html.P("metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(config.latest_metrics.items())
+                                           if k not in edge)),
+            html.P("edge: " + (", ".join(f"{k}={_fmt(v)}" for k, v in sorted(edge.items())) or "not profiled")),
+            html.Ul([html.Li(f"{p['device']}: p50 {p['latency_p50_ms']:.4f} ms, p95 {p['latency_p95_ms']:.4f} ms, "
+                             f"{p['size_bytes']} bytes") for p in profiles]),
+        ], id="pareto-config-detail")
 
     # -- audit log -----------------------------------------------------------------------------------------
     @app.callback(Output("event-table", "data"), Input("tick", "n_intervals"), Input("url", "pathname"))

@@ -98,3 +98,41 @@ def metric_series(configs: list[dict], metric: str) -> dict[int, list[tuple[int,
             if m["name"] == metric:
                 series[c["id"]].append((m["epoch"], m["value"]))
     return {k: sorted(v) for k, v in series.items()}
+
+
+def pareto(document: dict) -> go.Figure:
+    """Accuracy vs latency (or size) per export; the front in colour and joined, dominated points grey."""
+    points = document.get("points") or []
+    if not points:
+        return _empty("No profiled exports yet: export configs and start an edge agent")
+    x_title = (f"latency p50 on {document.get('device')} (ms)" if document.get("x") == "latency"
+               else "model size (bytes)")
+    fig = go.Figure()
+    dominated = [p for p in points if not p["pareto"]]
+    if dominated:
+        fig.add_trace(go.Scatter(
+            x=[p["x"] for p in dominated], y=[p["accuracy"] for p in dominated], mode="markers", name="dominated",
+            marker={"color": "#c4c4c4", "size": 11, "line": {"color": "#999", "width": 1}},
+            customdata=[[p["config_id"], p["export_id"], p["quantization"]] for p in dominated],
+            hovertemplate="config %{customdata[0]} (%{customdata[2]})<br>accuracy %{y:.4f}<br>x %{x:.4g}"
+                          "<extra>dominated</extra>"))
+    front = sorted((p for p in points if p["pareto"]), key=lambda p: p["x"])
+    fig.add_trace(go.Scatter(x=[p["x"] for p in front], y=[p["accuracy"] for p in front], mode="lines",
+                             line={"color": "#4c78a8", "dash": "dot", "shape": "hv"}, name="front",
+                             hoverinfo="skip"))
+    for quantization, symbol in (("float32", "circle"), ("int8", "diamond")):
+        chosen = [p for p in front if p["quantization"] == quantization]
+        if not chosen:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[p["x"] for p in chosen], y=[p["accuracy"] for p in chosen], mode="markers+text",
+            name=f"front ({quantization})", text=[f"config {p['config_id']}" for p in chosen],
+            textposition="top center", marker={"size": 14, "symbol": symbol,
+                                               "color": [colour(p["config_id"]) for p in chosen]},
+            customdata=[[p["config_id"], p["export_id"], p["quantization"]] for p in chosen],
+            hovertemplate="config %{customdata[0]} (%{customdata[2]})<br>accuracy %{y:.4f}<br>x %{x:.4g}"
+                          "<extra>Pareto</extra>"))
+    fig.update_layout(xaxis_title=x_title, yaxis_title="accuracy (TFLite interpreter, validation split)",
+                      height=460, margin={"l": 60, "r": 20, "t": 30, "b": 50}, uirevision="keep",
+                      legend={"orientation": "h", "y": 1.08})
+    return fig

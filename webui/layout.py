@@ -37,6 +37,7 @@ def field(label: str, control, hint: str | None = None, width: str = "100%") -> 
 
 def shell(token_required: bool) -> html.Div:
     nav = [dcc.Link("Workloads", href="/", className="nav-link"),
+           dcc.Link("Devices", href="/devices", className="nav-link"),
            dcc.Link("Audit log", href="/events", className="nav-link"),
            dcc.Link("TensorBoard", href="/tensorboard", className="nav-link"),
            html.A("REST API", href="/api/docs", className="nav-link", target="_blank")]
@@ -127,6 +128,7 @@ def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
     if parent is not None:
         crumbs += [dcc.Link(f"{parent.name}", href=f"/workloads/{parent.id}", id="crumb-parent"), " / "]
     crumbs.append(html.Span(workload.name))
+    crumbs += [" · ", dcc.Link("Pareto front (edge)", href=f"/workloads/{workload.id}/pareto", id="pareto-link")]
     metric = workload.objectives[0]["metric"]
     return html.Div([
         dcc.Store(id="wl-id", data=workload.id),
@@ -214,6 +216,52 @@ def tensorboard_page(url: str | None) -> html.Div:
                      html.P(["Event files of every config, one run per workload/config. ",
                              html.A("Open in a new tab", href=url, target="_blank")]),
                      html.Iframe(id="tensorboard-frame", src=url, className="tensorboard")])
+
+
+def devices_page() -> html.Div:
+    return html.Div([
+        html.H1("Edge devices"),
+        html.P(["Agents started with ", html.Code("hopper edge-agent --server URL --token T --name NAME"),
+                " register here, claim profiling jobs and report latency, size and memory."], className="summary"),
+        dash_table.DataTable(id="device-table", columns=[
+            {"name": c, "id": c} for c in ("id", "name", "status", "interpreter", "cpu", "cores", "memory",
+                                           "last seen", "profiles")],
+            data=[], sort_action="native", page_size=20, **{**TABLE_STYLE, "style_data_conditional": [
+                {"if": {"filter_query": "{status} = offline"}, "color": "#777"},
+                {"if": {"filter_query": "{status} = online"}, "fontWeight": "600"}]}),
+        html.H2("Profiles"),
+        dash_table.DataTable(id="profile-table", columns=[
+            {"name": c, "id": c} for c in ("id", "device", "workload", "config", "export", "quantization",
+                                           "p50 ms", "p95 ms", "bytes", "peak memory", "energy mJ", "runs", "at")],
+            data=[], sort_action="native", page_size=25, **TABLE_STYLE),
+        html.H2("Profiling jobs"),
+        dash_table.DataTable(id="job-table", columns=[
+            {"name": c, "id": c} for c in ("id", "export", "device", "status", "attempts", "claimed by", "error")],
+            data=[], sort_action="native", page_size=15, **TABLE_STYLE),
+    ])
+
+
+def pareto_page(workload, *, device: str | None = None, x: str = "latency") -> html.Div:  # noqa: ANN001
+    """The front of a workload's exports; ``?device=NAME&x=latency|bytes`` in the URL preselects the axes."""
+    return html.Div([
+        dcc.Store(id="pareto-wl-id", data=workload.id),
+        html.Div([dcc.Link("Workloads", href="/"), " / ", dcc.Link(workload.name, href=f"/workloads/{workload.id}"),
+                  " / ", html.Span("Pareto front")], className="crumbs"),
+        html.H1(f"Pareto front: {workload.name}"),
+        html.P("Each point is a TFLite export: its interpreter accuracy against its latency on an edge device "
+               "(or its size). Points on the front are coloured; dominated ones are grey. Click a point to see "
+               "its config.", className="summary"),
+        html.Div([
+            field("x axis", dcc.Dropdown(id="pareto-x", value=x, clearable=False, options=[
+                {"label": "latency p50 on a device (ms)", "value": "latency"},
+                {"label": "model size (bytes)", "value": "bytes"}]), width="40%"),
+            field("device", dcc.Dropdown(id="pareto-device", value=device, clearable=True,
+                                         options=[device] if device else [], placeholder="device with most profiles"),
+                  width="40%"),
+        ], className="row"),
+        html.Div([dcc.Graph(id="graph-pareto", config={"displaylogo": False})], className="card"),
+        html.Div(id="pareto-config", className="card"),
+    ])
 
 
 def not_found(message: str) -> html.Div:

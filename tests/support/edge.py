@@ -1,4 +1,7 @@
-"""A trained digits workload with three TFLite exports, served over real HTTP (waitress) for edge tests."""
+"""A trained digits workload with three TFLite exports, served (UI + REST) over real HTTP by waitress.
+
+The ``edge_server`` fixture is session-wide (tests/conftest.py imports it): the edge and browser tests share it.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ import requests
 
 from hopper.engine.services import Services
 from hopper.engine.store import Store
-from tests.conftest import make_settings
 from tests.support.postgres import free_port
 
 TOKEN = "edge-token"
@@ -56,7 +58,8 @@ def edge_server(tmp_path_factory):
 
     from hopper.edge_deploy.export import export_config
     from hopper.engine.demo import ensure_digits
-    from hopper.rest import create_app
+    from hopper.webui import create_dash
+    from tests.conftest import make_settings
     from tests.support.running import RunningScheduler
 
     settings = make_settings(tmp_path_factory.mktemp("edge") / "home", edge_lease_seconds=2.0,
@@ -71,7 +74,7 @@ def edge_server(tmp_path_factory):
     with RunningScheduler(services) as running:
         running.wait_for(lambda: services.get_workload(w.id).status == "done", 240, "the workload to finish")
     exports = export_config(services, config_ids[0]) + export_config(services, config_ids[1], ("float32",))
-    app = create_app(services, token=TOKEN, secret_key="e" * 32)
+    app = create_dash(services, token=TOKEN, secret_key="e" * 32).server  # the UI and the REST API
     port = free_port()
     server = create_server(app, host="127.0.0.1", port=port, threads=8)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -1,0 +1,70 @@
+"""The edge pages in headless Chromium: real agent profiles on the Pareto page and the devices page."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.e2e.test_browser import CHROMIUM_ARGS, SHOTS, _wait_text
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_pareto_and_devices_pages_show_real_profiles(edge_server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    server = edge_server
+    log = open(tmp_path / "agent.log", "w")  # noqa: SIM115
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "hopper.cli", "edge-agent", "--server", server.base, "--token", server.token,
+         "--name", "browser-pi", "--interpreter", "ai-edge-litert", "--runs", "50", "--warmup", "5", "--poll", "0.2",
+         "--heartbeat", "0.5", "--workdir", str(tmp_path / "agent")], stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        server.wait(lambda: any(d["name"] == "browser-pi" for d in server.get("/devices")), 60, "the agent")
+        device = next(d for d in server.get("/devices") if d["name"] == "browser-pi")
+        ids = {j["id"] for e in server.exports
+               for j in server.post(f"/exports/{e['id']}/profile", {"device_id": device["id"]}, status=201)}
+        server.wait(lambda: all(j["status"] == "done" for j in server.get("/jobs") if j["id"] in ids), 90,
+                    "three profiles")
+
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(server.base + "/login")
+            page.fill("#token", server.token)
+            page.click("#login-button")
+            page.wait_for_selector("#workload-table")
+
+            # from the workload page to its Pareto front
+            page.goto(f"{server.base}/workloads/{server.workload_id}")
+            page.click("#pareto-link")
+            page.wait_for_selector("#graph-pareto")
+            page.goto(f"{server.base}/workloads/{server.workload_id}/pareto?device=browser-pi")
+            page.wait_for_function("document.querySelectorAll('#graph-pareto .scatterlayer .point').length >= 3",
+                                   timeout=30_000)
+            assert "latency p50 on browser-pi" in page.inner_text("#graph-pareto")
+            time.sleep(1)
+            page.screenshot(path=SHOTS / "pareto.png", full_page=True)
+            # click a point on the front: its config appears
+            page.locator("#graph-pareto .scatterlayer .trace:last-child .point").first.click(force=True)
+            detail = _wait_text(page.locator("#pareto-config"), r"Config \d+ · export \d+", timeout=30)
+            assert "edge_latency_ms@browser-pi" in detail
+            page.screenshot(path=SHOTS / "pareto-config.png", full_page=True)
+
+            # size instead of latency
+            page.goto(f"{server.base}/workloads/{server.workload_id}/pareto?x=bytes")
+            _wait_text(page.locator("#graph-pareto"), "model size")
+
+            page.goto(server.base + "/devices")
+            _wait_text(page.locator("#device-table"), "browser-pi")
+            _wait_text(page.locator("#device-table"), "online")
+            _wait_text(page.locator("#profile-table"), "browser-pi")
+            page.screenshot(path=SHOTS / "devices.png", full_page=True)
+            browser.close()
+    finally:
+        agent.terminate()
+        agent.wait(15)
