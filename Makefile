@@ -17,6 +17,7 @@ bench: $(STAMP)
 	$(PY) bench/scheduler_scale.py
 	$(PY) bench/api_latency.py
 	$(PY) bench/steering.py
+	$(PY) bench/edge_profile.py
 	$(PY) bench/mop_vs_baselines.py
 
 lint: $(STAMP)

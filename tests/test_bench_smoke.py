@@ -11,7 +11,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 @pytest.mark.parametrize("script", ["hop_overhead.py", "api_latency.py", "scheduler_scale.py", "steering.py",
-                                    "mop_vs_baselines.py"])
+                                    "mop_vs_baselines.py", "edge_profile.py"])
 def test_benchmark_runs_and_prints_json(script):
     proc = subprocess.run([sys.executable, str(BENCH / script), "--quick"], capture_output=True, text=True,
                           timeout=600)
@@ -51,5 +51,14 @@ def _baselines(document):
         assert suite["mop"]["data_footprint_vs_task_parallel"] == pytest.approx(0.5, abs=0.01)
 
 
+def _edge(document):
+    for name in ("mlp", "cnn"):
+        row = document["models"][name]
+        assert row["int8"]["bytes"] < row["float32"]["bytes"] and row["float32"]["export_seconds"] > 0
+        for q in ("float32", "int8"):
+            for interpreter in ("ai-edge-litert", "tflite-runtime"):
+                assert 0 < row[q][interpreter]["p50_ms"] <= row[q][interpreter]["p95_ms"]
+
+
 CHECKS = {"hop_overhead.py": _hop, "api_latency.py": _api, "scheduler_scale.py": _scale,
-          "steering.py": _steering, "mop_vs_baselines.py": _baselines}
+          "steering.py": _steering, "mop_vs_baselines.py": _baselines, "edge_profile.py": _edge}
