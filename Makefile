@@ -19,6 +19,7 @@ bench: $(STAMP)
 	$(PY) bench/steering.py
 	$(PY) bench/edge_profile.py
 	$(PY) bench/mop_vs_baselines.py
+	$(PY) bench/mop_spark.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -11,7 +11,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 @pytest.mark.parametrize("script", ["hop_overhead.py", "api_latency.py", "scheduler_scale.py", "steering.py",
-                                    "mop_vs_baselines.py", "edge_profile.py"])
+                                    "mop_vs_baselines.py", "edge_profile.py", "mop_spark.py"])
 def test_benchmark_runs_and_prints_json(script):
     proc = subprocess.run([sys.executable, str(BENCH / script), "--quick"], capture_output=True, text=True,
                           timeout=600)
@@ -60,5 +60,13 @@ def _edge(document):
                 assert 0 < row[q][interpreter]["p50_ms"] <= row[q][interpreter]["p95_ms"]
 
 
+def _spark(document):
+    for backend in ("local", "spark"):
+        row = document["results"][backend]
+        assert row["sub_epochs"] == 4 * 2 and row["startup_seconds"] > 0 and row["dispatch_overhead_median_ms"] >= 0
+    assert document["ratios_spark_over_local"]["startup"] > 0
+
+
 CHECKS = {"hop_overhead.py": _hop, "api_latency.py": _api, "scheduler_scale.py": _scale,
-          "steering.py": _steering, "mop_vs_baselines.py": _baselines, "edge_profile.py": _edge}
+          "steering.py": _steering, "mop_vs_baselines.py": _baselines, "edge_profile.py": _edge,
+          "mop_spark.py": _spark}

@@ -226,6 +226,27 @@ def register(app: Dash, services: Services, tensorboard_url: Any) -> None:  # no
         except HopperError as exc:
             return error(exc)
 
+    @app.callback(Output("notice-edge", "children"), Input("btn-export", "n_clicks"), Input("btn-deploy", "n_clicks"),
+                  State("cfg-table", "selected_row_ids"), State("export-profile", "value"), prevent_initial_call=True)
+    def edge_action(exports, deploys, selected, profile):  # noqa: ANN001, ANN202
+        if not (exports or deploys):
+            return no_update
+        try:
+            config_id = _selected(selected)
+            if ctx.triggered_id == "btn-export":
+                # Only a request row: the export worker converts it in a child process (no TensorFlow here).
+                request = services.request_export(config_id, profile="profile" in (profile or []), actor="web")
+                return ok(f"export request {request['id']} for config {config_id} queued (float32 + int8); "
+                          "the exports appear on the Pareto page once converted"
+                          + (" and profiled" if request["profile"] else ""))
+            from hopper.edge_deploy.launch import launch_deployment
+
+            row = launch_deployment(services, config_id, actor="web")
+            return ok(f"deployment {row['id']} ({row['name']}) starting: POST /v1/models/{row['name']}:predict "
+                      f"on the port listed by GET /api/v1/deployments/{row['id']}")
+        except HopperError as exc:
+            return error(exc)
+
     @app.callback(Output("notice-add", "children"), Input("btn-add", "n_clicks"), State("wl-id", "data"),
                   State("add-hparams", "value"), prevent_initial_call=True)
     def add_config(n_clicks, workload_id, text):  # noqa: ANN001, ANN202

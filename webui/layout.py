@@ -160,6 +160,13 @@ def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
                                                                     className="input"), width="36%")], className="row"),
                 html.Button("Clone", id="btn-clone", className="button primary"),
                 html.Div(id="notice-clone", className="notice"),
+                html.H3("Edge"),
+                html.Div([html.Button("Export to TFLite (float32 + int8)", id="btn-export", className="button"),
+                          dcc.Checklist(id="export-profile", options=[{"label": " then profile on edge devices",
+                                                                       "value": "profile"}], value=["profile"]),
+                          html.Button("Deploy (HTTP predict)", id="btn-deploy", className="button")],
+                         className="row"),
+                html.Div(id="notice-edge", className="notice"),
             ], className="col card"),
             html.Div([
                 html.H3("Add a config"),

@@ -44,6 +44,19 @@ def _wait_port(host: str, port: int, proc: subprocess.Popen, log: Path, timeout:
     raise TimeoutError(f"the Spark daemon did not open {host}:{port} within {timeout:g} s; see {log}:\n{_tail(log)}")
 
 
+def _terminate_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started the cluster dies (no orphaned JVMs).
+
+    ``spark-class`` ends in ``exec java``, and the death signal survives exec.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _tail(path: Path, lines: int = 20) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -79,7 +92,7 @@ class StandaloneCluster:
         env.update({"PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": self.host, "SPARK_LOG_DIR": str(self.workdir)})
         log = self.workdir / f"{name}.log"
         proc = subprocess.Popen(command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_terminate_with_parent)
         return proc, log
 
     def start(self, timeout: float = 90.0) -> StandaloneCluster:

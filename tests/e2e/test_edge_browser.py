@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.e2e.test_browser import CHROMIUM_ARGS, SHOTS, _wait_text
+from tests.e2e.test_browser import CHROMIUM_ARGS, SHOTS, _select, _wait_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,8 +39,25 @@ def test_pareto_and_devices_pages_show_real_profiles(edge_server, tmp_path):
             page.click("#login-button")
             page.wait_for_selector("#workload-table")
 
-            # from the workload page to its Pareto front
+            # export and deploy buttons on the workload page: both leave the web process alone
             page.goto(f"{server.base}/workloads/{server.workload_id}")
+            _select(page, server.config_ids[1])
+            page.click("#btn-export")
+            notice = _wait_text(page.locator("#notice-edge"), r"export request \d+ for config", timeout=30)
+            request_id = int(notice.split()[2])
+            assert server.get(f"/export-requests/{request_id}")["status"] == "queued"
+            # no export worker runs beside this server; do not leave the request to other tests' workers
+            server.services.finish_export_request(request_id, error="withdrawn by the browser test")
+            page.click("#btn-deploy")
+            notice = _wait_text(page.locator("#notice-edge"), r"deployment \d+ \(config-\d+\) starting", timeout=30)
+            deployment_id = int(notice.split()[1])
+            page.screenshot(path=SHOTS / "edge-actions.png", full_page=True)
+            deployed = server.wait(lambda: server.get(f"/deployments/{deployment_id}")["status"] != "starting"
+                                   and server.get(f"/deployments/{deployment_id}"), 120, "the model server")
+            server.post(f"/deployments/{deployment_id}/stop")
+            assert deployed["status"] == "running" and deployed["port"], deployed
+
+            # from the workload page to its Pareto front
             page.click("#pareto-link")
             page.wait_for_selector("#graph-pareto")
             page.goto(f"{server.base}/workloads/{server.workload_id}/pareto?device=browser-pi")
