@@ -201,6 +201,8 @@ class SubEpochRunner:
             xv, yv = self._validation_split(task.dataset)
             values = model.evaluate(xv, yv, batch_size=512, verbose=0, return_dict=True)
             result.val_metrics = {f"val_{k}": float(v) for k, v in values.items()}
+            # The model's size as an objective (params: min) beside accuracy and edge latency.
+            result.val_metrics["params"] = float(model.count_params())
         t3 = time.perf_counter()
         sha, size = save_checkpoint(model, task.out_path)
         t4 = time.perf_counter()

@@ -374,7 +374,9 @@ class Scheduler:
                 for name, value in metrics.items():
                     session.add(MetricRow(config_id=config.id, epoch=sub_epoch.epoch, name=name, value=value))
                 config.epochs_done = sub_epoch.epoch + 1
-                config.latest_metrics = {"epoch": sub_epoch.epoch, **metrics}
+                # Keep what other producers put there (edge profiles: edge_latency_ms@device, model_bytes)
+                # until they measure again; this epoch's own metrics replace the previous epoch's.
+                config.latest_metrics = {**(config.latest_metrics or {}), "epoch": sub_epoch.epoch, **metrics}
                 objective = workload.objectives[0]
                 value = metrics.get(objective["metric"])
                 if value is not None and (config.best_objective is None or Objective(

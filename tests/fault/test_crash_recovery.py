@@ -19,7 +19,7 @@ from hopper.engine.store import CheckpointRow, ConfigRow, MetricRow, SubEpochRow
 pytestmark = pytest.mark.slow
 
 EPOCHS, ROUNDS = 4, 3
-METRICS = {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds"}
+METRICS = {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "params", "epoch_seconds"}
 
 
 def _running_sub_epochs(services):

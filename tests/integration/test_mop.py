@@ -102,7 +102,11 @@ def test_metrics_are_complete_unique_and_accurate(grid_run):
     per_key = Counter((m.config_id, m.epoch, m.name) for m in rows)
     assert set(per_key.values()) == {1}
     names = {m.name for m in rows}
-    assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds"} <= names
+    assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "params", "epoch_seconds"} <= names
+    params = {m.config_id: m.value for m in rows if m.name == "params"}
+    units = {c.id: c.hparams["units"] for c in services.list_configs(workload_id)}
+    # the parameter count is the model's: more units, more parameters (mlp on 8x8 digits)
+    assert all(params[a] > params[b] for a in units for b in units if units[a] > units[b])
     best = services.get_workload(workload_id).best
     assert best["metric"] == "val_accuracy" and best["value"] >= 0.90
 
