@@ -311,13 +311,20 @@ class Agent:
             self.process(job)
 
     def shutdown(self) -> None:
+        """Give back the job in hand and sign off, so the server stops sending work here at once."""
         self.stop_event.set()
-        if self.current_job is not None and self.device_id is not None:
+        if self.device_id is None:
+            return
+        if self.current_job is not None:
             try:
                 self._call("POST", f"/jobs/{self.current_job}/release", json={"device_id": self.device_id},
                            timeout=5)
             except requests.RequestException:
                 pass
+        try:
+            self._call("POST", f"/devices/{self.device_id}/offline", timeout=5)
+        except requests.RequestException:
+            pass  # the lease and the offline timeout cover a server we cannot reach
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -347,8 +354,7 @@ def main(argv: list[str] | None = None) -> int:
                   threads=args.threads, workdir=Path(args.workdir) if args.workdir else None)
 
     def _stop(_signum: int, _frame: object) -> None:
-        agent.shutdown()
-        raise SystemExit(0)
+        raise SystemExit(0)  # the finally below signs off
 
     signal.signal(signal.SIGTERM, _stop)
     print(f"edge agent {args.name}: {args.interpreter} {interpreter_version(args.interpreter)}, "
@@ -356,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         agent.run(max_jobs=args.max_jobs)
     except KeyboardInterrupt:
+        pass
+    finally:
         agent.shutdown()
     return 0
 

@@ -146,6 +146,17 @@ class EdgeServices:
             return {"device": _device_dict(row, self.settings.edge_offline_seconds), "extended_jobs": extended,
                     "lease_seconds": self.settings.edge_lease_seconds}
 
+    def sign_off(self, device_id: int) -> dict:
+        """The agent is stopping: mark it offline at once (not after the offline timeout), so that
+        "profile on all devices" stops choosing it; jobs it still holds go back to the queue."""
+        with self.store.session() as session:
+            row = self._get(session, DeviceRow, device_id, "device")
+            row.status, row.last_seen = "offline", utcnow()
+            requeued = session.execute(
+                update(ProfileJobRow).where(ProfileJobRow.claimed_by == device_id, ProfileJobRow.status == "running")
+                .values(status="queued", claimed_by=None, claimed_at=None, lease_expires_at=None)).rowcount
+            return {"device": _device_dict(row, self.settings.edge_offline_seconds), "requeued_jobs": requeued}
+
     def list_devices(self) -> list[dict]:
         with self.store.session() as session:
             return [_device_dict(r, self.settings.edge_offline_seconds)

@@ -251,6 +251,12 @@ def heartbeat(device_id: int):  # noqa: ANN201
     return services().heartbeat(device_id)
 
 
+@api.route("POST", "/devices/<int:device_id>/offline", "An agent signs off: offline now, its held jobs re-queued",
+           tag="edge", errors=(NOT_FOUND,))
+def sign_off(device_id: int):  # noqa: ANN201
+    return services().sign_off(device_id)
+
+
 @api.route("POST", "/devices/<int:device_id>/claim", "Claim the next profiling job (job is null when none)",
            tag="edge", errors=(NOT_FOUND,))
 def claim_job(device_id: int):  # noqa: ANN201

@@ -65,6 +65,8 @@ def test_two_agents_on_two_interpreters_profile_three_exports(edge_server, agent
         assert device["status"] == "online" and device["interpreter"] == interpreter
         hw = device["hardware"]
         assert hw["cores"] >= 1 and hw["memory_bytes"] > 0 and hw["cpu"] and hw["interpreter_version"]
+    # agents of earlier tests signed off when they stopped: "all devices" means these two
+    assert {d["name"] for d in server.get("/devices") if d["status"] == "online"} == {"lite-rt", "litert"}
     jobs = []
     for export in server.exports:
         jobs += server.post(f"/exports/{export['id']}/profile", {"all_devices": True}, status=201)
@@ -96,7 +98,7 @@ def test_two_agents_on_two_interpreters_profile_three_exports(edge_server, agent
 
     pareto = server.get(f"/workloads/{server.workload_id}/pareto", device="litert")
     assert len(pareto["points"]) == 3 and any(p["pareto"] for p in pareto["points"])
-    assert sorted(pareto["devices"])[:2] == ["lite-rt", "litert"]
+    assert {"lite-rt", "litert"} <= set(pareto["devices"])
 
 
 def test_a_killed_agent_loses_its_job_to_another_after_the_lease(edge_server, agents):

@@ -123,6 +123,21 @@ def test_failed_jobs_retry_then_fail_and_targets_are_respected(edge):
         services.complete_job(jobs[1]["id"], b["id"], {"latency_p50_ms": -1})
 
 
+def test_a_device_that_signs_off_is_offline_at_once_and_gives_its_jobs_back(edge):
+    services, exports = edge
+    a = services.register_device("a", interpreter="tflite-runtime")
+    b = services.register_device("b", interpreter="ai-edge-litert")
+    job = services.enqueue_profiling(exports[0][0])[0]
+    assert services.claim_job(a["id"])["id"] == job["id"]
+    signed_off = services.sign_off(a["id"])
+    assert signed_off["device"]["status"] == "offline" and signed_off["requeued_jobs"] == 1
+    assert services.get_job(job["id"])["status"] == "queued"
+    (mine,) = services.enqueue_profiling(exports[1][0], all_devices=True)
+    assert mine["device_id"] == b["id"]
+    assert {services.claim_job(b["id"])["id"], services.claim_job(b["id"])["id"]} == {mine["id"], job["id"]}
+    assert services.heartbeat(a["id"])["device"]["status"] == "online"  # back when it heartbeats again
+
+
 def test_enqueue_on_all_devices_needs_a_device(edge):
     services, exports = edge
     with pytest.raises(InvalidState, match="no edge device is online"):
