@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hopper.engine.errors import TrainingError
+from hopper.engine.sandbox import trusted_io
 
 _MAGIC = b"HOPCKPT1"
 _assigners: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -28,6 +29,8 @@ _readers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def file_sha256(path: str | Path) -> str:
+    if is_url(path):
+        return hashlib.sha256(_read_bytes(path)).hexdigest()
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -48,37 +51,109 @@ def _state_variables(model) -> list:  # noqa: ANN001
     return list(model.weights) + _optimizer_variables(model)
 
 
+def is_url(path: str | Path) -> bool:
+    """A checkpoint location with a scheme (``s3://``, ``hdfs://``, ``file://``): read and written through fsspec."""
+    return "://" in str(path)
+
+
+def join_location(base: str | Path, *parts: str) -> str:
+    """``base/part/...`` for a local directory or a URL."""
+    if is_url(base):
+        return "/".join([str(base).rstrip("/"), *parts])
+    return str(Path(base, *parts))
+
+
 def save_checkpoint(model, path: str | Path) -> tuple[str, int]:  # noqa: ANN001
-    """Write weights and optimizer state; returns (sha256, bytes) of the committed file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write weights and optimizer state; returns (sha256, bytes) of the committed file.
+
+    The file is written under ``<name>.partial`` and renamed when complete, so a reader never
+    sees half a checkpoint (local paths are also fsync'ed; URLs go through fsspec).
+    """
     n_weights = len(model.weights)
     arrays = [np.asarray(a, order="C") for a in _read_all(model)]  # ascontiguousarray would make scalars 1-d
     header = json.dumps({"n_weights": n_weights,
                          "arrays": [[list(a.shape), a.dtype.str] for a in arrays]}).encode()
-    digest = hashlib.sha256()
+    chunks = (_MAGIC, len(header).to_bytes(8, "little"), header, *(memoryview(a).cast("B") for a in arrays))
+    if is_url(path):
+        return _save_url(str(path), chunks)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
-    size = 0
     try:
         with open(tmp, "wb") as fh:
-            for chunk in (_MAGIC, len(header).to_bytes(8, "little"), header,
-                          *(memoryview(a).cast("B") for a in arrays)):
-                digest.update(chunk)
-                fh.write(chunk)
-                size += len(chunk)
+            digest, size = _write_chunks(fh, chunks)
             fh.flush()
             os.fsync(fh.fileno())
     except BaseException:
         tmp.unlink(missing_ok=True)  # a full disk must not keep the half-written file around
         raise
     os.replace(tmp, path)
+    return digest, size
+
+
+def _write_chunks(fh, chunks) -> tuple[str, int]:  # noqa: ANN001
+    digest, size = hashlib.sha256(), 0
+    for chunk in chunks:
+        digest.update(chunk)
+        fh.write(chunk)
+        size += len(chunk)
     return digest.hexdigest(), size
 
 
-def _read(path: str | Path, expected_sha256: str | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    path = Path(path)
+def _save_url(url: str, chunks) -> tuple[str, int]:  # noqa: ANN001
+    with trusted_io():
+        return _save_url_unguarded(url, chunks)
+
+
+def _save_url_unguarded(url: str, chunks) -> tuple[str, int]:  # noqa: ANN001
+    import fsspec
+
+    fs, target = fsspec.core.url_to_fs(url)
+    fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+    partial = target + ".partial"
     try:
-        data = path.read_bytes()
+        with fs.open(partial, "wb") as fh:
+            result = _write_chunks(fh, chunks)
+    except BaseException:
+        _remove_quietly(fs, partial)
+        raise
+    fs.mv(partial, target)
+    return result
+
+
+def _remove_quietly(fs, path: str) -> None:  # noqa: ANN001
+    try:
+        fs.rm(path)
+    except (FileNotFoundError, OSError):
+        pass
+
+
+def remove_checkpoint(path: str | Path | None) -> None:
+    """Delete a checkpoint that is no longer referenced (missing is fine)."""
+    if not path:
+        return
+    if is_url(path):
+        import fsspec
+
+        with trusted_io():
+            fs, target = fsspec.core.url_to_fs(str(path))
+            _remove_quietly(fs, target)
+    else:
+        Path(path).unlink(missing_ok=True)
+
+
+def _read_bytes(path: str | Path) -> bytes:
+    if is_url(path):
+        import fsspec
+
+        with trusted_io(), fsspec.open(str(path), "rb") as fh:
+            return fh.read()
+    return Path(path).read_bytes()
+
+
+def _read(path: str | Path, expected_sha256: str | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    try:
+        data = _read_bytes(path)
     except FileNotFoundError:
         raise TrainingError(f"checkpoint {path} is missing") from None
     if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:

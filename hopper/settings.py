@@ -23,6 +23,8 @@ class Settings:
         database_url: SQLAlchemy URL of the config store.
         data_roots: directories that dataset paths must lie under.
         artifact_dir: partitions, checkpoints, TensorBoard logs, uploaded scripts.
+        checkpoint_dir: where sub-epoch checkpoints go: a directory, or an fsspec URL (``s3://bucket/ckpt``,
+            ``hdfs://...``) that the scheduler and every worker can reach; ``artifact_dir/checkpoints`` by default.
         backend: where sub-epochs run: ``local`` (worker processes here) or ``spark``.
         spark_master: Spark master URL for the ``spark`` backend (``spark://host:7077``, ``local[W]``).
         spark_driver_host: address Spark tasks dial back to (the driver's ``spark.driver.host``).
@@ -42,6 +44,7 @@ class Settings:
     database_url: str
     data_roots: tuple[Path, ...]
     artifact_dir: Path
+    checkpoint_dir: str | None = None
     backend: str = "local"
     spark_master: str = "local[2]"
     spark_driver_host: str | None = None
@@ -55,6 +58,10 @@ class Settings:
     edge_lease_seconds: float = 60.0
     edge_max_attempts: int = 3
     edge_offline_seconds: float = 90.0
+
+    @property
+    def checkpoint_location(self) -> str:
+        return self.checkpoint_dir or str(self.artifact_dir / "checkpoints")
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)
@@ -76,7 +83,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     values.update(_read_toml(home / "hopper.toml"))
     values.update(_read_toml(Path.cwd() / "hopper.toml"))
     for key in (
-        "database_url", "data_roots", "artifact_dir", "backend", "spark_master", "spark_driver_host",
+        "database_url", "data_roots", "artifact_dir", "checkpoint_dir", "backend", "spark_master", "spark_driver_host",
         "workers", "poll_interval",
         "sub_epoch_timeout", "script_timeout", "script_memory_mb", "worker_model_cache",
         "worker_memory_mb", "edge_lease_seconds", "edge_max_attempts", "edge_offline_seconds",
@@ -93,6 +100,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         database_url=str(values.get("database_url", f"sqlite:///{home / 'hopper.db'}")),
         data_roots=tuple(Path(p).expanduser().resolve() for p in data_roots),
         artifact_dir=Path(values.get("artifact_dir", home / "artifacts")).expanduser().resolve(),
+        checkpoint_dir=values.get("checkpoint_dir") or None,
         backend=str(values.get("backend", "local")),
         spark_master=str(values.get("spark_master", "local[2]")),
         spark_driver_host=values.get("spark_driver_host") or None,

@@ -15,10 +15,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import func, select
 
+from hopper.engine.checkpoints import join_location, remove_checkpoint
 from hopper.engine.entities import DatasetInfo
 from hopper.engine.errors import Conflict, HopperError, StoreUnavailable
 from hopper.engine.procedures import Objective
@@ -308,8 +308,8 @@ class Scheduler:
             if config.status == "queued":
                 config.status = "running"
             session.flush()
-            out_path = (self.settings.artifact_dir / "checkpoints" / f"workload-{workload.id}" /
-                        f"config-{config.id}" / f"e{config.epochs_done:04d}-p{worker:03d}-s{sub_epoch.id}.npz")
+            out_path = join_location(self.settings.checkpoint_location, f"workload-{workload.id}",
+                                     f"config-{config.id}", f"e{config.epochs_done:04d}-p{worker:03d}-s{sub_epoch.id}.npz")
             return SubEpochTask(
                 sub_epoch_id=sub_epoch.id, config_id=config.id, epoch=config.epochs_done, partition=worker,
                 model_ref=model_ref, entry_point=entry_point, hparams=dict(config.hparams), dataset=dataset,
@@ -340,7 +340,7 @@ class Scheduler:
             sub_epoch = session.get(SubEpochRow, result.sub_epoch_id)
             config = session.get(ConfigRow, result.config_id)
             if sub_epoch is None or sub_epoch.outcome != "running" or sub_epoch.epoch != config.epochs_done:
-                Path(result.checkpoint_path or "").unlink(missing_ok=True)
+                remove_checkpoint(result.checkpoint_path)
                 return
             workload = session.get(WorkloadRow, config.workload_id)
             done_before = list(session.scalars(select(SubEpochRow).where(
@@ -390,8 +390,7 @@ class Scheduler:
         config_id, epoch, visited = committed_visit
         self._visited.pop((config_id, epoch - 1), None)
         self._visited[(config_id, epoch)] = visited
-        if previous_path:
-            Path(previous_path).unlink(missing_ok=True)
+        remove_checkpoint(previous_path)
         if report is not None:
             self.stats["epochs"] += 1
             tb_dir = self.services.tensorboard_dir(report.workload_id) / f"config-{report.config_id}"
@@ -457,7 +456,7 @@ class Scheduler:
                     config.error = (f"its worker died {MAX_CONSECUTIVE_LOSSES} times in a row while training it "
                                     f"(last: {lost.reason}); out of memory?")
         self.stats["lost"] += 1
-        Path(lost.task.out_path).unlink(missing_ok=True)
+        remove_checkpoint(lost.task.out_path)
 
     # -- completion ---------------------------------------------------------------------------
     def _finish_workloads(self) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from dash import Dash, Input, Output, State, ctx, html, no_update
 
-from hopper.engine.errors import HopperError, NotFound
+from hopper.engine.errors import HopperError, NotFound, ValidationError
 from hopper.engine.services import Services
 from hopper.engine.space import SearchSpace
 from hopper.engine.specs import parse_mapping_text as parse_mapping
@@ -182,8 +182,6 @@ def register(app: Dash, services: Services, tensorboard_url: Any) -> None:  # no
         return figures.learning_curves(series, metric)
 
     def _selected(selected: list | None) -> int:
-        from hopper.engine.errors import ValidationError
-
         if not selected:
             raise ValidationError("select a config in the table first", field="config")
         return int(selected[0])
@@ -275,7 +273,7 @@ def register(app: Dash, services: Services, tensorboard_url: Any) -> None:  # no
 
     # -- edge: devices and the Pareto front ----------------------------------------------------------------
     @app.callback(Output("device-table", "data"), Output("profile-table", "data"), Output("job-table", "data"),
-                  Input("tick", "n_intervals"), Input("url", "pathname"))
+                  Output("deployment-table", "data"), Input("tick", "n_intervals"), Input("url", "pathname"))
     def refresh_devices(_n, _path):  # noqa: ANN001, ANN202
         profiles = services.list_profiles(limit=500)
         devices = []
@@ -299,7 +297,26 @@ def register(app: Dash, services: Services, tensorboard_url: Any) -> None:  # no
                  "status": j["status"], "attempts": f"{j['attempts']}/{j['max_attempts']}",
                  "claimed by": names.get(j["claimed_by"], ""), "error": j["error"] or ""}
                 for j in services.list_jobs(limit=200)]
-        return devices, rows, jobs
+        deployments = [{"id": d["id"], "name": d["name"], "config": d["config_id"], "format": d["format"],
+                        "status": d["status"], "url": f"{d['url']}:predict" if d["url"] else "",
+                        "started": d["started_at"][:19], "stopped": (d["stopped_at"] or "")[:19],
+                        "error": d["error"] or ""} for d in services.list_deployments()]
+        return devices, rows, jobs, deployments
+
+    @app.callback(Output("notice-deployment", "children"), Input("btn-stop-deployment", "n_clicks"),
+                  State("deployment-table", "selected_row_ids"), prevent_initial_call=True)
+    def stop_deployment(n_clicks, selected):  # noqa: ANN001, ANN202
+        from hopper.edge_deploy.launch import stop_deployment as stop
+
+        if not n_clicks:
+            return no_update
+        try:
+            if not selected:
+                raise ValidationError("select a deployment in the table first", field="deployment")
+            row = stop(services, int(selected[0]))
+            return ok(f"deployment {row['id']} ({row['name']}): {row['status']}")
+        except HopperError as exc:
+            return error(exc)
 
     @app.callback(Output("graph-pareto", "figure"), Output("pareto-device", "options"),
                   Input("tick", "n_intervals"), Input("pareto-wl-id", "data"), Input("pareto-x", "value"),

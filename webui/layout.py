@@ -245,6 +245,16 @@ def devices_page() -> html.Div:
         dash_table.DataTable(id="job-table", columns=[
             {"name": c, "id": c} for c in ("id", "export", "device", "status", "attempts", "claimed by", "error")],
             data=[], sort_action="native", page_size=15, **TABLE_STYLE),
+        html.H2("Deployments"),
+        html.P(["Model servers started with the Deploy button, ", html.Code("POST /api/v1/configs/ID/deploy"),
+                " or ", html.Code("hopper serve-model CONFIG"), ". Each answers ",
+                html.Code("POST <url>:predict"), " with JSON."], className="summary"),
+        dash_table.DataTable(id="deployment-table", columns=[
+            {"name": c, "id": c} for c in ("id", "name", "config", "format", "status", "url", "started", "stopped",
+                                           "error")],
+            data=[], row_selectable="single", sort_action="native", page_size=15, **TABLE_STYLE),
+        html.Button("Stop the selected deployment", id="btn-stop-deployment", className="button"),
+        html.Div(id="notice-deployment", className="notice"),
     ])
 
 

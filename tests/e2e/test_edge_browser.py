@@ -54,7 +54,6 @@ def test_pareto_and_devices_pages_show_real_profiles(edge_server, tmp_path):
             page.screenshot(path=SHOTS / "edge-actions.png", full_page=True)
             deployed = server.wait(lambda: server.get(f"/deployments/{deployment_id}")["status"] != "starting"
                                    and server.get(f"/deployments/{deployment_id}"), 120, "the model server")
-            server.post(f"/deployments/{deployment_id}/stop")
             assert deployed["status"] == "running" and deployed["port"], deployed
 
             # from the workload page to its Pareto front
@@ -77,6 +76,15 @@ def test_pareto_and_devices_pages_show_real_profiles(edge_server, tmp_path):
             _wait_text(page.locator("#graph-pareto"), "model size")
 
             page.goto(server.base + "/devices")
+            # the deployment started above is listed with its URL, and stops from here
+            row = page.locator("#deployment-table tr").filter(
+                has=page.locator(f'td[data-dash-column="id"] >> text="{deployment_id}"'))
+            _wait_text(row, "running")
+            assert f":{deployed['port']}/v1/models/" in row.inner_text()
+            row.locator("input[type=radio]").check()
+            page.click("#btn-stop-deployment")
+            _wait_text(page.locator("#notice-deployment"), f"deployment {deployment_id} .*: stopped", timeout=40)
+            assert server.get(f"/deployments/{deployment_id}")["status"] == "stopped"
             _wait_text(page.locator("#device-table"), "browser-pi")
             _wait_text(page.locator("#device-table"), "online")
             _wait_text(page.locator("#profile-table"), "browser-pi")

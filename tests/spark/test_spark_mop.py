@@ -5,7 +5,9 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from hopper.engine.store import MetricRow
+from hopper.engine.checkpoints import file_sha256
+from hopper.engine.services import Services
+from hopper.engine.store import CheckpointRow, MetricRow
 from tests.support.running import RunningScheduler
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -33,7 +35,10 @@ def _val_accuracy(services, workload_id):
 def test_grid_on_spark_visits_every_partition_once_per_epoch_and_matches_local(services, digits, spark_backend):
     spark_wid = _grid(services, "on-spark")
     backend = spark_backend()
-    with RunningScheduler(services, backend=backend) as running:
+    # Checkpoints at a URL, through fsspec, as on a cluster with s3:// or hdfs:// storage.
+    checkpoint_url = (services.settings.artifact_dir / "shared-ckpt").as_uri()
+    on_url = Services(services.store, services.settings.with_overrides(checkpoint_dir=checkpoint_url))
+    with RunningScheduler(on_url, backend=backend) as running:
         running.wait_for(lambda: services.get_workload(spark_wid).status == "done", 300, "the Spark grid")
     configs = services.list_configs(spark_wid)
     assert len(configs) == 4 and all(c.status == "done" and c.epochs_done == EPOCHS for c in configs)
@@ -43,6 +48,10 @@ def test_grid_on_spark_visits_every_partition_once_per_epoch_and_matches_local(s
     assert set(visits) == {(c.id, e, p) for c in configs for e in range(EPOCHS) for p in (0, 1)}
     assert {s.worker.split("@")[0] for s in log} == {"spark-0", "spark-1"}
     assert all(s.worker.split("@")[0] == f"spark-{s.partition}" for s in log), "a task trains on its own partition"
+    with services.store.session() as session:
+        kept = list(session.scalars(select(CheckpointRow).where(CheckpointRow.config_id.in_([c.id for c in configs]))))
+    assert kept and all(k.path.startswith(checkpoint_url + "/") for k in kept)
+    assert all(file_sha256(k.path) == k.sha256 for k in kept)
 
     # The same grid, same seed, on the local backend: the same models, up to float noise.
     local_wid = _grid(services, "on-local")

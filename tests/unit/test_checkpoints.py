@@ -65,3 +65,56 @@ def test_wrong_architecture_is_refused_and_warm_start_copies_what_fits(factory, 
     assert (copied, total) == (1, 4)  # only the output bias keeps its shape when the width changes
     same = factory.build({"units": 16, "layers": 1, "lr": 0.5})
     assert transfer_weights(same, tmp_path / "c.ckpt", sha) == (4, 4)
+
+
+@pytest.mark.parametrize("scheme", ["file", "memory"])
+def test_checkpoints_at_an_fsspec_url_round_trip_and_are_removed(factory, tmp_path, scheme):
+    import fsspec
+
+    from hopper.engine.checkpoints import join_location, remove_checkpoint
+
+    base = tmp_path.as_uri() if scheme == "file" else f"memory://ckpt-{tmp_path.name}"
+    url = join_location(base, "workload-1", "config-2", "e0000-p000-s1.npz")
+    source = _trained(factory)
+    sha, size = save_checkpoint(source, url)
+    fs, path = fsspec.core.url_to_fs(url)
+    assert fs.size(path) == size and file_sha256(url) == sha
+    assert not fs.exists(path + ".partial")
+    target = factory.build({"units": 16, "layers": 1})
+    assert load_checkpoint(target, url, sha)
+    for a, b in zip(source.get_weights(), target.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(TrainingError, match="sha256"):
+        load_checkpoint(target, url, "0" * 64)
+    remove_checkpoint(url)
+    assert not fs.exists(path)
+    with pytest.raises(TrainingError, match="missing"):
+        load_checkpoint(target, url, sha)
+    remove_checkpoint(url)  # already gone: fine
+
+
+def test_the_worker_guard_lets_only_hoppers_own_io_through(tmp_path):
+    """A guarded worker refuses sockets, except inside trusted_io() (checkpoints at a remote URL)."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        code = f"""
+import socket
+from hopper.engine.sandbox import install_guard, trusted_io
+install_guard([{str(tmp_path)!r}], {str(tmp_path / "tmp")!r})
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=5)
+    print("user code connected")
+except PermissionError:
+    print("user code refused")
+with trusted_io():
+    socket.create_connection(("127.0.0.1", {port}), timeout=5).close()
+    print("hopper io connected")
+"""
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split("\n")[:2] == ["user code refused", "hopper io connected"], out.stdout + out.stderr
