@@ -1,6 +1,7 @@
 """The MOP scheduler on a real Spark standalone cluster, reading partitions through Petastorm."""
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -49,9 +50,11 @@ def test_grid_on_spark_visits_every_partition_once_per_epoch_and_matches_local(s
     assert {s.worker.split("@")[0] for s in log} == {"spark-0", "spark-1"}
     assert all(s.worker.split("@")[0] == f"spark-{s.partition}" for s in log), "a task trains on its own partition"
     with services.store.session() as session:
-        kept = list(session.scalars(select(CheckpointRow).where(CheckpointRow.config_id.in_([c.id for c in configs]))))
-    assert kept and all(k.path.startswith(checkpoint_url + "/") for k in kept)
-    assert all(file_sha256(k.path) == k.sha256 for k in kept)
+        rows = list(session.scalars(select(CheckpointRow).where(CheckpointRow.config_id.in_([c.id for c in configs]))))
+    assert rows and all(r.path.startswith(checkpoint_url + "/") for r in rows)
+    kept = [r for r in rows if r.epoch_end]  # superseded mid-epoch checkpoints are deleted, through fsspec too
+    assert len(kept) == len(configs) * EPOCHS and all(file_sha256(r.path) == r.sha256 for r in kept)
+    assert not any(Path(r.path.removeprefix("file://")).exists() for r in rows if not r.epoch_end)
 
     # The same grid, same seed, on the local backend: the same models, up to float noise.
     local_wid = _grid(services, "on-local")
