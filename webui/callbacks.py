@@ -273,8 +273,9 @@ def register(app: Dash, services: Services, tensorboard_url: Any) -> None:  # no
 
     # -- edge: devices and the Pareto front ----------------------------------------------------------------
     @app.callback(Output("device-table", "data"), Output("profile-table", "data"), Output("job-table", "data"),
-                  Output("deployment-table", "data"), Input("tick", "n_intervals"), Input("url", "pathname"))
-    def refresh_devices(_n, _path):  # noqa: ANN001, ANN202
+                  Output("deployment-table", "data"), Input("tick", "n_intervals"), Input("url", "pathname"),
+                  Input("notice-deployment", "children"))
+    def refresh_devices(_n, _path, _stopped):  # noqa: ANN001, ANN202 - the last input: redraw right after a stop
         profiles = services.list_profiles(limit=500)
         devices = []
         for d in services.list_devices():

@@ -85,6 +85,7 @@ def test_pareto_and_devices_pages_show_real_profiles(edge_server, tmp_path):
             page.click("#btn-stop-deployment")
             _wait_text(page.locator("#notice-deployment"), f"deployment {deployment_id} .*: stopped", timeout=40)
             assert server.get(f"/deployments/{deployment_id}")["status"] == "stopped"
+            _wait_text(row, "stopped", timeout=10)  # the table redraws at once, not at the next tick
             _wait_text(page.locator("#device-table"), "browser-pi")
             _wait_text(page.locator("#device-table"), "online")
             _wait_text(page.locator("#profile-table"), "browser-pi")
