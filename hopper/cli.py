@@ -466,7 +466,8 @@ def events(limit: int) -> None:
 
 # -- running ------------------------------------------------------------------------------------
 def _print_epoch(report: Any) -> None:
-    metrics = " ".join(f"{k}={v:.4f}" for k, v in report.metrics.items() if k != "epoch_seconds")
+    metrics = " ".join(f"{k}={int(v)}" if k == "params" else f"{k}={v:.4f}"
+                       for k, v in report.metrics.items() if k != "epoch_seconds")
     console.print(f"workload {report.workload_id} config {report.config_id} epoch {report.epoch + 1}: {metrics}",
                   highlight=False)
 

@@ -234,9 +234,13 @@ def register(app: Dash, services: Services, tensorboard_url: Any) -> None:  # no
             if ctx.triggered_id == "btn-export":
                 # Only a request row: the export worker converts it in a child process (no TensorFlow here).
                 request = services.request_export(config_id, profile="profile" in (profile or []), actor="web")
-                return ok(f"export request {request['id']} for config {config_id} queued (float32 + int8); "
-                          "the exports appear on the Pareto page once converted"
-                          + (" and profiled" if request["profile"] else ""))
+                text = (f"export request {request['id']} for config {config_id} queued (float32 + int8); "
+                        "the exports appear on the Pareto page (size axis) once converted")
+                if request["profile"]:
+                    online = any(d["status"] == "online" for d in services.list_devices())
+                    text += (", and on the latency axis once profiled by the online edge devices" if online else
+                             "; no edge device is online, so nothing will profile them: start `hopper edge-agent`")
+                return ok(text)
             from hopper.edge_deploy.launch import launch_deployment
 
             row = launch_deployment(services, config_id, actor="web")
