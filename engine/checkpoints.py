@@ -101,24 +101,20 @@ def _write_chunks(fh, chunks) -> tuple[str, int]:  # noqa: ANN001
 
 
 def _save_url(url: str, chunks) -> tuple[str, int]:  # noqa: ANN001
-    with trusted_io():
-        return _save_url_unguarded(url, chunks)
-
-
-def _save_url_unguarded(url: str, chunks) -> tuple[str, int]:  # noqa: ANN001
     import fsspec
 
-    fs, target = fsspec.core.url_to_fs(url)
-    fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-    partial = target + ".partial"
-    try:
-        with fs.open(partial, "wb") as fh:
-            result = _write_chunks(fh, chunks)
-    except BaseException:
-        _remove_quietly(fs, partial)
-        raise
-    fs.mv(partial, target)
-    return result
+    with trusted_io():
+        fs, target = fsspec.core.url_to_fs(url)
+        fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        partial = target + ".partial"
+        try:
+            with fs.open(partial, "wb") as fh:
+                result = _write_chunks(fh, chunks)
+        except BaseException:
+            _remove_quietly(fs, partial)
+            raise
+        fs.mv(partial, target)
+        return result
 
 
 def _remove_quietly(fs, path: str) -> None:  # noqa: ANN001

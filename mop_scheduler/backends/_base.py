@@ -7,6 +7,7 @@ what finished (or was lost with a dead worker).
 
 from __future__ import annotations
 
+import queue
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -28,6 +29,17 @@ class Lost:
 Completion = SubEpochResult | Lost
 
 
+def drain(source: queue.Queue, timeout: float) -> list:
+    """Wait up to ``timeout`` seconds for the first item, then take every item already queued."""
+    items = []
+    try:
+        items.append(source.get(timeout=timeout) if timeout > 0 else source.get_nowait())
+        while True:
+            items.append(source.get_nowait())
+    except queue.Empty:
+        return items
+
+
 class Backend(ABC):
     """Runs sub-epochs on ``n_workers`` workers; worker ``i`` owns data partition ``i``."""
 
@@ -35,6 +47,8 @@ class Backend(ABC):
 
     def __init__(self, n_workers: int) -> None:
         self.n_workers = n_workers
+        # worker -> (the task it runs, monotonic start time); subclasses add and remove entries
+        self._running: dict[int, tuple[SubEpochTask, float]] = {}
 
     @abstractmethod
     def start(self) -> None:
@@ -58,7 +72,7 @@ class Backend(ABC):
 
     def in_flight(self) -> dict[int, SubEpochTask]:
         """Worker index -> the task it is running."""
-        return {}
+        return {w: task for w, (task, _) in self._running.items()}
 
     def worker_name(self, worker: int) -> str:
         return f"{self.name}-{worker}"

@@ -10,7 +10,7 @@ import signal
 import time
 
 from hopper.engine.training import SubEpochResult, SubEpochTask, worker_environment
-from hopper.mop_scheduler.backends._base import Backend, Completion, Lost
+from hopper.mop_scheduler.backends._base import Backend, Completion, Lost, drain
 
 log = logging.getLogger("hopper.mop_scheduler.local")
 
@@ -89,7 +89,6 @@ class LocalBackend(Backend):
         self._procs: dict[int, mp.Process] = {}
         self._task_queues: dict[int, mp.Queue] = {}
         self._ready: set[int] = set()
-        self._running: dict[int, tuple[SubEpochTask, float]] = {}
         self._pids: dict[int, int] = {}
 
     def _spawn(self, index: int) -> None:
@@ -138,9 +137,6 @@ class LocalBackend(Backend):
         self._running[worker] = (task, time.monotonic())
         self._task_queues[worker].put(task)
 
-    def in_flight(self) -> dict[int, SubEpochTask]:
-        return {w: t for w, (t, _) in self._running.items()}
-
     def worker_pids(self) -> dict[int, int]:
         return dict(self._pids)
 
@@ -156,22 +152,14 @@ class LocalBackend(Backend):
 
     def _drain(self, timeout: float) -> list[SubEpochResult]:
         out: list[SubEpochResult] = []
-        try:
-            item = self._results.get(timeout=timeout) if timeout > 0 else self._results.get_nowait()
-        except queue.Empty:
-            return out
-        while True:
-            kind, index, payload = item
+        for kind, index, payload in drain(self._results, timeout):
             if kind == "ready":
                 self._ready.add(index)
                 self._pids[index] = payload
             elif index in self._running and self._running[index][0].sub_epoch_id == payload.sub_epoch_id:
                 del self._running[index]
                 out.append(payload)
-            try:
-                item = self._results.get_nowait()
-            except queue.Empty:
-                return out
+        return out
 
     def poll(self, timeout: float) -> list[Completion]:
         completions: list[Completion] = list(self._drain(timeout))

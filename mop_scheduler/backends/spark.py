@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Client, Connection, Listener
 
 from hopper.engine.training import SubEpochResult, SubEpochTask, worker_environment
-from hopper.mop_scheduler.backends._base import Backend, Completion, Lost
+from hopper.mop_scheduler.backends._base import Backend, Completion, Lost, drain
 
 log = logging.getLogger("hopper.mop_scheduler.spark")
 
@@ -171,7 +171,6 @@ class SparkBackend(Backend):
         self._events: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self._peers: dict[int, _Peer] = {}
-        self._running: dict[int, tuple[SubEpochTask, float]] = {}
         self._listener: Listener | None = None
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -322,9 +321,6 @@ class SparkBackend(Backend):
             # Reported as lost by the next poll.
             self._events.put(("closed", worker, peer.conn, f"sending to the Spark task failed ({exc})"))
 
-    def in_flight(self) -> dict[int, SubEpochTask]:
-        return {w: t for w, (t, _) in self._running.items()}
-
     def worker_pids(self) -> dict[int, int]:
         return {i: p.pid for i, p in self._peers.items()}
 
@@ -342,11 +338,7 @@ class SparkBackend(Backend):
 
     def _handle_events(self, timeout: float) -> list[Completion]:
         out: list[Completion] = []
-        try:
-            event = self._events.get(timeout=timeout) if timeout > 0 else self._events.get_nowait()
-        except queue.Empty:
-            return out
-        while True:
+        for event in drain(self._events, timeout):
             kind = event[0]
             if kind == "hello":
                 _, worker, peer = event
@@ -381,10 +373,7 @@ class SparkBackend(Backend):
                 if self._job_failures >= self.job_retry_limit:
                     self._fatal = (f"the Spark job failed {self._job_failures} times in a row without a worker "
                                    f"becoming ready; last error: {reason}")
-            try:
-                event = self._events.get_nowait()
-            except queue.Empty:
-                return out
+        return out
 
     def _restart_job(self) -> None:
         """Kill the running barrier job; the job thread submits a fresh one."""
