@@ -39,6 +39,27 @@ def pyplot():  # noqa: ANN201
     return plt
 
 
+def save_figure(fig, name: str) -> str:  # noqa: ANN001
+    """Lay out, write bench/results/NAME at 110 dpi and close the figure; returns the repo-relative path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(RESULTS / name, dpi=110)
+    plt.close(fig)
+    return f"bench/results/{name}"
+
+
+def make_tabular(path: Path, rows: int, seed: int = 0) -> Path:
+    """A 20-feature, 5-class synthetic classification set (scikit-learn) saved as NPZ."""
+    import numpy as np
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=rows, n_features=20, n_informative=12, n_redundant=4, n_classes=5,
+                               class_sep=1.2, random_state=seed)
+    np.savez(path, x=x.astype(np.float32), y=y.astype(np.int64))
+    return path
+
+
 def seed_workload(store, name: str, *, partitions: int, feature_shape: list[int], classes: int,  # noqa: ANN001
                   max_epochs: int) -> int:
     """A placeholder dataset and a manual workload to hang synthetic configs on; returns the workload id."""

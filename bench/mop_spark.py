@@ -27,20 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from _common import emit  # noqa: E402
+from _common import emit, make_tabular  # noqa: E402
 
 SEED = 0
 WORKERS = 2
-
-
-def make_data(path: Path, rows: int) -> Path:
-    import numpy as np
-    from sklearn.datasets import make_classification
-
-    x, y = make_classification(n_samples=rows, n_features=20, n_informative=12, n_redundant=4, n_classes=5,
-                               class_sep=1.2, random_state=SEED)
-    np.savez(path, x=x.astype(np.float32), y=y.astype(np.int64))
-    return path
 
 
 def run(backend_name: str, home: Path, source: Path, configs: list[dict], epochs: int, cluster_url: str | None) -> dict:
@@ -105,7 +95,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hopper-bench-spark-") as tmp:
         tmp_path = Path(tmp)
         (tmp_path / "data").mkdir()
-        source = make_data(tmp_path / "data" / "tabular.npz", rows)
+        source = make_tabular(tmp_path / "data" / "tabular.npz", rows, SEED)
         # Local runs before and after Spark: this machine drifts by 10-20 % between minutes, and the
         # baseline is their mean, so that neither backend gets the quiet (or the busy) slot.
         results = {"local_before": run("local", tmp_path / "local-1", source, configs, epochs, None)}

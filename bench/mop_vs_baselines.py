@@ -31,21 +31,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from _common import RESULTS, emit, pyplot  # noqa: E402
+from _common import emit, make_tabular, pyplot, save_figure  # noqa: E402
 
 SEED = 0
 
 
 # -- data --------------------------------------------------------------------------------------------
-def make_tabular(path: Path, rows: int) -> Path:
-    import numpy as np
-    from sklearn.datasets import make_classification
-
-    x, y = make_classification(n_samples=rows, n_features=20, n_informative=12, n_redundant=4, n_classes=5,
-                               class_sep=1.2, random_state=SEED)
-    np.savez(path, x=x.astype(np.float32), y=y.astype(np.int64))
-    return path
-
 
 def load_split(services, dataset_name: str):
     """The exact train/validation split Hopper made (all partitions = the full training set)."""
@@ -221,11 +212,7 @@ def plot_gantt(log: list, name: str) -> str:
                     linewidth=0.3)
     ax.set_xlabel("seconds")
     ax.set_title(f"MOP schedule ({name}): sub-epochs per worker, coloured by config")
-    fig.tight_layout()
-    path = RESULTS / f"mop_gantt_{name}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return f"bench/results/{path.name}"
+    return save_figure(fig, f"mop_gantt_{name}.png")
 
 
 def plot_makespans(suites: dict) -> str:
@@ -240,11 +227,7 @@ def plot_makespans(suites: dict) -> str:
     ax.set_xticks(range(len(values)), labels, fontsize=7)
     ax.set_ylabel("makespan (s)")
     ax.set_title("Makespan: sequential (KerasTuner) vs task parallel vs MOP")
-    fig.tight_layout()
-    path = RESULTS / "mop_makespans.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return f"bench/results/{path.name}"
+    return save_figure(fig, "mop_makespans.png")
 
 
 def configs_for(model: str, quick: bool) -> list[dict]:
@@ -271,8 +254,8 @@ def main() -> None:
         tmp = Path(tmp)
         data = tmp / "data"
         data.mkdir()
-        sources = {"digits_cnn": ("cnn", write_digits(data)), "tabular_mlp": ("mlp", make_tabular(data / "tab.npz",
-                                                                                                   args.rows))}
+        sources = {"digits_cnn": ("cnn", write_digits(data)),
+                   "tabular_mlp": ("mlp", make_tabular(data / "tab.npz", args.rows, SEED))}
         for suite, (model, source) in sources.items():
             configs = configs_for(model, args.quick)
             mop, log = run_mop(tmp / f"mop-{suite}", source, model, configs, args.epochs, args.workers, suite)

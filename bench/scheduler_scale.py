@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import RESULTS, emit, pyplot, seed_workload  # noqa: E402
+from _common import emit, pyplot, save_figure, seed_workload  # noqa: E402
 
 from hopper.mop_scheduler.backends import Backend  # noqa: E402
 
@@ -131,10 +131,7 @@ def plot(results: dict) -> str:
     ax.set_ylabel("milliseconds")
     ax.set_title("Scheduler cost vs store size")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(RESULTS / "scheduler_scale.png", dpi=110)
-    plt.close(fig)
-    return "bench/results/scheduler_scale.png"
+    return save_figure(fig, "scheduler_scale.png")
 
 
 def main() -> None:

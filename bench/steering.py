@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from _common import RESULTS, emit, pyplot  # noqa: E402
+from _common import emit, pyplot, save_figure  # noqa: E402
 
 SPACE = {"lr": {"type": "choice", "values": [0.0003, 0.001, 0.003, 0.01]},
          "units": {"type": "choice", "values": [16, 32, 64, 128]}, "batch_size": 32}
@@ -98,10 +98,7 @@ def plot(unsteered: dict, policies: dict) -> str:
     right.set_ylim(0.9, 1.0)
     right.set_ylabel("best final val. accuracy")
     fig.suptitle("Steering a 16-config grid: compute and best accuracy")
-    fig.tight_layout()
-    fig.savefig(RESULTS / "steering.png", dpi=110)
-    plt.close(fig)
-    return "bench/results/steering.png"
+    return save_figure(fig, "steering.png")
 
 
 def main() -> None:
