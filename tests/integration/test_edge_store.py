@@ -8,7 +8,8 @@ import pytest
 from hopper.engine.edge import pareto_mask
 from hopper.engine.errors import Conflict, InvalidState, ValidationError
 from hopper.engine.services import Services
-from hopper.engine.store import CheckpointRow, ConfigRow, DatasetRow, ExportRow, Store, WorkloadRow
+from hopper.engine.store import CheckpointRow, ConfigRow, ExportRow, Store
+from tests.support.seed import seed_workload
 
 RESULT = {"latency_p50_ms": 0.5, "latency_p95_ms": 0.9, "size_bytes": 1234, "peak_memory_bytes": 4096,
           "energy_mj": None, "runs": 10, "interpreter": "ai-edge-litert"}
@@ -21,15 +22,7 @@ def edge(settings):
     store.upgrade()
     services = Services(store, settings)
     with store.session() as s:
-        ds = DatasetRow(name="d", source_path="/x", format="npz", feature_columns=["x"], label_column="y",
-                        task="classification", n_rows=10, n_train=8, n_validation=2, feature_shape=[4],
-                        classes=[0, 1], partition_count=2, partition_paths=["a", "b"], validation_path="v", schema={})
-        s.add(ds)
-        s.flush()
-        wl = WorkloadRow(name="w", procedure="grid", search_space={"lr": 0.1}, objectives=[
-            {"metric": "val_accuracy", "direction": "max"}], max_epochs=2, dataset_id=ds.id, model_ref="mlp")
-        s.add(wl)
-        s.flush()
+        wl = seed_workload(s)
         exports = []
         for i in range(3):
             cfg = ConfigRow(workload_id=wl.id, hparams={"lr": 0.1 * (i + 1)}, status="done")

@@ -9,26 +9,17 @@ from hopper.engine.errors import Conflict, SchemaOutOfDate
 from hopper.engine.store import (
     CheckpointRow,
     ConfigRow,
-    DatasetRow,
     EventRow,
     MetricRow,
     Store,
     SubEpochRow,
-    WorkloadRow,
 )
+from tests.support.seed import seed_workload
 
 
 def _seed(store: Store) -> int:
     with store.session() as s:
-        ds = DatasetRow(name="d", source_path="/x", format="npz", feature_columns=["x"], label_column="y",
-                        task="classification", n_rows=10, n_train=8, n_validation=2, feature_shape=[4],
-                        classes=[0, 1], partition_count=2, partition_paths=["a", "b"], validation_path="v", schema={})
-        s.add(ds)
-        s.flush()
-        wl = WorkloadRow(name="w", procedure="grid", search_space={"lr": 0.1}, objectives=[
-            {"metric": "val_accuracy", "direction": "max"}], max_epochs=2, dataset_id=ds.id, model_ref="mlp")
-        s.add(wl)
-        s.flush()
+        wl = seed_workload(s)
         cfg = ConfigRow(workload_id=wl.id, hparams={"lr": 0.1})
         s.add(cfg)
         s.flush()
