@@ -1,0 +1,146 @@
+"""Every status Hopper stores, as enums, and the one transition table each of them obeys.
+
+Status columns hold the enum's string value (``StrEnum``), so the schema did not change and rows written
+by earlier versions read back as members. Writers never assign a status directly: the store calls
+:func:`check_transition` (through :meth:`StatusMachine.check`) before every change, and an illegal
+change raises ``InvalidState`` naming the object, where it is and where it was asked to go.
+
+No other module spells a status as a string literal (a test scans the code for it): comparisons and
+writes go through these members, so a typo is an ``AttributeError`` at import time, not a config that
+silently never runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from hopper.engine.errors import InvalidState
+
+
+class ConfigStatus(StrEnum):
+    QUEUED = "queued"  # waiting for a worker (never trained, or resumed)
+    RUNNING = "running"  # started and not finished: at least one sub-epoch committed or in flight
+    STOPPED = "stopped"  # a person (or a procedure) stopped it; its checkpoints stay, resume continues
+    DONE = "done"  # trained every epoch of the workload
+    FAILED = "failed"  # its code raised, or its worker died repeatedly while training it
+
+
+class WorkloadStatus(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"  # no new sub-epoch starts; running ones finish and commit
+    DONE = "done"
+    FAILED = "failed"
+
+
+class SubEpochOutcome(StrEnum):
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"
+    LOST = "lost"  # its worker (or the scheduler) died; re-run
+    TIMEOUT = "timeout"  # it hung past the sub-epoch timeout
+
+
+class JobStatus(StrEnum):
+    """A queued piece of work claimed by one taker: profiling jobs and export requests."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class DeploymentStatus(StrEnum):
+    REQUESTED = "requested"  # queued for the export worker, which starts the model server
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"  # a stop was asked for; the export worker ends the process
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class DeviceStatus(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+#: Configs that the scheduler may still dispatch.
+RUNNABLE_CONFIG: frozenset[ConfigStatus] = frozenset({ConfigStatus.QUEUED, ConfigStatus.RUNNING})
+#: Configs that will not train again unless a person resumes them.
+FINISHED_CONFIG: frozenset[ConfigStatus] = frozenset({ConfigStatus.STOPPED, ConfigStatus.DONE, ConfigStatus.FAILED})
+
+_C, _W, _S, _J, _D = ConfigStatus, WorkloadStatus, SubEpochOutcome, JobStatus, DeploymentStatus
+
+CONFIG_TRANSITIONS: Mapping[ConfigStatus, frozenset[ConfigStatus]] = {
+    _C.QUEUED: frozenset({_C.RUNNING, _C.STOPPED, _C.FAILED, _C.DONE}),
+    _C.RUNNING: frozenset({_C.STOPPED, _C.DONE, _C.FAILED}),
+    _C.STOPPED: frozenset({_C.QUEUED}),  # resume
+    _C.FAILED: frozenset({_C.QUEUED}),  # resume after a fix
+    _C.DONE: frozenset({_C.QUEUED}),  # the workload's max_epochs was raised
+}
+
+WORKLOAD_TRANSITIONS: Mapping[WorkloadStatus, frozenset[WorkloadStatus]] = {
+    _W.RUNNING: frozenset({_W.PAUSED, _W.DONE, _W.FAILED}),
+    _W.PAUSED: frozenset({_W.RUNNING, _W.FAILED}),
+    _W.DONE: frozenset({_W.RUNNING}),  # a config was added, resumed or the budget raised
+    _W.FAILED: frozenset(),
+}
+
+SUB_EPOCH_TRANSITIONS: Mapping[SubEpochOutcome, frozenset[SubEpochOutcome]] = {
+    _S.RUNNING: frozenset({_S.OK, _S.FAILED, _S.LOST, _S.TIMEOUT}),
+    _S.OK: frozenset(),
+    _S.FAILED: frozenset(),
+    _S.LOST: frozenset(),
+    _S.TIMEOUT: frozenset(),
+}
+
+JOB_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
+    _J.QUEUED: frozenset({_J.RUNNING, _J.FAILED}),
+    _J.RUNNING: frozenset({_J.DONE, _J.FAILED, _J.QUEUED}),  # queued again: lease expired, or a retryable failure
+    _J.DONE: frozenset(),
+    _J.FAILED: frozenset(),
+}
+
+DEPLOYMENT_TRANSITIONS: Mapping[DeploymentStatus, frozenset[DeploymentStatus]] = {
+    _D.REQUESTED: frozenset({_D.STARTING, _D.STOPPED, _D.FAILED}),
+    _D.STARTING: frozenset({_D.RUNNING, _D.STOPPING, _D.STOPPED, _D.FAILED}),
+    _D.RUNNING: frozenset({_D.STOPPING, _D.STOPPED, _D.FAILED}),
+    _D.STOPPING: frozenset({_D.STOPPED, _D.FAILED}),
+    _D.STOPPED: frozenset(),
+    _D.FAILED: frozenset(),
+}
+
+DEVICE_TRANSITIONS: Mapping[DeviceStatus, frozenset[DeviceStatus]] = {
+    DeviceStatus.ONLINE: frozenset({DeviceStatus.OFFLINE}),
+    DeviceStatus.OFFLINE: frozenset({DeviceStatus.ONLINE}),
+}
+
+_TABLES: dict[type[StrEnum], Mapping] = {
+    ConfigStatus: CONFIG_TRANSITIONS,
+    WorkloadStatus: WORKLOAD_TRANSITIONS,
+    SubEpochOutcome: SUB_EPOCH_TRANSITIONS,
+    JobStatus: JOB_TRANSITIONS,
+    DeploymentStatus: DEPLOYMENT_TRANSITIONS,
+    DeviceStatus: DEVICE_TRANSITIONS,
+}
+
+
+def can_transition(current: StrEnum | str, target: StrEnum) -> bool:
+    """Whether ``current`` may become ``target`` (staying put is always allowed)."""
+    kind = type(target)
+    current = kind(current)
+    return current == target or target in _TABLES[kind][current]
+
+
+def check_transition(current: StrEnum | str, target: StrEnum, *, what: str, action: str | None = None) -> None:
+    """Raise ``InvalidState`` unless ``current`` may become ``target``.
+
+    Args:
+        current: the stored status (a member or its string value).
+        target: the status asked for.
+        what: the object, for the message ("config 12").
+        action: the user's verb, for the message ("stop"); defaults to "move to <target>".
+    """
+    if not can_transition(current, target):
+        verb = action or f"move to {target.value}"
+        raise InvalidState(f"cannot {verb} {what}: it is {type(target)(current).value}")
