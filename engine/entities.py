@@ -159,3 +159,114 @@ class EventInfo(_Serialisable):
     @classmethod
     def from_row(cls, row: Any) -> EventInfo:
         return cls(row.id, row.actor, row.action, row.object_type, row.object_id, row.before, row.after, row.at)
+
+
+@dataclass(frozen=True)
+class CheckpointInfo(_Serialisable):
+    """A committed checkpoint: where it lies, its hash, and whether it ends an epoch."""
+
+    id: int
+    config_id: int
+    epoch: int
+    seq: int
+    path: str
+    sha256: str
+    bytes: int
+    epoch_end: bool
+
+    @classmethod
+    def from_row(cls, row: Any) -> CheckpointInfo:
+        return cls(row.id, row.config_id, row.epoch, row.seq, row.path, row.sha256, row.bytes, row.epoch_end)
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """Where a dataset's partitions and validation split lie, for the scheduler and exporters (not for users)."""
+
+    dataset_id: int
+    partition_paths: tuple[str, ...]
+    validation_path: str
+    feature_shape: tuple[int, ...]
+    n_outputs: int
+    task: str
+    schema: dict
+
+
+@dataclass(frozen=True)
+class ConfigObservation:
+    """A config as a search procedure sees it when it is rebuilt from the store."""
+
+    id: int
+    hparams: dict
+    origin: str
+    status: str
+    latest_metrics: dict
+
+
+@dataclass(frozen=True)
+class ExportSource:
+    """What an exporter needs to rebuild a config's trained model from its newest epoch-end checkpoint."""
+
+    config_id: int
+    workload_id: int
+    checkpoint_id: int
+    checkpoint_path: str
+    checkpoint_sha256: str
+    model_ref: str
+    entry_point: str
+    hparams: dict
+    feature_shape: tuple
+    n_outputs: int
+    task: str
+    validation_path: str
+
+
+@dataclass(frozen=True)
+class SubEpochStart:
+    """A sub-epoch the store has just recorded as running: what the scheduler needs to build its task."""
+
+    sub_epoch_id: int
+    config_id: int
+    workload_id: int
+    workload_seed: int
+    epoch: int
+    partition: int
+    hparams: dict
+    dataset: DatasetLayout
+    model_ref: str
+    entry_point: str
+    in_checkpoint: tuple[str, str] | None  # (path, sha256) of the config's current checkpoint
+    warm_start: tuple[str, str] | None  # a clone's or drill-down's starting weights, before its first commit
+
+
+@dataclass(frozen=True)
+class SubEpochStats:
+    """One committed sub-epoch's training numbers, from which an epoch's metrics are aggregated."""
+
+    rows: int | None
+    train_loss: float | None
+    train_accuracy: float | None
+    compute_seconds: float | None
+    hop_seconds: float | None
+
+
+@dataclass(frozen=True)
+class CommittedSubEpoch:
+    """What committing a finished sub-epoch changed."""
+
+    committed: bool  # False: stale (already committed, or its config moved on); its checkpoint is garbage
+    config_id: int
+    workload_id: int = 0
+    epoch: int = 0
+    visited: frozenset[int] = frozenset()  # partitions this config has now trained on in ``epoch``
+    epoch_end: bool = False
+    metrics: dict = field(default_factory=dict)  # the epoch's metrics when it ended
+    superseded_path: str | None = None  # the previous mid-epoch checkpoint, now safe to delete
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What a search procedure wants added now, and whether it will ever propose more."""
+
+    hparams: list[dict] = field(default_factory=list)
+    exhausted: bool = False

@@ -126,10 +126,10 @@ _TABLES: dict[type[StrEnum], Mapping] = {
 
 
 def can_transition(current: StrEnum | str, target: StrEnum) -> bool:
-    """Whether ``current`` may become ``target`` (staying put is always allowed)."""
+    """Whether ``current`` may become ``target``. Staying put is not a transition: stopping a stopped config
+    is an error the user should see, not a silent no-op."""
     kind = type(target)
-    current = kind(current)
-    return current == target or target in _TABLES[kind][current]
+    return target in _TABLES[kind][kind(current)]
 
 
 def check_transition(current: StrEnum | str, target: StrEnum, *, what: str, action: str | None = None) -> None:

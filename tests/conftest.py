@@ -65,7 +65,9 @@ def settings(tmp_path: Path) -> Settings:
 def services(settings: Settings) -> Services:
     store = Store(settings.database_url, check_schema=False)
     store.upgrade()
-    yield Services(store, settings)
+    from hopper.roster.validate import validate_script  # moves with the worker code
+
+    yield Services(store, settings, script_validator=validate_script)
     store.dispose()
 
 

@@ -19,6 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from hopper.engine.errors import Conflict, HopperError, SchemaOutOfDate, StoreUnavailable
+from hopper.engine.store.configs import ConfigStore
+from hopper.engine.store.datasets import DatasetStore, ScriptStore
+from hopper.engine.store.edge import EdgeStore
+from hopper.engine.store.schedule import EventStore, ScheduleStore
+from hopper.engine.store.workloads import WorkloadStore
 
 log = logging.getLogger("hopper.engine.store")
 
@@ -48,6 +53,10 @@ def _enable_sqlite_pragmas(engine: Engine) -> None:
 class Store:
     """A handle on the SQL config store (SQLite or PostgreSQL, one code path).
 
+    Services and the scheduler use its repositories (``store.configs.transition(...)``,
+    ``store.schedule.commit_ok(...)``, ``store.edge.claim_job(...)``, ...), which take and return entities;
+    ``session()`` is for those repositories, migrations and tests that inspect tables directly.
+
     Args:
         url: SQLAlchemy database URL.
         check_schema: refuse to work on a database not migrated to the current head.
@@ -70,6 +79,14 @@ class Store:
         if self.dialect == "sqlite":
             _enable_sqlite_pragmas(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # The repositories: every SQL statement Hopper runs lives behind one of these, named for what it does.
+        self.datasets = DatasetStore(self)
+        self.scripts = ScriptStore(self)
+        self.workloads = WorkloadStore(self)
+        self.configs = ConfigStore(self)
+        self.schedule = ScheduleStore(self)
+        self.events = EventStore(self)
+        self.edge = EdgeStore(self)
         if check_schema:
             self.check_schema()
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from hopper.engine.edge import pareto_mask
+from hopper.engine.services.edge import pareto_mask
 from hopper.engine.errors import Conflict, InvalidState, ValidationError
 from hopper.engine.services import Services
 from hopper.engine.store import CheckpointRow, ConfigRow, ExportRow, Store

@@ -1,0 +1,149 @@
+"""Configs: adding, the status transitions people cause, priorities, metrics and checkpoints to read."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from hopper.engine.entities import CheckpointInfo, ConfigInfo, DatasetInfo, ExportSource
+from hopper.engine.errors import Conflict, InvalidState
+from hopper.engine.status import ConfigStatus, WorkloadStatus, check_transition
+from hopper.engine.store._common import Repository, add_event, get_row
+from hopper.engine.store.models import CheckpointRow, ConfigRow, DatasetRow, MetricRow, ScriptRow, WorkloadRow
+from hopper.engine.store.workloads import reopen
+
+
+def snapshot(row: ConfigRow) -> dict:
+    """What the audit log keeps of a config before and after a change."""
+    return {"status": row.status, "priority": row.priority, "epochs_done": row.epochs_done, "version": row.version}
+
+
+def check_version(row: ConfigRow, expected_version: int | None) -> None:
+    if expected_version is not None and row.version != expected_version:
+        raise Conflict(
+            f"config {row.id} is at version {row.version}, not {expected_version}: it changed since you "
+            "loaded it; reload and try again",
+            field="version",
+        )
+
+
+def _latest_checkpoint(session, config: ConfigRow) -> CheckpointRow | None:  # noqa: ANN001
+    """The newest committed epoch-end checkpoint, else the newest committed one."""
+    row = session.scalar(select(CheckpointRow).where(CheckpointRow.config_id == config.id,
+                                                     CheckpointRow.epoch_end.is_(True))
+                         .order_by(CheckpointRow.seq.desc()).limit(1))
+    if row is None and config.current_checkpoint_id is not None:
+        row = session.get(CheckpointRow, config.current_checkpoint_id)
+    return row
+
+
+class ConfigStore(Repository):
+    def add(self, workload_id: int, hparams: dict, *, priority: int, origin: str, actor: str, action: str,
+            cloned_from: int | None = None, source_version: int | None = None,
+            warm_start_checkpoint_id: int | None = None, notes: str | None = None,
+            event_before: dict | None = None, event_after: dict | None = None) -> ConfigInfo:
+        """A new queued config (a person's, or a clone of ``cloned_from`` still at ``source_version``)."""
+        with self._session() as session:
+            workload = get_row(session, WorkloadRow, workload_id, "workload")
+            if workload.status == WorkloadStatus.FAILED:
+                raise InvalidState(f"workload {workload_id} has failed: {workload.error}")
+            if cloned_from is not None:
+                check_version(get_row(session, ConfigRow, cloned_from, "config"), source_version)
+            row = ConfigRow(workload_id=workload_id, hparams=dict(hparams), priority=int(priority), origin=origin,
+                            status=ConfigStatus.QUEUED, cloned_from_config_id=cloned_from,
+                            warm_start_checkpoint_id=warm_start_checkpoint_id, notes=notes)
+            session.add(row)
+            reopen(workload)
+            session.flush()
+            add_event(session, actor, action, "config", row.id, event_before, event_after)
+            return ConfigInfo.from_row(row)
+
+    def transition(self, config_id: int, target: ConfigStatus, *, action: str, actor: str,
+                   expected_version: int | None = None, clear_error: bool = False) -> ConfigInfo:
+        """Move a config to ``target`` if the transition table allows it from where it is (audited)."""
+        with self._session() as session:
+            row = get_row(session, ConfigRow, config_id, "config")
+            check_version(row, expected_version)
+            check_transition(row.status, target, what=f"config {config_id}", action=action)
+            before = snapshot(row)
+            row.status = target
+            if clear_error:
+                row.error = None
+            if target == ConfigStatus.QUEUED:
+                reopen(session.get(WorkloadRow, row.workload_id))
+            session.flush()
+            add_event(session, actor, f"{action}_config", "config", config_id, before, snapshot(row))
+            return ConfigInfo.from_row(row)
+
+    def set_priority(self, config_id: int, priority: int, *, actor: str,
+                     expected_version: int | None = None) -> ConfigInfo:
+        with self._session() as session:
+            row = get_row(session, ConfigRow, config_id, "config")
+            check_version(row, expected_version)
+            before = snapshot(row)
+            row.priority = priority
+            session.flush()
+            add_event(session, actor, "set_priority", "config", config_id, before, snapshot(row))
+            return ConfigInfo.from_row(row)
+
+    def get(self, config_id: int, *, with_metrics: bool = True) -> ConfigInfo:
+        """A config, with every per-epoch metric (oldest first) unless ``with_metrics`` is False."""
+        with self._session() as session:
+            row = get_row(session, ConfigRow, config_id, "config")
+            metrics = None
+            if with_metrics:
+                metrics = [{"epoch": m.epoch, "name": m.name, "value": m.value}
+                           for m in session.scalars(select(MetricRow).where(MetricRow.config_id == config_id)
+                                                    .order_by(MetricRow.epoch, MetricRow.name))]
+            return ConfigInfo.from_row(row, metrics)
+
+    def page(self, workload_id: int, *, status: str | None = None, limit: int | None = 100,
+             offset: int = 0) -> tuple[list[ConfigInfo], int]:
+        """One page of a workload's configs (by id) and the total count."""
+        with self._session() as session:
+            get_row(session, WorkloadRow, workload_id, "workload")
+            where = [ConfigRow.workload_id == workload_id]
+            if status:
+                where.append(ConfigRow.status == status)
+            total = session.scalar(select(func.count()).select_from(ConfigRow).where(*where))
+            rows = list(session.scalars(select(ConfigRow).where(*where).order_by(ConfigRow.id)
+                                        .limit(limit).offset(offset)))
+            return [ConfigInfo.from_row(r) for r in rows], int(total)
+
+    def workload_metrics(self, workload_id: int, name: str | None = None) -> dict[int, list[dict]]:
+        """Every per-epoch metric of a workload's configs in one query: config id -> rows."""
+        with self._session() as session:
+            get_row(session, WorkloadRow, workload_id, "workload")
+            stmt = (select(MetricRow).join(ConfigRow, ConfigRow.id == MetricRow.config_id)
+                    .where(ConfigRow.workload_id == workload_id).order_by(MetricRow.config_id, MetricRow.epoch))
+            if name:
+                stmt = stmt.where(MetricRow.name == name)
+            out: dict[int, list[dict]] = {}
+            for m in session.scalars(stmt):
+                out.setdefault(m.config_id, []).append({"epoch": m.epoch, "name": m.name, "value": m.value})
+            return out
+
+    def latest_checkpoint(self, config_id: int) -> CheckpointInfo | None:
+        """The newest committed epoch-end checkpoint, else the newest committed one (what clones start from)."""
+        with self._session() as session:
+            row = _latest_checkpoint(session, get_row(session, ConfigRow, config_id, "config"))
+            return None if row is None else CheckpointInfo.from_row(row)
+
+    def export_source(self, config_id: int) -> ExportSource:
+        """What an exporter needs to rebuild a config's trained model, from its newest epoch-end checkpoint."""
+        with self._session() as session:
+            config = get_row(session, ConfigRow, config_id, "config")
+            checkpoint = session.scalar(select(CheckpointRow).where(
+                CheckpointRow.config_id == config_id, CheckpointRow.epoch_end.is_(True))
+                .order_by(CheckpointRow.seq.desc()).limit(1))
+            if checkpoint is None:
+                raise InvalidState(f"config {config_id} has no finished epoch to export yet")
+            workload = session.get(WorkloadRow, config.workload_id)
+            dataset = session.get(DatasetRow, workload.dataset_id)
+            model_ref, entry_point = workload.model_ref, "build_model"
+            if workload.script_id is not None:
+                script = session.get(ScriptRow, workload.script_id)
+                model_ref, entry_point = f"script:{script.path}", script.entry_point
+            info = DatasetInfo.from_row(dataset)
+            return ExportSource(config_id, workload.id, checkpoint.id, checkpoint.path, checkpoint.sha256, model_ref,
+                                entry_point, dict(config.hparams), tuple(info.feature_shape), info.n_outputs,
+                                info.task, dataset.validation_path)

@@ -1,0 +1,450 @@
+"""Edge deployment in SQL: devices (agents), profiling jobs under leases, profiles, exports, export requests,
+deployments. The rules (who may claim what, when a lease runs out) are here because each is one atomic write;
+the validation of people's input stays in ``engine.services.edge``.
+
+Profiling jobs. A job profiles one export, either on one named device or (``device_id`` None) on whichever
+agent claims it first. An agent claims a job atomically (compare-and-set from ``queued`` to ``running``) and
+holds it under a lease; its heartbeats extend the lease. A job whose lease ran out goes back to ``queued`` at
+the next claim or listing, until ``max_attempts`` claims were spent; then it is ``failed`` with the reason.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+
+from hopper.engine.errors import Conflict
+from hopper.engine.status import DeploymentStatus, DeviceStatus, JobStatus, WorkloadStatus, check_transition
+from hopper.engine.store._common import Repository, add_event, get_row
+from hopper.engine.store.models import (
+    CheckpointRow,
+    ConfigRow,
+    DeploymentRow,
+    DeviceRow,
+    ExportRequestRow,
+    ExportRow,
+    MetricRow,
+    ProfileJobRow,
+    ProfileRow,
+    WorkloadRow,
+    utcnow,
+)
+
+_PROFILE_COLUMNS = ("latency_p50_ms", "latency_p95_ms", "size_bytes", "peak_memory_bytes", "energy_mj", "runs")
+
+
+def device_dict(row: DeviceRow, offline_after: float) -> dict:
+    now = utcnow()
+    status = row.status
+    if status == DeviceStatus.ONLINE and (now - row.last_seen).total_seconds() > offline_after:
+        status = DeviceStatus.OFFLINE
+    return {"id": row.id, "name": row.name, "hardware": dict(row.hardware or {}), "interpreter": row.interpreter,
+            "status": str(status), "registered_at": row.registered_at.isoformat(),
+            "last_seen": row.last_seen.isoformat(), "seconds_since_seen": round((now - row.last_seen).total_seconds(), 1)}
+
+
+def job_dict(row: ProfileJobRow, export: ExportRow | None = None) -> dict:
+    out = {"id": row.id, "export_id": row.export_id, "device_id": row.device_id, "status": row.status,
+           "attempts": row.attempts, "max_attempts": row.max_attempts, "runs": row.runs, "warmup": row.warmup,
+           "claimed_by": row.claimed_by, "claimed_at": row.claimed_at.isoformat() if row.claimed_at else None,
+           "lease_expires_at": row.lease_expires_at.isoformat() if row.lease_expires_at else None,
+           "error": row.error, "result": row.result, "created_at": row.created_at.isoformat(),
+           "finished_at": row.finished_at.isoformat() if row.finished_at else None}
+    if export is not None:
+        out["export"] = {"id": export.id, "config_id": export.config_id, "quantization": export.quantization,
+                         "sha256": export.sha256, "bytes": export.bytes,
+                         "artifact": f"/api/v1/exports/{export.id}/artifact"}
+    return out
+
+
+def export_dict(r: ExportRow) -> dict:
+    return {"id": r.id, "config_id": r.config_id, "quantization": r.quantization, "path": r.path,
+            "sha256": r.sha256, "bytes": r.bytes, "keras_accuracy": r.keras_accuracy,
+            "tflite_accuracy": r.tflite_accuracy, "convert_seconds": r.convert_seconds}
+
+
+def request_dict(r: ExportRequestRow) -> dict:
+    return {"id": r.id, "config_id": r.config_id, "quantizations": list(r.quantizations), "profile": r.profile,
+            "origin": r.origin, "status": r.status, "actor": r.actor, "export_ids": r.export_ids, "error": r.error,
+            "created_at": r.created_at.isoformat(),
+            "finished_at": r.finished_at.isoformat() if r.finished_at else None}
+
+
+def deployment_dict(r: DeploymentRow) -> dict:
+    return {"id": r.id, "config_id": r.config_id, "export_id": r.export_id, "format": r.format, "name": r.name,
+            "host": r.host, "port": r.port, "pid": r.pid, "status": r.status, "error": r.error,
+            "url": f"http://{r.host}:{r.port}/v1/models/{r.name}" if r.port else None,
+            "started_at": r.started_at.isoformat(), "stopped_at": r.stopped_at.isoformat() if r.stopped_at else None}
+
+
+def _opt(kind: type, value: Any) -> Any:
+    return None if value is None else kind(value)
+
+
+class EdgeStore(Repository):
+    # -- devices --------------------------------------------------------------------------------------------
+    def register_device(self, name: str, *, hardware: dict, interpreter: str, actor: str,
+                        offline_after: float) -> dict:
+        """Insert an agent, or refresh one that restarted (same name, fresh hardware description)."""
+        with self._session() as session:
+            row = session.scalar(select(DeviceRow).where(DeviceRow.name == name))
+            now = utcnow()
+            if row is None:
+                row = DeviceRow(name=name, hardware=hardware, interpreter=interpreter, status=DeviceStatus.ONLINE,
+                                registered_at=now, last_seen=now)
+                session.add(row)
+            else:
+                row.hardware, row.interpreter = hardware, interpreter
+                row.status, row.last_seen = DeviceStatus.ONLINE, now
+            session.flush()
+            add_event(session, actor, "register_device", "device", row.id,
+                      after={"name": name, "interpreter": interpreter})
+            return device_dict(row, offline_after)
+
+    def heartbeat(self, device_id: int, *, lease_seconds: float, offline_after: float) -> dict:
+        """The agent is alive: mark it online and extend the leases of the jobs it holds."""
+        with self._session() as session:
+            row = get_row(session, DeviceRow, device_id, "device")
+            now = utcnow()
+            row.last_seen, row.status = now, DeviceStatus.ONLINE
+            extended = session.execute(
+                update(ProfileJobRow).where(ProfileJobRow.claimed_by == device_id,
+                                            ProfileJobRow.status == JobStatus.RUNNING)
+                .values(lease_expires_at=now + timedelta(seconds=lease_seconds))).rowcount
+            return {"device": device_dict(row, offline_after), "extended_jobs": extended,
+                    "lease_seconds": lease_seconds}
+
+    def sign_off(self, device_id: int, *, offline_after: float) -> dict:
+        """The agent is stopping: offline at once, and the jobs it still holds go back to the queue."""
+        with self._session() as session:
+            row = get_row(session, DeviceRow, device_id, "device")
+            row.status, row.last_seen = DeviceStatus.OFFLINE, utcnow()
+            requeued = session.execute(
+                update(ProfileJobRow).where(ProfileJobRow.claimed_by == device_id,
+                                            ProfileJobRow.status == JobStatus.RUNNING)
+                .values(status=JobStatus.QUEUED, claimed_by=None, claimed_at=None, lease_expires_at=None)).rowcount
+            return {"device": device_dict(row, offline_after), "requeued_jobs": requeued}
+
+    def list_devices(self, *, offline_after: float) -> list[dict]:
+        with self._session() as session:
+            return [device_dict(r, offline_after) for r in session.scalars(select(DeviceRow).order_by(DeviceRow.id))]
+
+    def get_device(self, device_id: int, *, offline_after: float) -> dict:
+        with self._session() as session:
+            return device_dict(get_row(session, DeviceRow, device_id, "device"), offline_after)
+
+    # -- profiling jobs ---------------------------------------------------------------------------------------
+    def enqueue_profiling(self, export_id: int, targets: list[int | None], *, max_attempts: int, runs: int | None,
+                          warmup: int | None, actor: str) -> list[dict]:
+        """One queued job per target device (None: whichever agent claims it)."""
+        with self._session() as session:
+            get_row(session, ExportRow, export_id, "export")
+            for target in targets:
+                if target is not None:
+                    get_row(session, DeviceRow, target, "device")
+            rows = [ProfileJobRow(export_id=export_id, device_id=t, status=JobStatus.QUEUED, attempts=0,
+                                  max_attempts=max_attempts, runs=runs, warmup=warmup) for t in targets]
+            session.add_all(rows)
+            session.flush()
+            add_event(session, actor, "enqueue_profiling", "export", export_id,
+                      after={"jobs": [r.id for r in rows], "devices": targets})
+            return [job_dict(r) for r in rows]
+
+    def requeue_expired_jobs(self) -> int:
+        """Jobs whose agent stopped renewing the lease: back to the queue, or failed once attempts are spent."""
+        now = utcnow()
+        changed = 0
+        with self._session() as session:
+            for row in session.scalars(select(ProfileJobRow).where(
+                    ProfileJobRow.status == JobStatus.RUNNING, ProfileJobRow.lease_expires_at < now)):
+                holder = session.get(DeviceRow, row.claimed_by) if row.claimed_by else None
+                reason = (f"lease expired: device {holder.name if holder else row.claimed_by} stopped responding "
+                          f"(attempt {row.attempts} of {row.max_attempts})")
+                if row.attempts >= row.max_attempts:
+                    row.status, row.finished_at = JobStatus.FAILED, now
+                    row.error = f"gave up after {row.attempts} attempts; last: {reason}"
+                else:
+                    row.status, row.error = JobStatus.QUEUED, reason
+                row.claimed_by, row.lease_expires_at = None, None
+                changed += 1
+        return changed
+
+    def claim_job(self, device_id: int, *, lease_seconds: float) -> dict | None:
+        """Atomically take the oldest queued job this device may run (its own first), under a lease."""
+        for _ in range(20):  # another agent may win the race for a candidate: take the next one
+            with self._session() as session:
+                device = get_row(session, DeviceRow, device_id, "device")
+                now = utcnow()
+                device.last_seen, device.status = now, DeviceStatus.ONLINE
+                candidate = session.scalar(
+                    select(ProfileJobRow.id).where(ProfileJobRow.status == JobStatus.QUEUED,
+                                                   or_(ProfileJobRow.device_id == device_id,
+                                                       ProfileJobRow.device_id.is_(None)))
+                    .order_by(ProfileJobRow.device_id.is_(None), ProfileJobRow.id).limit(1))
+                if candidate is None:
+                    return None
+                won = session.execute(
+                    update(ProfileJobRow).where(ProfileJobRow.id == candidate, ProfileJobRow.status == JobStatus.QUEUED)
+                    .values(status=JobStatus.RUNNING, claimed_by=device_id, claimed_at=now,
+                            attempts=ProfileJobRow.attempts + 1,
+                            lease_expires_at=now + timedelta(seconds=lease_seconds))
+                    .execution_options(synchronize_session=False)).rowcount
+                if won != 1:
+                    continue
+                row = session.get(ProfileJobRow, candidate, populate_existing=True)
+                return {**job_dict(row, session.get(ExportRow, row.export_id)), "lease_seconds": lease_seconds}
+        return None
+
+    @staticmethod
+    def _held_job(session, job_id: int, device_id: int) -> ProfileJobRow:  # noqa: ANN001
+        row = get_row(session, ProfileJobRow, job_id, "job")
+        if row.status != JobStatus.RUNNING or row.claimed_by != device_id:
+            holder = f", claimed by device {row.claimed_by}" if row.claimed_by else ""
+            raise Conflict(f"job {job_id} is not held by device {device_id} (it is {row.status}{holder}); "
+                           "its lease may have expired", field="job_id")
+        return row
+
+    def complete_job(self, job_id: int, device_id: int, result: dict, *, metric_names: Any) -> dict:
+        """Record an agent's measurement: the profile row, and the numbers as metrics of the config
+        (``metric_names(device, quantization)`` maps profile columns to metric names)."""
+        with self._session() as session:
+            job = self._held_job(session, job_id, device_id)
+            export = session.get(ExportRow, job.export_id)
+            device = session.get(DeviceRow, device_id)
+            now = utcnow()
+            profile = ProfileRow(job_id=job.id, export_id=export.id, device_id=device_id, config_id=export.config_id,
+                                 latency_p50_ms=float(result["latency_p50_ms"]),
+                                 latency_p95_ms=float(result["latency_p95_ms"]), size_bytes=int(result["size_bytes"]),
+                                 peak_memory_bytes=_opt(int, result.get("peak_memory_bytes")),
+                                 energy_mj=_opt(float, result.get("energy_mj")), runs=int(result.get("runs") or 0),
+                                 detail={k: v for k, v in result.items() if k not in _PROFILE_COLUMNS}, created_at=now)
+            session.add(profile)
+            check_transition(job.status, JobStatus.DONE, what=f"job {job.id}")
+            job.status, job.finished_at, job.result, job.error = JobStatus.DONE, now, dict(result), None
+            job.lease_expires_at = None
+            device.last_seen, device.status = now, DeviceStatus.ONLINE
+            checkpoint = session.get(CheckpointRow, export.checkpoint_id)
+            values = {"latency_p50_ms": profile.latency_p50_ms, "latency_p95_ms": profile.latency_p95_ms,
+                      "size_bytes": profile.size_bytes, "peak_memory_bytes": profile.peak_memory_bytes,
+                      "energy_mj": profile.energy_mj}
+            names = metric_names(device.name, export.quantization)
+            written = {names[k]: float(v) for k, v in values.items() if v is not None}
+            self._upsert_metrics(session, export.config_id, checkpoint.epoch if checkpoint else 0, written)
+            session.flush()
+            add_event(session, f"device:{device.name}", "profile_export", "export", export.id,
+                      after={"job": job.id, **written})
+            return {**job_dict(job), "profile_id": profile.id, "metrics": written}
+
+    @staticmethod
+    def _upsert_metrics(session, config_id: int, epoch: int, values: dict[str, float]) -> None:  # noqa: ANN001
+        for name, value in values.items():
+            row = session.scalar(select(MetricRow).where(MetricRow.config_id == config_id, MetricRow.epoch == epoch,
+                                                         MetricRow.name == name))
+            if row is None:
+                session.add(MetricRow(config_id=config_id, epoch=epoch, name=name, value=value))
+            else:
+                row.value, row.at = value, utcnow()
+        latest = dict(session.scalar(select(ConfigRow.latest_metrics).where(ConfigRow.id == config_id)) or {})
+        latest.update(values)
+        # A core UPDATE: edge numbers are not a user edit, so they must not bump the config's version (ETag).
+        session.execute(update(ConfigRow).where(ConfigRow.id == config_id).values(latest_metrics=latest)
+                        .execution_options(synchronize_session=False))
+
+    def fail_job(self, job_id: int, device_id: int, error: str, *, retryable: bool) -> dict:
+        """The agent could not profile: queue the job again (another agent may succeed) or fail it for good."""
+        with self._session() as session:
+            job = self._held_job(session, job_id, device_id)
+            device = session.get(DeviceRow, device_id)
+            message = f"device {device.name}: {error}"[:4000]
+            if retryable and job.attempts < job.max_attempts:
+                job.status, job.error = JobStatus.QUEUED, message
+            else:
+                job.status, job.finished_at = JobStatus.FAILED, utcnow()
+                job.error = message if not retryable else f"gave up after {job.attempts} attempts; last: {message}"
+            job.claimed_by, job.lease_expires_at = None, None
+            session.flush()
+            return job_dict(job)
+
+    def list_jobs(self, *, status: str | None = None, export_id: int | None = None, limit: int = 500) -> list[dict]:
+        with self._session() as session:
+            stmt = select(ProfileJobRow).order_by(ProfileJobRow.id.desc()).limit(limit)
+            if status:
+                stmt = stmt.where(ProfileJobRow.status == status)
+            if export_id is not None:
+                stmt = stmt.where(ProfileJobRow.export_id == export_id)
+            return [job_dict(r) for r in session.scalars(stmt)]
+
+    def get_job(self, job_id: int) -> dict:
+        with self._session() as session:
+            row = get_row(session, ProfileJobRow, job_id, "job")
+            return job_dict(row, session.get(ExportRow, row.export_id))
+
+    # -- profiles, exports --------------------------------------------------------------------------------------
+    def list_profiles(self, *, config_id: int | None = None, device_id: int | None = None,
+                      workload_id: int | None = None, limit: int = 1000) -> list[dict]:
+        with self._session() as session:
+            stmt = (select(ProfileRow, DeviceRow.name, ExportRow.quantization, ExportRow.tflite_accuracy,
+                           ConfigRow.workload_id)
+                    .join(DeviceRow, DeviceRow.id == ProfileRow.device_id)
+                    .join(ExportRow, ExportRow.id == ProfileRow.export_id)
+                    .join(ConfigRow, ConfigRow.id == ProfileRow.config_id)
+                    .order_by(ProfileRow.id.desc()).limit(limit))
+            if config_id is not None:
+                stmt = stmt.where(ProfileRow.config_id == config_id)
+            if device_id is not None:
+                stmt = stmt.where(ProfileRow.device_id == device_id)
+            if workload_id is not None:
+                stmt = stmt.where(ConfigRow.workload_id == workload_id)
+            return [{"id": p.id, "job_id": p.job_id, "export_id": p.export_id, "config_id": p.config_id,
+                     "workload_id": wid, "device_id": p.device_id, "device": device, "quantization": quant,
+                     "tflite_accuracy": acc, "latency_p50_ms": p.latency_p50_ms, "latency_p95_ms": p.latency_p95_ms,
+                     "size_bytes": p.size_bytes, "peak_memory_bytes": p.peak_memory_bytes, "energy_mj": p.energy_mj,
+                     "runs": p.runs, "detail": p.detail, "created_at": p.created_at.isoformat()}
+                    for p, device, quant, acc, wid in session.execute(stmt)]
+
+    def record_export(self, *, config_id: int, checkpoint_id: int, quantization: str, path: str, sha256: str,
+                      size: int, keras_accuracy: float | None, tflite_accuracy: float | None, seconds: float,
+                      actor: str) -> dict:
+        with self._session() as session:
+            row = ExportRow(config_id=config_id, checkpoint_id=checkpoint_id, quantization=quantization, path=path,
+                            sha256=sha256, bytes=size, keras_accuracy=keras_accuracy,
+                            tflite_accuracy=tflite_accuracy, convert_seconds=seconds)
+            session.add(row)
+            session.flush()
+            out = export_dict(row)
+            add_event(session, actor, "export_config", "config", config_id, after=out)
+            return out
+
+    def list_exports(self, config_id: int) -> list[dict]:
+        with self._session() as session:
+            get_row(session, ConfigRow, config_id, "config")
+            return [export_dict(r) for r in session.scalars(select(ExportRow).where(ExportRow.config_id == config_id)
+                                                            .order_by(ExportRow.id))]
+
+    def get_export(self, export_id: int) -> dict:
+        with self._session() as session:
+            return export_dict(get_row(session, ExportRow, export_id, "export"))
+
+    def list_workload_exports(self, workload_id: int) -> list[dict]:
+        with self._session() as session:
+            get_row(session, WorkloadRow, workload_id, "workload")
+            return [export_dict(r) for r in session.scalars(
+                select(ExportRow).join(ConfigRow, ConfigRow.id == ExportRow.config_id)
+                .where(ConfigRow.workload_id == workload_id).order_by(ExportRow.id))]
+
+    # -- export requests ------------------------------------------------------------------------------------------
+    def add_export_request(self, config_id: int, *, quantizations: list[str], profile: bool, origin: str,
+                           actor: str) -> dict:
+        with self._session() as session:
+            row = ExportRequestRow(config_id=config_id, quantizations=quantizations, profile=profile, origin=origin,
+                                   status=JobStatus.QUEUED, actor=actor)
+            session.add(row)
+            session.flush()
+            add_event(session, row.actor, "request_export", "config", config_id,
+                      after={"request": row.id, "quantizations": quantizations, "profile": profile})
+            return request_dict(row)
+
+    def claim_export_request(self) -> dict | None:
+        """Atomically take the oldest queued export request (compare-and-set, so two workers never share one)."""
+        for _ in range(20):
+            with self._session() as session:
+                candidate = session.scalar(select(ExportRequestRow.id).where(ExportRequestRow.status == JobStatus.QUEUED)
+                                           .order_by(ExportRequestRow.id).limit(1))
+                if candidate is None:
+                    return None
+                won = session.execute(
+                    update(ExportRequestRow).where(ExportRequestRow.id == candidate,
+                                                   ExportRequestRow.status == JobStatus.QUEUED)
+                    .values(status=JobStatus.RUNNING, claimed_at=utcnow())
+                    .execution_options(synchronize_session=False)).rowcount
+                if won == 1:
+                    return request_dict(session.get(ExportRequestRow, candidate, populate_existing=True))
+        return None
+
+    def finish_export_request(self, request_id: int, *, export_ids: list[int] | None, error: str | None) -> dict:
+        with self._session() as session:
+            row = get_row(session, ExportRequestRow, request_id, "export_request")
+            target = JobStatus.FAILED if error else JobStatus.DONE
+            check_transition(row.status, target, what=f"export request {request_id}")
+            row.status, row.finished_at = target, utcnow()
+            row.export_ids, row.error = export_ids, (error or None) and error[-4000:]
+            session.flush()
+            return request_dict(row)
+
+    def list_export_requests(self, *, config_id: int | None = None, limit: int = 200) -> list[dict]:
+        with self._session() as session:
+            stmt = select(ExportRequestRow).order_by(ExportRequestRow.id.desc()).limit(limit)
+            if config_id is not None:
+                stmt = stmt.where(ExportRequestRow.config_id == config_id)
+            return [request_dict(r) for r in session.scalars(stmt)]
+
+    def get_export_request(self, request_id: int) -> dict:
+        with self._session() as session:
+            return request_dict(get_row(session, ExportRequestRow, request_id, "export_request"))
+
+    def top_k_to_export(self) -> list[int]:
+        """Config ids to export for finished workloads with ``export_top_k`` that have no top-k request yet."""
+        todo: list[int] = []
+        with self._session() as session:
+            workloads = list(session.scalars(select(WorkloadRow).where(
+                WorkloadRow.status == WorkloadStatus.DONE, WorkloadRow.export_top_k.is_not(None),
+                WorkloadRow.export_top_k > 0)))
+            for w in workloads:
+                already = session.scalar(select(ExportRequestRow.id).join(ConfigRow, ConfigRow.id ==
+                                                                          ExportRequestRow.config_id)
+                                         .where(ConfigRow.workload_id == w.id, ExportRequestRow.origin == "top_k")
+                                         .limit(1))
+                if already is not None:
+                    continue
+                direction = w.objectives[0]["direction"]
+                order = ConfigRow.best_objective.desc() if direction == "max" else ConfigRow.best_objective.asc()
+                todo += list(session.scalars(select(ConfigRow.id).where(
+                    ConfigRow.workload_id == w.id, ConfigRow.best_objective.is_not(None)).order_by(order)
+                    .limit(w.export_top_k)))
+        return todo
+
+    # -- deployments ------------------------------------------------------------------------------------------
+    def add_deployment(self, config_id: int, *, fmt: str, name: str, host: str, port: int | None,
+                       actor: str) -> dict:
+        with self._session() as session:
+            row = DeploymentRow(config_id=config_id, format=fmt, name=name, host=host, port=port,
+                                status=DeploymentStatus.STARTING)
+            session.add(row)
+            session.flush()
+            add_event(session, actor, "deploy_config", "config", config_id,
+                      after={"deployment": row.id, "format": fmt, "name": name})
+            return deployment_dict(row)
+
+    def mark_deployment(self, deployment_id: int, *, status: DeploymentStatus, port: int | None = None,
+                        pid: int | None = None, export_id: int | None = None, error: str | None = None) -> dict:
+        status = DeploymentStatus(status)
+        with self._session() as session:
+            row = get_row(session, DeploymentRow, deployment_id, "deployment")
+            if row.status != status:
+                check_transition(row.status, status, what=f"deployment {deployment_id}")
+            row.status = status
+            if port is not None:
+                row.port = port
+            if pid is not None:
+                row.pid = pid
+            if export_id is not None:
+                row.export_id = export_id
+            if error is not None:
+                row.error = error[-4000:]
+            if status in (DeploymentStatus.STOPPED, DeploymentStatus.FAILED):
+                row.stopped_at = utcnow()
+            session.flush()
+            return deployment_dict(row)
+
+    def list_deployments(self, *, config_id: int | None = None) -> list[dict]:
+        with self._session() as session:
+            stmt = select(DeploymentRow).order_by(DeploymentRow.id.desc())
+            if config_id is not None:
+                stmt = stmt.where(DeploymentRow.config_id == config_id)
+            return [deployment_dict(r) for r in session.scalars(stmt)]
+
+    def get_deployment(self, deployment_id: int) -> dict:
+        with self._session() as session:
+            return deployment_dict(get_row(session, DeploymentRow, deployment_id, "deployment"))

@@ -1,0 +1,267 @@
+"""The scheduler's ledger in SQL: the schedule log (sub-epochs), checkpoints and metrics it commits.
+
+Only the scheduler writes here. Each commit is one transaction: the sub-epoch's outcome, its checkpoint row,
+the config's pointer to it and, at an epoch end, the epoch's metrics and the config's new status. So a crash
+between two commits loses at most the sub-epochs still running, and never leaves half a commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import fields
+
+from sqlalchemy import func, select
+
+from hopper.engine.entities import (
+    CommittedSubEpoch,
+    DatasetLayout,
+    EventInfo,
+    SubEpochInfo,
+    SubEpochStart,
+    SubEpochStats,
+)
+from hopper.engine.status import (
+    RUNNABLE_CONFIG,
+    ConfigStatus,
+    SubEpochOutcome,
+    WorkloadStatus,
+    check_transition,
+)
+from hopper.engine.store._common import Repository
+from hopper.engine.store.datasets import layout_of
+from hopper.engine.store.models import (
+    CheckpointRow,
+    ConfigRow,
+    DatasetRow,
+    EventRow,
+    MetricRow,
+    ScriptRow,
+    SubEpochRow,
+    WorkloadRow,
+    utcnow,
+)
+
+#: (config id, workload id, priority, epochs done, workload max epochs, workload seed)
+RunnableRow = tuple[int, int, int, int, int, int]
+EpochSummary = Callable[[list[SubEpochStats], dict[str, float]], dict[str, float]]
+
+_RUNNABLE = [s.value for s in RUNNABLE_CONFIG]
+
+
+def _stats(row: SubEpochRow) -> SubEpochStats:
+    return SubEpochStats(row.rows, row.train_loss, row.train_accuracy, row.compute_seconds, row.hop_seconds)
+
+
+class ScheduleStore(Repository):
+    def recover_interrupted(self) -> tuple[int, dict[tuple[int, int], set[int]]]:
+        """Mark sub-epochs a previous scheduler left running as lost (they are re-run), and return how many,
+        with each config's partitions already committed in its current epoch."""
+        visited: dict[tuple[int, int], set[int]] = {}
+        with self._session() as session:
+            rows = list(session.scalars(select(SubEpochRow).where(SubEpochRow.outcome == SubEpochOutcome.RUNNING)))
+            for row in rows:
+                check_transition(row.outcome, SubEpochOutcome.LOST, what=f"sub-epoch {row.id}")
+                row.outcome, row.finished_at = SubEpochOutcome.LOST, utcnow()
+                row.detail = "the scheduler stopped while this sub-epoch ran; it is re-run"
+            for config_id, epoch, partition in session.execute(
+                select(SubEpochRow.config_id, SubEpochRow.epoch, SubEpochRow.partition)
+                .join(ConfigRow, (ConfigRow.id == SubEpochRow.config_id) & (ConfigRow.epochs_done == SubEpochRow.epoch))
+                .where(SubEpochRow.outcome == SubEpochOutcome.OK)
+            ):
+                visited.setdefault((config_id, epoch), set()).add(partition)
+        return len(rows), visited
+
+    def runnable(self) -> list[RunnableRow]:
+        """Every dispatchable config of every running workload, as plain tuples (read at every step:
+        attribute access on result rows costs more than the query itself at 10 000 configs)."""
+        with self._session() as session:
+            return [tuple(r) for r in session.execute(
+                select(ConfigRow.id, ConfigRow.workload_id, ConfigRow.priority, ConfigRow.epochs_done,
+                       WorkloadRow.max_epochs, WorkloadRow.seed)
+                .join(WorkloadRow, WorkloadRow.id == ConfigRow.workload_id)
+                .where(ConfigRow.status.in_(_RUNNABLE), WorkloadRow.status == WorkloadStatus.RUNNING))]
+
+    def start_sub_epoch(self, config_id: int, partition: int, worker_name: str, *, n_partitions: int,
+                        layouts: dict[int, DatasetLayout], scripts: dict[int, tuple[str, str]]) -> SubEpochStart | None:
+        """Record that ``worker_name`` starts training the config on ``partition``; None when it is no longer
+        runnable (a person stopped it, or its workload paused, since the plan was made).
+
+        ``layouts`` and ``scripts`` are the caller's caches (datasets and scripts never change once written).
+        """
+        with self._session() as session:
+            config = session.get(ConfigRow, config_id)
+            workload = session.get(WorkloadRow, config.workload_id)
+            if config.status not in RUNNABLE_CONFIG or workload.status != WorkloadStatus.RUNNING:
+                return None
+            if workload.dataset_id not in layouts:
+                layouts[workload.dataset_id] = layout_of(session.get(DatasetRow, workload.dataset_id))
+            layout = layouts[workload.dataset_id]
+            if len(layout.partition_paths) != n_partitions:
+                check_transition(workload.status, WorkloadStatus.FAILED, what=f"workload {workload.id}")
+                workload.status = WorkloadStatus.FAILED
+                workload.error = (f"dataset {workload.dataset_id} has {len(layout.partition_paths)} partitions but "
+                                  f"the scheduler runs {n_partitions} workers")
+                return None
+            if workload.script_id is None:
+                model_ref, entry_point = workload.model_ref, "build_model"
+            else:
+                if workload.script_id not in scripts:
+                    script = session.get(ScriptRow, workload.script_id)
+                    scripts[workload.script_id] = (f"script:{script.path}", script.entry_point)
+                model_ref, entry_point = scripts[workload.script_id]
+            in_ckpt = warm = None
+            if config.current_checkpoint_id is not None:
+                ck = session.get(CheckpointRow, config.current_checkpoint_id)
+                in_ckpt = (ck.path, ck.sha256)
+            elif config.warm_start_checkpoint_id is not None:
+                ck = session.get(CheckpointRow, config.warm_start_checkpoint_id)
+                warm = (ck.path, ck.sha256)
+            row = SubEpochRow(config_id=config.id, epoch=config.epochs_done, partition=partition, worker=worker_name,
+                              outcome=SubEpochOutcome.RUNNING, input_checkpoint_id=config.current_checkpoint_id)
+            session.add(row)
+            if config.status == ConfigStatus.QUEUED:
+                config.status = ConfigStatus.RUNNING
+            session.flush()
+            return SubEpochStart(row.id, config.id, workload.id, workload.seed, config.epochs_done, partition,
+                                 dict(config.hparams), layout, model_ref, entry_point, in_ckpt, warm)
+
+    def commit_ok(self, *, sub_epoch_id: int, config_id: int, n_partitions: int, checkpoint_path: str,
+                  checkpoint_sha256: str, checkpoint_bytes: int, stats: SubEpochStats, val_metrics: dict[str, float],
+                  notes: Iterable[str] = (), reused_in_memory: bool = False,
+                  summarize: EpochSummary) -> CommittedSubEpoch:
+        """Commit a finished sub-epoch: its checkpoint becomes the config's, and when it was the config's last
+        partition of the epoch, ``summarize`` turns the epoch's sub-epochs into its metrics, which are written
+        with the config's progress (and ``done`` status after its last epoch) in the same transaction."""
+        with self._session() as session:
+            sub_epoch = session.get(SubEpochRow, sub_epoch_id)
+            config = session.get(ConfigRow, config_id)
+            if (sub_epoch is None or sub_epoch.outcome != SubEpochOutcome.RUNNING
+                    or sub_epoch.epoch != config.epochs_done):
+                return CommittedSubEpoch(False, config_id)
+            workload = session.get(WorkloadRow, config.workload_id)
+            done_before = list(session.scalars(select(SubEpochRow).where(
+                SubEpochRow.config_id == config.id, SubEpochRow.epoch == sub_epoch.epoch,
+                SubEpochRow.outcome == SubEpochOutcome.OK)))
+            visited = frozenset({s.partition for s in done_before} | {sub_epoch.partition})
+            epoch_end = len(visited) >= n_partitions
+            seq = (session.scalar(select(func.max(CheckpointRow.seq)).where(CheckpointRow.config_id == config.id))
+                   or 0) + 1
+            checkpoint = CheckpointRow(config_id=config.id, epoch=sub_epoch.epoch, seq=seq, path=checkpoint_path,
+                                       sha256=checkpoint_sha256, bytes=checkpoint_bytes, epoch_end=epoch_end)
+            session.add(checkpoint)
+            session.flush()
+            check_transition(sub_epoch.outcome, SubEpochOutcome.OK, what=f"sub-epoch {sub_epoch.id}")
+            sub_epoch.outcome, sub_epoch.finished_at = SubEpochOutcome.OK, utcnow()
+            sub_epoch.output_checkpoint_id = checkpoint.id
+            sub_epoch.rows, sub_epoch.train_loss, sub_epoch.train_accuracy = (
+                stats.rows, stats.train_loss, stats.train_accuracy)
+            sub_epoch.compute_seconds, sub_epoch.hop_seconds = stats.compute_seconds, stats.hop_seconds
+            if reused_in_memory:
+                sub_epoch.detail = "model reused from worker memory"
+            superseded = None
+            if config.current_checkpoint_id is not None:
+                previous = session.get(CheckpointRow, config.current_checkpoint_id)
+                if previous is not None and not previous.epoch_end:
+                    superseded = previous.path
+            config.current_checkpoint_id = checkpoint.id
+            notes = list(notes)
+            if notes:
+                config.notes = "\n".join(dict.fromkeys([*(config.notes or "").splitlines(), *notes]))
+            metrics: dict[str, float] = {}
+            if epoch_end:
+                metrics = summarize([*map(_stats, done_before), stats], val_metrics)
+                for name, value in metrics.items():
+                    session.add(MetricRow(config_id=config.id, epoch=sub_epoch.epoch, name=name, value=value))
+                config.epochs_done = sub_epoch.epoch + 1
+                # Keep what other producers put there (edge profiles: edge_latency_ms@device, model_bytes)
+                # until they measure again; this epoch's own metrics replace the previous epoch's.
+                config.latest_metrics = {**(config.latest_metrics or {}), "epoch": sub_epoch.epoch, **metrics}
+                objective = workload.objectives[0]
+                value = metrics.get(objective["metric"])
+                if value is not None and (config.best_objective is None or (
+                        value > config.best_objective if objective["direction"] == "max"
+                        else value < config.best_objective)):
+                    config.best_objective = value
+                if config.epochs_done >= workload.max_epochs and config.status in RUNNABLE_CONFIG:
+                    check_transition(config.status, ConfigStatus.DONE, what=f"config {config.id}")
+                    config.status = ConfigStatus.DONE
+            session.flush()
+            return CommittedSubEpoch(True, config.id, workload.id, sub_epoch.epoch, visited, epoch_end, metrics,
+                                     superseded)
+
+    def _recent_failures(self, session, config_id: int, window: int) -> int:  # noqa: ANN001
+        recent = session.scalars(select(SubEpochRow.outcome).where(SubEpochRow.config_id == config_id)
+                                 .order_by(SubEpochRow.id.desc()).limit(window)).all()
+        count = 0
+        for outcome in recent:
+            if outcome == SubEpochOutcome.OK:
+                break
+            count += 1
+        return count
+
+    def commit_failed(self, *, sub_epoch_id: int, config_id: int, detail: str, error: str | None,
+                      retryable: bool, window: int) -> int | None:
+        """Record a sub-epoch whose code raised. A non-retryable failure fails the config with ``error``;
+        a retryable one leaves it runnable and returns its consecutive failures (for back-off). None: stale."""
+        with self._session() as session:
+            sub_epoch = session.get(SubEpochRow, sub_epoch_id)
+            if sub_epoch is None or sub_epoch.outcome != SubEpochOutcome.RUNNING:
+                return None
+            sub_epoch.outcome, sub_epoch.finished_at = SubEpochOutcome.FAILED, utcnow()
+            sub_epoch.detail = detail[:20_000]
+            session.flush()
+            config = session.get(ConfigRow, config_id)
+            if retryable:
+                return self._recent_failures(session, config.id, window)
+            if config.status in RUNNABLE_CONFIG:
+                config.status, config.error = ConfigStatus.FAILED, error
+            return 0
+
+    def commit_lost(self, *, sub_epoch_id: int, config_id: int, hung: bool, reason: str, fatal: bool,
+                    max_losses: int) -> bool:
+        """Record a sub-epoch whose worker died or hung; the config fails when that was fatal (a hang) or the
+        ``max_losses``-th loss in a row, else it is re-run. False: already recorded (stale)."""
+        with self._session() as session:
+            sub_epoch = session.get(SubEpochRow, sub_epoch_id)
+            if sub_epoch is None or sub_epoch.outcome != SubEpochOutcome.RUNNING:
+                return False
+            sub_epoch.outcome = SubEpochOutcome.TIMEOUT if hung else SubEpochOutcome.LOST
+            sub_epoch.finished_at, sub_epoch.detail = utcnow(), reason
+            session.flush()
+            config = session.get(ConfigRow, config_id)
+            if config.status not in RUNNABLE_CONFIG:
+                return True
+            if fatal:
+                config.status, config.error = ConfigStatus.FAILED, reason
+            elif self._recent_failures(session, config.id, max_losses) >= max_losses:
+                config.status = ConfigStatus.FAILED
+                config.error = (f"its worker died {max_losses} times in a row while training it "
+                                f"(last: {reason}); out of memory?")
+            return True
+
+    # -- reads for people ------------------------------------------------------------------------------------
+    def list_sub_epochs(self, workload_id: int | None = None, *, config_id: int | None = None,
+                        limit: int = 10_000) -> list[SubEpochInfo]:
+        """The schedule log, oldest first (plain column rows: the Gantt chart asks for thousands)."""
+        columns = [getattr(SubEpochRow, f.name) for f in fields(SubEpochInfo)]
+        with self._session() as session:
+            stmt = select(*columns).order_by(SubEpochRow.id).limit(limit)
+            if config_id is not None:
+                stmt = stmt.where(SubEpochRow.config_id == config_id)
+            if workload_id is not None:
+                stmt = stmt.join(ConfigRow, ConfigRow.id == SubEpochRow.config_id).where(
+                    ConfigRow.workload_id == workload_id)
+            return [SubEpochInfo(*row) for row in session.execute(stmt)]
+
+
+class EventStore(Repository):
+    def list(self, *, limit: int = 200, object_type: str | None = None,
+             object_id: int | None = None) -> list[EventInfo]:
+        """The audit log, newest first."""
+        with self._session() as session:
+            stmt = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
+            if object_type:
+                stmt = stmt.where(EventRow.object_type == object_type)
+            if object_id is not None:
+                stmt = stmt.where(EventRow.object_id == object_id)
+            return [EventInfo.from_row(r) for r in session.scalars(stmt)]

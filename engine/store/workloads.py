@@ -1,0 +1,170 @@
+"""Workloads: creation with their first proposals, listing with counts and the best config, status changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from hopper.engine.entities import ConfigObservation, Proposal, WorkloadInfo
+from hopper.engine.errors import InvalidState
+from hopper.engine.status import ConfigStatus, WorkloadStatus, check_transition
+from hopper.engine.store._common import Repository, add_event, get_row
+from hopper.engine.store.models import ConfigRow, WorkloadRow
+
+#: Given the workload and every config it has, the configs to add now.
+Proposer = Callable[[WorkloadInfo, list[ConfigObservation]], Proposal]
+
+
+def _counts(session, workload_ids: list[int]) -> dict[int, dict[str, int]]:  # noqa: ANN001
+    if not workload_ids:
+        return {}
+    out: dict[int, dict[str, int]] = {}
+    stmt = (select(ConfigRow.workload_id, ConfigRow.status, func.count())
+            .where(ConfigRow.workload_id.in_(workload_ids)).group_by(ConfigRow.workload_id, ConfigRow.status))
+    for wid, status, n in session.execute(stmt):
+        out.setdefault(wid, {})[status] = n
+    return out
+
+
+def _best(session, workload: WorkloadRow) -> dict | None:  # noqa: ANN001
+    objective = workload.objectives[0]
+    order = ConfigRow.best_objective.desc() if objective["direction"] == "max" else ConfigRow.best_objective.asc()
+    row = session.execute(select(ConfigRow.id, ConfigRow.best_objective).where(
+        ConfigRow.workload_id == workload.id, ConfigRow.best_objective.is_not(None)).order_by(order).limit(1)).first()
+    return None if row is None else {"config_id": row[0], "metric": objective["metric"], "value": row[1]}
+
+
+def observations(session, workload_id: int) -> list[ConfigObservation]:  # noqa: ANN001
+    return [ConfigObservation(c.id, dict(c.hparams), c.origin, c.status, dict(c.latest_metrics or {}))
+            for c in session.scalars(select(ConfigRow).where(ConfigRow.workload_id == workload_id)
+                                     .order_by(ConfigRow.id))]
+
+
+def _add_proposals(session, workload: WorkloadRow, proposal: Proposal) -> None:  # noqa: ANN001
+    for hparams in proposal.hparams:
+        session.add(ConfigRow(workload_id=workload.id, hparams=hparams, origin="procedure",
+                              status=ConfigStatus.QUEUED, warm_start_checkpoint_id=workload.warm_start_checkpoint_id))
+    session.flush()
+
+
+def reopen(workload: WorkloadRow) -> None:
+    """A finished workload that got new work (a config added, resumed, a budget raised) runs again."""
+    if workload.status == WorkloadStatus.DONE:
+        workload.status = WorkloadStatus.RUNNING
+
+
+class WorkloadStore(Repository):
+    def create(self, *, actor: str, spec_record: dict, propose: Proposer, **fields: object) -> WorkloadInfo:
+        """Insert a workload and, in the same transaction, the configs its procedure proposes first, so they
+        are visible (and steerable) before the scheduler runs and no second proposer can race this one."""
+        with self._session() as session:
+            row = WorkloadRow(status=WorkloadStatus.RUNNING, owner=actor, **fields)
+            session.add(row)
+            session.flush()
+            add_event(session, actor, "launch_workload", "workload", row.id, after=spec_record)
+            _add_proposals(session, row, propose(WorkloadInfo.from_row(row), []))
+            return WorkloadInfo.from_row(row)
+
+    def list(self) -> list[WorkloadInfo]:
+        with self._session() as session:
+            rows = list(session.scalars(select(WorkloadRow).order_by(WorkloadRow.id)))
+            counts = _counts(session, [r.id for r in rows])
+            return [WorkloadInfo.from_row(r, counts.get(r.id, {}), _best(session, r)) for r in rows]
+
+    def get(self, workload_id: int) -> WorkloadInfo:
+        with self._session() as session:
+            row = get_row(session, WorkloadRow, workload_id, "workload")
+            return WorkloadInfo.from_row(row, _counts(session, [row.id]).get(row.id, {}), _best(session, row))
+
+    def children(self, workload_id: int) -> list[tuple[int, str]]:
+        """(id, name) of the drill-downs launched from a workload: one indexed read, for live pages."""
+        with self._session() as session:
+            return [tuple(r) for r in session.execute(
+                select(WorkloadRow.id, WorkloadRow.name).where(WorkloadRow.parent_workload_id == workload_id)
+                .order_by(WorkloadRow.id))]
+
+    def set_status(self, workload_id: int, target: WorkloadStatus, *, action: str, actor: str) -> None:
+        """Pause or resume a whole workload (the transition table decides what is allowed)."""
+        with self._session() as session:
+            row = get_row(session, WorkloadRow, workload_id, "workload")
+            before = row.status
+            check_transition(row.status, target, what=f"workload {workload_id}", action=action.split("_")[0])
+            row.status = target
+            add_event(session, actor, action, "workload", workload_id, {"status": before}, {"status": target.value})
+
+    def update_budget(self, workload_id: int, *, actor: str, max_epochs: int | None = None,
+                      max_configs: int | None = None, search_space: dict | None = None) -> None:
+        """Change a running workload's budget or space; configs done under a lower max_epochs are queued again."""
+        with self._session() as session:
+            row = get_row(session, WorkloadRow, workload_id, "workload")
+            if row.status == WorkloadStatus.FAILED:
+                raise InvalidState(f"workload {workload_id} has failed: {row.error}")
+            before = {"max_epochs": row.max_epochs, "max_configs": row.max_configs, "search_space": row.search_space}
+            if search_space is not None:
+                row.search_space = search_space
+            if max_epochs is not None:
+                row.max_epochs = max_epochs
+                for config in session.scalars(select(ConfigRow).where(
+                        ConfigRow.workload_id == workload_id, ConfigRow.status == ConfigStatus.DONE,
+                        ConfigRow.epochs_done < max_epochs)):
+                    check_transition(config.status, ConfigStatus.QUEUED, what=f"config {config.id}")
+                    config.status = ConfigStatus.QUEUED
+            if max_configs is not None:
+                row.max_configs = max_configs
+            if (search_space, max_epochs, max_configs) != (None, None, None):
+                reopen(row)
+            add_event(session, actor, "update_workload", "workload", workload_id, before,
+                      {"max_epochs": row.max_epochs, "max_configs": row.max_configs, "search_space": row.search_space})
+
+    # -- for the scheduler ----------------------------------------------------------------------------------
+    def running(self) -> list[tuple[int, datetime]]:
+        """(id, updated_at) of every running workload; updated_at changes whenever its space or budget does."""
+        with self._session() as session:
+            return [tuple(r) for r in session.execute(
+                select(WorkloadRow.id, WorkloadRow.updated_at).where(WorkloadRow.status == WorkloadStatus.RUNNING)
+                .order_by(WorkloadRow.id))]
+
+    def top_up(self, workload_id: int, propose: Proposer) -> bool:
+        """Add what the workload's procedure proposes now; True when it will propose nothing more.
+
+        The procedure is rebuilt from every config in the same transaction that adds its proposals.
+        """
+        with self._session() as session:
+            row = get_row(session, WorkloadRow, workload_id, "workload")
+            if row.status != WorkloadStatus.RUNNING:
+                return False
+            proposal = propose(WorkloadInfo.from_row(row), observations(session, workload_id))
+            _add_proposals(session, row, proposal)
+            return proposal.exhausted
+
+    def fail(self, workload_id: int, error: str) -> None:
+        """The workload cannot go on (its procedure raised, its dataset does not fit the workers)."""
+        with self._session() as session:
+            row = get_row(session, WorkloadRow, workload_id, "workload")
+            check_transition(row.status, WorkloadStatus.FAILED, what=f"workload {workload_id}")
+            row.status, row.error = WorkloadStatus.FAILED, error[:20_000]
+
+    def finish_idle(self, workload_ids: Iterable[int]) -> list[int]:
+        """Mark done those of the given running workloads with no runnable config left; returns them."""
+        finished = []
+        with self._session() as session:
+            for workload_id in workload_ids:
+                row = session.get(WorkloadRow, workload_id)
+                if row is None or row.status != WorkloadStatus.RUNNING:
+                    continue
+                active = session.scalar(select(ConfigRow.id).where(
+                    ConfigRow.workload_id == workload_id,
+                    ConfigRow.status.in_([ConfigStatus.QUEUED, ConfigStatus.RUNNING])).limit(1))
+                if active is None:
+                    row.status = WorkloadStatus.DONE
+                    finished.append(workload_id)
+        return finished
+
+    def any_running(self, workload_ids: list[int] | None = None) -> bool:
+        with self._session() as session:
+            stmt = select(func.count()).select_from(WorkloadRow).where(WorkloadRow.status == WorkloadStatus.RUNNING)
+            if workload_ids:
+                stmt = stmt.where(WorkloadRow.id.in_(workload_ids))
+            return bool(session.scalar(stmt))

@@ -1,0 +1,212 @@
+"""The store's contract, through its named methods only, on SQLite and on PostgreSQL (as Optuna tests its
+storages): the same calls must give the same entities and the same errors on both."""
+
+from __future__ import annotations
+
+import pytest
+
+from hopper.engine.entities import Proposal, SubEpochStats
+from hopper.engine.errors import Conflict, InvalidState, NotFound, ValidationError
+from hopper.engine.services.edge import metric_names
+from hopper.engine.status import ConfigStatus, DeploymentStatus, JobStatus, SubEpochOutcome, WorkloadStatus
+
+GRID = [{"lr": 0.1}, {"lr": 0.01}]
+
+
+def _dataset(store, name="d", partitions=2):
+    return store.datasets.add(
+        actor="t", name=name, source_path="/x", format="npz", feature_columns=["x"], label_column="y",
+        task="classification", n_rows=10, n_train=8, n_validation=2, feature_shape=[4], classes=[0, 1],
+        partition_count=partitions, partition_paths=[f"p{i}" for i in range(partitions)], validation_path="v",
+        schema={"feature_dtype": "float32"})
+
+
+def _workload(store, dataset_id, proposals=GRID, max_epochs=1):
+    return store.workloads.create(
+        actor="alice", spec_record={"name": "w"}, propose=lambda w, configs: Proposal(list(proposals)),
+        name="w", description="", procedure="grid", search_space={"lr": {"type": "choice", "values": [0.1, 0.01]}},
+        objectives=[{"metric": "val_accuracy", "direction": "max"}], max_epochs=max_epochs, max_configs=None,
+        seed=3, dataset_id=dataset_id, model_ref="mlp", script_id=None, parent_workload_id=None,
+        parent_config_id=None, warm_start_checkpoint_id=None, export_top_k=None)
+
+
+def _train_epoch(store, config_id, n=2, accuracy=0.5):
+    """Start and commit one sub-epoch per partition; returns the last commit."""
+    done = None
+    for partition in range(n):
+        start = store.schedule.start_sub_epoch(config_id, partition, f"w{partition}", n_partitions=n,
+                                               layouts={}, scripts={})
+        done = store.schedule.commit_ok(
+            sub_epoch_id=start.sub_epoch_id, config_id=config_id, n_partitions=n,
+            checkpoint_path=f"/ck/{config_id}-{start.epoch}-{partition}", checkpoint_sha256="0" * 64,
+            checkpoint_bytes=10, stats=SubEpochStats(4, 1.0, 0.25 * (partition + 1), 0.5, 0.01),
+            val_metrics={"val_accuracy": accuracy} if partition == n - 1 else {},
+            summarize=lambda subs, val: {"train_accuracy": sum(s.train_accuracy for s in subs) / len(subs), **val})
+    return done
+
+
+def test_datasets_and_scripts(migrated_store):
+    store = migrated_store
+    ds = _dataset(store)
+    assert store.datasets.name_taken("d") and not store.datasets.name_taken("e")
+    assert store.datasets.get("d") == store.datasets.get(ds.id) == store.datasets.list()[0]
+    with pytest.raises(Conflict):
+        _dataset(store)
+    with pytest.raises(NotFound):
+        store.datasets.get("nope")
+    with pytest.raises(ValidationError):
+        store.datasets.get(999, referenced=True)
+    layout = store.datasets.layout(ds.id)
+    assert layout.partition_paths == ("p0", "p1") and layout.n_outputs == 2
+    script = store.scripts.add(name="s.py", sha256="a" * 64, path="/srv/s.py", entry_point="build", kind="hp",
+                               valid=True, validation={"ok": True}, actor="bob", message="ok")
+    assert store.scripts.get(script.id).entry_point == "build"
+    assert store.scripts.location(script.id) == ("/srv/s.py", "build")
+    assert [e.action for e in store.events.list()] == ["upload_script", "register_dataset", "register_dataset"][:2]
+
+
+def test_workload_lifecycle_and_the_transition_table(migrated_store):
+    store = migrated_store
+    wl = _workload(store, _dataset(store).id)
+    assert wl.status == WorkloadStatus.RUNNING and wl.owner == "alice"
+    configs, total = store.configs.page(wl.id)
+    assert total == 2 and {c.status for c in configs} == {ConfigStatus.QUEUED}
+    assert store.workloads.get(wl.id).config_counts == {"queued": 2}
+    store.workloads.set_status(wl.id, WorkloadStatus.PAUSED, action="pause_workload", actor="alice")
+    assert store.schedule.runnable() == []  # a paused workload offers nothing
+    with pytest.raises(InvalidState, match="it is paused"):
+        store.workloads.set_status(wl.id, WorkloadStatus.PAUSED, action="pause_workload", actor="alice")
+    store.workloads.set_status(wl.id, WorkloadStatus.RUNNING, action="resume_workload", actor="alice")
+    assert len(store.schedule.runnable()) == 2
+    for c in configs:
+        _train_epoch(store, c.id)
+    assert {store.configs.get(c.id).status for c in configs} == {ConfigStatus.DONE}
+    assert store.workloads.finish_idle([wl.id]) == [wl.id]
+    assert store.workloads.get(wl.id).status == WorkloadStatus.DONE
+    assert not store.workloads.any_running([wl.id])
+    with pytest.raises(InvalidState):
+        store.workloads.set_status(wl.id, WorkloadStatus.PAUSED, action="pause_workload", actor="alice")
+    # raising max_epochs queues done configs again and reopens the workload
+    store.workloads.update_budget(wl.id, actor="alice", max_epochs=2)
+    assert store.workloads.get(wl.id).status == WorkloadStatus.RUNNING
+    assert {store.configs.get(c.id).status for c in configs} == {ConfigStatus.QUEUED}
+    store.workloads.fail(wl.id, "procedure failed: boom")
+    with pytest.raises(InvalidState):
+        store.configs.add(wl.id, {"lr": 1.0}, priority=0, origin="user", actor="a", action="add_config")
+
+
+def test_config_steering_versions_and_audit(migrated_store):
+    store = migrated_store
+    wl = _workload(store, _dataset(store).id)
+    config = store.configs.page(wl.id)[0][0]
+    stopped = store.configs.transition(config.id, ConfigStatus.STOPPED, action="stop", actor="alice",
+                                       expected_version=config.version)
+    assert stopped.status == ConfigStatus.STOPPED and stopped.version == config.version + 1
+    with pytest.raises(InvalidState, match=f"cannot stop config {config.id}: it is stopped"):
+        store.configs.transition(config.id, ConfigStatus.STOPPED, action="stop", actor="alice")
+    with pytest.raises(Conflict):
+        store.configs.set_priority(config.id, 5, actor="alice", expected_version=config.version)
+    resumed = store.configs.transition(config.id, ConfigStatus.QUEUED, action="resume", actor="alice")
+    assert resumed.status == ConfigStatus.QUEUED
+    assert store.configs.set_priority(config.id, 5, actor="bob").priority == 5
+    clone = store.configs.add(wl.id, {"lr": 0.5}, priority=1, origin="clone", actor="bob", action="clone_config",
+                              cloned_from=config.id, source_version=resumed.version + 1)
+    assert clone.cloned_from_config_id == config.id
+    with pytest.raises(Conflict):  # the source moved on since that version was read
+        store.configs.add(wl.id, {"lr": 0.5}, priority=1, origin="clone", actor="bob", action="clone_config",
+                          cloned_from=config.id, source_version=1)
+    actions = [(e.actor, e.action) for e in store.events.list(object_type="config")]
+    assert actions[:4] == [("bob", "clone_config"), ("bob", "set_priority"), ("alice", "resume_config"),
+                           ("alice", "stop_config")]
+    with pytest.raises(NotFound):
+        store.configs.get(10**6)
+
+
+def test_schedule_commits_epochs_once_and_refuses_stale_results(migrated_store):
+    store = migrated_store
+    wl = _workload(store, _dataset(store).id, proposals=[{"lr": 0.1}], max_epochs=2)
+    config_id = store.configs.page(wl.id)[0][0].id
+    store.schedule.start_sub_epoch(config_id, 0, "w0", n_partitions=2, layouts={}, scripts={})
+    assert store.configs.get(config_id).status == ConfigStatus.RUNNING
+    assert store.schedule.start_sub_epoch(config_id, 0, "w0", n_partitions=3, layouts={}, scripts={}) is None
+    assert store.workloads.get(wl.id).status == WorkloadStatus.FAILED  # 2 partitions for 3 workers
+    assert "has 2 partitions but the scheduler runs 3 workers" in store.workloads.get(wl.id).error
+    wl = _workload(store, store.datasets.get("d").id, proposals=[{"lr": 0.1}], max_epochs=2)
+    config_id = store.configs.page(wl.id)[0][0].id
+    done = _train_epoch(store, config_id, accuracy=0.7)
+    assert done.committed and done.epoch_end and done.metrics["val_accuracy"] == 0.7
+    assert done.metrics["train_accuracy"] == pytest.approx(0.375)
+    config = store.configs.get(config_id)
+    assert config.epochs_done == 1 and config.latest_metrics["val_accuracy"] == 0.7
+    assert store.configs.latest_checkpoint(config_id).epoch_end
+    # a duplicate report of an already committed sub-epoch changes nothing
+    sub = store.schedule.list_sub_epochs(wl.id)[-1]
+    stale = store.schedule.commit_ok(sub_epoch_id=sub.id, config_id=config_id, n_partitions=2, checkpoint_path="/x",
+                                     checkpoint_sha256="0" * 64, checkpoint_bytes=1,
+                                     stats=SubEpochStats(1, None, None, 0, 0), val_metrics={},
+                                     summarize=lambda s, v: {})
+    assert not stale.committed
+    # failures and losses
+    start = store.schedule.start_sub_epoch(config_id, 0, "w0", n_partitions=2, layouts={}, scripts={})
+    assert store.schedule.commit_failed(sub_epoch_id=start.sub_epoch_id, config_id=config_id, detail="disk full",
+                                        error="disk full", retryable=True, window=3) == 1
+    assert store.configs.get(config_id).status == ConfigStatus.RUNNING
+    start = store.schedule.start_sub_epoch(config_id, 0, "w0", n_partitions=2, layouts={}, scripts={})
+    lost, visited = store.schedule.recover_interrupted()
+    assert lost == 2 and visited == {}  # this one, and the first workload's that never finished
+    assert store.schedule.list_sub_epochs(config_id=config_id)[-1].outcome == SubEpochOutcome.LOST
+    assert not store.schedule.commit_lost(sub_epoch_id=start.sub_epoch_id, config_id=config_id, hung=False,
+                                          reason="x", fatal=False, max_losses=3)
+    start = store.schedule.start_sub_epoch(config_id, 0, "w0", n_partitions=2, layouts={}, scripts={})
+    assert store.schedule.commit_lost(sub_epoch_id=start.sub_epoch_id, config_id=config_id, hung=True,
+                                      reason="hung for 30 s", fatal=True, max_losses=3)
+    config = store.configs.get(config_id)
+    assert config.status == ConfigStatus.FAILED and config.error == "hung for 30 s"
+    outcomes = [s.outcome for s in store.schedule.list_sub_epochs(config_id=config_id)]
+    assert outcomes == ["ok", "ok", "failed", "lost", "timeout"]
+
+
+def test_top_up_rebuilds_from_every_config_in_one_transaction(migrated_store):
+    store = migrated_store
+    wl = _workload(store, _dataset(store).id, proposals=[])
+    seen = []
+
+    def propose(workload, configs):
+        seen.append(len(configs))
+        return Proposal([{"lr": 0.5}], exhausted=len(configs) >= 1)
+
+    assert store.workloads.top_up(wl.id, propose) is False
+    assert store.workloads.top_up(wl.id, propose) is True
+    assert seen == [0, 1] and store.configs.page(wl.id)[1] == 2
+
+
+def test_edge_jobs_leases_and_profiles(migrated_store):
+    store = migrated_store
+    wl = _workload(store, _dataset(store).id, proposals=[{"lr": 0.1}])
+    config_id = store.configs.page(wl.id)[0][0].id
+    _train_epoch(store, config_id)
+    checkpoint = store.configs.latest_checkpoint(config_id)
+    export = store.edge.record_export(config_id=config_id, checkpoint_id=checkpoint.id, quantization="int8",
+                                      path="/e.tflite", sha256="e" * 64, size=100, keras_accuracy=0.9,
+                                      tflite_accuracy=0.88, seconds=1.0, actor="t")
+    a = store.edge.register_device("pi-a", hardware={}, interpreter="ai-edge-litert", actor="agent", offline_after=90)
+    b = store.edge.register_device("pi-b", hardware={}, interpreter="ai-edge-litert", actor="agent", offline_after=90)
+    jobs = store.edge.enqueue_profiling(export["id"], [a["id"], None], max_attempts=2, runs=5, warmup=1, actor="t")
+    assert [j["status"] for j in jobs] == [JobStatus.QUEUED, JobStatus.QUEUED]
+    claimed_b = store.edge.claim_job(b["id"], lease_seconds=60)
+    assert claimed_b["id"] == jobs[1]["id"]  # b may only take the job for any device
+    assert store.edge.claim_job(b["id"], lease_seconds=60) is None
+    with pytest.raises(Conflict):  # a device cannot complete a job it does not hold
+        store.edge.complete_job(claimed_b["id"], a["id"], {"latency_p50_ms": 1, "latency_p95_ms": 2,
+                                                            "size_bytes": 100}, metric_names=metric_names)
+    done = store.edge.complete_job(claimed_b["id"], b["id"], {"latency_p50_ms": 1.5, "latency_p95_ms": 2.0,
+                                                              "size_bytes": 100}, metric_names=metric_names)
+    assert done["metrics"]["edge_latency_ms@pi-b:int8"] == 1.5
+    assert store.configs.get(config_id).latest_metrics["edge_latency_ms@pi-b:int8"] == 1.5
+    claimed_a = store.edge.claim_job(a["id"], lease_seconds=-1)  # a lease that has already run out
+    assert store.edge.requeue_expired_jobs() == 1
+    assert store.edge.get_job(claimed_a["id"])["status"] == JobStatus.QUEUED
+    deployment = store.edge.add_deployment(config_id, fmt="tflite", name="m", host="127.0.0.1", port=None, actor="t")
+    store.edge.mark_deployment(deployment["id"], status=DeploymentStatus.STOPPED)
+    with pytest.raises(InvalidState):  # a stopped deployment is not resurrected
+        store.edge.mark_deployment(deployment["id"], status=DeploymentStatus.RUNNING)
