@@ -54,8 +54,8 @@ def tflite_predictor(model_content: bytes) -> Callable[[np.ndarray], np.ndarray]
 
 
 def keras_predictor(services: Services, config_id: int) -> Callable[[np.ndarray], np.ndarray]:
-    from hopper.engine.checkpoints import load_checkpoint
-    from hopper.roster.factory import ModelFactory
+    from hopper.mop_scheduler.worker.checkpoints import load_checkpoint
+    from hopper.mop_scheduler.worker.factory import ModelFactory
 
     source = services.export_source(config_id)
     model = ModelFactory(source.model_ref, source.feature_shape, source.n_outputs, source.task,

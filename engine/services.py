@@ -19,9 +19,25 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hopper.engine import data as data_mod
+from hopper.engine.catalog import check_hparam_value, check_hparams, get_entry
 from hopper.engine.edge import EdgeServices
-from hopper.engine.entities import ConfigInfo, DatasetInfo, EventInfo, ScriptInfo, SubEpochInfo, WorkloadInfo
-from hopper.engine.errors import Conflict, InvalidState, NotFound, ScriptRejected, ValidationError
+from hopper.engine.entities import (
+    ConfigInfo,
+    DatasetInfo,
+    EventInfo,
+    ScriptInfo,
+    ScriptValidator,
+    SubEpochInfo,
+    WorkloadInfo,
+)
+from hopper.engine.errors import (
+    Conflict,
+    HopperError,
+    InvalidState,
+    NotFound,
+    ScriptRejected,
+    ValidationError,
+)
 from hopper.engine.procedures import Objective, make_procedure
 from hopper.engine.search import top_up
 from hopper.engine.space import SearchSpace
@@ -38,7 +54,6 @@ from hopper.engine.store import (
     SubEpochRow,
     WorkloadRow,
 )
-from hopper.roster import check_hparam_value, check_hparams, get_entry
 from hopper.settings import Settings
 
 log = logging.getLogger("hopper.engine.services")
@@ -80,11 +95,14 @@ class Services(EdgeServices):
     Args:
         store: the config store.
         settings: data roots, artefact dir, worker count.
+        script_validator: validates uploaded scripts out of process (``hopper.app.open_services``
+            passes the worker's); None: this Services cannot upload scripts.
     """
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, script_validator: ScriptValidator | None = None) -> None:
         self.store = store
         self.settings = settings
+        self.script_validator = script_validator
 
     # -- helpers ------------------------------------------------------------------------------
     @staticmethod
@@ -167,8 +185,8 @@ class Services(EdgeServices):
             ScriptRejected: the script raised, hung, or returned something other than a Keras model;
                 the stored row keeps the reason and traceback.
         """
-        from hopper.roster.validate import validate_script
-
+        if self.script_validator is None:
+            raise HopperError("this Services has no script validator; open it with hopper.app.open_services")
         raw = content.encode() if isinstance(content, str) else content
         if len(raw) > MAX_SCRIPT_BYTES:
             raise ValidationError(f"the script is {len(raw)} bytes; the limit is {MAX_SCRIPT_BYTES}", field="script")
@@ -188,7 +206,7 @@ class Services(EdgeServices):
         if dataset is not None:
             ds = self.get_dataset(dataset)
             shape, n_outputs, task = tuple(ds.feature_shape), ds.n_outputs, ds.task
-        result = validate_script(path, entry_point, input_shape=shape, n_outputs=n_outputs, task=task,
+        result = self.script_validator(path, entry_point, input_shape=shape, n_outputs=n_outputs, task=task,
                                  sample_config=sample_config, timeout=self.settings.script_timeout,
                                  memory_mb=self.settings.script_memory_mb,
                                  allowed_roots=tuple(map(str, self.settings.data_roots)))

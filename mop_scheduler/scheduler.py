@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from hopper.engine.checkpoints import join_location, remove_checkpoint
 from hopper.engine.entities import DatasetInfo
 from hopper.engine.errors import Conflict, HopperError, StoreUnavailable
 from hopper.engine.procedures import Objective
@@ -35,8 +34,9 @@ from hopper.engine.store import (
     utcnow,
 )
 from hopper.engine.tensorboard_log import write_scalars
-from hopper.engine.training import DatasetRef, SubEpochResult, SubEpochTask
 from hopper.mop_scheduler.backends import Backend, Completion, Lost, make_backend
+from hopper.mop_scheduler.worker.checkpoints import join_location, remove_checkpoint
+from hopper.mop_scheduler.worker.protocol import DatasetRef, SubEpochResult, SubEpochTask
 
 log = logging.getLogger("hopper.mop_scheduler")
 
