@@ -41,6 +41,8 @@ def _system_roots() -> list[str]:
              "/proc", "/sys", "/dev", "/usr", "/lib", "/lib64", "/etc/localtime", "/etc/ssl",
              os.path.expanduser("~/.keras"), os.path.expanduser("~/.cache")}
     roots.update(site.getsitepackages() + [site.getusersitepackages()])
+    # Site dirs a .pth file added (a venv layered on another one's packages): not in getsitepackages().
+    roots.update(p for p in sys.path if os.path.basename(p.rstrip("/")) in ("site-packages", "dist-packages"))
     return [os.path.realpath(r) for r in roots if r]
 
 
