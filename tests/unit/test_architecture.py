@@ -53,3 +53,12 @@ def test_cycle_finder_reports_a_cycle() -> None:
     cycles = _cycles([("hopper.a", "hopper.b"), ("hopper.b", "hopper.c"), ("hopper.c", "hopper.a"),
                       ("hopper.c", "hopper.d"), ("hopper.e", "hopper.e")])
     assert sorted(len(c) for c in cycles) == [1, 3]
+
+
+def test_the_sandbox_knows_nothing_of_hoppers_layout(mirror: Path) -> None:
+    """The guard gets its allowed roots from its caller; it imports no Hopper package but the errors."""
+    edges = import_edges(mirror)
+    sandbox = "hopper.mop_scheduler.worker.sandbox"
+    assert (("hopper.mop_scheduler.worker.checkpoints", sandbox) in edges), "the graph lost the sandbox module"
+    imported = {b for a, b in edges if a == sandbox}
+    assert imported <= {"hopper.engine.errors"}, imported
