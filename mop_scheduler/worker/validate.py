@@ -49,7 +49,7 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
         )
     except subprocess.TimeoutExpired:
         return ScriptCheck(False, None, f"the script did not finish building a model within {timeout:g} s "
-                                "(does it loop forever or train at import?)")
+                           "(does it loop forever or train at import?)")
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(_MARKER):
             data = json.loads(line[len(_MARKER):])
@@ -57,7 +57,7 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
             return ScriptCheck(**data)
     tail = (proc.stderr or "").strip().splitlines()[-15:]
     return ScriptCheck(False, None, f"the validation process died (exit code {proc.returncode})",
-                            details="\n".join(tail))
+                       details="\n".join(tail))
 
 
 def _child(args: dict) -> ScriptCheck:
@@ -78,14 +78,14 @@ def _child(args: dict) -> ScriptCheck:
         stage = "build"
         model = factory.build(dict(args.get("sample_config") or {}))
         return ScriptCheck(True, factory.kind, f"ok: {factory.kind} building {model.name} "
-                                f"({model.count_params()} parameters)", space=space,
-                                compiled=not factory.compiled_by_factory, params=int(model.count_params()),
-                                notes=tuple(factory.notes))
+                           f"({model.count_params()} parameters)", space=space,
+                           compiled=not factory.compiled_by_factory, params=int(model.count_params()),
+                           notes=tuple(factory.notes))
     except HopperError as exc:
         return ScriptCheck(False, None, f"{stage}: {exc.message}", details=traceback.format_exc())
     except BaseException as exc:  # noqa: BLE001 - report anything the user's code raises
         return ScriptCheck(False, None, f"{stage} failed: {type(exc).__name__}: {exc}",
-                                details=traceback.format_exc())
+                           details=traceback.format_exc())
 
 
 if __name__ == "__main__":
