@@ -30,7 +30,7 @@ SERVER = """
 import sys
 from waitress import serve
 from hopper.settings import load_settings
-from hopper.engine.services import open_services
+from hopper.app import open_services
 from hopper.rest import create_app
 app = create_app(open_services(load_settings()), token="bench-token", secret_key="x" * 32)
 serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=8, _quiet=True)

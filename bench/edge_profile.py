@@ -58,7 +58,7 @@ def main() -> None:
     from sklearn.model_selection import train_test_split
 
     from hopper.edge_deploy.export import convert, tflite_predict
-    from hopper.roster.factory import ModelFactory
+    from hopper.mop_scheduler.worker.factory import ModelFactory
 
     tmp = Path(tempfile.mkdtemp(prefix="edge-profile-"))
     digits = load_digits()

@@ -43,8 +43,8 @@ def _digits():
 def measure(model_name: str, hparams: dict, repeats: int, workdir: Path) -> dict:
     import keras
 
-    from hopper.engine.checkpoints import load_checkpoint, save_checkpoint
-    from hopper.roster.factory import ModelFactory
+    from hopper.mop_scheduler.worker.checkpoints import load_checkpoint, save_checkpoint
+    from hopper.mop_scheduler.worker.factory import ModelFactory
 
     x, y = _digits()
     factory = ModelFactory(model_name, x.shape[1:], 10, "classification")
@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 repeats, for the smoke test")
     args = parser.parse_args()
     repeats = 2 if args.quick else args.repeats
-    from hopper.engine.training import configure_threads
+    from hopper.mop_scheduler.worker.runner import configure_threads
 
     configure_threads(1)  # as a local worker runs
     with tempfile.TemporaryDirectory() as tmp:

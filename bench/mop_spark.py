@@ -34,17 +34,16 @@ WORKERS = 2
 
 
 def run(backend_name: str, home: Path, source: Path, configs: list[dict], epochs: int, cluster_url: str | None) -> dict:
-    from hopper.engine.services import Services
-    from hopper.engine.store import Store
+    from hopper.app import open_services
     from hopper.mop_scheduler import Scheduler
     from hopper.mop_scheduler.backends import LocalBackend
     from hopper.settings import Settings
 
     settings = Settings(home=home, database_url=f"sqlite:///{home / 'hopper.db'}", data_roots=(source.parent,),
                         artifact_dir=home / "artifacts", workers=WORKERS, poll_interval=0.02)
-    store = Store(settings.database_url, check_schema=False)
-    store.upgrade()
-    services = Services(store, settings)
+    services = open_services(settings, check_schema=False)
+    services.store.upgrade()
+    store = services.store
     services.register_dataset({"name": "tabular", "path": str(source)})
     workload = services.launch_workload({"name": backend_name, "model": "mlp", "dataset": "tabular",
                                          "procedure": "manual", "max_epochs": epochs, "seed": SEED})

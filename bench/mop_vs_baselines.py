@@ -59,7 +59,7 @@ def load_split(services, dataset_name: str):
 def run_sequential(model: str, configs: list[dict], epochs: int, train, val, info, workdir: Path) -> dict:
     import keras_tuner as kt
 
-    from hopper.roster.factory import ModelFactory
+    from hopper.mop_scheduler.worker.factory import ModelFactory
 
     factory = ModelFactory(model, info.feature_shape, info.n_outputs, info.task)
 
@@ -105,8 +105,8 @@ _TP: dict = {}
 
 def _tp_init(model, shape, n_outputs, task, train, val) -> None:  # noqa: ANN001
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    from hopper.engine.training import configure_threads
-    from hopper.roster.factory import ModelFactory
+    from hopper.mop_scheduler.worker.factory import ModelFactory
+    from hopper.mop_scheduler.worker.runner import configure_threads
 
     configure_threads(1)
     _TP.update(factory=ModelFactory(model, shape, n_outputs, task), train=train, val=val)
@@ -149,17 +149,16 @@ def run_mop(home: Path, source: Path, model: str, configs: list[dict], epochs: i
     import numpy as np
     import psutil
 
-    from hopper.engine.services import Services
-    from hopper.engine.store import Store
+    from hopper.app import open_services
     from hopper.mop_scheduler import Scheduler
     from hopper.mop_scheduler.backends import LocalBackend
     from hopper.settings import Settings
 
     settings = Settings(home=home, database_url=f"sqlite:///{home / 'hopper.db'}", data_roots=(source.parent,),
                         artifact_dir=home / "artifacts", workers=workers, poll_interval=0.02)
-    store = Store(settings.database_url, check_schema=False)
-    store.upgrade()
-    services = Services(store, settings)
+    services = open_services(settings, check_schema=False)
+    services.store.upgrade()
+    store = services.store
     services.register_dataset({"name": dataset_name, "path": str(source)})
     workload = services.launch_workload({"name": "mop", "model": model, "dataset": dataset_name,
                                          "procedure": "manual", "max_epochs": epochs, "seed": SEED})

@@ -32,17 +32,16 @@ QUICK_SPACE = {"lr": {"type": "choice", "values": [0.001, 0.01]}, "units": {"typ
 
 
 def run(home: Path, data: Path, space: dict, epochs: int, steer: bool, keep_best: int, stop_fraction: float) -> dict:
+    from hopper.app import open_services
     from hopper.engine.demo import write_digits
-    from hopper.engine.services import Services
-    from hopper.engine.store import Store
     from hopper.mop_scheduler import Scheduler
     from hopper.settings import Settings
 
     settings = Settings(home=home, database_url=f"sqlite:///{home / 'hopper.db'}", data_roots=(data,),
                         artifact_dir=home / "artifacts", workers=2, poll_interval=0.02)
-    store = Store(settings.database_url, check_schema=False)
-    store.upgrade()
-    services = Services(store, settings)
+    services = open_services(settings, check_schema=False)
+    services.store.upgrade()
+    store = services.store
     services.register_dataset({"name": "digits", "path": str(write_digits(data))})
     workload = services.launch_workload({"name": "steering", "model": "mlp", "dataset": "digits", "space": space,
                                          "max_epochs": epochs, "seed": 0})

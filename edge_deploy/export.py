@@ -64,9 +64,9 @@ def _accuracy(predictions: np.ndarray, y: np.ndarray, task: str) -> float | None
 def export_config(services: Services, config_id: int, quantizations: tuple[str, ...] = QUANTIZATIONS,
                   out_dir: Path | None = None, actor: str | None = None) -> list[dict]:
     """Export ``config_id`` in each quantisation; returns the recorded exports."""
-    from hopper.engine.checkpoints import load_checkpoint
     from hopper.engine.data import read_partition
-    from hopper.roster.factory import ModelFactory
+    from hopper.mop_scheduler.worker.checkpoints import load_checkpoint
+    from hopper.mop_scheduler.worker.factory import ModelFactory
 
     source: ExportSource = services.export_source(config_id)
     x_val, y_val = read_partition(source.validation_path, source.feature_shape)

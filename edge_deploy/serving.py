@@ -21,6 +21,7 @@ import numpy as np
 
 from hopper.engine.errors import HopperError, ValidationError
 from hopper.engine.services import Services
+from hopper.engine.status import DeploymentStatus
 
 log = logging.getLogger("hopper.edge_deploy.serving")
 
@@ -54,8 +55,8 @@ def tflite_predictor(model_content: bytes) -> Callable[[np.ndarray], np.ndarray]
 
 
 def keras_predictor(services: Services, config_id: int) -> Callable[[np.ndarray], np.ndarray]:
-    from hopper.engine.checkpoints import load_checkpoint
-    from hopper.roster.factory import ModelFactory
+    from hopper.mop_scheduler.worker.checkpoints import load_checkpoint
+    from hopper.mop_scheduler.worker.factory import ModelFactory
 
     source = services.export_source(config_id)
     model = ModelFactory(source.model_ref, source.feature_shape, source.n_outputs, source.task,
@@ -149,7 +150,7 @@ def serve_model(services: Services, config_id: int, *, fmt: str = "tflite", host
         port = port or row["port"] or free_port(host)
         server = create_server(app, host=host, port=port, threads=4)
     except (HopperError, OSError) as exc:
-        services.mark_deployment(deployment_id, status="failed", error=getattr(exc, "message", None) or str(exc))
+        services.mark_deployment(deployment_id, status=DeploymentStatus.FAILED, error=getattr(exc, "message", None) or str(exc))
         raise
 
     def _terminate(_signum: int, _frame: object) -> None:
@@ -157,7 +158,7 @@ def serve_model(services: Services, config_id: int, *, fmt: str = "tflite", host
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
-    services.mark_deployment(deployment_id, status="running", port=port, pid=os.getpid(), export_id=export_id)
+    services.mark_deployment(deployment_id, status=DeploymentStatus.RUNNING, port=port, pid=os.getpid(), export_id=export_id)
     announce(f"serving config {config_id} ({fmt}) as {name!r}: POST http://{host}:{port}/v1/models/{name}:predict "
              f"(deployment {deployment_id})")
     try:
@@ -166,4 +167,4 @@ def serve_model(services: Services, config_id: int, *, fmt: str = "tflite", host
         pass
     finally:
         server.close()
-        services.mark_deployment(deployment_id, status="stopped")
+        services.mark_deployment(deployment_id, status=DeploymentStatus.STOPPED)

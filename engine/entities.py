@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -47,6 +49,40 @@ class DatasetInfo(_Serialisable):
         return cls(row.id, row.name, row.source_path, row.format, list(row.feature_columns), row.label_column,
                    row.task, row.n_rows, row.n_train, row.n_validation, list(row.feature_shape),
                    None if row.classes is None else list(row.classes), row.partition_count, row.created_at)
+
+
+@dataclass(frozen=True)
+class ScriptCheck:
+    """What validating an uploaded script found: stored on the script's row as ``validation``.
+
+    Defined here, not beside the validator, so that the services can use the result without
+    importing the worker code that builds models.
+    """
+
+    ok: bool
+    kind: str | None
+    message: str
+    details: str = ""
+    space: dict | None = None
+    compiled: bool | None = None
+    params: int | None = None
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "kind": self.kind, "message": self.message, "details": self.details,
+                "space": self.space, "compiled": self.compiled, "params": self.params, "notes": list(self.notes)}
+
+
+class ScriptValidator(Protocol):
+    """Imports a script and builds one model out of process; ``hopper.mop_scheduler.worker.validate.validate_script``.
+
+    The services take one as a parameter (``hopper.app.open_services`` supplies it) because the
+    implementation lives in the worker package, which the engine must not import.
+    """
+
+    def __call__(self, path: str | Path, entry_point: str = "build_model", *, input_shape: tuple = (64,),
+                 n_outputs: int = 10, task: str = "classification", sample_config: dict | None = None,
+                 timeout: float = 60.0, memory_mb: int = 0, allowed_roots: Sequence[str] = ()) -> ScriptCheck: ...
 
 
 @dataclass(frozen=True)

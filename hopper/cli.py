@@ -32,7 +32,7 @@ def _settings() -> Settings:
 
 
 def _services(check_schema: bool = True):  # noqa: ANN202
-    from hopper.engine.services import open_services
+    from hopper.app import open_services
 
     return open_services(_settings(), check_schema=check_schema)
 

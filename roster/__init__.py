@@ -1,9 +1,11 @@
-"""Built-in model builders and the loader for user-uploaded Keras scripts.
+"""Built-in model builders (MLP, CNN, MobileNetV2, ResNet50, BERT-style encoders) and their compile step.
 
-Importing this package does not import TensorFlow; builders import Keras when called.
+The catalogue of names and defaults lives in ``hopper.engine.catalog`` and is re-exported here for
+roster users; users' scripts are loaded by ``hopper.mop_scheduler.worker.factory``. Importing this
+package does not import TensorFlow; builders import Keras when called.
 """
 
-from hopper.roster._catalog import (
+from hopper.engine.catalog import (
     COMMON_HPARAMS,
     ROSTER,
     RosterEntry,

@@ -4,26 +4,45 @@ from __future__ import annotations
 
 from typing import Any
 
+from hopper.engine.catalog import OPTIMIZERS, default_for
 from hopper.engine.errors import ValidationError
-from hopper.roster._catalog import OPTIMIZERS
 
 
 def make_optimizer(config: dict[str, Any]):  # noqa: ANN201
+    """The optimizer a config asks for; defaults come from the catalogue (``hopper.engine.catalog``)."""
     import keras
 
-    name = str(config.get("optimizer", "adam")).lower()
-    lr = float(config.get("lr", 1e-3))
-    wd = float(config.get("weight_decay", 0.0) or 0.0)
+    name = str(config.get("optimizer", default_for("optimizer"))).lower()
+    lr = float(config.get("lr", default_for("lr")))
+    wd = float(config.get("weight_decay", default_for("weight_decay")) or 0.0)
     if name == "adam":
         return keras.optimizers.Adam(learning_rate=lr, weight_decay=wd or None)
     if name == "adamw":
         return keras.optimizers.AdamW(learning_rate=lr, weight_decay=wd or 0.004)
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate=lr, momentum=float(config.get("momentum", 0.9)),
+        return keras.optimizers.SGD(learning_rate=lr, momentum=float(config.get("momentum", default_for("momentum"))),
                                     weight_decay=wd or None)
     if name == "rmsprop":
         return keras.optimizers.RMSprop(learning_rate=lr, weight_decay=wd or None)
     raise ValidationError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}", field="optimizer")
+
+
+def apply_learning_rate(model, config: dict[str, Any]) -> str | None:  # noqa: ANN001
+    """Give a model that a script compiled itself the config's ``lr``, so that the lr a user searches
+    over or a clone overrides is the one it trains with.
+
+    Models compiled by ``make_optimizer`` already have it; a checkpoint restored into the model is
+    its own config's, so it carries the same value. Returns a note when the lr could not be set
+    (the script's optimizer follows a LearningRateSchedule), else None.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or "lr" not in config:
+        return None
+    try:
+        optimizer.learning_rate = float(config["lr"])
+    except TypeError:  # Keras refuses to replace a schedule by a constant
+        return "the script's optimizer follows a learning-rate schedule: the config's lr is not applied"
+    return None
 
 
 def loss_and_metrics(task: str) -> tuple[str, list[str]]:

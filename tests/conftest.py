@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hopper.app import open_services
 from hopper.engine.services import Services
 from hopper.engine.store import Store
 from hopper.settings import Settings
@@ -63,11 +64,10 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def services(settings: Settings) -> Services:
-    store = Store(settings.database_url, check_schema=False)
-    store.upgrade()
-    from hopper.roster.validate import validate_script  # moves with the worker code
-
-    yield Services(store, settings, script_validator=validate_script)
+    services = open_services(settings, check_schema=False)
+    services.store.upgrade()
+    store = services.store
+    yield services
     store.dispose()
 
 

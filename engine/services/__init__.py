@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hopper.engine.entities import ExportSource
+from hopper.engine.entities import ExportSource, ScriptValidator
 from hopper.engine.services._base import ServiceContext, default_actor
 from hopper.engine.services.admin import AdminServices
-from hopper.engine.services.data import MAX_SCRIPT_BYTES, DataServices, ScriptValidator
+from hopper.engine.services.data import MAX_SCRIPT_BYTES, DataServices
 from hopper.engine.services.edge import EdgeServices, metric_names, pareto_mask
 from hopper.engine.services.steering import SteeringServices
 from hopper.engine.store import Store

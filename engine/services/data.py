@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol
-
 from hopper.engine import data as data_mod
-from hopper.engine.entities import DatasetInfo, ScriptInfo
+from hopper.engine.entities import DatasetInfo, ScriptInfo, ScriptValidator
 from hopper.engine.errors import Conflict, HopperError, ScriptRejected, ValidationError
 from hopper.engine.services._base import ServiceContext, default_actor
 from hopper.engine.specs import DatasetSpec, parse_spec
 from hopper.engine.store import Store
 
 MAX_SCRIPT_BYTES = 1_000_000
-
-
-class ScriptValidator(Protocol):
-    """Runs an uploaded script in a sandboxed child process and says whether (and how) it builds a model.
-
-    The implementation lives with the worker code (``hopper.mop_scheduler.worker``); the composition root
-    (``hopper.app.open_services``) hands it to the services, so the core never imports TensorFlow.
-    """
-
-    def __call__(self, path: object, entry_point: str, *, input_shape: tuple, n_outputs: int, task: str,
-                 sample_config: dict | None, timeout: float, memory_mb: int,
-                 allowed_roots: tuple[str, ...]) -> object: ...
 
 
 class DataServices(ServiceContext):

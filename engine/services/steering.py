@@ -20,7 +20,7 @@ from hopper.engine.space import Choice, Fixed, SearchSpace
 from hopper.engine.specs import WorkloadSpec, parse_spec
 from hopper.engine.status import FINISHED_CONFIG, ConfigStatus, WorkloadStatus
 from hopper.engine.store.configs import check_version
-from hopper.roster import check_hparam_value, check_hparams, get_entry
+from hopper.engine.catalog import check_hparam_value, check_hparams, get_entry
 
 
 class SteeringServices(ServiceContext):

@@ -11,7 +11,7 @@ import queue
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from hopper.engine.training import SubEpochResult, SubEpochTask
+from hopper.mop_scheduler.worker.protocol import SubEpochResult, SubEpochTask
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ import queue
 import signal
 import time
 
-from hopper.engine.training import SubEpochResult, SubEpochTask, worker_environment
 from hopper.mop_scheduler.backends._base import Backend, Completion, Lost, drain
+from hopper.mop_scheduler.worker.protocol import SubEpochResult, SubEpochTask
+from hopper.mop_scheduler.worker.runner import worker_environment
 
 log = logging.getLogger("hopper.mop_scheduler.local")
 
@@ -33,13 +34,14 @@ def _worker_main(index: int, threads: int, tasks: mp.Queue, results: mp.Queue, m
     # TensorFlow reads these when it is first imported, which happens below, in this process.
     os.environ.update(worker_environment(threads))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scheduler decides when workers stop
-    from hopper.engine.training import SubEpochRunner, configure_threads
+    from hopper.mop_scheduler.worker.runner import SubEpochRunner, configure_threads
 
     configure_threads(threads)
     if allowed_roots:
-        from hopper.engine.sandbox import install_guard
+        from hopper.mop_scheduler.worker import hopper_package_roots
+        from hopper.mop_scheduler.worker.sandbox import install_guard
 
-        install_guard(allowed_roots, os.path.join(allowed_roots[-1], "tmp", f"worker-{index}"))
+        install_guard((*allowed_roots, *hopper_package_roots()), os.path.join(allowed_roots[-1], "tmp", f"worker-{index}"))
     runner = SubEpochRunner(index, model_cache_size=model_cache)
     results.put(("ready", index, os.getpid()))
     while True:
@@ -71,7 +73,7 @@ class LocalBackend(Backend):
             the config fails with the reason (0 = no limit).
         allowed_roots: directories user code in the workers may open files under (data roots, then
             the artefact dir last: it also holds the workers' private temp dirs); empty = no guard
-            (see ``hopper.engine.sandbox``).
+            (see ``hopper.mop_scheduler.worker.sandbox``).
     """
 
     name = "local"

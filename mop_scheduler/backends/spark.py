@@ -38,8 +38,9 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Client, Connection, Listener
 
-from hopper.engine.training import SubEpochResult, SubEpochTask, worker_environment
 from hopper.mop_scheduler.backends._base import Backend, Completion, Lost, drain
+from hopper.mop_scheduler.worker.protocol import SubEpochResult, SubEpochTask
+from hopper.mop_scheduler.worker.runner import worker_environment
 
 log = logging.getLogger("hopper.mop_scheduler.spark")
 
@@ -88,14 +89,15 @@ def _worker_task(settings: TaskSettings, partition: int) -> None:
         # TensorFlow reads these when it is first imported, which happens below, in this process.
         os.environ.update(worker_environment(settings.threads))
         from hopper.engine.data import read_partition_petastorm
-        from hopper.engine.training import SubEpochRunner, configure_threads
+        from hopper.mop_scheduler.worker.runner import SubEpochRunner, configure_threads
 
         configure_threads(settings.threads)
         if settings.allowed_roots:
-            from hopper.engine.sandbox import install_guard
+            from hopper.mop_scheduler.worker import hopper_package_roots
+            from hopper.mop_scheduler.worker.sandbox import install_guard
 
             # The channel to the driver is already open; the guard refuses new connections.
-            install_guard(settings.allowed_roots,
+            install_guard((*settings.allowed_roots, *hopper_package_roots()),
                           os.path.join(settings.allowed_roots[-1], "tmp", f"spark-{settings.run_id}-{partition}"))
         runner = SubEpochRunner(partition, model_cache_size=settings.model_cache, reader=read_partition_petastorm)
         send(("ready", partition))

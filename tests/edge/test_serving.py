@@ -16,8 +16,8 @@ pytestmark = pytest.mark.slow
 
 
 def _keras_predictions(services, config_id, x):
-    from hopper.engine.checkpoints import load_checkpoint
-    from hopper.roster.factory import ModelFactory
+    from hopper.mop_scheduler.worker.checkpoints import load_checkpoint
+    from hopper.mop_scheduler.worker.factory import ModelFactory
 
     source = services.export_source(config_id)
     model = ModelFactory(source.model_ref, source.feature_shape, source.n_outputs, source.task,

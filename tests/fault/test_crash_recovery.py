@@ -13,8 +13,8 @@ import psutil
 import pytest
 from sqlalchemy import select
 
-from hopper.engine.checkpoints import file_sha256
 from hopper.engine.store import CheckpointRow, ConfigRow, MetricRow, SubEpochRow
+from hopper.mop_scheduler.worker.checkpoints import file_sha256
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from hopper.engine.store import MetricRow, Store, SubEpochRow
+from hopper.engine.store import MetricRow, SubEpochRow
 from tests.support.postgres import start_postgres
 from tests.support.running import RunningScheduler
 
@@ -14,16 +14,16 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 def test_postgres_outage_is_waited_out(tmp_path):
+    from hopper.app import open_services
     from hopper.engine.demo import ensure_digits
-    from hopper.engine.services import Services
     from tests.conftest import make_settings
 
     server = start_postgres()
     try:
         settings = make_settings(tmp_path / "home", database_url=server.create_database("outage"))
-        store = Store(settings.database_url, check_schema=False)
-        store.upgrade()
-        services = Services(store, settings)
+        services = open_services(settings, check_schema=False)
+        services.store.upgrade()
+        store = services.store
         ensure_digits(services)
         workload = services.launch_workload({"name": "outage", "model": "mlp", "dataset": "digits",
                                              "max_epochs": 4, "space": {"lr": {"type": "choice",

@@ -5,10 +5,10 @@ import time
 
 import pytest
 
+from hopper.app import open_services
 from hopper.engine.services.edge import pareto_mask
 from hopper.engine.errors import Conflict, InvalidState, ValidationError
-from hopper.engine.services import Services
-from hopper.engine.store import CheckpointRow, ConfigRow, ExportRow, Store
+from hopper.engine.store import CheckpointRow, ConfigRow, ExportRow
 from tests.support.seed import seed_workload
 
 RESULT = {"latency_p50_ms": 0.5, "latency_p95_ms": 0.9, "size_bytes": 1234, "peak_memory_bytes": 4096,
@@ -18,9 +18,9 @@ RESULT = {"latency_p50_ms": 0.5, "latency_p95_ms": 0.9, "size_bytes": 1234, "pea
 @pytest.fixture
 def edge(settings):
     settings = settings.with_overrides(edge_lease_seconds=0.5, edge_max_attempts=2)
-    store = Store(settings.database_url, check_schema=False)
-    store.upgrade()
-    services = Services(store, settings)
+    services = open_services(settings, check_schema=False)
+    services.store.upgrade()
+    store = services.store
     with store.session() as s:
         wl = seed_workload(s)
         exports = []

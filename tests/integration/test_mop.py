@@ -8,8 +8,8 @@ from collections import Counter, defaultdict
 import pytest
 from sqlalchemy import select
 
-from hopper.engine.checkpoints import file_sha256
 from hopper.engine.store import CheckpointRow, MetricRow, SubEpochRow
+from hopper.mop_scheduler.worker.checkpoints import file_sha256
 from tests.support.running import RunningScheduler
 
 pytestmark = pytest.mark.slow
@@ -19,18 +19,16 @@ EPOCHS = 3
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def grid_run(request, tmp_path_factory):
+    from hopper.app import open_services
     from hopper.engine.demo import ensure_digits
-    from hopper.engine.services import Services
-    from hopper.engine.store import Store
     from tests.conftest import make_settings
 
     url = None
     if request.param == "postgres":
         url = request.getfixturevalue("postgres_server").create_database(f"mop_{tmp_path_factory.getbasetemp().name}")
     settings = make_settings(tmp_path_factory.mktemp("mop") / "home", database_url=url)
-    store = Store(settings.database_url, check_schema=False)
-    store.upgrade()
-    services = Services(store, settings)
+    services = open_services(settings, check_schema=False)
+    services.store.upgrade()
     ensure_digits(services)
     workload = services.launch_workload({
         "name": "grid", "model": "mlp", "dataset": "digits", "procedure": "grid", "max_epochs": EPOCHS,

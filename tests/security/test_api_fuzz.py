@@ -14,15 +14,13 @@ EXAMPLES_PER_OPERATION = 60  # x 20 operations, authenticated: over 1 000 genera
 
 @pytest.fixture(scope="module")
 def fuzz_app(tmp_path_factory):
+    from hopper.app import open_services
     from hopper.engine.demo import ensure_digits
-    from hopper.engine.services import Services
-    from hopper.engine.store import Store
     from tests.conftest import make_settings
 
     settings = make_settings(tmp_path_factory.mktemp("fuzz") / "home", script_timeout=30)
-    store = Store(settings.database_url, check_schema=False)
-    store.upgrade()
-    services = Services(store, settings)
+    services = open_services(settings, check_schema=False)
+    services.store.upgrade()
     ensure_digits(services)
     services.launch_workload({"name": "w", "model": "mlp", "dataset": "digits", "procedure": "grid",
                               "space": {"lr": {"type": "choice", "values": [0.01, 0.001]}, "units": 32}})

@@ -56,11 +56,9 @@ EXPECTED = {
 def test_each_hostile_config_fails_alone(tmp_path, digits, settings):
     from dataclasses import replace
 
-    from hopper.engine.services import Services
-    from hopper.engine.store import Store
+    from hopper.app import open_services
 
-    services = Services(Store(settings.database_url),
-                        replace(settings, sub_epoch_timeout=20, worker_memory_mb=1500))
+    services = open_services(replace(settings, sub_epoch_timeout=20, worker_memory_mb=1500))
     secret = tmp_path / "not-a-data-root.txt"
     secret.write_text("private")
     listener = socket.socket()

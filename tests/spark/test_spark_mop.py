@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from hopper.engine.checkpoints import file_sha256
 from hopper.engine.services import Services
 from hopper.engine.store import CheckpointRow, MetricRow
+from hopper.mop_scheduler.worker.checkpoints import file_sha256
 from tests.support.running import RunningScheduler
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -38,7 +38,8 @@ def test_grid_on_spark_visits_every_partition_once_per_epoch_and_matches_local(s
     backend = spark_backend()
     # Checkpoints at a URL, through fsspec, as on a cluster with s3:// or hdfs:// storage.
     checkpoint_url = (services.settings.artifact_dir / "shared-ckpt").as_uri()
-    on_url = Services(services.store, services.settings.with_overrides(checkpoint_dir=checkpoint_url))
+    on_url = Services(services.store, services.settings.with_overrides(checkpoint_dir=checkpoint_url),
+                      script_validator=services.script_validator)
     with RunningScheduler(on_url, backend=backend) as running:
         running.wait_for(lambda: services.get_workload(spark_wid).status == "done", 300, "the Spark grid")
     configs = services.list_configs(spark_wid)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import pytest
 import requests
 
+from hopper.app import open_services
 from hopper.engine.services import Services
-from hopper.engine.store import Store
 from tests.support.postgres import free_port
 
 TOKEN = "edge-token"
@@ -64,9 +64,9 @@ def edge_server(tmp_path_factory):
 
     settings = make_settings(tmp_path_factory.mktemp("edge") / "home", edge_lease_seconds=2.0,
                              edge_max_attempts=3, edge_offline_seconds=3.0)
-    store = Store(settings.database_url, check_schema=False)
-    store.upgrade()
-    services = Services(store, settings)
+    services = open_services(settings, check_schema=False)
+    services.store.upgrade()
+    store = services.store
     ensure_digits(services)
     w = services.launch_workload({"name": "edge", "model": "mlp", "dataset": "digits", "max_epochs": 2,
                                   "space": {"lr": {"type": "choice", "values": [0.003, 0.01]}, "units": 32}})

@@ -1,13 +1,18 @@
 import numpy as np
 import pytest
 
-from hopper.engine.checkpoints import file_sha256, load_checkpoint, save_checkpoint, transfer_weights
 from hopper.engine.errors import TrainingError
+from hopper.mop_scheduler.worker.checkpoints import (
+    file_sha256,
+    load_checkpoint,
+    save_checkpoint,
+    transfer_weights,
+)
 
 
 @pytest.fixture(scope="module")
 def factory():
-    from hopper.roster.factory import ModelFactory
+    from hopper.mop_scheduler.worker.factory import ModelFactory
 
     return ModelFactory("mlp", (8,), 3, "classification")
 
@@ -71,7 +76,7 @@ def test_wrong_architecture_is_refused_and_warm_start_copies_what_fits(factory, 
 def test_checkpoints_at_an_fsspec_url_round_trip_and_are_removed(factory, tmp_path, scheme):
     import fsspec
 
-    from hopper.engine.checkpoints import join_location, remove_checkpoint
+    from hopper.mop_scheduler.worker.checkpoints import join_location, remove_checkpoint
 
     base = tmp_path.as_uri() if scheme == "file" else f"memory://ckpt-{tmp_path.name}"
     url = join_location(base, "workload-1", "config-2", "e0000-p000-s1.npz")
@@ -105,7 +110,7 @@ def test_the_worker_guard_lets_only_hoppers_own_io_through(tmp_path):
         port = listener.getsockname()[1]
         code = f"""
 import socket
-from hopper.engine.sandbox import install_guard, trusted_io
+from hopper.mop_scheduler.worker.sandbox import install_guard, trusted_io
 install_guard([{str(tmp_path)!r}], {str(tmp_path / "tmp")!r})
 try:
     socket.create_connection(("127.0.0.1", {port}), timeout=5)

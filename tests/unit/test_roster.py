@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from hopper.engine.errors import ValidationError
+from hopper.mop_scheduler.worker.validate import validate_script
 from hopper.roster import check_hparams, get_entry
-from hopper.roster.validate import validate_script
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scripts"
 
@@ -30,7 +30,7 @@ def test_unknown_model_and_unknown_hparam_are_named():
     ("resnet50", (32, 32, 3), {"optimizer": "adamw", "weight_decay": 1e-4}),
 ])
 def test_image_and_tabular_models_build_compile_and_train(name, shape, config):
-    from hopper.roster.factory import ModelFactory
+    from hopper.mop_scheduler.worker.factory import ModelFactory
 
     model = ModelFactory(name, shape, 10, "classification").build({"lr": 1e-3, **config})
     assert model.optimizer is not None
@@ -42,7 +42,7 @@ def test_image_and_tabular_models_build_compile_and_train(name, shape, config):
 
 @pytest.mark.parametrize("name", ["bert_base", "distilbert"])
 def test_text_models_tiny_preset_trains_and_default_sizes_are_the_papers(name):
-    from hopper.roster.factory import ModelFactory
+    from hopper.mop_scheduler.worker.factory import ModelFactory
     from hopper.roster.text import BERT_BASE, DISTILBERT, encoder_sizes
 
     model = ModelFactory(name, (16,), 2, "classification").build({"preset": "tiny"})
@@ -55,7 +55,7 @@ def test_text_models_tiny_preset_trains_and_default_sizes_are_the_papers(name):
 
 
 def test_local_weights_file_enables_fine_tuning(tmp_path):
-    from hopper.roster.factory import ModelFactory
+    from hopper.mop_scheduler.worker.factory import ModelFactory
 
     factory = ModelFactory("mlp", (64,), 10, "classification")
     source = factory.build({"units": 16})
@@ -67,7 +67,7 @@ def test_local_weights_file_enables_fine_tuning(tmp_path):
 
 
 def test_regression_task_gets_mse():
-    from hopper.roster.factory import ModelFactory
+    from hopper.mop_scheduler.worker.factory import ModelFactory
 
     model = ModelFactory("mlp", (4,), 1, "regression").build({})
     assert model.loss == "mse"

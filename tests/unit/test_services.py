@@ -92,6 +92,17 @@ def test_clone_and_drill_down_checks(services, digits):
     assert len(services.list_workloads()) == 1
 
 
+def test_services_without_a_script_validator_say_how_to_get_one(services):
+    from hopper.engine.errors import HopperError
+    from hopper.engine.services import Services
+
+    bare = Services(services.store, services.settings)
+    with pytest.raises(HopperError, match="open it with hopper.app.open_services"):
+        bare.upload_script("ok.py", "def build_model(config):\n    return None\n")
+    assert bare.list_scripts() == []  # refused before anything was stored
+    assert services.script_validator is not None  # the fixture opens its services through hopper.app
+
+
 def test_scripts_are_validated_in_a_child_process_and_rejections_keep_the_reason(services, digits):
     with pytest.raises(ScriptRejected) as info:
         services.upload_script("bad.py", "def build_model(config):\n    return 3\n", dataset="digits")

@@ -1,4 +1,4 @@
-"""The training step: train one config on one partition for one sub-epoch (worker side).
+"""The sub-epoch runner: train one config on one partition for one sub-epoch (worker side).
 
 Both backends run this code; only how tasks arrive differs. It imports TensorFlow lazily so that
 the scheduler and web processes never do.
@@ -13,64 +13,15 @@ import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("hopper.engine.training")
+from hopper.engine.catalog import default_for
+from hopper.mop_scheduler.worker.protocol import DatasetRef, SubEpochResult, SubEpochTask
+
+log = logging.getLogger("hopper.mop_scheduler.worker.runner")
 
 _TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN, errno.ESTALE}
-
-
-@dataclass(frozen=True)
-class DatasetRef:
-    dataset_id: int
-    partition_paths: tuple[str, ...]
-    validation_path: str
-    feature_shape: tuple[int, ...]
-    n_outputs: int
-    task: str
-
-
-@dataclass(frozen=True)
-class SubEpochTask:
-    """Everything a worker needs to run one sub-epoch; plain data so it pickles across processes."""
-
-    sub_epoch_id: int
-    config_id: int
-    epoch: int
-    partition: int
-    model_ref: str
-    entry_point: str
-    hparams: dict
-    dataset: DatasetRef
-    out_path: str
-    seed: int
-    evaluate: bool
-    in_checkpoint: tuple[str, str] | None = None  # (path, sha256)
-    warm_start: tuple[str, str] | None = None
-
-
-@dataclass
-class SubEpochResult:
-    sub_epoch_id: int
-    config_id: int
-    worker: int
-    ok: bool
-    rows: int = 0
-    train_loss: float | None = None
-    train_accuracy: float | None = None
-    val_metrics: dict[str, float] = field(default_factory=dict)
-    compute_seconds: float = 0.0
-    hop_seconds: float = 0.0
-    checkpoint_path: str | None = None
-    checkpoint_sha256: str | None = None
-    checkpoint_bytes: int = 0
-    reused_in_memory: bool = False
-    notes: list[str] = field(default_factory=list)
-    error: str | None = None
-    details: str | None = None
-    retryable: bool = False
 
 
 def configure_threads(threads: int) -> None:
@@ -124,14 +75,14 @@ class SubEpochRunner:
     def _factory(self, task: SubEpochTask):  # noqa: ANN202
         key = (task.model_ref, task.entry_point, task.dataset.feature_shape, task.dataset.n_outputs, task.dataset.task)
         if key not in self._factories:
-            from hopper.roster.factory import ModelFactory
+            from hopper.mop_scheduler.worker.factory import ModelFactory
 
             self._factories[key] = ModelFactory(task.model_ref, task.dataset.feature_shape, task.dataset.n_outputs,
                                                 task.dataset.task, entry_point=task.entry_point)
         return self._factories[key]
 
     def _model_for(self, task: SubEpochTask, result: SubEpochResult):  # noqa: ANN202
-        from hopper.engine.checkpoints import load_checkpoint, transfer_weights
+        from hopper.mop_scheduler.worker.checkpoints import load_checkpoint, transfer_weights
 
         cached = self._models.pop(task.config_id, None)
         if cached is not None and task.in_checkpoint is not None and cached[1] == task.in_checkpoint[0]:
@@ -175,17 +126,17 @@ class SubEpochRunner:
     def _run(self, task: SubEpochTask, result: SubEpochResult) -> None:
         import keras
 
-        from hopper.engine.checkpoints import save_checkpoint
+        from hopper.mop_scheduler.worker.checkpoints import save_checkpoint
 
         x, y = self._partition(task.dataset, task.partition)
         t0 = time.perf_counter()
+        # The optimizer's hparams (lr, ...) were set by the factory when it built the model; a restored
+        # checkpoint of this config carries the same values and a warm start copies weights only.
         model = self._model_for(task, result)
-        if model.optimizer is not None and "lr" in task.hparams:
-            model.optimizer.learning_rate = float(task.hparams["lr"])
         t1 = time.perf_counter()
         keras.utils.set_random_seed(task.seed % (2**31))
         history = self._factory(task).fit(
-            model, task.hparams, x, y, batch_size=int(task.hparams.get("batch_size", 32)), epochs=1,
+            model, task.hparams, x, y, batch_size=int(task.hparams.get("batch_size", default_for("batch_size"))), epochs=1,
             shuffle=True, verbose=0,
         )
         t2 = time.perf_counter()

@@ -1,4 +1,10 @@
-"""The roster's catalogue: names, defaults and accepted hyperparameters (no TensorFlow import)."""
+"""The model catalogue: roster names, defaults and accepted hyperparameters (no TensorFlow import).
+
+The one source of truth for hyperparameter defaults: the services validate configs against it,
+the roster's builders and compile step and the worker's runner read their defaults from it. The
+builders themselves live in ``hopper.roster`` (they import Keras); an entry names its builder by
+a string so that this module does not import them.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +36,14 @@ class RosterEntry:
     @property
     def accepted(self) -> set[str]:
         return set(COMMON_HPARAMS) | set(self.defaults)
+
+
+def default_for(name: str) -> object:
+    """The default of a hyperparameter every model understands (``lr``, ``batch_size``, ...)."""
+    try:
+        return COMMON_HPARAMS[name]
+    except KeyError:
+        raise KeyError(f"{name!r} is not a common hyperparameter; it is one of {', '.join(COMMON_HPARAMS)}") from None
 
 
 ROSTER: dict[str, RosterEntry] = {

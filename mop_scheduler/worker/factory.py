@@ -1,6 +1,8 @@
 """Turn a model reference (roster name or uploaded script) plus hparams into a compiled Keras model.
 
-Used inside worker and validation processes only: it imports TensorFlow.
+This is where users' scripts are loaded, so it belongs to the worker: used inside worker and
+validation processes (and by edge export, which rebuilds a trained model) only. It imports
+TensorFlow lazily.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hopper.engine.catalog import default_for, get_entry
 from hopper.engine.errors import ValidationError
-from hopper.roster._catalog import get_entry
-from hopper.roster._compile import compile_for_task
+from hopper.roster._compile import apply_learning_rate, compile_for_task
 
 SCRIPT_PREFIX = "script:"
 
@@ -77,6 +79,7 @@ class ModelFactory:
         self._kind = "roster"
         self._entry: Any = None
         self._module = None
+        self._compiled_by_factory = False
         if self.model_ref.startswith(SCRIPT_PREFIX):
             self._module = load_script_module(self.model_ref[len(SCRIPT_PREFIX):])
             if not hasattr(self._module, self.entry_point):
@@ -96,6 +99,11 @@ class ModelFactory:
     def kind(self) -> str:
         return self._kind
 
+    @property
+    def compiled_by_factory(self) -> bool:
+        """True once a script returned an uncompiled model that ``build`` compiled with defaults."""
+        return self._compiled_by_factory
+
     def _hyperparameters(self, hparams: dict):  # noqa: ANN202
         import keras_tuner as kt
 
@@ -107,7 +115,12 @@ class ModelFactory:
         return self._entry() if inspect.isclass(self._entry) else self._entry
 
     def build(self, hparams: dict):  # noqa: ANN201
-        """A compiled Keras model for ``hparams``; an uncompiled script model gets a default compile."""
+        """A compiled Keras model for ``hparams``; an uncompiled script model gets a default compile.
+
+        The one place where the config's optimizer hparams reach the model: roster models and
+        uncompiled scripts are compiled with them, and a script that compiled itself gets the
+        config's ``lr`` (``apply_learning_rate``). Restored and warm-started models are built here too.
+        """
         import keras
 
         if self._kind == "roster":
@@ -126,10 +139,14 @@ class ModelFactory:
             )
         if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", True):
             compile_for_task(model, hparams, self.task)
+            self._compiled_by_factory = True
             note = (f"{self.entry_point} returned an uncompiled model: compiled with "
-                    f"optimizer={hparams.get('optimizer', 'adam')} lr={hparams.get('lr', 1e-3)} for {self.task}")
-            if note not in self.notes:
-                self.notes.append(note)
+                    f"optimizer={hparams.get('optimizer', default_for('optimizer'))} "
+                    f"lr={hparams.get('lr', default_for('lr'))} for {self.task}")
+        else:
+            note = apply_learning_rate(model, hparams)
+        if note is not None and note not in self.notes:
+            self.notes.append(note)
         return model
 
     def fit(self, model, hparams: dict, x, y, **kwargs: Any):  # noqa: ANN001, ANN201

@@ -1,7 +1,7 @@
 """A guard for processes that run users' model code (training workers, script validation).
 
-Python audit hooks refuse network connections and file access outside an allow-list (data roots,
-the artefact dir, the interpreter's own files, /proc, /sys, /dev, and a private temp dir). This stops an uploaded
+Python audit hooks refuse network connections and file access outside an allow-list (the roots the
+caller names, the interpreter's own files, /proc, /sys, /dev, and a private temp dir). This stops an uploaded
 script from casually reading ``/etc/shadow`` or phoning home, and turns the attempt into a clear
 error on its config. It is a guard rail, not a security boundary: code that uses ctypes or spawns a
 process can get around audit hooks. Run Hopper workers under a dedicated user (or a container)
@@ -41,20 +41,19 @@ def _system_roots() -> list[str]:
              "/proc", "/sys", "/dev", "/usr", "/lib", "/lib64", "/etc/localtime", "/etc/ssl",
              os.path.expanduser("~/.keras"), os.path.expanduser("~/.cache")}
     roots.update(site.getsitepackages() + [site.getusersitepackages()])
-    # Hopper's own packages (an editable install keeps them outside site-packages), imported lazily
-    import hopper
-    import hopper.engine
-    import hopper.mop_scheduler
-    import hopper.roster
-
-    roots.update(os.path.dirname(m.__file__) for m in (hopper, hopper.engine, hopper.roster, hopper.mop_scheduler))
+    # Site dirs a .pth file added (a venv layered on another one's packages): not in getsitepackages().
+    roots.update(p for p in sys.path if os.path.basename(p.rstrip("/")) in ("site-packages", "dist-packages"))
     return [os.path.realpath(r) for r in roots if r]
 
 
 def install_guard(allowed_roots: Iterable[str], private_tmp: str) -> None:
     """Refuse AF_INET/AF_INET6 sockets and opening files outside ``allowed_roots`` (plus system dirs).
 
-    ``private_tmp`` becomes this process's temp dir, so that the shared /tmp stays out of reach.
+    The caller names every directory the process may read: the data roots, the artefact or script
+    dir, and Hopper's own package dirs (``hopper_package_roots()``), which an editable install keeps
+    outside site-packages. This module imports no Hopper package, so that it knows nothing of the
+    layout it guards. ``private_tmp`` becomes this process's temp dir, so that the shared /tmp
+    stays out of reach.
     """
     global _installed
     if _installed:

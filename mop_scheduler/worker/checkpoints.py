@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hopper.engine.errors import TrainingError
-from hopper.engine.sandbox import trusted_io
+from hopper.mop_scheduler.worker.sandbox import trusted_io
 
 _MAGIC = b"HOPCKPT1"
 _assigners: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

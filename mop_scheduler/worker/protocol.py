@@ -1,0 +1,61 @@
+"""The plain-data task protocol between the scheduler and its workers.
+
+The scheduler builds ``SubEpochTask``s and reads ``SubEpochResult``s; workers (local processes or
+Spark executors) run them. Plain frozen dataclasses so they pickle across processes, and no
+TensorFlow import, so the scheduler process never loads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    dataset_id: int
+    partition_paths: tuple[str, ...]
+    validation_path: str
+    feature_shape: tuple[int, ...]
+    n_outputs: int
+    task: str
+
+
+@dataclass(frozen=True)
+class SubEpochTask:
+    """Everything a worker needs to run one sub-epoch; plain data so it pickles across processes."""
+
+    sub_epoch_id: int
+    config_id: int
+    epoch: int
+    partition: int
+    model_ref: str
+    entry_point: str
+    hparams: dict
+    dataset: DatasetRef
+    out_path: str
+    seed: int
+    evaluate: bool
+    in_checkpoint: tuple[str, str] | None = None  # (path, sha256)
+    warm_start: tuple[str, str] | None = None
+
+
+@dataclass
+class SubEpochResult:
+    sub_epoch_id: int
+    config_id: int
+    worker: int
+    ok: bool
+    rows: int = 0
+    train_loss: float | None = None
+    train_accuracy: float | None = None
+    val_metrics: dict[str, float] = field(default_factory=dict)
+    compute_seconds: float = 0.0
+    hop_seconds: float = 0.0
+    checkpoint_path: str | None = None
+    checkpoint_sha256: str | None = None
+    checkpoint_bytes: int = 0
+    reused_in_memory: bool = False
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    details: str | None = None
+    retryable: bool = False
