@@ -122,36 +122,71 @@ def epsilon(q: float, noise_multiplier: float, steps: int, delta: float, account
 
 def noise_for_target_epsilon(target_epsilon: float, q: float, steps: int, delta: float,
                              accountant: str = "rdp", rtol: float = 0.005) -> float:
-    """The smallest-found sigma whose epsilon is at most ``target_epsilon`` and within ``rtol`` below it.
+    """A sigma whose epsilon is at most ``target_epsilon`` and within ``rtol`` below it (the least noise
+    that meets the target, to that tolerance).
 
-    Epsilon falls monotonically as sigma grows, so a bracketing binary search converges; it stops as soon as
-    the epsilon lies in ``[target * (1 - rtol), target]`` (the default leaves a 0.5% margin inside the 1%
-    the scheduler promises). Raises ``ValueError`` when even sigma = 1e4 does not reach the target.
+    Epsilon falls monotonically as sigma grows, so a bracket [lo, hi] with eps(lo) > target >= eps(hi) is
+    narrowed by regula falsi on log(epsilon) (Illinois variant, bisection as the fallback) until eps(hi) lies
+    in ``[target * (1 - rtol), target]``: a handful of accountant calls, which matters for PLD (~1 s each).
+    The default rtol leaves margin inside the 1% the scheduler promises. For PLD the bracket starts from
+    the RDP answer, a valid upper bound that is cheap to find. Raises ``ValueError`` when even sigma = 1e4
+    does not reach the target.
     """
     if target_epsilon <= 0:
         raise ValueError(f"target_epsilon must be > 0, got {target_epsilon}")
+    if not 0 < rtol < 1:
+        raise ValueError(f"rtol must be in (0, 1), got {rtol}")
     _check(q, 1.0, steps, delta)
     if steps == 0 or q == 0.0:
         return 0.0
-    lo, hi = 0.0, 1.0
-    while epsilon(q, hi, steps, delta, accountant) > target_epsilon:
+
+    def eps(sigma: float) -> float:
+        return epsilon(q, sigma, steps, delta, accountant) if sigma > 0 else math.inf
+
+    def ok(value: float) -> bool:
+        return target_epsilon * (1 - rtol) <= value <= target_epsilon
+
+    if accountant != "rdp":
+        hi = noise_for_target_epsilon(target_epsilon, q, steps, delta, "rdp", rtol)
+        lo = hi / 2
+    else:
+        lo, hi = 0.0, 1.0
+    eps_hi = eps(hi)
+    while eps_hi > target_epsilon:
         lo, hi = hi, hi * 2
         if hi > _MAX_SIGMA:
             raise ValueError(f"target_epsilon={target_epsilon} is out of reach for q={q:.4g}, steps={steps}, "
                              f"delta={delta:g} even with noise_multiplier {_MAX_SIGMA:g}; raise the target, "
                              "lower the batch size or train fewer epochs")
-    # Invariant: epsilon(hi) <= target < epsilon(lo) (epsilon(0) is infinite).
-    for _ in range(100):
-        eps_hi = epsilon(q, hi, steps, delta, accountant)
-        if eps_hi >= target_epsilon * (1 - rtol):
+        eps_hi = eps(hi)
+    eps_lo = eps(lo)
+    while eps_lo <= target_epsilon:  # the PLD start may sit entirely below the target
+        if ok(eps_lo):
+            return lo
+        lo, hi, eps_hi = lo / 2, lo, eps_lo
+        eps_lo = eps(lo)
+    goal = math.log(target_epsilon * (1 - rtol / 2))
+    f_lo = math.log(eps_lo) - goal if math.isfinite(eps_lo) else math.inf
+    f_hi = math.log(eps_hi) - goal
+    last = 0  # which end moved last: +1 lo, -1 hi (Illinois halves the stale end's value)
+    for _ in range(200):
+        if ok(eps_hi):
             return hi
-        mid = (lo + hi) / 2
-        if epsilon(q, mid, steps, delta, accountant) > target_epsilon:
-            lo = mid
+        mid = hi - f_hi * (hi - lo) / (f_hi - f_lo) if math.isfinite(f_lo) else (lo + hi) / 2
+        if not lo < mid < hi:
+            mid = (lo + hi) / 2
+        eps_mid = eps(mid)
+        f_mid = math.log(eps_mid) - goal
+        if eps_mid > target_epsilon:
+            lo, eps_lo, f_lo = mid, eps_mid, f_mid
+            if last == 1:
+                f_hi /= 2
+            last = 1
         else:
-            hi = mid
-        if hi - lo < 1e-9:
-            break
+            hi, eps_hi, f_hi = mid, eps_mid, f_mid
+            if last == -1 and math.isfinite(f_lo):
+                f_lo /= 2
+            last = -1
     return hi
 
 
@@ -191,25 +226,29 @@ class PrivacyPlan:
     target_epsilon: float | None
     q: float
     steps_per_epoch: int
+    accountant: str = "rdp"
 
-    def epsilon_after(self, epochs: int, accountant: str = "rdp") -> float:
-        return epsilon(self.q, self.noise_multiplier, epochs * self.steps_per_epoch, self.delta, accountant)
+    def epsilon_after(self, epochs: int) -> float:
+        """Epsilon after ``epochs`` epochs at this plan's rate and noise (the per-epoch metric)."""
+        return epsilon(self.q, self.noise_multiplier, epochs * self.steps_per_epoch, self.delta, self.accountant)
 
-    def next_epoch_exceeds_target(self, epochs_done: int, accountant: str = "rdp") -> bool:
+    def next_epoch_exceeds_target(self, epochs_done: int) -> bool:
         """The stop rule: True when one more epoch would take epsilon past ``target_epsilon``."""
         if self.target_epsilon is None:
             return False
-        return self.epsilon_after(epochs_done + 1, accountant) > self.target_epsilon
+        return self.epsilon_after(epochs_done + 1) > self.target_epsilon
 
 
 def plan(privacy: Mapping[str, object], hparams: Mapping[str, object], *, partition_rows: int,
-         max_epochs: int, accountant: str = "rdp") -> PrivacyPlan:
+         max_epochs: int) -> PrivacyPlan:
     """Resolve a workload's ``privacy`` options plus a config's hparams into a :class:`PrivacyPlan`.
 
     ``noise_multiplier``, ``l2_norm_clip`` and ``microbatches`` in ``hparams`` override the workload's options
     (the search may tune them like ``lr``). With ``target_epsilon`` the noise is calibrated so that
-    ``max_epochs`` epochs spend at most the target.
+    ``max_epochs`` epochs spend at most the target. ``privacy`` is ``PrivacySpec.model_dump()`` (or the same
+    keys as a plain mapping).
     """
+    accountant = str(privacy.get("accountant") or "rdp")
     merged = {**privacy, **{k: hparams[k] for k in ("noise_multiplier", "l2_norm_clip", "microbatches")
                             if hparams.get(k) is not None}}
     batch_size = int(hparams.get("batch_size", 32))  # type: ignore[arg-type]
@@ -228,4 +267,4 @@ def plan(privacy: Mapping[str, object], hparams: Mapping[str, object], *, partit
     micro = merged.get("microbatches")
     return PrivacyPlan(noise_multiplier=sigma, l2_norm_clip=float(merged.get("l2_norm_clip", 1.0)),  # type: ignore[arg-type]
                        microbatches=None if micro is None else int(micro),  # type: ignore[arg-type]
-                       delta=delta, target_epsilon=target_value, q=q, steps_per_epoch=steps)
+                       delta=delta, target_epsilon=target_value, q=q, steps_per_epoch=steps, accountant=accountant)

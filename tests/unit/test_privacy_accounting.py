@@ -8,6 +8,8 @@ import dp_accounting
 import pytest
 
 from hopper.engine import privacy
+from hopper.engine.errors import ValidationError
+from hopper.engine.specs import PrivacySpec, WorkloadSpec, parse_spec
 
 MNIST = {"n": 60_000, "batch": 256, "sigma": 1.1, "epochs": 60, "delta": 1e-5}
 
@@ -105,3 +107,38 @@ def test_plan_resolves_target_and_stops_before_overspending():
     fixed = privacy.plan({"l2_norm_clip": 0.5, "noise_multiplier": 1.3, "delta": 1e-5}, {"batch_size": 64},
                          partition_rows=5000, max_epochs=5)
     assert fixed.noise_multiplier == 1.3 and fixed.l2_norm_clip == 0.5 and not fixed.next_epoch_exceeds_target(99)
+
+
+def _spec(privacy_section):
+    return parse_spec(WorkloadSpec, {"name": "w", "dataset": "d", "model": "mlp", "privacy": privacy_section})
+
+
+@pytest.mark.parametrize(("section", "field", "words"), [
+    ({}, "privacy", "exactly one of privacy.noise_multiplier"),
+    ({"noise_multiplier": 1.0, "target_epsilon": 2.0}, "privacy", "got both"),
+    ({"noise_multiplier": -0.1}, "privacy.noise_multiplier", "greater than or equal to 0"),
+    ({"target_epsilon": 0}, "privacy.target_epsilon", "greater than 0"),
+    ({"l2_norm_clip": 0, "noise_multiplier": 1.0}, "privacy.l2_norm_clip", "greater than 0"),
+    ({"delta": 1.0, "noise_multiplier": 1.0}, "privacy.delta", "less than 1"),
+    ({"delta": 0.0, "noise_multiplier": 1.0}, "privacy.delta", "greater than 0"),
+    ({"microbatches": 0, "noise_multiplier": 1.0}, "privacy.microbatches", "greater than or equal to 1"),
+    ({"noise": 1.0, "noise_multiplier": 1.0}, "privacy.noise", "unknown field"),
+])
+def test_privacy_spec_rejections_name_the_field(section, field, words):
+    with pytest.raises(ValidationError) as info:
+        _spec(section)
+    assert info.value.field == field and words in str(info.value)
+
+
+def test_privacy_spec_defaults_warnings_and_plan():
+    spec = _spec({"target_epsilon": 3.0}).privacy
+    assert isinstance(spec, PrivacySpec) and spec.l2_norm_clip == 1.0 and spec.delta == 1e-5
+    assert spec.warnings(50_000) == []
+    (warning,) = spec.warnings(100_000)  # delta = 1e-5 == 1/N
+    assert "privacy.delta" in warning and "1/N" in warning
+    assert _spec({"noise_multiplier": 0.0}).privacy.warnings(10) != []
+    assert _spec({"noise_multiplier": 1.0}).privacy is not None
+    assert parse_spec(WorkloadSpec, {"name": "w", "dataset": "d", "model": "mlp"}).privacy is None
+    pld = privacy.plan(_spec({"target_epsilon": 0.5, "accountant": "pld"}).privacy.model_dump(), {"batch_size": 32},
+                       partition_rows=2000, max_epochs=3)
+    assert pld.accountant == "pld" and 0.99 * 0.5 <= pld.epsilon_after(3) <= 0.5
