@@ -253,9 +253,13 @@ def make_model_private(model, *, l2_norm_clip: float, noise_multiplier: float, b
 
 
 def make_private(model, hparams: Mapping[str, Any], privacy_options: Mapping[str, Any], partition_rows: int,  # noqa: ANN001, ANN201
-                 *, max_epochs: int = 1):
+                 *, max_epochs: int | None = None):
     """The sub-epoch runner's entry point: resolve the noise (see :func:`hopper.engine.privacy.plan`) and
     make ``model`` train privately. ``model.dp_steps_taken`` / ``model.dp_events`` then grow with each fit.
+
+    ``privacy_options`` is the workload's ``PrivacySpec.model_dump()``; ``partition_rows`` the rows of the
+    partition this sub-epoch trains on; ``max_epochs`` the workload's (needed only with ``target_epsilon``;
+    the scheduler should rather resolve sigma once per config and pass it as ``hparams["noise_multiplier"]``).
     """
     plan = privacy.plan(privacy_options, hparams, partition_rows=partition_rows, max_epochs=max_epochs)
     return make_model_private(model, l2_norm_clip=plan.l2_norm_clip, noise_multiplier=plan.noise_multiplier,

@@ -97,6 +97,8 @@ def test_plan_resolves_target_and_stops_before_overspending():
     options = {"l2_norm_clip": 1.0, "target_epsilon": 2.0, "delta": 1e-5}
     plan = privacy.plan(options, {"batch_size": 64}, partition_rows=5000, max_epochs=5)
     assert plan.target_epsilon == 2.0 and plan.microbatches is None
+    with pytest.raises(ValueError, match="max_epochs"):
+        privacy.plan(options, {"batch_size": 64}, partition_rows=5000, max_epochs=None)
     assert 0.99 * 2.0 <= plan.epsilon_after(5) <= 2.0
     assert not plan.next_epoch_exceeds_target(4)
     assert plan.next_epoch_exceeds_target(5)
