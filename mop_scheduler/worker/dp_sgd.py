@@ -14,7 +14,10 @@ optimizer and checkpoint layout are untouched, so a private and a non-private co
   compiled optimizer apply the result. Dividing by the expected rather than the drawn size keeps the
   batch size out of the released value (the drawn size depends on the data).
 
-Layers that mix examples (BatchNormalization) have no per-example gradient and are refused. The noise comes
+Two layers get a per-example-friendly implementation on private models (same forward numerics): Conv2D's
+kernel gradient (TensorFlow's ``vectorized_map`` cannot batch Conv2DBackpropFilter and would loop over the
+examples) and Dropout (Keras' seeded draw would give every example of a step the same mask). Layers that
+mix examples (BatchNormalization) have no per-example gradient and are refused. The noise comes
 from TensorFlow's PRNG, as in TensorFlow Privacy: fine for research and model selection, not a hardened
 implementation against an adversary who can observe floating-point artefacts.
 """
@@ -96,12 +99,25 @@ def _vectorizable_conv2d(layer, inputs, kernel):  # noqa: ANN001, ANN202
     return valid_conv(inputs, tf.convert_to_tensor(kernel))
 
 
-def _use_vectorizable_convolutions(model) -> None:  # noqa: ANN001
+def _per_example_dropout(layer, inputs, training=False):  # noqa: ANN001, ANN202
+    """Dropout with TensorFlow's stateful sampler, which ``vectorized_map`` draws once per example.
+
+    Why: Keras' dropout is a stateless draw seeded from a SeedGenerator variable; inside ``vectorized_map``
+    the seed is loop-invariant, so every example of a step would get the same mask.
+    """
+    if training and layer.rate > 0:
+        return _tf().nn.dropout(inputs, rate=layer.rate)
+    return inputs
+
+
+def _use_vectorizable_layers(model) -> None:  # noqa: ANN001
     import functools
 
     import keras
 
     for layer in _all_layers(model):
+        if type(layer) is keras.layers.Dropout and layer.noise_shape is None:
+            layer.call = functools.partial(_per_example_dropout, layer)
         if (type(layer) is keras.layers.Conv2D and tuple(layer.dilation_rate) == (1, 1) and layer.groups == 1
                 and layer.data_format == "channels_last" and layer.padding in ("same", "valid")):
             layer.convolution_op = functools.partial(_vectorizable_conv2d, layer)
@@ -235,7 +251,7 @@ def make_model_private(model, *, l2_norm_clip: float, noise_multiplier: float, b
     if microbatches is not None and microbatches < 1:
         raise ValidationError(f"privacy.microbatches must be >= 1, got {microbatches}", field="privacy.microbatches")
     _refuse_batch_mixing_layers(model)
-    _use_vectorizable_convolutions(model)
+    _use_vectorizable_layers(model)
     cls = type(model)
     if not isinstance(model, _PrivateTraining):
         model.__class__ = type(f"Private{cls.__name__}", (_PrivateTraining, cls), {})
