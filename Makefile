@@ -20,6 +20,7 @@ bench: $(STAMP)
 	$(PY) bench/edge_profile.py
 	$(PY) bench/mop_vs_baselines.py
 	$(PY) bench/mop_spark.py
+	$(PY) bench/privacy.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

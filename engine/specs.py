@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticCustomError
 
 from hopper.engine.errors import ValidationError
 
@@ -16,6 +17,46 @@ class ObjectiveSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     metric: str = Field(min_length=1, max_length=100)
     direction: Literal["max", "min"]
+
+
+class PrivacySpec(BaseModel):
+    """Differentially private training (DP-SGD) for every config of a workload.
+
+    ``noise_multiplier``, ``l2_norm_clip`` and ``microbatches`` may also appear in the search space or a
+    config's hparams, where they override these workload-wide values (see ``hopper.engine.privacy.plan``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    l2_norm_clip: float = Field(default=1.0, gt=0.0, le=1e6,
+                                description="each example's gradient is clipped to this L2 norm (C)")
+    noise_multiplier: float | None = Field(default=None, ge=0.0, le=1e4,
+                                           description="Gaussian noise std as a multiple of C (sigma)")
+    target_epsilon: float | None = Field(default=None, gt=0.0, le=1e4,
+                                         description="calibrate sigma so that max_epochs spend at most this")
+    delta: float = Field(default=1e-5, gt=0.0, lt=1.0, description="the delta of (epsilon, delta)-DP; keep < 1/N")
+    microbatches: int | None = Field(default=None, ge=1, le=1_000_000,
+                                     description="clip per microbatch instead of per example (faster, noisier)")
+    accountant: Literal["rdp", "pld"] = "rdp"
+
+    @model_validator(mode="after")
+    def _one_noise_source(self) -> PrivacySpec:
+        # Both would be ambiguous (which one wins?), neither leaves the noise undefined.
+        if (self.noise_multiplier is None) == (self.target_epsilon is None):
+            raise PydanticCustomError(
+                "privacy_noise",
+                "set exactly one of privacy.noise_multiplier (>= 0) or privacy.target_epsilon (> 0), got "
+                "{got}", {"got": "both" if self.noise_multiplier is not None else "neither"})
+        return self
+
+    def warnings(self, n_rows: int) -> list[str]:
+        """Advice that does not block a launch: a delta of 1/N or more lets a mechanism leak a whole row."""
+        out = []
+        if n_rows > 0 and self.delta >= 1.0 / n_rows:
+            out.append(f"privacy.delta={self.delta:g} is not below 1/N = {1.0 / n_rows:.3g} for {n_rows} training "
+                       f"rows: such a guarantee allows releasing a whole example; use delta <= {0.1 / n_rows:.1g}")
+        if self.noise_multiplier == 0:
+            out.append("privacy.noise_multiplier=0 clips gradients but adds no noise: epsilon is infinite")
+        return out
 
 
 class WorkloadSpec(BaseModel):
@@ -37,6 +78,7 @@ class WorkloadSpec(BaseModel):
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     export_top_k: int | None = Field(default=None, ge=1, le=100,
                                      description="when the workload is done, export (and profile) its best k configs")
+    privacy: PrivacySpec | None = Field(default=None, description="train every config with DP-SGD")
 
     @field_validator("objectives", mode="before")
     @classmethod

@@ -11,7 +11,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 @pytest.mark.parametrize("script", ["hop_overhead.py", "api_latency.py", "scheduler_scale.py", "steering.py",
-                                    "mop_vs_baselines.py", "edge_profile.py", "mop_spark.py"])
+                                    "mop_vs_baselines.py", "edge_profile.py", "mop_spark.py", "privacy.py"])
 def test_benchmark_runs_and_prints_json(script):
     proc = subprocess.run([sys.executable, str(BENCH / script), "--quick"], capture_output=True, text=True,
                           timeout=600)
@@ -67,6 +67,16 @@ def _spark(document):
     assert document["ratios_spark_over_local"]["startup"] > 0
 
 
+def _privacy(document):
+    for doc in document["accuracy_vs_epsilon"].values():
+        plain, private = doc["runs"][0], doc["runs"][1:]
+        assert plain["noise_multiplier"] is None and 0 <= plain["val_accuracy"] <= 1
+        # partitioning into 4 costs privacy (stronger amplification at the smaller sampling rate)
+        assert all(0 < r["epsilon"] < r["epsilon_if_4_mop_partitions"] and r["steps"] > 0 for r in private)
+    for row in document["cost"].values():
+        assert row["plain_seconds_median"] > 0 and row["ratio_median"] > 0 and len(row["ratios"]) == row["repeats"]
+
+
 CHECKS = {"hop_overhead.py": _hop, "api_latency.py": _api, "scheduler_scale.py": _scale,
           "steering.py": _steering, "mop_vs_baselines.py": _baselines, "edge_profile.py": _edge,
-          "mop_spark.py": _spark}
+          "mop_spark.py": _spark, "privacy.py": _privacy}
