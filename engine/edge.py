@@ -23,6 +23,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from hopper.engine.errors import Conflict, InvalidState, NotFound, ValidationError
+from hopper.engine.status import DeploymentStatus, check_transition
 from hopper.engine.store import (
     CheckpointRow,
     ConfigRow,
@@ -480,9 +481,13 @@ class EdgeServices:
                 continue  # no finished epoch: nothing to export
         return out
 
-    # -- deployments (the serving process records itself; nothing is served from the web process) ----------
-    def create_deployment(self, config_id: int, *, fmt: str = "tflite", name: str | None = None,
-                          host: str = "127.0.0.1", port: int | None = None, actor: str | None = None) -> dict:
+    # -- deployments (requested from the web, started and stopped by the export worker) -----------------------
+    # A web request only writes a row: ``request_deployment`` -> ``requested``; the export worker claims it
+    # (``claim_deployment``, compare-and-set to ``starting``) and starts ``hopper serve-model``, which marks
+    # itself ``running``. ``request_stop_deployment`` -> ``stopping``; the worker ends the process, which marks
+    # itself ``stopped``. ``hopper serve-model`` run by hand records itself through ``create_deployment``.
+    def _new_deployment(self, config_id: int, *, fmt: str, name: str | None, host: str, port: int | None,
+                        actor: str | None, status: DeploymentStatus) -> dict:
         if fmt not in DEPLOY_FORMATS:
             raise ValidationError(f"format must be one of {', '.join(DEPLOY_FORMATS)}", field="format")
         name = name or f"config-{config_id}"
@@ -490,18 +495,89 @@ class EdgeServices:
             raise ValidationError("a model name is 1-100 letters, digits, '_', '.' or '-'", field="name")
         self.export_source(config_id)  # a trained checkpoint must exist
         with self.store.session() as session:
-            row = DeploymentRow(config_id=config_id, format=fmt, name=name, host=host, port=port, status="starting")
+            row = DeploymentRow(config_id=config_id, format=fmt, name=name, host=host, port=port, status=status)
             session.add(row)
             session.flush()
             self._event(session, actor or "api", "deploy_config", "config", config_id,
-                        after={"deployment": row.id, "format": fmt, "name": name})
+                        after={"deployment": row.id, "format": fmt, "name": name, "status": str(status)})
             return _deployment_dict(row)
 
-    def mark_deployment(self, deployment_id: int, *, status: str, port: int | None = None, pid: int | None = None,
-                        export_id: int | None = None, error: str | None = None) -> dict:
+    def create_deployment(self, config_id: int, *, fmt: str = "tflite", name: str | None = None,
+                          host: str = "127.0.0.1", port: int | None = None, actor: str | None = None) -> dict:
+        """A deployment of a server that is starting right now in the calling process (``hopper serve-model``)."""
+        return self._new_deployment(config_id, fmt=fmt, name=name, host=host, port=port, actor=actor,
+                                    status=DeploymentStatus.STARTING)
+
+    def request_deployment(self, config_id: int, *, fmt: str = "tflite", name: str | None = None,
+                           host: str = "127.0.0.1", port: int | None = None, actor: str | None = None) -> dict:
+        """Queue a deployment for the export worker: the web process never starts a model server itself."""
+        return self._new_deployment(config_id, fmt=fmt, name=name, host=host, port=port, actor=actor,
+                                    status=DeploymentStatus.REQUESTED)
+
+    def claim_deployment(self) -> dict | None:
+        """The oldest requested deployment, moved to ``starting`` by compare-and-set (None when none is left).
+
+        Two workers may poll the same store; the conditional UPDATE lets exactly one of them win a row.
+        """
+        for _ in range(20):
+            with self.store.session() as session:
+                candidate = session.scalar(select(DeploymentRow.id).where(
+                    DeploymentRow.status == DeploymentStatus.REQUESTED).order_by(DeploymentRow.id).limit(1))
+                if candidate is None:
+                    return None
+                won = session.execute(
+                    update(DeploymentRow).where(DeploymentRow.id == candidate,
+                                                DeploymentRow.status == DeploymentStatus.REQUESTED)
+                    .values(status=DeploymentStatus.STARTING).execution_options(synchronize_session=False)).rowcount
+                if won == 1:
+                    return _deployment_dict(session.get(DeploymentRow, candidate, populate_existing=True))
+        return None
+
+    def request_stop_deployment(self, deployment_id: int, *, actor: str | None = None) -> dict:
+        """Ask for a deployment to stop: ``stopping`` for the export worker, or ``stopped`` at once if never started.
+
+        Asking again while it is stopping returns the row unchanged; a finished deployment is an ``InvalidState``.
+        """
+        for _ in range(20):
+            with self.store.session() as session:
+                row = self._get(session, DeploymentRow, deployment_id, "deployment")
+                current = DeploymentStatus(row.status)
+                if current == DeploymentStatus.STOPPING:
+                    return _deployment_dict(row)
+                target = DeploymentStatus.STOPPED if current == DeploymentStatus.REQUESTED else DeploymentStatus.STOPPING
+                if current in (DeploymentStatus.STOPPED, DeploymentStatus.FAILED):
+                    raise InvalidState(f"deployment {deployment_id} is already {current}")
+                check_transition(current, target, what=f"deployment {deployment_id}", action="stop")
+                values: dict[str, Any] = {"status": target}
+                if target == DeploymentStatus.STOPPED:
+                    values["stopped_at"] = utcnow()
+                # compare-and-set: the worker may have moved the row since it was read
+                won = session.execute(
+                    update(DeploymentRow).where(DeploymentRow.id == deployment_id, DeploymentRow.status == current)
+                    .values(**values).execution_options(synchronize_session=False)).rowcount
+                if won != 1:
+                    continue
+                self._event(session, actor or "api", "stop_deployment", "deployment", deployment_id,
+                            before={"status": str(current)}, after={"status": str(target)})
+                return _deployment_dict(session.get(DeploymentRow, deployment_id, populate_existing=True))
+        raise Conflict(f"deployment {deployment_id} kept changing; try again")
+
+    def mark_deployment(self, deployment_id: int, *, status: str | None = None, port: int | None = None,
+                        pid: int | None = None, export_id: int | None = None, error: str | None = None) -> dict:
+        """Record what the serving process or the worker saw; ``status`` None keeps the status.
+
+        A stop asked for while the server was still loading wins over its ``running``: the row stays
+        ``stopping`` (with the port and pid recorded) so that the worker still ends the process.
+        """
         with self.store.session() as session:
             row = self._get(session, DeploymentRow, deployment_id, "deployment")
-            row.status = status
+            if status is not None:
+                target = DeploymentStatus(status)
+                if not (row.status == DeploymentStatus.STOPPING and target == DeploymentStatus.RUNNING):
+                    check_transition(row.status, target, what=f"deployment {deployment_id}")
+                    row.status = target
+                    if target in (DeploymentStatus.STOPPED, DeploymentStatus.FAILED):
+                        row.stopped_at = utcnow()
             if port is not None:
                 row.port = port
             if pid is not None:
@@ -510,16 +586,16 @@ class EdgeServices:
                 row.export_id = export_id
             if error is not None:
                 row.error = error[-4000:]
-            if status in ("stopped", "failed"):
-                row.stopped_at = utcnow()
             session.flush()
             return _deployment_dict(row)
 
-    def list_deployments(self, *, config_id: int | None = None) -> list[dict]:
+    def list_deployments(self, *, config_id: int | None = None, status: str | None = None) -> list[dict]:
         with self.store.session() as session:
             stmt = select(DeploymentRow).order_by(DeploymentRow.id.desc())
             if config_id is not None:
                 stmt = stmt.where(DeploymentRow.config_id == config_id)
+            if status is not None:
+                stmt = stmt.where(DeploymentRow.status == DeploymentStatus(status))
             return [_deployment_dict(r) for r in session.scalars(stmt)]
 
     def get_deployment(self, deployment_id: int) -> dict:
