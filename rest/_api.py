@@ -18,6 +18,8 @@ from hopper.engine.specs import parse_spec
 
 @dataclass(frozen=True)
 class Route:
+    """One REST operation: the Flask route, its body model and everything the OpenAPI document says of it."""
+
     method: str
     path: str  # Flask syntax, e.g. /configs/<int:config_id>
     summary: str  # the docstring's first paragraph
@@ -32,10 +34,12 @@ class Route:
 
     @property
     def openapi_path(self) -> str:
+        """The path in OpenAPI syntax (``{config_id}``)."""
         return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", self.path)
 
     @property
     def path_params(self) -> list[str]:
+        """The names of the path parameters, in order."""
         return re.findall(r"<(?:\w+:)?(\w+)>", self.path)
 
 
