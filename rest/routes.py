@@ -114,7 +114,11 @@ def get_config(config_id: int):  # noqa: ANN201
 @api.route("POST", "/configs/<int:config_id>/stop", tag="configs",
            body=VersionedBody, errors=(NOT_FOUND, CONFLICT))
 def stop_config(config_id: int, body: VersionedBody):  # noqa: ANN201
-    """Stop a config after its running sub-epoch."""
+    """Stop a config after its running sub-epoch.
+
+    The work of the running sub-epoch is kept; nothing more is scheduled. Send the ETag as ``If-Match`` (or
+    ``version``) so that a stale view gets 409 instead of stopping a config someone else changed.
+    """
     return _with_etag(services().stop_config(config_id, expected_version=_expected_version(body), actor=actor()))
 
 
@@ -127,14 +131,21 @@ def resume_config(config_id: int, body: VersionedBody):  # noqa: ANN201
 @api.route("PUT", "/configs/<int:config_id>/priority", tag="configs", body=PriorityBody,
            errors=(INVALID, NOT_FOUND, CONFLICT))
 def set_priority(config_id: int, body: PriorityBody):  # noqa: ANN201
-    """Set a config's priority."""
+    """Set a config's priority.
+
+    Higher priority configs get the next free worker first; ``If-Match`` guards against a stale view.
+    """
     return _with_etag(services().set_priority(config_id, body.priority, expected_version=_expected_version(body),
                                               actor=actor()))
 
 
 @api.route("POST", "/configs/<int:config_id>/clone", tag="configs", body=CloneBody, status=201, errors=(INVALID, NOT_FOUND, CONFLICT))
 def clone_config(config_id: int, body: CloneBody):  # noqa: ANN201
-    """Clone a config with its trained weights and overrides."""
+    """Clone a config with its trained weights and overrides.
+
+    The clone starts from the source's last checkpoint, so a new learning rate or batch size continues the
+    training instead of restarting it.
+    """
     return services().clone_config(config_id, body.overrides, priority=body.priority,
                                    expected_version=_expected_version(body), actor=actor()).to_dict()
 
