@@ -1,4 +1,7 @@
-"""Start and stop out-of-process work from the web process: model servers and exports.
+"""Start and stop out-of-process work for the export worker: model servers and exports.
+
+Only the export worker (``hopper.edge_deploy.runner``) calls these: the web process writes request rows and
+never starts or signals a process itself.
 
 Imports no TensorFlow: every TensorFlow-using step runs as ``python -m hopper.cli ...`` in a child process that
 gets the store and directories of the caller's settings through ``HOPPER_*`` variables.
@@ -13,13 +16,14 @@ import subprocess
 import sys
 import time
 
-from hopper.engine.errors import InvalidState
 from hopper.engine.services import Services
+from hopper.engine.status import DeploymentStatus
 from hopper.settings import Settings
 
 log = logging.getLogger("hopper.edge_deploy.launch")
 
-_CHILDREN: dict[int, subprocess.Popen] = {}  # deployment id -> server process started here
+_CHILDREN: dict[int, subprocess.Popen] = {}  # deployment id -> model server started by this process
+_FINISHED = (DeploymentStatus.STOPPED, DeploymentStatus.FAILED)
 
 
 def child_env(settings: Settings) -> dict[str, str]:
@@ -30,43 +34,28 @@ def child_env(settings: Settings) -> dict[str, str]:
             "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def launch_deployment(services: Services, config_id: int, *, fmt: str = "tflite", name: str | None = None,
-                      host: str = "127.0.0.1", port: int | None = None, actor: str | None = None) -> dict:
-    """Record a deployment and start ``hopper serve-model`` for it; the child marks it running (or failed)."""
-    row = services.create_deployment(config_id, fmt=fmt, name=name, host=host, port=port, actor=actor)
+def start_deployment(services: Services, row: dict) -> dict:
+    """Start ``hopper serve-model`` for a claimed (``starting``) deployment; the child marks it running or failed."""
     logdir = services.settings.artifact_dir / "deployments"
     logdir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "hopper.cli", "serve-model", str(config_id), "--format", fmt, "--host", host,
-           "--name", row["name"], "--deployment-id", str(row["id"])]
-    if port:
-        cmd += ["--port", str(port)]
-    with open(logdir / f"deployment-{row['id']}.log", "ab") as log_file:
-        proc = subprocess.Popen(cmd, env=child_env(services.settings), stdout=log_file, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    cmd = [sys.executable, "-m", "hopper.cli", "serve-model", str(row["config_id"]), "--format", row["format"],
+           "--host", row["host"], "--name", row["name"], "--deployment-id", str(row["id"])]
+    if row["port"]:
+        cmd += ["--port", str(row["port"])]
+    try:
+        with open(logdir / f"deployment-{row['id']}.log", "ab") as log_file:
+            proc = subprocess.Popen(cmd, env=child_env(services.settings), stdout=log_file,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as exc:
+        return services.mark_deployment(row["id"], status=DeploymentStatus.FAILED, error=f"cannot start: {exc}")
     _CHILDREN[row["id"]] = proc
-    return services.mark_deployment(row["id"], status="starting", pid=proc.pid)
+    # status None: a stop asked for meanwhile (``stopping``) must not be overwritten by ``starting``
+    return services.mark_deployment(row["id"], pid=proc.pid)
 
 
-def wait_until_serving(services: Services, deployment_id: int, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = services.get_deployment(deployment_id)
-        if row["status"] in ("running", "failed", "stopped"):
-            return row
-        proc = _CHILDREN.get(deployment_id)
-        if proc is not None and proc.poll() is not None and row["status"] == "starting":
-            return services.mark_deployment(deployment_id, status="failed",
-                                            error=f"serve-model exited with code {proc.returncode}")
-        time.sleep(0.2)
-    return services.get_deployment(deployment_id)
-
-
-def stop_deployment(services: Services, deployment_id: int, timeout: float = 20) -> dict:
-    """SIGTERM the model server (it marks itself stopped); a server that is already gone is marked stopped."""
-    row = services.get_deployment(deployment_id)
-    if row["status"] in ("stopped", "failed"):
-        raise InvalidState(f"deployment {deployment_id} is already {row['status']}")
-    proc = _CHILDREN.pop(deployment_id, None)
+def stop_deployment(services: Services, row: dict, timeout: float = 20) -> dict:
+    """SIGTERM the model server of a ``stopping`` deployment (it marks itself stopped); a gone one is marked."""
+    proc = _CHILDREN.pop(row["id"], None)
     pid = row["pid"]
     if pid:
         try:
@@ -74,7 +63,8 @@ def stop_deployment(services: Services, deployment_id: int, timeout: float = 20)
         except ProcessLookupError:
             pid = None
         except PermissionError as exc:
-            raise InvalidState(f"cannot signal deployment {deployment_id} (pid {pid}): {exc}") from exc
+            return services.mark_deployment(row["id"], status=DeploymentStatus.FAILED,
+                                            error=f"cannot signal the model server (pid {pid}): {exc}")
     if proc is not None:
         try:
             proc.wait(timeout)
@@ -85,10 +75,26 @@ def stop_deployment(services: Services, deployment_id: int, timeout: float = 20)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.1)
-    row = services.get_deployment(deployment_id)
-    if row["status"] not in ("stopped", "failed"):
-        row = services.mark_deployment(deployment_id, status="stopped")
-    return row
+    current = services.get_deployment(row["id"])
+    if current["status"] not in _FINISHED:
+        current = services.mark_deployment(row["id"], status=DeploymentStatus.STOPPED)
+    return current
+
+
+def reap_deployments(services: Services) -> list[dict]:
+    """Record servers started here that exited on their own (crash, kill -9) and did not record it themselves."""
+    out = []
+    for deployment_id, proc in list(_CHILDREN.items()):
+        if proc.poll() is None:
+            continue
+        del _CHILDREN[deployment_id]
+        row = services.get_deployment(deployment_id)
+        if row["status"] == DeploymentStatus.STOPPING:
+            out.append(services.mark_deployment(deployment_id, status=DeploymentStatus.STOPPED))
+        elif row["status"] not in _FINISHED:
+            out.append(services.mark_deployment(deployment_id, status=DeploymentStatus.FAILED,
+                                                error=f"serve-model exited with code {proc.returncode}"))
+    return out
 
 
 def _alive(pid: int) -> bool:

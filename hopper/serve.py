@@ -51,7 +51,11 @@ def start_tensorboard(logdir: Path, host: str) -> tuple[subprocess.Popen, int]:
 
 
 def build_app(services: Services, *, host: str, no_auth: bool, tensorboard_port: int | None):  # noqa: ANN201
-    """The WSGI app (Dash + REST on one Flask server) and the token (None when auth is off)."""
+    """The WSGI app (Dash + REST on one Flask server) and the token (None when auth is off).
+
+    Both run behind one authentication gate (``hopper.rest.gate``, installed by ``create_dash``): one
+    ``before_request`` hook decides for every path, so no endpoint of either can be left outside it.
+    """
     from flask import request
 
     from hopper.webui import create_dash
@@ -88,7 +92,7 @@ def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8050, no_a
     if scheduler is not None:
         thread = threading.Thread(target=scheduler.run, kwargs={"stop_event": stop}, name="scheduler", daemon=True)
         thread.start()
-    if export_worker:  # REST/UI export requests run as child processes: TensorFlow stays out of this one
+    if export_worker:  # export and deployment requests run as child processes: TensorFlow stays out of this one
         from hopper.edge_deploy.runner import ExportWorker
 
         threading.Thread(target=ExportWorker(services).run, args=(stop,), name="export-worker", daemon=True).start()

@@ -13,12 +13,12 @@ import logging
 import time
 from dataclasses import dataclass
 
-from hopper.mop_scheduler.worker.checkpoints import remove_checkpoint
 from hopper.engine.entities import CommittedSubEpoch, SubEpochStats
 from hopper.engine.errors import Conflict
 from hopper.engine.store import Store
-from hopper.mop_scheduler.worker.protocol import SubEpochResult
 from hopper.mop_scheduler.backends import Completion, Lost
+from hopper.mop_scheduler.worker.checkpoints import remove_checkpoint
+from hopper.mop_scheduler.worker.protocol import SubEpochResult
 
 log = logging.getLogger("hopper.mop_scheduler.ledger")
 

@@ -15,16 +15,16 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from hopper.mop_scheduler.worker.checkpoints import join_location
 from hopper.engine.entities import DatasetLayout
 from hopper.engine.errors import Conflict, HopperError, StoreUnavailable
 from hopper.engine.search import propose
 from hopper.engine.services import Services
 from hopper.engine.tensorboard_log import write_scalars
-from hopper.mop_scheduler.worker.protocol import DatasetRef, SubEpochTask
 from hopper.mop_scheduler.backends import Backend, Completion, make_backend
 from hopper.mop_scheduler.ledger import MAX_CONSECUTIVE_LOSSES, EpochReport, Ledger
 from hopper.mop_scheduler.policy import Assignment, MopPolicy, Snapshot, visit_key
+from hopper.mop_scheduler.worker.checkpoints import join_location
+from hopper.mop_scheduler.worker.protocol import DatasetRef, SubEpochTask
 
 __all__ = ["MAX_CONSECUTIVE_LOSSES", "EpochReport", "Scheduler", "visit_key"]
 

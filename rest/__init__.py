@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, request, session
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from hopper.engine.errors import HopperError, ScriptRejected
 from hopper.engine.services import Services
-from hopper.rest.auth import token_matches
+from hopper.rest.gate import install_gate
 from hopper.rest.openapi import build_document, render_reference
 from hopper.rest.routes import api
 
@@ -21,19 +21,23 @@ _CODE_NAMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None, **extra: str) -> Response:
+    """The one error shape of the API, ``{"error": {code, message, field}}``, so clients parse one format."""
     response = jsonify({"error": {"code": code, "message": message, "field": field, **extra}})
     response.status_code = status
     return response
 
 
-def create_app(services: Services, *, token: str | None, secret_key: str, flask_app: Flask | None = None) -> Flask:
-    """The API on a Flask app (a new one, or the Dash server passed in).
+def create_app(services: Services, *, token: str | None, secret_key: str, flask_app: Flask | None = None,
+               ui: bool = False) -> Flask:
+    """The API on a Flask app (a new one, or the Dash server passed in), behind the one gate (``rest.gate``).
 
     Args:
         services: user actions on the store.
         token: the bearer token every request must carry; None disables auth (loopback only,
             enforced by ``hopper serve``).
         secret_key: signs the UI's session cookie (a logged-in browser may read the API too).
+        flask_app: the server to mount on; ``create_dash`` passes the Dash server.
+        ui: the UI is mounted too, so the gate also asks for a login on UI paths.
     """
     app = flask_app or Flask("hopper")
     app.config.update(HOPPER_SERVICES=services, HOPPER_TOKEN=token, MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
@@ -42,20 +46,7 @@ def create_app(services: Services, *, token: str | None, secret_key: str, flask_
     app.register_blueprint(api.blueprint)
     document = build_document(api)
 
-    @app.before_request
-    def _authenticate() -> Response | None:
-        if token is None or not request.path.startswith("/api/"):
-            return None
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            if token_matches(header[len("Bearer "):].strip(), token):
-                return None
-            return error_response(403, "forbidden", "the token is not valid")
-        if session.get("authenticated"):
-            return None
-        response = error_response(401, "unauthorized", "send Authorization: Bearer <token> (see `hopper token`)")
-        response.headers["WWW-Authenticate"] = 'Bearer realm="hopper"'
-        return response
+    install_gate(app, token=token, ui=ui)
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -65,10 +56,12 @@ def create_app(services: Services, *, token: str | None, secret_key: str, flask_
 
     @app.get("/api/openapi.json")
     def openapi() -> Response:
+        """The OpenAPI document, built once from the route registry (behind the gate like the API)."""
         return jsonify(document)
 
     @app.get("/api/docs")
     def reference() -> Response:
+        """A human-readable reference of the same document, served without a CDN."""
         return Response(render_reference(document), mimetype="text/html")
 
     @app.errorhandler(HopperError)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,9 +18,11 @@ from hopper.engine.specs import parse_spec
 
 @dataclass(frozen=True)
 class Route:
+    """One REST operation: the Flask route, its body model and everything the OpenAPI document says of it."""
+
     method: str
     path: str  # Flask syntax, e.g. /configs/<int:config_id>
-    summary: str
+    summary: str  # the docstring's first paragraph
     tag: str
     body: type[BaseModel] | None = None
     status: int = 200
@@ -27,13 +30,16 @@ class Route:
     errors: tuple[int, ...] = ()
     returns: str = "object"  # "object" | "list" | "page"
     headers: tuple[str, ...] = field(default_factory=tuple)
+    description: str = ""  # the rest of the docstring
 
     @property
     def openapi_path(self) -> str:
+        """The path in OpenAPI syntax (``{config_id}``)."""
         return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", self.path)
 
     @property
     def path_params(self) -> list[str]:
+        """The names of the path parameters, in order."""
         return re.findall(r"<(?:\w+:)?(\w+)>", self.path)
 
 
@@ -45,13 +51,20 @@ class Api:
         self.blueprint = Blueprint("api", __name__, url_prefix=prefix)
         self.routes: list[Route] = []
 
-    def route(self, method: str, path: str, summary: str, *, tag: str, body: type[BaseModel] | None = None,
+    def route(self, method: str, path: str, *, tag: str, body: type[BaseModel] | None = None,
               status: int = 200, query: tuple = (), errors: tuple[int, ...] = (), returns: str = "object",
               headers: tuple[str, ...] = ()) -> Callable:
-        spec = Route(method, path, summary, tag, body, status, query, errors, returns, headers)
-        self.routes.append(spec)
+        """Declare a route; the handler's docstring is its OpenAPI summary (first paragraph) and description.
+
+        The docstring is the one place the operation is described, so the code and the document agree;
+        a handler without one is refused at import time.
+        """
 
         def decorate(fn: Callable) -> Callable:
+            summary, description = split_docstring(fn)
+            spec = Route(method, path, summary, tag, body, status, query, errors, returns, headers, description)
+            self.routes.append(spec)
+
             @wraps(fn)
             def view(**kwargs: Any) -> Any:
                 if spec.body is not None:
@@ -68,6 +81,15 @@ class Api:
         return decorate
 
 
+def split_docstring(fn: Callable) -> tuple[str, str]:
+    """A handler's docstring as (summary, description): first paragraph on one line, then the rest."""
+    doc = inspect.getdoc(fn) or ""
+    if not doc.strip():
+        raise TypeError(f"REST handler {fn.__name__} needs a docstring: it is the OpenAPI summary of the route")
+    first, _, rest = doc.strip().partition("\n\n")
+    return " ".join(first.split()).rstrip("."), rest.strip()
+
+
 def json_body() -> Any:
     """The request's JSON; a wrong content type or malformed JSON is a 400 naming the problem."""
     if not request.is_json:
@@ -79,14 +101,17 @@ def json_body() -> Any:
 
 
 def services():  # noqa: ANN201
+    """The ``Services`` of the app handling this request (set by ``create_app``)."""
     return current_app.config["HOPPER_SERVICES"]
 
 
 def actor() -> str:
+    """Who the audit log names for this request's changes."""
     return current_app.config.get("HOPPER_ACTOR", "api")
 
 
 def int_arg(name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter in [low, high]; anything else is a 400 naming the parameter."""
     raw = request.args.get(name)
     if raw is None:
         return default

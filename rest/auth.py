@@ -35,12 +35,15 @@ def api_token(home: Path) -> str:
 
 
 def session_secret(home: Path) -> str:
+    """The key that signs the UI's session cookie (created on first call)."""
     return _read_or_create(Path(home) / SECRET_FILE, 48)
 
 
 def token_matches(given: str | None, expected: str) -> bool:
+    """Constant-time comparison, so response timing does not leak the token."""
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
 def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (where --no-auth is allowed)."""
     return host in ("127.0.0.1", "localhost", "::1")

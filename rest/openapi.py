@@ -22,6 +22,7 @@ _ERROR_TEXT = {400: "Invalid input", 401: "Missing token", 403: "Bad token or pa
 
 
 def _schema_for(model: type[BaseModel], components: dict) -> dict:
+    """A $ref to the model's JSON schema, with the schema (and its $defs) added to ``components``."""
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     for name, sub in schema.pop("$defs", {}).items():
         components[name] = sub
@@ -30,11 +31,17 @@ def _schema_for(model: type[BaseModel], components: dict) -> dict:
 
 
 def build_document(api: Api) -> dict:
+    """The OpenAPI 3.1 document of ``api``: paths, parameters, bodies and error responses per route.
+
+    Summaries and descriptions are the handlers' docstrings (see ``Api.route``).
+    """
     components: dict = {"Error": ERROR_SCHEMA}
     paths: dict = {}
     for route in api.routes:
         op: dict = {"summary": route.summary, "tags": [route.tag], "operationId": f"{route.method.lower()}"
                     f"_{route.openapi_path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}"}
+        if route.description:
+            op["description"] = route.description
         params = [{"name": p, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0,
                                                                                       "maximum": 2**31 - 1}}
                   for p in route.path_params]

@@ -46,26 +46,29 @@ def _with_etag(config) -> tuple:  # noqa: ANN001
 
 
 # -- workloads --------------------------------------------------------------------------------------
-@api.route("GET", "/workloads", "List workloads with status, config counts and best result", tag="workloads",
+@api.route("GET", "/workloads", tag="workloads",
            returns="list")
 def list_workloads():  # noqa: ANN201
+    """List workloads with status, config counts and best result."""
     return [w.to_dict() for w in services().list_workloads()]
 
 
-@api.route("POST", "/workloads", "Launch a workload from a spec", tag="workloads", body=WorkloadSpec, status=201,
+@api.route("POST", "/workloads", tag="workloads", body=WorkloadSpec, status=201,
            errors=(INVALID,))
 def create_workload(body: WorkloadSpec):  # noqa: ANN201
+    """Launch a workload from a spec."""
     return services().launch_workload(body, actor=actor()).to_dict()
 
 
-@api.route("GET", "/workloads/<int:workload_id>", "Show a workload", tag="workloads", errors=(NOT_FOUND,))
+@api.route("GET", "/workloads/<int:workload_id>", tag="workloads", errors=(NOT_FOUND,))
 def get_workload(workload_id: int):  # noqa: ANN201
+    """Show a workload."""
     return services().get_workload(workload_id).to_dict()
 
 
-@api.route("PATCH", "/workloads/<int:workload_id>", "Pause/resume a workload or change its space and budget",
-           tag="workloads", body=WorkloadPatch, errors=(INVALID, NOT_FOUND, CONFLICT))
+@api.route("PATCH", "/workloads/<int:workload_id>", tag="workloads", body=WorkloadPatch, errors=(INVALID, NOT_FOUND, CONFLICT))
 def patch_workload(workload_id: int, body: WorkloadPatch):  # noqa: ANN201
+    """Pause/resume a workload or change its space and budget."""
     svc = services()
     if body.max_epochs is not None or body.max_configs is not None or body.search_space is not None:
         svc.update_workload(workload_id, max_epochs=body.max_epochs, max_configs=body.max_configs,
@@ -75,105 +78,125 @@ def patch_workload(workload_id: int, body: WorkloadPatch):  # noqa: ANN201
     return svc.get_workload(workload_id).to_dict()
 
 
-@api.route("GET", "/workloads/<int:workload_id>/configs", "List a workload's configs (filter and page)",
-           tag="configs", returns="page", errors=(NOT_FOUND,),
+@api.route("GET", "/workloads/<int:workload_id>/configs", tag="configs", returns="page", errors=(NOT_FOUND,),
            query=(("status", "string", "only configs in this state", None, None),
                   ("limit", "integer", "page size", 1, 1000), ("offset", "integer", "rows to skip", 0, 10**9)))
 def list_configs(workload_id: int):  # noqa: ANN201
+    """List a workload's configs (filter and page)."""
     limit, offset = int_arg("limit", 100, 1, 1000), int_arg("offset", 0, 0, 10**9)
     items, total = services().page_configs(workload_id, status=request.args.get("status") or None,
                                            limit=limit, offset=offset)
     return {"items": [c.to_dict() for c in items], "total": total, "limit": limit, "offset": offset}
 
 
-@api.route("POST", "/workloads/<int:workload_id>/configs", "Add a config by hand", tag="configs",
+@api.route("POST", "/workloads/<int:workload_id>/configs", tag="configs",
            body=AddConfigBody, status=201, errors=(INVALID, NOT_FOUND))
 def add_config(workload_id: int, body: AddConfigBody):  # noqa: ANN201
+    """Add a config by hand."""
     return services().add_config(workload_id, body.hparams, priority=body.priority, actor=actor()).to_dict()
 
 
-@api.route("GET", "/workloads/<int:workload_id>/sub-epochs", "The sub-epoch schedule log (for the Gantt chart)",
-           tag="schedule", returns="list", errors=(NOT_FOUND,),
+@api.route("GET", "/workloads/<int:workload_id>/sub-epochs", tag="schedule", returns="list", errors=(NOT_FOUND,),
            query=(("limit", "integer", "most rows", 1, 100_000),))
 def list_sub_epochs(workload_id: int):  # noqa: ANN201
+    """The sub-epoch schedule log (for the Gantt chart)."""
     services().get_workload(workload_id)
     return [s.to_dict() for s in services().list_sub_epochs(workload_id, limit=int_arg("limit", 10_000, 1, 100_000))]
 
 
 # -- configs ----------------------------------------------------------------------------------------
-@api.route("GET", "/configs/<int:config_id>", "Show a config with its per-epoch metrics (ETag = version)",
-           tag="configs", errors=(NOT_FOUND,), headers=("ETag",))
+@api.route("GET", "/configs/<int:config_id>", tag="configs", errors=(NOT_FOUND,), headers=("ETag",))
 def get_config(config_id: int):  # noqa: ANN201
+    """Show a config with its per-epoch metrics (ETag = version)."""
     return _with_etag(services().get_config(config_id))
 
 
-@api.route("POST", "/configs/<int:config_id>/stop", "Stop a config after its running sub-epoch", tag="configs",
+@api.route("POST", "/configs/<int:config_id>/stop", tag="configs",
            body=VersionedBody, errors=(NOT_FOUND, CONFLICT))
 def stop_config(config_id: int, body: VersionedBody):  # noqa: ANN201
+    """Stop a config after its running sub-epoch.
+
+    The work of the running sub-epoch is kept; nothing more is scheduled. Send the ETag as ``If-Match`` (or
+    ``version``) so that a stale view gets 409 instead of stopping a config someone else changed.
+    """
     return _with_etag(services().stop_config(config_id, expected_version=_expected_version(body), actor=actor()))
 
 
-@api.route("POST", "/configs/<int:config_id>/resume", "Resume a stopped config from its last checkpoint",
-           tag="configs", body=VersionedBody, errors=(NOT_FOUND, CONFLICT))
+@api.route("POST", "/configs/<int:config_id>/resume", tag="configs", body=VersionedBody, errors=(NOT_FOUND, CONFLICT))
 def resume_config(config_id: int, body: VersionedBody):  # noqa: ANN201
+    """Resume a stopped config from its last checkpoint."""
     return _with_etag(services().resume_config(config_id, expected_version=_expected_version(body), actor=actor()))
 
 
-@api.route("PUT", "/configs/<int:config_id>/priority", "Set a config's priority", tag="configs", body=PriorityBody,
+@api.route("PUT", "/configs/<int:config_id>/priority", tag="configs", body=PriorityBody,
            errors=(INVALID, NOT_FOUND, CONFLICT))
 def set_priority(config_id: int, body: PriorityBody):  # noqa: ANN201
+    """Set a config's priority.
+
+    Higher priority configs get the next free worker first; ``If-Match`` guards against a stale view.
+    """
     return _with_etag(services().set_priority(config_id, body.priority, expected_version=_expected_version(body),
                                               actor=actor()))
 
 
-@api.route("POST", "/configs/<int:config_id>/clone", "Clone a config with its trained weights and overrides",
-           tag="configs", body=CloneBody, status=201, errors=(INVALID, NOT_FOUND, CONFLICT))
+@api.route("POST", "/configs/<int:config_id>/clone", tag="configs", body=CloneBody, status=201, errors=(INVALID, NOT_FOUND, CONFLICT))
 def clone_config(config_id: int, body: CloneBody):  # noqa: ANN201
+    """Clone a config with its trained weights and overrides.
+
+    The clone starts from the source's last checkpoint, so a new learning rate or batch size continues the
+    training instead of restarting it.
+    """
     return services().clone_config(config_id, body.overrides, priority=body.priority,
                                    expected_version=_expected_version(body), actor=actor()).to_dict()
 
 
-@api.route("POST", "/configs/<int:config_id>/drill-down", "Launch a child workload on a refined space",
-           tag="configs", body=DrillDownBody, status=201, errors=(INVALID, NOT_FOUND, CONFLICT))
+@api.route("POST", "/configs/<int:config_id>/drill-down", tag="configs", body=DrillDownBody, status=201, errors=(INVALID, NOT_FOUND, CONFLICT))
 def drill_down(config_id: int, body: DrillDownBody):  # noqa: ANN201
+    """Launch a child workload on a refined space."""
     return services().drill_down(config_id, body.space, name=body.name, procedure=body.procedure,
                                  max_configs=body.max_configs, max_epochs=body.max_epochs, actor=actor()).to_dict()
 
 
 # -- datasets and scripts -----------------------------------------------------------------------------
-@api.route("GET", "/datasets", "List datasets", tag="datasets", returns="list")
+@api.route("GET", "/datasets", tag="datasets", returns="list")
 def list_datasets():  # noqa: ANN201
+    """List datasets."""
     return [d.to_dict() for d in services().list_datasets()]
 
 
-@api.route("POST", "/datasets", "Register a dataset under a data root and partition it", tag="datasets",
+@api.route("POST", "/datasets", tag="datasets",
            body=DatasetSpec, status=201, errors=(INVALID, CONFLICT, 403))
 def register_dataset(body: DatasetSpec):  # noqa: ANN201
+    """Register a dataset under a data root and partition it."""
     return services().register_dataset(body, actor=actor()).to_dict()
 
 
-@api.route("GET", "/datasets/<int:dataset_id>", "Show a dataset", tag="datasets", errors=(NOT_FOUND,))
+@api.route("GET", "/datasets/<int:dataset_id>", tag="datasets", errors=(NOT_FOUND,))
 def get_dataset(dataset_id: int):  # noqa: ANN201
+    """Show a dataset."""
     return services().get_dataset(dataset_id).to_dict()
 
 
-@api.route("POST", "/scripts", "Upload a model script; it is validated in a sandboxed process", tag="scripts",
+@api.route("POST", "/scripts", tag="scripts",
            body=ScriptBody, status=201, errors=(INVALID, 422))
 def upload_script(body: ScriptBody):  # noqa: ANN201
+    """Upload a model script; it is validated in a sandboxed process."""
     return services().upload_script(body.name, body.content, entry_point=body.entry_point, dataset=body.dataset,
                                     actor=actor()).to_dict()
 
 
-@api.route("GET", "/scripts/<int:script_id>", "Show a script's validation result", tag="scripts",
+@api.route("GET", "/scripts/<int:script_id>", tag="scripts",
            errors=(NOT_FOUND,))
 def get_script(script_id: int):  # noqa: ANN201
+    """Show a script's validation result."""
     return services().get_script(script_id).to_dict()
 
 
 # -- audit --------------------------------------------------------------------------------------------
-@api.route("GET", "/events", "The audit log, newest first", tag="events", returns="list",
+@api.route("GET", "/events", tag="events", returns="list",
            query=(("limit", "integer", "most rows", 1, 1000),))
 def list_events():  # noqa: ANN201
+    """The audit log, newest first."""
     return [e.to_dict() for e in services().list_events(limit=int_arg("limit", 200, 1, 1000))]
 
 
@@ -182,30 +205,38 @@ def _opt_int_arg(name: str) -> int | None:
     return int_arg(name, -1, 0, 2**31 - 1) if request.args.get(name) is not None else None
 
 
-@api.route("GET", "/configs/<int:config_id>/exports", "List a config's TFLite exports", tag="edge", returns="list",
+@api.route("GET", "/configs/<int:config_id>/exports", tag="edge", returns="list",
            errors=(NOT_FOUND,))
 def list_exports(config_id: int):  # noqa: ANN201
+    """List a config's TFLite exports."""
     return services().list_exports(config_id)
 
 
-@api.route("POST", "/configs/<int:config_id>/exports",
-           "Request a TFLite export (run by the export worker, out of the web process)", tag="edge",
-           body=ExportRequestBody, status=202, errors=(INVALID, NOT_FOUND, CONFLICT))
+@api.route("POST", "/configs/<int:config_id>/exports", tag="edge", body=ExportRequestBody, status=202,
+           errors=(INVALID, NOT_FOUND, CONFLICT))
 def request_export(config_id: int, body: ExportRequestBody):  # noqa: ANN201
+    """Request a TFLite export (run by the export worker, out of the web process).
+
+    Only a request row is written (202): converting needs TensorFlow, which the web process never imports.
+    Poll ``GET /export-requests/{id}`` for the exports it made.
+    """
     return services().request_export(config_id, quantizations=list(dict.fromkeys(body.quantizations)),
                                      profile=body.profile, actor=actor())
 
 
-@api.route("GET", "/export-requests/<int:request_id>", "Show an export request and the exports it made",
-           tag="edge", errors=(NOT_FOUND,))
+@api.route("GET", "/export-requests/<int:request_id>", tag="edge", errors=(NOT_FOUND,))
 def get_export_request(request_id: int):  # noqa: ANN201
+    """Show an export request and the exports it made."""
     return services().get_export_request(request_id)
 
 
-@api.route("GET", "/exports/<int:export_id>/artifact",
-           "Download an export's .tflite (X-Hopper-SHA256: the checksum recorded at export)", tag="edge",
-           returns="binary", errors=(NOT_FOUND, CONFLICT), headers=("X-Hopper-SHA256",))
+@api.route("GET", "/exports/<int:export_id>/artifact", tag="edge", returns="binary", errors=(NOT_FOUND, CONFLICT),
+           headers=("X-Hopper-SHA256",))
 def export_artifact(export_id: int):  # noqa: ANN201
+    """Download an export's .tflite (X-Hopper-SHA256: the checksum recorded at export).
+
+    Edge agents verify the checksum before profiling, so a corrupted or swapped file is caught on the device.
+    """
     from pathlib import Path
 
     from hopper.engine.errors import InvalidState
@@ -221,116 +252,131 @@ def export_artifact(export_id: int):  # noqa: ANN201
     return response, 200
 
 
-@api.route("POST", "/exports/<int:export_id>/profile", "Queue profiling of an export on edge devices", tag="edge",
+@api.route("POST", "/exports/<int:export_id>/profile", tag="edge",
            body=ProfileBody, status=201, returns="list", errors=(INVALID, NOT_FOUND, CONFLICT))
 def enqueue_profiling(export_id: int, body: ProfileBody):  # noqa: ANN201
+    """Queue profiling of an export on edge devices."""
     return services().enqueue_profiling(export_id, device_id=body.device_id, all_devices=body.all_devices,
                                         runs=body.runs, warmup=body.warmup, actor=actor())
 
 
-@api.route("GET", "/devices", "List edge devices (agents) with status and last contact", tag="edge", returns="list")
+@api.route("GET", "/devices", tag="edge", returns="list")
 def list_devices():  # noqa: ANN201
+    """List edge devices (agents) with status and last contact."""
     return services().list_devices()
 
 
-@api.route("POST", "/devices", "Register an edge agent (again, after a restart) with its hardware", tag="edge",
+@api.route("POST", "/devices", tag="edge",
            body=RegisterDeviceBody, status=201, errors=(INVALID, CONFLICT))
 def register_device(body: RegisterDeviceBody):  # noqa: ANN201
+    """Register an edge agent (again, after a restart) with its hardware."""
     return services().register_device(body.name, hardware=body.hardware, interpreter=body.interpreter,
                                       actor=f"device:{body.name}")
 
 
-@api.route("GET", "/devices/<int:device_id>", "Show an edge device", tag="edge", errors=(NOT_FOUND,))
+@api.route("GET", "/devices/<int:device_id>", tag="edge", errors=(NOT_FOUND,))
 def get_device(device_id: int):  # noqa: ANN201
+    """Show an edge device."""
     return services().get_device(device_id)
 
 
-@api.route("POST", "/devices/<int:device_id>/heartbeat", "An agent is alive: extends the leases of its jobs",
-           tag="edge", errors=(NOT_FOUND,))
+@api.route("POST", "/devices/<int:device_id>/heartbeat", tag="edge", errors=(NOT_FOUND,))
 def heartbeat(device_id: int):  # noqa: ANN201
+    """An agent is alive: extends the leases of its jobs."""
     return services().heartbeat(device_id)
 
 
-@api.route("POST", "/devices/<int:device_id>/offline", "An agent signs off: offline now, its held jobs re-queued",
-           tag="edge", errors=(NOT_FOUND,))
+@api.route("POST", "/devices/<int:device_id>/offline", tag="edge", errors=(NOT_FOUND,))
 def sign_off(device_id: int):  # noqa: ANN201
+    """An agent signs off: offline now, its held jobs re-queued."""
     return services().sign_off(device_id)
 
 
-@api.route("POST", "/devices/<int:device_id>/claim", "Claim the next profiling job (job is null when none)",
-           tag="edge", errors=(NOT_FOUND,))
+@api.route("POST", "/devices/<int:device_id>/claim", tag="edge", errors=(NOT_FOUND,))
 def claim_job(device_id: int):  # noqa: ANN201
+    """Claim the next profiling job (job is null when none)."""
     return {"job": services().claim_job(device_id)}
 
 
-@api.route("GET", "/jobs", "List profiling jobs, newest first", tag="edge", returns="list",
+@api.route("GET", "/jobs", tag="edge", returns="list",
            query=(("status", "string", "only jobs in this state", None, None),
                   ("export_id", "integer", "only jobs of this export", 0, 2**31 - 1)))
 def list_jobs():  # noqa: ANN201
+    """List profiling jobs, newest first."""
     return services().list_jobs(status=request.args.get("status") or None, export_id=_opt_int_arg("export_id"))
 
 
-@api.route("GET", "/jobs/<int:job_id>", "Show a profiling job", tag="edge", errors=(NOT_FOUND,))
+@api.route("GET", "/jobs/<int:job_id>", tag="edge", errors=(NOT_FOUND,))
 def get_job(job_id: int):  # noqa: ANN201
+    """Show a profiling job."""
     return services().get_job(job_id)
 
 
-@api.route("POST", "/jobs/<int:job_id>/complete", "Post a job's measurements (profile and metrics)", tag="edge",
+@api.route("POST", "/jobs/<int:job_id>/complete", tag="edge",
            body=CompleteJobBody, errors=(INVALID, NOT_FOUND, CONFLICT))
 def complete_job(job_id: int, body: CompleteJobBody):  # noqa: ANN201
+    """Post a job's measurements (profile and metrics)."""
     return services().complete_job(job_id, body.device_id, body.result.model_dump())
 
 
-@api.route("POST", "/jobs/<int:job_id>/fail", "Report that a job could not be profiled (re-queued or failed)",
-           tag="edge", body=FailJobBody, errors=(INVALID, NOT_FOUND, CONFLICT))
+@api.route("POST", "/jobs/<int:job_id>/fail", tag="edge", body=FailJobBody, errors=(INVALID, NOT_FOUND, CONFLICT))
 def fail_job(job_id: int, body: FailJobBody):  # noqa: ANN201
+    """Report that a job could not be profiled (re-queued or failed)."""
     return services().fail_job(job_id, body.device_id, body.error, retryable=body.retryable)
 
 
-@api.route("POST", "/jobs/<int:job_id>/release", "Give a held job back to the queue (agent shutting down)",
-           tag="edge", body=DeviceRefBody, errors=(INVALID, NOT_FOUND, CONFLICT))
+@api.route("POST", "/jobs/<int:job_id>/release", tag="edge", body=DeviceRefBody, errors=(INVALID, NOT_FOUND, CONFLICT))
 def release_job(job_id: int, body: DeviceRefBody):  # noqa: ANN201
+    """Give a held job back to the queue (agent shutting down)."""
     return services().fail_job(job_id, body.device_id, "the agent released the job", retryable=True)
 
 
-@api.route("GET", "/profiles", "Measured profiles (latency, size, memory, energy), newest first", tag="edge",
+@api.route("GET", "/profiles", tag="edge",
            returns="list", query=(("config_id", "integer", "one config", 0, 2**31 - 1),
                                   ("device_id", "integer", "one device", 0, 2**31 - 1),
                                   ("workload_id", "integer", "one workload", 0, 2**31 - 1)))
 def list_profiles():  # noqa: ANN201
+    """Measured profiles (latency, size, memory, energy), newest first."""
     return services().list_profiles(config_id=_opt_int_arg("config_id"), device_id=_opt_int_arg("device_id"),
                                     workload_id=_opt_int_arg("workload_id"))
 
 
-@api.route("GET", "/workloads/<int:workload_id>/pareto", "Exports as accuracy vs latency (or size), front marked",
-           tag="edge", errors=(NOT_FOUND,), query=(("x", "string", "latency (default) or bytes", None, None),
+@api.route("GET", "/workloads/<int:workload_id>/pareto", tag="edge", errors=(NOT_FOUND,), query=(("x", "string", "latency (default) or bytes", None, None),
                                                    ("device", "string", "device name for latency", None, None)))
 def pareto(workload_id: int):  # noqa: ANN201
+    """Exports as accuracy vs latency (or size), front marked."""
     return services().pareto(workload_id, x=request.args.get("x") or "latency",
                              device=request.args.get("device") or None)
 
 
-@api.route("POST", "/configs/<int:config_id>/deploy", "Serve a config over HTTP (hopper serve-model, own process)",
-           tag="edge", body=DeployBody, status=202, errors=(INVALID, NOT_FOUND, CONFLICT))
+@api.route("POST", "/configs/<int:config_id>/deploy", tag="edge", body=DeployBody, status=202,
+           errors=(INVALID, NOT_FOUND, CONFLICT))
 def deploy_config(config_id: int, body: DeployBody):  # noqa: ANN201
-    from hopper.edge_deploy.launch import launch_deployment
+    """Request serving a config over HTTP: the export worker starts ``hopper serve-model`` for it.
 
-    return launch_deployment(services(), config_id, fmt=body.format, name=body.name, port=body.port, actor=actor())
+    The answer (202) is the deployment in status ``requested``; the worker moves it to ``starting`` and the
+    model server to ``running`` with its URL. The web process starts no process itself.
+    """
+    return services().request_deployment(config_id, fmt=body.format, name=body.name, port=body.port,
+                                         actor=actor())
 
 
-@api.route("GET", "/deployments", "List model deployments", tag="edge", returns="list")
+@api.route("GET", "/deployments", tag="edge", returns="list")
 def list_deployments():  # noqa: ANN201
+    """List model deployments, newest first."""
     return services().list_deployments()
 
 
-@api.route("GET", "/deployments/<int:deployment_id>", "Show a deployment", tag="edge", errors=(NOT_FOUND,))
+@api.route("GET", "/deployments/<int:deployment_id>", tag="edge", errors=(NOT_FOUND,))
 def get_deployment(deployment_id: int):  # noqa: ANN201
+    """Show a deployment: its status, and its URL once the model server runs."""
     return services().get_deployment(deployment_id)
 
 
-@api.route("POST", "/deployments/<int:deployment_id>/stop", "Stop a model server", tag="edge",
-           errors=(NOT_FOUND, CONFLICT))
+@api.route("POST", "/deployments/<int:deployment_id>/stop", tag="edge", errors=(NOT_FOUND, CONFLICT))
 def stop_deployment(deployment_id: int):  # noqa: ANN201
-    from hopper.edge_deploy.launch import stop_deployment as stop
+    """Request stopping a model server: ``stopping`` until the export worker has ended it, then ``stopped``.
 
-    return stop(services(), deployment_id)
+    A deployment the worker has not started yet stops at once; one already stopped or failed is a 409.
+    """
+    return services().request_stop_deployment(deployment_id, actor=actor())

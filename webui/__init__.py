@@ -37,22 +37,13 @@ def create_dash(services: Services, *, token: str | None, secret_key: str,
     app = dash.Dash("hopper", server=server, title="Hopper", suppress_callback_exceptions=True,
                     assets_folder=str(Path(__file__).parent / "assets"), update_title=None)
     app.layout = layout.shell(token is not None)
-    create_app(services, token=token, secret_key=secret_key, flask_app=server)
-    callbacks.register(app, services, tensorboard_url)
-
-    @server.before_request
-    def _require_login() -> Response | None:
-        path = request.path
-        if token is None or path.startswith("/api/") or path in ("/login", "/assets/hopper.css") or \
-                session.get("authenticated"):
-            return None
-        if request.method == "GET" and not path.startswith("/_dash"):
-            return redirect("/login")
-        return Response('{"error": {"code": "unauthorized", "message": "log in first", "field": null}}',
-                        status=401, mimetype="application/json")
+    # one gate for the API and the UI: create_app installs it, ui=True adds the login rules for UI paths
+    create_app(services, token=token, secret_key=secret_key, flask_app=server, ui=True)
+    callbacks.register_callbacks(app, services, tensorboard_url)
 
     @server.route("/login", methods=["GET", "POST"])
     def login() -> Response:
+        """The login form; a valid token marks the session cookie authenticated (checked by ``rest.gate``)."""
         if request.method == "POST":
             if token is None or token_matches(request.form.get("token", "").strip(), token):
                 session.clear()
@@ -63,6 +54,7 @@ def create_dash(services: Services, *, token: str | None, secret_key: str,
 
     @server.route("/logout")
     def logout() -> Response:
+        """Forget the session; the next page asks for the token again."""
         session.clear()
         return redirect("/login")
 

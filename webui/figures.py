@@ -11,6 +11,7 @@ _PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#
 
 
 def colour(config_id: int) -> str:
+    """A stable colour per config, so a config looks the same in every chart."""
     return _PALETTE[config_id % len(_PALETTE)]
 
 
@@ -92,6 +93,7 @@ def parallel_coordinates(configs: list[dict], metric: str, direction: str) -> go
 
 
 def metric_series(configs: list[dict], metric: str) -> dict[int, list[tuple[int, float]]]:
+    """Per-config (epoch, value) series of one metric from config dicts."""
     series: dict[int, list[tuple[int, float]]] = defaultdict(list)
     for c in configs:
         for m in c.get("metrics", []):

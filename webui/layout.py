@@ -6,7 +6,7 @@ import json
 
 from dash import dash_table, dcc, html
 
-from hopper.roster import ROSTER
+from hopper.engine.catalog import ROSTER
 
 REFRESH_MS = 2000
 EXAMPLE_SPACE = """lr: {type: choice, values: [0.001, 0.003]}
@@ -29,6 +29,7 @@ TABLE_STYLE = {
 
 
 def field(label: str, control, hint: str | None = None, width: str = "100%") -> html.Div:  # noqa: ANN001
+    """A labelled form control with an optional hint; one look for every form box."""
     children = [html.Label(label, className="field-label"), control]
     if hint:
         children.append(html.Div(hint, className="hint"))
@@ -36,6 +37,7 @@ def field(label: str, control, hint: str | None = None, width: str = "100%") -> 
 
 
 def shell(token_required: bool) -> html.Div:
+    """The page frame: navigation, the URL and the refresh tick; pages render into ``#page``."""
     nav = [dcc.Link("Workloads", href="/", className="nav-link"),
            dcc.Link("Devices", href="/devices", className="nav-link"),
            dcc.Link("Audit log", href="/events", className="nav-link"),
@@ -54,6 +56,7 @@ def shell(token_required: bool) -> html.Div:
 
 
 def workloads_page(datasets: list, scripts: list) -> html.Div:
+    """The workloads list, the launch wizard and the dataset form."""
     model_options = [{"label": f"{name} (roster)", "value": name} for name in ROSTER]
     model_options += [{"label": f"script {s.id}: {s.name}", "value": f"script:{s.id}"} for s in scripts if s.valid]
     return html.Div([
@@ -124,6 +127,7 @@ def workloads_page(datasets: list, scripts: list) -> html.Div:
 
 
 def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
+    """One workload: its configs, charts and the steering controls (stop, clone, drill down, edge)."""
     crumbs = [dcc.Link("Workloads", href="/"), " / "]
     if parent is not None:
         crumbs += [dcc.Link(f"{parent.name}", href=f"/workloads/{parent.id}", id="crumb-parent"), " / "]
@@ -207,6 +211,7 @@ def _space_text(space: dict) -> str:
 
 
 def events_page() -> html.Div:
+    """The audit log table (filled by the ``event_rows`` callback)."""
     return html.Div([
         html.H1("Audit log"),
         dash_table.DataTable(id="event-table", columns=[
@@ -216,6 +221,7 @@ def events_page() -> html.Div:
 
 
 def tensorboard_page(url: str | None) -> html.Div:
+    """TensorBoard in an iframe, or a hint how to start it when it does not run."""
     if not url:
         return html.Div([html.H1("TensorBoard"),
                          html.P("TensorBoard is not running (start `hopper serve` without --no-tensorboard).")])
@@ -226,6 +232,7 @@ def tensorboard_page(url: str | None) -> html.Div:
 
 
 def devices_page() -> html.Div:
+    """Edge devices, profiles, profiling jobs and deployments (filled by ``device_tables``)."""
     return html.Div([
         html.H1("Edge devices"),
         html.P(["Agents started with ", html.Code("hopper edge-agent --server URL --token T --name NAME"),
@@ -282,8 +289,10 @@ def pareto_page(workload, *, device: str | None = None, x: str = "latency") -> h
 
 
 def not_found(message: str) -> html.Div:
+    """The page for a URL (or object) that does not exist, with a way back."""
     return html.Div([html.H1("Not found"), html.P(message), dcc.Link("Back to workloads", href="/")])
 
 
 def dumps(value: object) -> str:
+    """Compact JSON for table cells (audit before/after values)."""
     return json.dumps(value, separators=(", ", ": "))

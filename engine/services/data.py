@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+
 from hopper.engine import data as data_mod
 from hopper.engine.entities import DatasetInfo, ScriptInfo, ScriptValidator
 from hopper.engine.errors import Conflict, HopperError, ScriptRejected, ValidationError

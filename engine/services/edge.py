@@ -244,10 +244,9 @@ class EdgeServices(ServiceContext):
             p["pareto"] = front
         return {"workload_id": workload_id, "x": x, "device": device, "devices": devices, "points": points}
 
-    # -- deployments (the serving process records itself; nothing is served from the web process) ------------------
-    def create_deployment(self, config_id: int, *, fmt: str = "tflite", name: str | None = None,
-                          host: str = "127.0.0.1", port: int | None = None, actor: str | None = None) -> dict:
-        """Record a deployment of a config's trained model (the launcher starts its model server)."""
+    # -- deployments (requested from the web, started and stopped by the export worker) -------------------------
+    def _new_deployment(self, config_id: int, *, fmt: str, name: str | None, host: str, port: int | None,
+                        actor: str | None, status: DeploymentStatus) -> dict:
         if fmt not in DEPLOY_FORMATS:
             raise ValidationError(f"format must be one of {', '.join(DEPLOY_FORMATS)}", field="format")
         name = name or f"config-{config_id}"
@@ -255,17 +254,38 @@ class EdgeServices(ServiceContext):
             raise ValidationError("a model name is 1-100 letters, digits, '_', '.' or '-'", field="name")
         self.export_source(config_id)  # a trained checkpoint must exist
         return self.store.edge.add_deployment(config_id, fmt=fmt, name=name, host=host, port=port,
-                                              actor=actor or "api")
+                                              actor=actor or "api", status=status)
 
-    def mark_deployment(self, deployment_id: int, *, status: str, port: int | None = None, pid: int | None = None,
-                        export_id: int | None = None, error: str | None = None) -> dict:
-        """The model server (or its launcher) reports where it stands."""
-        return self.store.edge.mark_deployment(deployment_id, status=DeploymentStatus(status), port=port, pid=pid,
-                                               export_id=export_id, error=error)
+    def create_deployment(self, config_id: int, *, fmt: str = "tflite", name: str | None = None,
+                          host: str = "127.0.0.1", port: int | None = None, actor: str | None = None) -> dict:
+        """A deployment of a server that is starting right now in the calling process (``hopper serve-model``)."""
+        return self._new_deployment(config_id, fmt=fmt, name=name, host=host, port=port, actor=actor,
+                                    status=DeploymentStatus.STARTING)
 
-    def list_deployments(self, *, config_id: int | None = None) -> list[dict]:
-        """Deployments, newest first."""
-        return self.store.edge.list_deployments(config_id=config_id)
+    def request_deployment(self, config_id: int, *, fmt: str = "tflite", name: str | None = None,
+                           host: str = "127.0.0.1", port: int | None = None, actor: str | None = None) -> dict:
+        """Queue a deployment for the export worker: the web process never starts a model server itself."""
+        return self._new_deployment(config_id, fmt=fmt, name=name, host=host, port=port, actor=actor,
+                                    status=DeploymentStatus.REQUESTED)
+
+    def claim_deployment(self) -> dict | None:
+        """For the export worker: the oldest requested deployment, now ``starting`` (None when none is left)."""
+        return self.store.edge.claim_deployment()
+
+    def request_stop_deployment(self, deployment_id: int, *, actor: str | None = None) -> dict:
+        """Ask for a deployment to stop: ``stopping`` for the export worker, or ``stopped`` at once if never
+        started. Asking again while it is stopping returns it unchanged; a finished one is an ``InvalidState``."""
+        return self.store.edge.request_stop_deployment(deployment_id, actor=actor or "api")
+
+    def mark_deployment(self, deployment_id: int, *, status: str | None = None, port: int | None = None,
+                        pid: int | None = None, export_id: int | None = None, error: str | None = None) -> dict:
+        """The model server (or the worker that runs it) reports where it stands; ``status`` None keeps it."""
+        return self.store.edge.mark_deployment(deployment_id, status=None if status is None else DeploymentStatus(status),
+                                               port=port, pid=pid, export_id=export_id, error=error)
+
+    def list_deployments(self, *, config_id: int | None = None, status: str | None = None) -> list[dict]:
+        """Deployments, newest first, optionally of one config or in one status."""
+        return self.store.edge.list_deployments(config_id=config_id, status=status)
 
     def get_deployment(self, deployment_id: int) -> dict:
         """One deployment with its predict URL once it serves."""

@@ -11,6 +11,7 @@ from functools import partial
 from typing import Any
 
 from hopper.engine import data as data_mod
+from hopper.engine.catalog import check_hparam_value, check_hparams, get_entry
 from hopper.engine.entities import ConfigInfo, SubEpochInfo, WorkloadInfo
 from hopper.engine.errors import InvalidState, NotFound, ValidationError
 from hopper.engine.procedures import Objective, make_procedure
@@ -20,7 +21,6 @@ from hopper.engine.space import Choice, Fixed, SearchSpace
 from hopper.engine.specs import WorkloadSpec, parse_spec
 from hopper.engine.status import FINISHED_CONFIG, ConfigStatus, WorkloadStatus
 from hopper.engine.store.configs import check_version
-from hopper.engine.catalog import check_hparam_value, check_hparams, get_entry
 
 
 class SteeringServices(ServiceContext):

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from hopper.engine.errors import Conflict
+from hopper.engine.errors import Conflict, InvalidState
 from hopper.engine.status import DeploymentStatus, DeviceStatus, JobStatus, WorkloadStatus, check_transition
 from hopper.engine.store._common import Repository, add_event, get_row
 from hopper.engine.store.models import (
@@ -406,25 +406,86 @@ class EdgeStore(Repository):
         return todo
 
     # -- deployments ------------------------------------------------------------------------------------------
-    def add_deployment(self, config_id: int, *, fmt: str, name: str, host: str, port: int | None,
-                       actor: str) -> dict:
+    # A web request only writes a row (``requested``); the export worker claims it (compare-and-set to
+    # ``starting``) and starts ``hopper serve-model``, which marks itself ``running``. A stop request sets
+    # ``stopping``; the worker ends the process, which marks itself ``stopped``. ``hopper serve-model`` run by
+    # hand records itself as ``starting`` directly.
+    def add_deployment(self, config_id: int, *, fmt: str, name: str, host: str, port: int | None, actor: str,
+                       status: DeploymentStatus) -> dict:
         with self._session() as session:
-            row = DeploymentRow(config_id=config_id, format=fmt, name=name, host=host, port=port,
-                                status=DeploymentStatus.STARTING)
+            row = DeploymentRow(config_id=config_id, format=fmt, name=name, host=host, port=port, status=status)
             session.add(row)
             session.flush()
             add_event(session, actor, "deploy_config", "config", config_id,
-                      after={"deployment": row.id, "format": fmt, "name": name})
+                      after={"deployment": row.id, "format": fmt, "name": name, "status": str(status)})
             return deployment_dict(row)
 
-    def mark_deployment(self, deployment_id: int, *, status: DeploymentStatus, port: int | None = None,
-                        pid: int | None = None, export_id: int | None = None, error: str | None = None) -> dict:
-        status = DeploymentStatus(status)
+    def claim_deployment(self) -> dict | None:
+        """The oldest requested deployment, moved to ``starting`` by compare-and-set (None when none is left).
+
+        Two workers may poll the same store; the conditional UPDATE lets exactly one of them win a row.
+        """
+        for _ in range(20):
+            with self._session() as session:
+                candidate = session.scalar(select(DeploymentRow.id).where(
+                    DeploymentRow.status == DeploymentStatus.REQUESTED).order_by(DeploymentRow.id).limit(1))
+                if candidate is None:
+                    return None
+                won = session.execute(
+                    update(DeploymentRow).where(DeploymentRow.id == candidate,
+                                                DeploymentRow.status == DeploymentStatus.REQUESTED)
+                    .values(status=DeploymentStatus.STARTING).execution_options(synchronize_session=False)).rowcount
+                if won == 1:
+                    return deployment_dict(session.get(DeploymentRow, candidate, populate_existing=True))
+        return None
+
+    def request_stop_deployment(self, deployment_id: int, *, actor: str) -> dict:
+        """``stopping`` for the export worker, or ``stopped`` at once if it never started (audited).
+
+        Asking again while it is stopping returns the row unchanged; a finished deployment is an ``InvalidState``.
+        """
+        for _ in range(20):
+            with self._session() as session:
+                row = get_row(session, DeploymentRow, deployment_id, "deployment")
+                current = DeploymentStatus(row.status)
+                if current == DeploymentStatus.STOPPING:
+                    return deployment_dict(row)
+                if current in (DeploymentStatus.STOPPED, DeploymentStatus.FAILED):
+                    raise InvalidState(f"deployment {deployment_id} is already {current}")
+                target = DeploymentStatus.STOPPED if current == DeploymentStatus.REQUESTED else DeploymentStatus.STOPPING
+                check_transition(current, target, what=f"deployment {deployment_id}", action="stop")
+                values: dict[str, Any] = {"status": target}
+                if target == DeploymentStatus.STOPPED:
+                    values["stopped_at"] = utcnow()
+                # compare-and-set: the worker may have moved the row since it was read
+                won = session.execute(
+                    update(DeploymentRow).where(DeploymentRow.id == deployment_id, DeploymentRow.status == current)
+                    .values(**values).execution_options(synchronize_session=False)).rowcount
+                if won != 1:
+                    continue
+                add_event(session, actor, "stop_deployment", "deployment", deployment_id,
+                          before={"status": str(current)}, after={"status": str(target)})
+                return deployment_dict(session.get(DeploymentRow, deployment_id, populate_existing=True))
+        raise Conflict(f"deployment {deployment_id} kept changing; try again")
+
+    def mark_deployment(self, deployment_id: int, *, status: DeploymentStatus | None = None,
+                        port: int | None = None, pid: int | None = None, export_id: int | None = None,
+                        error: str | None = None) -> dict:
+        """Record what the serving process or the worker saw; ``status`` None keeps the status.
+
+        A stop asked for while the server was still loading wins over its ``running``: the row stays
+        ``stopping`` (with the port and pid recorded) so that the worker still ends the process.
+        """
         with self._session() as session:
             row = get_row(session, DeploymentRow, deployment_id, "deployment")
-            if row.status != status:
-                check_transition(row.status, status, what=f"deployment {deployment_id}")
-            row.status = status
+            if status is not None:
+                target = DeploymentStatus(status)
+                stop_wins = row.status == DeploymentStatus.STOPPING and target == DeploymentStatus.RUNNING
+                if row.status != target and not stop_wins:
+                    check_transition(row.status, target, what=f"deployment {deployment_id}")
+                    row.status = target
+                    if target in (DeploymentStatus.STOPPED, DeploymentStatus.FAILED):
+                        row.stopped_at = utcnow()
             if port is not None:
                 row.port = port
             if pid is not None:
@@ -433,16 +494,16 @@ class EdgeStore(Repository):
                 row.export_id = export_id
             if error is not None:
                 row.error = error[-4000:]
-            if status in (DeploymentStatus.STOPPED, DeploymentStatus.FAILED):
-                row.stopped_at = utcnow()
             session.flush()
             return deployment_dict(row)
 
-    def list_deployments(self, *, config_id: int | None = None) -> list[dict]:
+    def list_deployments(self, *, config_id: int | None = None, status: str | None = None) -> list[dict]:
         with self._session() as session:
             stmt = select(DeploymentRow).order_by(DeploymentRow.id.desc())
             if config_id is not None:
                 stmt = stmt.where(DeploymentRow.config_id == config_id)
+            if status is not None:
+                stmt = stmt.where(DeploymentRow.status == DeploymentStatus(status))
             return [deployment_dict(r) for r in session.scalars(stmt)]
 
     def get_deployment(self, deployment_id: int) -> dict:

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -15,7 +16,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def test_pareto_and_devices_pages_show_real_profiles(edge_server, tmp_path):
     from playwright.sync_api import sync_playwright
 
+    from hopper.edge_deploy.runner import ExportWorker
+
     server = edge_server
+    # the export worker that `hopper serve` runs, for deployments only: the export request below is withdrawn
+    stop_worker = threading.Event()
+    worker = threading.Thread(target=ExportWorker(server.services, poll=0.2, exports=False).run, args=(stop_worker,),
+                              name="deploy-worker", daemon=True)
+    worker.start()
     log = open(tmp_path / "agent.log", "w")  # noqa: SIM115
     agent = subprocess.Popen(
         [sys.executable, "-m", "hopper.cli", "edge-agent", "--server", server.base, "--token", server.token,
@@ -46,14 +54,14 @@ def test_pareto_and_devices_pages_show_real_profiles(edge_server, tmp_path):
             notice = _wait_text(page.locator("#notice-edge"), r"export request \d+ for config", timeout=30)
             request_id = int(notice.split()[2])
             assert server.get(f"/export-requests/{request_id}")["status"] == "queued"
-            # no export worker runs beside this server; do not leave the request to other tests' workers
+            # the worker here leaves exports alone; do not leave the request to other tests' workers
             server.services.finish_export_request(request_id, error="withdrawn by the browser test")
             page.click("#btn-deploy")
-            notice = _wait_text(page.locator("#notice-edge"), r"deployment \d+ \(config-\d+\) starting", timeout=30)
+            notice = _wait_text(page.locator("#notice-edge"), r"deployment \d+ \(config-\d+\) requested", timeout=30)
             deployment_id = int(notice.split()[1])
             page.screenshot(path=SHOTS / "edge-actions.png", full_page=True)
-            deployed = server.wait(lambda: server.get(f"/deployments/{deployment_id}")["status"] != "starting"
-                                   and server.get(f"/deployments/{deployment_id}"), 120, "the model server")
+            deployed = server.wait(lambda: (d := server.get(f"/deployments/{deployment_id}"))["status"]
+                                   not in ("requested", "starting") and d, 180, "the worker to start the model server")
             assert deployed["status"] == "running" and deployed["port"], deployed
 
             # from the workload page to its Pareto front
@@ -83,14 +91,17 @@ def test_pareto_and_devices_pages_show_real_profiles(edge_server, tmp_path):
             assert f":{deployed['port']}/v1/models/" in row.inner_text()
             row.locator("input[type=radio]").check()
             page.click("#btn-stop-deployment")
-            _wait_text(page.locator("#notice-deployment"), f"deployment {deployment_id} .*: stopped", timeout=40)
-            assert server.get(f"/deployments/{deployment_id}")["status"] == "stopped"
-            _wait_text(row, "stopped", timeout=10)  # the table redraws at once, not at the next tick
+            _wait_text(page.locator("#notice-deployment"), f"deployment {deployment_id} .*: stopping", timeout=40)
+            server.wait(lambda: server.get(f"/deployments/{deployment_id}")["status"] == "stopped", 60,
+                        "the worker to stop the model server")
+            _wait_text(row, "stopped", timeout=30)  # the next refresh tick shows what the worker did
             _wait_text(page.locator("#device-table"), "browser-pi")
             _wait_text(page.locator("#device-table"), "online")
             _wait_text(page.locator("#profile-table"), "browser-pi")
             page.screenshot(path=SHOTS / "devices.png", full_page=True)
             browser.close()
     finally:
+        stop_worker.set()
+        worker.join(30)
         agent.terminate()
         agent.wait(15)

@@ -40,17 +40,34 @@ def _predict(url, x):
     return np.asarray(r.json()["predictions"])
 
 
-def test_deploy_the_best_config_and_compare_with_keras(edge_server):
+@pytest.fixture
+def deploy_worker(edge_server):
+    """An export worker beside the server, for deployments only: this module's export test runs its own."""
+    import threading
+
+    from hopper.edge_deploy.runner import ExportWorker
+
+    stop = threading.Event()
+    worker = ExportWorker(edge_server.services, poll=0.2, exports=False)
+    thread = threading.Thread(target=worker.run, args=(stop,), name="deploy-worker", daemon=True)
+    thread.start()
+    yield worker
+    stop.set()
+    thread.join(30)
+
+
+def test_deploy_the_best_config_and_compare_with_keras(edge_server, deploy_worker):
     server, services = edge_server, edge_server.services
     best = services.get_workload(server.workload_id).best["config_id"]
     x, _ = _validation(services, best)
     keras = _keras_predictions(services, best, x)
 
+    # the web process only queues the deployment; the export worker starts the model server
     deployment = server.post(f"/configs/{best}/deploy", {"format": "tflite", "name": "digits-best"}, status=202)
-    assert deployment["status"] == "starting" and deployment["pid"]
-    running = server.wait(lambda: (d := server.get(f"/deployments/{deployment['id']}"))["status"] != "starting"
-                          and d, 120, "the model server to start")
-    assert running["status"] == "running", running
+    assert deployment["status"] == "requested" and deployment["pid"] is None
+    running = server.wait(lambda: (d := server.get(f"/deployments/{deployment['id']}"))["status"]
+                          not in ("requested", "starting") and d, 180, "the worker to start the model server")
+    assert running["status"] == "running" and running["pid"] != os.getpid(), running
     url = running["url"]
     health = requests.get(url, timeout=10).json()
     assert health["state"] == "AVAILABLE" and health["config_id"] == best and health["format"] == "tflite"
@@ -64,11 +81,29 @@ def test_deploy_the_best_config_and_compare_with_keras(edge_server):
                          timeout=10).status_code == 404
     assert any(d["id"] == deployment["id"] for d in server.get("/deployments"))
 
-    stopped = server.post(f"/deployments/{deployment['id']}/stop", status=200)
-    assert stopped["status"] == "stopped" and stopped["stopped_at"]
+    stopping = server.post(f"/deployments/{deployment['id']}/stop", status=200)
+    assert stopping["status"] in ("stopping", "stopped")
+    stopped = server.wait(lambda: (d := server.get(f"/deployments/{deployment['id']}"))["status"] == "stopped"
+                          and d, 60, "the worker to stop the model server")
+    assert stopped["stopped_at"]
     with pytest.raises(requests.ConnectionError):
         requests.get(url, timeout=5)
     assert server.post(f"/deployments/{deployment['id']}/stop", status=409)["error"]["code"] == "invalid_state"
+    # the audit log has both the deploy and the stop
+    events = [e for e in server.get("/events", limit=50)
+              if (e["action"], e["object_type"], e["object_id"]) in (("deploy_config", "config", best),
+                                                                     ("stop_deployment", "deployment", deployment["id"]))]
+    assert [e["action"] for e in events][:2] == ["stop_deployment", "deploy_config"], events
+    assert events[0]["actor"] == "api" and events[0]["after"] == {"status": "stopping"}
+
+
+def test_a_deployment_stopped_before_the_worker_started_it_never_starts(edge_server):
+    server = edge_server
+    requested = server.post(f"/configs/{server.config_ids[1]}/deploy", {"format": "keras"}, status=202)
+    assert requested["status"] == "requested"
+    stopped = server.post(f"/deployments/{requested['id']}/stop", status=200)
+    assert stopped["status"] == "stopped" and stopped["stopped_at"] and stopped["pid"] is None
+    assert server.services.claim_deployment() is None  # nothing left for a worker
 
 
 def test_serve_model_cli_with_the_keras_model(edge_server, tmp_path):

@@ -6,8 +6,8 @@ import time
 import pytest
 
 from hopper.app import open_services
-from hopper.engine.services.edge import pareto_mask
 from hopper.engine.errors import Conflict, InvalidState, ValidationError
+from hopper.engine.services.edge import pareto_mask
 from hopper.engine.store import CheckpointRow, ConfigRow, ExportRow
 from tests.support.seed import seed_workload
 

@@ -206,7 +206,18 @@ def test_edge_jobs_leases_and_profiles(migrated_store):
     claimed_a = store.edge.claim_job(a["id"], lease_seconds=-1)  # a lease that has already run out
     assert store.edge.requeue_expired_jobs() == 1
     assert store.edge.get_job(claimed_a["id"])["status"] == JobStatus.QUEUED
-    deployment = store.edge.add_deployment(config_id, fmt="tflite", name="m", host="127.0.0.1", port=None, actor="t")
+    deployment = store.edge.add_deployment(config_id, fmt="tflite", name="m", host="127.0.0.1", port=None,
+                                           actor="t", status=DeploymentStatus.REQUESTED)
+    assert store.edge.claim_deployment()["status"] == DeploymentStatus.STARTING
+    assert store.edge.claim_deployment() is None
+    stopping = store.edge.request_stop_deployment(deployment["id"], actor="alice")
+    assert stopping["status"] == DeploymentStatus.STOPPING
+    # the server finishing its start-up after the stop was asked for does not undo the stop
+    assert store.edge.mark_deployment(deployment["id"], status=DeploymentStatus.RUNNING, port=9)["status"] == \
+        DeploymentStatus.STOPPING
     store.edge.mark_deployment(deployment["id"], status=DeploymentStatus.STOPPED)
     with pytest.raises(InvalidState):  # a stopped deployment is not resurrected
         store.edge.mark_deployment(deployment["id"], status=DeploymentStatus.RUNNING)
+    with pytest.raises(InvalidState):
+        store.edge.request_stop_deployment(deployment["id"], actor="alice")
+    assert [e.action for e in store.events.list(object_type="deployment")] == ["stop_deployment"]

@@ -171,3 +171,19 @@ def test_the_web_layer_does_not_import_tensorflow():
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))))")
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_the_web_layer_starts_no_process():
+    """rest/ and webui/ write request rows; only the export worker (hopper.edge_deploy) starts processes."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    for path in sorted([*(root / "rest").glob("*.py"), *(root / "webui").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.name}: {n}" for n in names
+                          if n.startswith(("hopper.edge_deploy", "subprocess", "multiprocessing"))]
+    assert offenders == []

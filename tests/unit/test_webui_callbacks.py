@@ -1,0 +1,175 @@
+"""The UI's callbacks called as plain functions against a real SQLite store (no browser, no Dash server).
+
+Each test checks what a callback returns (rows, figures, notices) and, for bad input, that the store did
+not change: the notice is the only effect of a mistake.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import pytest
+from dash import html, no_update
+
+from hopper.webui import callbacks as cb
+
+GRID = "lr: {type: choice, values: [0.01, 0.001]}\nunits: 32"
+
+
+def _text(component) -> str:  # noqa: ANN001
+    """The visible text of a Dash component tree."""
+    if component is None or isinstance(component, (str, int, float)):
+        return "" if component is None else str(component)
+    if isinstance(component, (list, tuple)):
+        return "".join(_text(c) for c in component)
+    return _text(getattr(component, "children", None))
+
+
+def _is_error(notice) -> bool:  # noqa: ANN001
+    return isinstance(notice, html.Span) and notice.className == "error"
+
+
+def _launch(services, **overrides):  # noqa: ANN001, ANN202
+    form = {"name": "w", "description": "", "model": "mlp", "dataset": "digits", "procedure": "grid",
+            "space": GRID, "epochs": 2, "configs": None, "metric": "val_accuracy", "direction": "max", **overrides}
+    return cb.launch_workload(services, *form.values())
+
+
+@pytest.fixture
+def workload(services, digits):
+    notice, path = _launch(services)
+    assert not _is_error(notice), _text(notice)
+    return services.get_workload(int(path.rsplit("/", 1)[1]))
+
+
+def _configs(services, workload) -> list:  # noqa: ANN001
+    return services.list_configs(workload.id)
+
+
+def test_launch_from_the_wizard_then_the_workloads_table(services, digits):
+    assert cb.workload_rows(services) == []
+    notice, path = _launch(services, name="first [grid]")
+    assert _text(notice).startswith("workload ") and notice.className == "ok"
+    workload_id = int(path.rsplit("/", 1)[1])
+    assert path == f"/workloads/{workload_id}"
+    [row] = cb.workload_rows(services)
+    assert row["id"] == workload_id and row["status"] == "running" and row["procedure"] == "grid"
+    assert row["link"] == f"[first \\[grid\\]](/workloads/{workload_id})"  # markdown-escaped name
+    assert row["progress"] == "0/2 configs finished" and row["best"] == ""
+
+
+@pytest.mark.parametrize(("space", "field"), [
+    ("lr: [0.01", "space"),  # not YAML
+    ("- 0.01\n- 0.1", "space"),  # not a mapping
+    ("lr: {type: uniform, low: 1}", None),  # a range without its high end
+])
+def test_a_launch_with_an_invalid_space_shows_an_error_and_creates_nothing(services, digits, space, field):
+    notice, path = _launch(services, space=space)
+    assert _is_error(notice) and path is no_update
+    if field:
+        assert f"[{field}]" in _text(notice)
+    assert services.list_workloads() == []
+    assert services.list_events() == [e for e in services.list_events() if e.action != "launch_workload"]
+
+
+def test_space_feedback_and_the_row_builder(services):
+    assert _text(cb.validate_space(GRID, "grid")) == "valid: 2 grid points"
+    assert _text(cb.validate_space(GRID, "random")) == "valid: 2 parameters"
+    assert _is_error(cb.validate_space("lr: [", "grid"))
+    text = cb.add_space_row("lr", "choice", "0.1, 0.01", "")
+    assert text == 'lr: {"type": "choice", "values": [0.1, 0.01]}\n'
+    text = cb.add_space_row("units", "int", "16, 64, 16", text)
+    assert text.endswith('units: {"type": "int", "low": 16, "high": 64, "step": 16}\n')
+    assert _text(cb.validate_space(text, "grid")) == "valid: 8 grid points"
+    assert cb.add_space_row("", "choice", "1", text) is no_update  # incomplete row: nothing changes
+
+
+def test_the_detail_page_returns_rows_and_figures(services, workload):
+    rows, summary, gantt, parcoords, links = cb.workload_detail(services, workload.id)
+    assert sorted(r["status"] for r in rows) == ["queued", "queued"]
+    assert {r["hparams_text"] for r in rows} == {"lr=0.01, units=32", "lr=0.001, units=32"}
+    assert summary.startswith("running · grid · model mlp · 2 epochs · 2 queued · no results yet")
+    assert isinstance(gantt, go.Figure) and isinstance(parcoords, go.Figure)
+    assert links == []
+    assert isinstance(cb.learning_curves(services, workload.id, "val_accuracy", None), go.Figure)
+
+
+def test_priority_stop_and_resume_change_the_config_and_the_audit_log(services, workload):
+    config = _configs(services, workload)[0]
+    notice = cb.config_action(services, "btn-prio", [config.id], 7)
+    assert _text(notice) == f"config {config.id}: priority 7"
+    assert services.get_config(config.id).priority == 7
+    assert _text(cb.config_action(services, "btn-stop", [config.id], None)).startswith(f"config {config.id}: stopped")
+    assert _text(cb.config_action(services, "btn-resume", [config.id], None)).startswith(f"config {config.id}: queued")
+    actions = [(e.actor, e.action) for e in services.list_events(limit=3)]
+    assert actions == [("web", "resume_config"), ("web", "stop_config"), ("web", "set_priority")]
+
+
+@pytest.mark.parametrize("box", [None, "", "  ", "high", 2.5])
+def test_an_empty_or_wrong_priority_box_shows_an_error_and_changes_nothing(services, workload, box):
+    config = _configs(services, workload)[0]
+    before = services.get_config(config.id)
+    notice = cb.config_action(services, "btn-prio", [config.id], box)
+    assert _is_error(notice) and "[priority]" in _text(notice)
+    after = services.get_config(config.id)
+    assert (after.priority, after.version) == (before.priority, before.version)
+
+
+def test_actions_without_a_selection_name_the_table(services, workload):
+    for notice in (cb.config_action(services, "btn-stop", None, None), cb.clone_config(services, [], None, None, ""),
+                   cb.edge_action(services, "btn-deploy", None, None), cb.drill_down(services, None, GRID, "grid", 2)):
+        assert _is_error(notice) and "[config]" in _text(notice)
+    assert _is_error(notice := cb.stop_deployment(services, None)) and "[deployment]" in _text(notice)
+
+
+@pytest.mark.parametrize(("lr", "batch_size", "extra", "field"), [
+    (None, None, "{units: ", "overrides"),  # malformed YAML
+    (None, None, "[1, 2]", "overrides"),  # not a mapping
+    ("fast", None, "", "lr"),
+    (None, "big", "", "batch_size"),
+])
+def test_a_malformed_clone_override_shows_an_error_and_clones_nothing(services, workload, lr, batch_size, extra,
+                                                                      field):
+    config = _configs(services, workload)[0]
+    notice = cb.clone_config(services, [config.id], lr, batch_size, extra)
+    assert _is_error(notice) and f"[{field}]" in _text(notice)
+    assert len(_configs(services, workload)) == 2
+    assert all(e.action != "clone_config" for e in services.list_events())
+
+
+def test_deploying_an_untrained_config_is_refused_and_queues_nothing(services, workload):
+    config = _configs(services, workload)[0]
+    notice = cb.edge_action(services, "btn-deploy", [config.id], None)
+    assert _is_error(notice)
+    assert services.list_deployments() == []
+    notice = cb.edge_action(services, "btn-export", [config.id], ["profile"])
+    assert _is_error(notice) and services.list_export_requests() == []
+
+
+def test_add_config_and_its_errors(services, workload):
+    assert _text(cb.add_config(services, workload.id, "lr: 0.05\nunits: 32")).endswith("queued")
+    assert len(_configs(services, workload)) == 3
+    notice = cb.add_config(services, workload.id, "lr: [")
+    assert _is_error(notice) and "[hparams]" in _text(notice)
+    assert len(_configs(services, workload)) == 3
+
+
+def test_pages_for_urls(services, workload):
+    page = cb.route_page(services, lambda: None, "/", None)
+    assert "Workloads" in _text(page)
+    assert "There is no page at /nope." in _text(cb.route_page(services, lambda: None, "/nope/", None))
+    assert _text(cb.route_page(services, lambda: None, "/workloads/999999", None)) != ""
+    detail = cb.route_page(services, lambda: None, f"/workloads/{workload.id}", None)
+    assert workload.name in _text(detail)
+    assert cb.route_page(services, lambda: None, f"/workloads/{workload.id}/pareto", "?x=bytes") is not None
+    assert cb.route_page(services, lambda: "http://tb/", "/tensorboard", None) is not None
+
+
+def test_device_tables_and_events(services, workload):
+    devices, profiles, jobs, deployments = cb.device_tables(services)
+    assert (devices, profiles, jobs, deployments) == ([], [], [], [])
+    cb.config_action(services, "btn-prio", [_configs(services, workload)[0].id], 3)
+    top = cb.event_rows(services)[0]
+    assert top["actor"] == "web" and top["action"] == "set_priority" and top["object"].startswith("config ")
+    figure, devices = cb.pareto_figure(services, workload.id, "latency", None)
+    assert isinstance(figure, go.Figure) and devices == []
+    assert cb.pareto_config(services, None, workload.id) is no_update
