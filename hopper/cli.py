@@ -423,7 +423,8 @@ def serve_model_cmd(config_id: int, fmt: str, host: str, port: int | None, name:
 @click.option("--once", is_flag=True, help="Run the queued requests, then exit.")
 @_handle_errors
 def export_worker_cmd(poll: float, once: bool) -> None:
-    """Run export requests made from the REST API or UI (each in a child process); `hopper serve` runs one too."""
+    """Run export requests and start/stop deployments asked for from the REST API or UI (each export in a child
+    process, each deployment a `hopper serve-model` process); `hopper serve` runs one too."""
     from hopper.edge_deploy.runner import ExportWorker
 
     worker = ExportWorker(_services(), poll=poll)
@@ -432,7 +433,7 @@ def export_worker_cmd(poll: float, once: bool) -> None:
             console.print(f"export request {done['id']}: {done['status']} {done.get('error') or ''}", highlight=False)
         return
     stop_event = threading.Event()
-    console.print("export worker: polling for export requests (Ctrl-C stops)")
+    console.print("export worker: polling for export requests and deployments (Ctrl-C stops)")
     try:
         worker.run(stop_event)
     except KeyboardInterrupt:
@@ -614,7 +615,7 @@ def run(epochs: int, until_done: bool, port: int) -> None:
 @click.option("--no-auth", is_flag=True, help="No token (refused unless --host is loopback).")
 @click.option("--with-scheduler", is_flag=True, help="Also run the MOP scheduler in this process.")
 @click.option("--no-tensorboard", is_flag=True, help="Do not start TensorBoard.")
-@click.option("--no-export-worker", is_flag=True, help="Leave export requests to a separate `hopper export-worker`.")
+@click.option("--no-export-worker", is_flag=True, help="Leave export requests and deployments to a separate `hopper export-worker`.")
 @_handle_errors
 def serve_cmd(host: str, port: int, no_auth: bool, with_scheduler: bool, no_tensorboard: bool,
               no_export_worker: bool) -> None:
