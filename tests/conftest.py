@@ -9,6 +9,7 @@ from pathlib import Path
 
 # Before anything imports hopper.cli or builds a Flask app: every process of this session (this one, `hopper`
 # subprocesses, servers) appends the commands and API requests it runs to this file (hopper/inventory.py).
+# A pytest started inside a test inherits the variable and appends to its parent's file.
 if not os.environ.get("HOPPER_TEST_INVENTORY"):
     os.environ["HOPPER_TEST_INVENTORY"] = str(Path(tempfile.mkdtemp(prefix="hopper-inventory-")) / "inventory.txt")
 
@@ -29,7 +30,7 @@ INVENTORY_CHECK = os.environ.get("HOPPER_INVENTORY_CHECK", "") == "1"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    Path(os.environ["HOPPER_TEST_INVENTORY"]).write_text("")
+    Path(os.environ["HOPPER_TEST_INVENTORY"]).touch()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

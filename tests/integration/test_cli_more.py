@@ -258,3 +258,29 @@ def test_inventory_records_commands_and_routes_in_every_process(hopper, tmp_path
     assert "cli db upgrade" not in missing and "cli workload pause" not in missing and "cli token" in missing
     assert "GET /api/v1/workloads" not in missing and "GET /api/v1/workloads/<int:workload_id>" not in missing
     assert "POST /api/v1/workloads" in missing and "GET /api/openapi.json" in missing
+
+
+@pytest.mark.spark
+def test_spark_daemon_runs_a_master_in_the_foreground(hopper):
+    """What the containers run (docker-compose.yml): the daemon stays in the foreground until signalled."""
+    port, ui_port = free_port(), free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "hopper.cli", "spark-daemon", "master", "--host", "127.0.0.1",
+                             "--port", str(port), "--webui-port", str(ui_port)], env=hopper.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise AssertionError("the Spark master did not open its port")
+        # the Python process became the JVM (exec): the same pid is the master
+        assert "java" in psutil.Process(proc.pid).name()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert f"Starting Spark master at spark://127.0.0.1:{port}" in out, out[-2000:]

@@ -38,7 +38,7 @@ def test_sub_epochs_of_a_trained_workload(client, services, digits):
     r = client.get(f"/api/v1/workloads/{wid}/sub-epochs")
     assert r.status_code == 200
     rows = r.json
-    configs = [c["id"] for c in client.get(f"/api/v1/workloads/{wid}/configs").json]
+    configs = [c["id"] for c in client.get(f"/api/v1/workloads/{wid}/configs").json["items"]]
     assert len(configs) == 2
     parts = digits.partition_count
     # MOP: every config visits every partition once per epoch, each visit one row, all of them ok
@@ -50,7 +50,7 @@ def test_sub_epochs_of_a_trained_workload(client, services, digits):
     for row in rows:
         started, finished = datetime.fromisoformat(row["started_at"]), datetime.fromisoformat(row["finished_at"])
         assert started <= finished and row["compute_seconds"] > 0 and row["worker"]
-        assert row["detail"] in (None, "")
+        assert "Traceback" not in (row["detail"] or "")  # ok rows carry notes at most ("model reused ...")
     # a config's epoch 1 starts only after its epoch 0 finished on every partition
     for c in configs:
         epoch0_end = max(datetime.fromisoformat(r["finished_at"]) for r in rows if r["config_id"] == c and r["epoch"] == 0)
