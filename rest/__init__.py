@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -44,6 +45,10 @@ def create_app(services: Services, *, token: str | None, secret_key: str, flask_
                       SECRET_KEY=secret_key, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       JSON_SORT_KEYS=False)
     app.register_blueprint(api.blueprint)
+    if os.environ.get("HOPPER_TEST_INVENTORY"):  # the test suite's record of which routes answered
+        from hopper.inventory import record_requests
+
+        record_requests(app)
     document = build_document(api)
 
     install_gate(app, token=token, ui=ui)

@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from pathlib import Path
 
-import pytest
+# Before anything imports hopper.cli or builds a Flask app: every process of this session (this one, `hopper`
+# subprocesses, servers) appends the commands and API requests it runs to this file (hopper/inventory.py).
+# A pytest started inside a test inherits the variable and appends to its parent's file.
+if not os.environ.get("HOPPER_TEST_INVENTORY"):
+    os.environ["HOPPER_TEST_INVENTORY"] = str(Path(tempfile.mkdtemp(prefix="hopper-inventory-")) / "inventory.txt")
 
-from hopper.app import open_services
-from hopper.engine.services import Services
-from hopper.engine.store import Store
-from hopper.settings import Settings
-from tests.support.edge import edge_server  # noqa: F401 - session fixture for tests/edge and tests/e2e
-from tests.support.postgres import start_postgres
+import pytest  # noqa: E402
+
+from hopper.app import open_services  # noqa: E402
+from hopper.engine.services import Services  # noqa: E402
+from hopper.engine.store import Store  # noqa: E402
+from hopper.settings import Settings  # noqa: E402
+from tests.support.edge import edge_server  # noqa: E402, F401 - session fixture for tests/edge and tests/e2e
+from tests.support.postgres import start_postgres  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+# A full run (`make test` sets HOPPER_INVENTORY_CHECK=1; a partial run would list everything it left out)
+# fails when a CLI command or an API route was exercised by no test.
+INVENTORY_CHECK = os.environ.get("HOPPER_INVENTORY_CHECK", "") == "1"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    Path(os.environ["HOPPER_TEST_INVENTORY"]).touch()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -24,6 +40,40 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if IN_CI and skipped and exitstatus == 0:
         reporter.write_line(f"CI: {skipped} skipped test(s) count as failures", red=True)
         session.exitstatus = 1
+    if INVENTORY_CHECK and reporter:
+        missing = unexercised(Path(os.environ["HOPPER_TEST_INVENTORY"]))
+        if missing:
+            reporter.write_line(f"inventory: {len(missing)} command(s)/route(s) exercised by no test "
+                                "(a route counts once it answered with a status other than 401/403 or 5xx):",
+                                red=True)
+            for item in missing:
+                reporter.write_line(f"  {item}", red=True)
+            session.exitstatus = 1
+
+
+def unexercised(recording: Path) -> list[str]:
+    """The CLI commands and API routes (``METHOD rule``) that RECORDING has no successful trace of."""
+    from hopper.cli import main
+    from hopper.inventory import api_routes, cli_commands
+    from hopper.rest import create_app
+
+    seen: set[str] = set()
+    for line in recording.read_text().splitlines():
+        parts = line.split()
+        if parts[:1] == ["cli"]:
+            seen.add(line.strip())
+        elif parts[:1] == ["api"] and len(parts) == 4:
+            status = int(parts[3])
+            if status not in (401, 403) and status < 500:
+                seen.add(f"{parts[1]} {parts[2]}")
+    with tempfile.TemporaryDirectory() as home:
+        settings = make_settings(Path(home))
+        store = Store(settings.database_url, check_schema=False)
+        try:
+            routes = api_routes(create_app(Services(store, settings), token=None, secret_key="inventory"))
+        finally:
+            store.dispose()
+    return sorted((cli_commands(main) | routes) - seen)
 
 
 @pytest.fixture(scope="session")

@@ -200,7 +200,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if not _is_sqlite():
+    if _is_sqlite():
+        # A populated store: SQLite's DROP TABLE deletes the rows first, under foreign_keys=ON, and
+        # checkpoint rows are still referenced by config (config by workload), so the drop would fail.
+        # The cyclic references go first; everything is dropped just below anyway. (A deferring pragma
+        # would not do: pysqlite runs DDL outside a transaction, where it resets at once.)
+        op.execute("UPDATE config SET current_checkpoint_id = NULL, warm_start_checkpoint_id = NULL")
+        op.execute("UPDATE workload SET parent_config_id = NULL, warm_start_checkpoint_id = NULL")
+    else:
         for name, source, _target, _column in _CYCLIC_FKS:
             op.drop_constraint(name, source, type_="foreignkey")
     with op.batch_alter_table('sub_epoch', schema=None) as batch_op:

@@ -40,7 +40,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("config", schema=None) as batch_op:
-        batch_op.drop_index("ix_config_workload_best")
-        batch_op.drop_column("best_objective")
-        batch_op.drop_column("latest_metrics")
+    # Plain ALTER (SQLite >= 3.35 and PostgreSQL), as in 0004: a batch copy of config drops the old table,
+    # which SQLite refuses with foreign_keys=ON while checkpoint, metric and sub_epoch rows reference it.
+    op.drop_index("ix_config_workload_best", table_name="config")
+    op.execute("ALTER TABLE config DROP COLUMN best_objective")
+    op.execute("ALTER TABLE config DROP COLUMN latest_metrics")
