@@ -51,9 +51,9 @@ def test_claims_are_atomic_and_results_become_metrics(edge):
 
     def claimer(device_id):
         while (job := services.claim_job(device_id)) is not None:
-            claimed.append((device_id, job["id"]))
+            claimed.append((device_id, job.id))
 
-    threads = [threading.Thread(target=claimer, args=(d["id"],)) for d in (a, b, a, b)]
+    threads = [threading.Thread(target=claimer, args=(d.id,)) for d in (a, b, a, b)]
     for t in threads:
         t.start()
     for t in threads:
@@ -61,17 +61,17 @@ def test_claims_are_atomic_and_results_become_metrics(edge):
     assert sorted(j for _, j in claimed) == sorted({j for _, j in claimed}) and len(claimed) == 3
     for device_id, job_id in claimed:
         out = services.complete_job(job_id, device_id, RESULT)
-        assert out["status"] == "done"
+        assert out.status == "done"
     config_id = exports[0][1]
     info = services.get_config(config_id)
-    device = next(d for d, j in claimed if services.get_job(j)["export_id"] == exports[0][0])
-    name = "pi-a" if device == a["id"] else "pi-b"
+    device = next(d for d, j in claimed if services.get_job(j).export_id == exports[0][0])
+    name = "pi-a" if device == a.id else "pi-b"
     assert info.latest_metrics[f"edge_latency_ms@{name}"] == 0.5
     assert info.latest_metrics["model_bytes"] == 1234
     assert info.version == 1  # edge numbers do not bump the ETag
     int8 = services.get_config(exports[2][1]).latest_metrics
     assert any(k.endswith(":int8") and k.startswith("edge_latency_ms@") for k in int8)
-    assert len(services.list_profiles()) == 3 and services.list_profiles(config_id=config_id)[0]["runs"] == 10
+    assert len(services.list_profiles()) == 3 and services.list_profiles(config_id=config_id)[0].runs == 10
     with pytest.raises(Conflict):
         services.complete_job(claimed[0][1], claimed[0][0], RESULT)  # done already
 
@@ -81,21 +81,21 @@ def test_expired_leases_requeue_and_give_up_after_max_attempts(edge):
     a = services.register_device("a", interpreter="tflite-runtime")
     b = services.register_device("b", interpreter="ai-edge-litert")
     job = services.enqueue_profiling(exports[0][0])[0]
-    assert services.claim_job(a["id"])["id"] == job["id"]
-    assert services.claim_job(b["id"]) is None
+    assert services.claim_job(a.id).id == job.id
+    assert services.claim_job(b.id) is None
     time.sleep(0.3)
-    assert services.heartbeat(a["id"])["extended_jobs"] == 1  # a heartbeat keeps the lease
+    assert services.heartbeat(a.id).extended_jobs == 1  # a heartbeat keeps the lease
     time.sleep(0.3)
-    assert services.get_job(job["id"])["status"] == "running"
+    assert services.get_job(job.id).status == "running"
     time.sleep(0.4)  # a stops heartbeating
-    again = services.claim_job(b["id"])
-    assert again["id"] == job["id"] and again["attempts"] == 2 and "stopped responding" in again["error"]
+    again = services.claim_job(b.id)
+    assert again.id == job.id and again.attempts == 2 and "stopped responding" in again.error
     with pytest.raises(Conflict, match="not held"):
-        services.complete_job(job["id"], a["id"], RESULT)  # a woke up too late
+        services.complete_job(job.id, a.id, RESULT)  # a woke up too late
     time.sleep(0.7)
-    assert services.claim_job(a["id"]) is None
-    final = services.get_job(job["id"])
-    assert final["status"] == "failed" and "gave up after 2 attempts" in final["error"]
+    assert services.claim_job(a.id) is None
+    final = services.get_job(job.id)
+    assert final.status == "failed" and "gave up after 2 attempts" in final.error
 
 
 def test_failed_jobs_retry_then_fail_and_targets_are_respected(edge):
@@ -103,17 +103,17 @@ def test_failed_jobs_retry_then_fail_and_targets_are_respected(edge):
     a = services.register_device("a", interpreter="tflite-runtime")
     b = services.register_device("b", interpreter="ai-edge-litert")
     jobs = services.enqueue_profiling(exports[1][0], all_devices=True)
-    assert [j["device_id"] for j in jobs] == [a["id"], b["id"]]
-    mine = services.claim_job(a["id"])
-    assert mine["device_id"] == a["id"] and mine["export"]["sha256"] == "a" * 64
-    assert services.fail_job(mine["id"], a["id"], "checksum mismatch")["status"] == "queued"
-    assert services.claim_job(a["id"])["id"] == mine["id"]
-    failed = services.fail_job(mine["id"], a["id"], "checksum mismatch")
-    assert failed["status"] == "failed" and "checksum mismatch" in failed["error"]
+    assert [j.device_id for j in jobs] == [a.id, b.id]
+    mine = services.claim_job(a.id)
+    assert mine.device_id == a.id and mine.export.sha256 == "a" * 64
+    assert services.fail_job(mine.id, a.id, "checksum mismatch").status == "queued"
+    assert services.claim_job(a.id).id == mine.id
+    failed = services.fail_job(mine.id, a.id, "checksum mismatch")
+    assert failed.status == "failed" and "checksum mismatch" in failed.error
     with pytest.raises(ValidationError):
         services.register_device("bad name!", interpreter="tflite-runtime")
     with pytest.raises(ValidationError):
-        services.complete_job(jobs[1]["id"], b["id"], {"latency_p50_ms": -1})
+        services.complete_job(jobs[1].id, b.id, {"latency_p50_ms": -1})
 
 
 def test_a_device_that_signs_off_is_offline_at_once_and_gives_its_jobs_back(edge):
@@ -121,14 +121,14 @@ def test_a_device_that_signs_off_is_offline_at_once_and_gives_its_jobs_back(edge
     a = services.register_device("a", interpreter="tflite-runtime")
     b = services.register_device("b", interpreter="ai-edge-litert")
     job = services.enqueue_profiling(exports[0][0])[0]
-    assert services.claim_job(a["id"])["id"] == job["id"]
-    signed_off = services.sign_off(a["id"])
-    assert signed_off["device"]["status"] == "offline" and signed_off["requeued_jobs"] == 1
-    assert services.get_job(job["id"])["status"] == "queued"
+    assert services.claim_job(a.id).id == job.id
+    signed_off = services.sign_off(a.id)
+    assert signed_off.device.status == "offline" and signed_off.requeued_jobs == 1
+    assert services.get_job(job.id).status == "queued"
     (mine,) = services.enqueue_profiling(exports[1][0], all_devices=True)
-    assert mine["device_id"] == b["id"]
-    assert {services.claim_job(b["id"])["id"], services.claim_job(b["id"])["id"]} == {mine["id"], job["id"]}
-    assert services.heartbeat(a["id"])["device"]["status"] == "online"  # back when it heartbeats again
+    assert mine.device_id == b.id
+    assert {services.claim_job(b.id).id, services.claim_job(b.id).id} == {mine.id, job.id}
+    assert services.heartbeat(a.id).device.status == "online"  # back when it heartbeats again
 
 
 def test_enqueue_on_all_devices_needs_a_device(edge):
