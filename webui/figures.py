@@ -132,7 +132,7 @@ def pareto(document: ParetoFront) -> go.Figure:
             continue
         fig.add_trace(go.Scatter(
             x=[p.x for p in chosen], y=[p.accuracy for p in chosen], mode="markers+text",
-            name=f"front ({quantization})", text=[f"config {p['config_id']}" for p in chosen],
+            name=f"front ({quantization})", text=[f"config {p.config_id}" for p in chosen],
             textposition="top center", marker={"size": 14, "symbol": symbol,
                                                "color": [colour(p.config_id) for p in chosen]},
             customdata=[[p.config_id, p.export_id, p.quantization] for p in chosen],

@@ -140,3 +140,50 @@ def test_enqueue_on_all_devices_needs_a_device(edge):
 def test_pareto_mask():
     points = [(0.9, 1.0), (0.95, 2.0), (0.85, 1.5), (0.95, 3.0), (0.8, 0.5)]
     assert pareto_mask(points, ("max", "min")) == [True, True, False, False, True]
+
+
+def test_the_rest_json_and_the_device_tables_keep_their_shape(edge):
+    """Entities out of the services, the same JSON out of REST: plain isoformat times, nested export, extras."""
+    from datetime import datetime
+
+    from hopper.rest import create_app
+    from hopper.webui import callbacks as cb
+
+    services, exports = edge
+    client = create_app(services, token="t" * 16, secret_key="s" * 32).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = "Bearer " + "t" * 16
+    device = client.post("/api/v1/devices", json={"name": "pi", "interpreter": "ai-edge-litert",
+                                                  "hardware": {"cores": 4, "memory_bytes": 2**30}}).json
+    assert set(device) == {"id", "name", "hardware", "interpreter", "status", "registered_at", "last_seen",
+                           "seconds_since_seen"}
+    assert datetime.fromisoformat(device["last_seen"]) and not device["last_seen"].endswith("Z")
+    (job,) = client.post(f"/api/v1/exports/{exports[0][0]}/profile", json={"device_id": device["id"]}).json
+    assert "export" not in job and job["status"] == "queued"
+    claimed = client.post(f"/api/v1/devices/{device['id']}/claim").json["job"]
+    assert claimed["id"] == job["id"] and claimed["lease_seconds"] == 0.5
+    assert claimed["export"] == {"id": exports[0][0], "config_id": exports[0][1], "quantization": "float32",
+                                 "sha256": "a" * 64, "bytes": 1000,
+                                 "artifact": f"/api/v1/exports/{exports[0][0]}/artifact"}
+    assert datetime.fromisoformat(claimed["lease_expires_at"]) > datetime.fromisoformat(claimed["claimed_at"])
+    beat = client.post(f"/api/v1/devices/{device['id']}/heartbeat").json
+    assert beat["extended_jobs"] == 1 and beat["lease_seconds"] == 0.5 and beat["device"]["status"] == "online"
+    done = client.post(f"/api/v1/jobs/{job['id']}/complete", json={"device_id": device["id"], "result": RESULT}).json
+    assert done["status"] == "done" and "export" not in done and done["metrics"]["edge_latency_ms@pi"] == 0.5
+    assert client.get(f"/api/v1/jobs/{job['id']}").json["export"]["id"] == exports[0][0]
+    (profile,) = client.get("/api/v1/profiles").json
+    assert profile["id"] == done["profile_id"] and profile["device"] == "pi" and profile["detail"] == {
+        "interpreter": "ai-edge-litert"}
+    workload_id = services.get_config(exports[0][1]).workload_id
+    front = client.get(f"/api/v1/workloads/{workload_id}/pareto").json
+    assert (front["device"], front["devices"], len(front["points"])) == ("pi", ["pi"], 1)
+    assert front["points"][0]["pareto"] is True and front["points"][0]["x"] == 0.5
+    by_size = client.get(f"/api/v1/workloads/{workload_id}/pareto", query_string={"x": "bytes"}).json
+    assert [p["bytes"] for p in by_size["points"]] == [1000, 2000, 3000]
+    assert [p["pareto"] for p in by_size["points"]] == [True, True, True]  # bigger, and more accurate
+    assert services.pareto(workload_id, x="bytes").to_dict() == by_size
+
+    devices, profiles, jobs, deployments = cb.device_tables(services)
+    assert devices[0]["name"] == "pi" and devices[0]["memory"] == "1.0 GiB" and devices[0]["profiles"] == 1
+    assert profiles[0]["at"] == profile["created_at"][:19] and jobs[0]["claimed by"] == "pi" and deployments == []
+    figure, names = cb.pareto_figure(services, workload_id, "latency", None)
+    assert names == ["pi"] and len(figure.data) >= 2
