@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hopper.engine.entities import ExportInfo
 from hopper.engine.errors import ValidationError
 from hopper.engine.services import ExportSource, Services
 
@@ -62,7 +63,7 @@ def _accuracy(predictions: np.ndarray, y: np.ndarray, task: str) -> float | None
 
 
 def export_config(services: Services, config_id: int, quantizations: tuple[str, ...] = QUANTIZATIONS,
-                  out_dir: Path | None = None, actor: str | None = None) -> list[dict]:
+                  out_dir: Path | None = None, actor: str | None = None) -> list[ExportInfo]:
     """Export ``config_id`` in each quantisation; returns the recorded exports."""
     from hopper.engine.data import read_partition
     from hopper.mop_scheduler.worker.checkpoints import load_checkpoint

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 
+from hopper.engine.entities import DeploymentInfo
 from hopper.engine.services import Services
 from hopper.engine.status import DeploymentStatus
 from hopper.settings import Settings
@@ -34,36 +35,36 @@ def child_env(settings: Settings) -> dict[str, str]:
             "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def start_deployment(services: Services, row: dict) -> dict:
+def start_deployment(services: Services, row: DeploymentInfo) -> DeploymentInfo:
     """Start ``hopper serve-model`` for a claimed (``starting``) deployment; the child marks it running or failed."""
     logdir = services.settings.artifact_dir / "deployments"
     logdir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "hopper.cli", "serve-model", str(row["config_id"]), "--format", row["format"],
-           "--host", row["host"], "--name", row["name"], "--deployment-id", str(row["id"])]
-    if row["port"]:
-        cmd += ["--port", str(row["port"])]
+    cmd = [sys.executable, "-m", "hopper.cli", "serve-model", str(row.config_id), "--format", row.format,
+           "--host", row.host, "--name", row.name, "--deployment-id", str(row.id)]
+    if row.port:
+        cmd += ["--port", str(row.port)]
     try:
-        with open(logdir / f"deployment-{row['id']}.log", "ab") as log_file:
+        with open(logdir / f"deployment-{row.id}.log", "ab") as log_file:
             proc = subprocess.Popen(cmd, env=child_env(services.settings), stdout=log_file,
                                     stderr=subprocess.STDOUT, start_new_session=True)
     except OSError as exc:
-        return services.mark_deployment(row["id"], status=DeploymentStatus.FAILED, error=f"cannot start: {exc}")
-    _CHILDREN[row["id"]] = proc
+        return services.mark_deployment(row.id, status=DeploymentStatus.FAILED, error=f"cannot start: {exc}")
+    _CHILDREN[row.id] = proc
     # status None: a stop asked for meanwhile (``stopping``) must not be overwritten by ``starting``
-    return services.mark_deployment(row["id"], pid=proc.pid)
+    return services.mark_deployment(row.id, pid=proc.pid)
 
 
-def stop_deployment(services: Services, row: dict, timeout: float = 20) -> dict:
+def stop_deployment(services: Services, row: DeploymentInfo, timeout: float = 20) -> DeploymentInfo:
     """SIGTERM the model server of a ``stopping`` deployment (it marks itself stopped); a gone one is marked."""
-    proc = _CHILDREN.pop(row["id"], None)
-    pid = row["pid"]
+    proc = _CHILDREN.pop(row.id, None)
+    pid = row.pid
     if pid:
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pid = None
         except PermissionError as exc:
-            return services.mark_deployment(row["id"], status=DeploymentStatus.FAILED,
+            return services.mark_deployment(row.id, status=DeploymentStatus.FAILED,
                                             error=f"cannot signal the model server (pid {pid}): {exc}")
     if proc is not None:
         try:
@@ -75,13 +76,13 @@ def stop_deployment(services: Services, row: dict, timeout: float = 20) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.1)
-    current = services.get_deployment(row["id"])
-    if current["status"] not in _FINISHED:
-        current = services.mark_deployment(row["id"], status=DeploymentStatus.STOPPED)
+    current = services.get_deployment(row.id)
+    if current.status not in _FINISHED:
+        current = services.mark_deployment(row.id, status=DeploymentStatus.STOPPED)
     return current
 
 
-def reap_deployments(services: Services) -> list[dict]:
+def reap_deployments(services: Services) -> list[DeploymentInfo]:
     """Record servers started here that exited on their own (crash, kill -9) and did not record it themselves."""
     out = []
     for deployment_id, proc in list(_CHILDREN.items()):
@@ -89,9 +90,9 @@ def reap_deployments(services: Services) -> list[dict]:
             continue
         del _CHILDREN[deployment_id]
         row = services.get_deployment(deployment_id)
-        if row["status"] == DeploymentStatus.STOPPING:
+        if row.status == DeploymentStatus.STOPPING:
             out.append(services.mark_deployment(deployment_id, status=DeploymentStatus.STOPPED))
-        elif row["status"] not in _FINISHED:
+        elif row.status not in _FINISHED:
             out.append(services.mark_deployment(deployment_id, status=DeploymentStatus.FAILED,
                                                 error=f"serve-model exited with code {proc.returncode}"))
     return out

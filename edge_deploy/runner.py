@@ -17,6 +17,7 @@ import sys
 import threading
 
 from hopper.edge_deploy.launch import child_env, reap_deployments, start_deployment, stop_deployment
+from hopper.engine.entities import DeploymentInfo, ExportRequestInfo
 from hopper.engine.errors import HopperError
 from hopper.engine.services import Services
 from hopper.engine.status import DeploymentStatus, JobStatus
@@ -39,21 +40,21 @@ class ExportWorker:
         self.exports = exports
         self.done = 0
 
-    def run_deployments(self) -> list[dict]:
+    def run_deployments(self) -> list[DeploymentInfo]:
         """Start every requested deployment and end every stopping one; returns the rows it changed.
 
         Deployments go first in each round: starting a server takes a moment, an export may take minutes.
         """
         changed = reap_deployments(self.services)
         while (row := self.services.claim_deployment()) is not None:
-            log.info("deployment %s: starting serve-model for config %s", row["id"], row["config_id"])
+            log.info("deployment %s: starting serve-model for config %s", row.id, row.config_id)
             changed.append(start_deployment(self.services, row))
         for row in self.services.list_deployments(status=DeploymentStatus.STOPPING):
-            log.info("deployment %s: stopping", row["id"])
+            log.info("deployment %s: stopping", row.id)
             changed.append(stop_deployment(self.services, row))
         return changed
 
-    def run_once(self) -> dict | None:
+    def run_once(self) -> DeploymentInfo | ExportRequestInfo | None:
         """Handle deployments, queue top-k exports, then run the next export request; returns it (or None)."""
         changed = self.run_deployments()
         if not self.exports:
@@ -65,11 +66,11 @@ class ExportWorker:
         request = self.services.claim_export_request()
         if request is None:
             return None
-        cmd = [sys.executable, "-m", "hopper.cli", "export", str(request["config_id"]), "--request-id",
-               str(request["id"])]
-        for q in request["quantizations"]:
+        cmd = [sys.executable, "-m", "hopper.cli", "export", str(request.config_id), "--request-id",
+               str(request.id)]
+        for q in request.quantizations:
             cmd += ["--quantization", q]
-        log.info("export request %s: %s", request["id"], " ".join(cmd[2:]))
+        log.info("export request %s: %s", request.id, " ".join(cmd[2:]))
         try:
             proc = subprocess.run(cmd, env=child_env(self.services.settings), capture_output=True, text=True,
                                   timeout=self.timeout)
@@ -77,9 +78,9 @@ class ExportWorker:
             code = proc.returncode
         except subprocess.TimeoutExpired:
             tail, code = f"the export took longer than {self.timeout:.0f} s", -1
-        current = self.services.get_export_request(request["id"])
-        if current["status"] == JobStatus.RUNNING:  # the child died before recording its outcome
-            current = self.services.finish_export_request(request["id"], error=f"export exited with code {code}: "
+        current = self.services.get_export_request(request.id)
+        if current.status == JobStatus.RUNNING:  # the child died before recording its outcome
+            current = self.services.finish_export_request(request.id, error=f"export exited with code {code}: "
                                                                                   f"{tail.strip()}")
         self.done += 1
         return current

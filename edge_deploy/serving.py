@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from hopper.engine.entities import ExportInfo
 from hopper.engine.errors import HopperError, ValidationError
 from hopper.engine.services import Services
 from hopper.engine.status import DeploymentStatus
@@ -65,11 +66,11 @@ def keras_predictor(services: Services, config_id: int) -> Callable[[np.ndarray]
     return lambda x: np.asarray(model.predict(x, batch_size=512, verbose=0))
 
 
-def float_export(services: Services, config_id: int) -> dict:
+def float_export(services: Services, config_id: int) -> ExportInfo:
     """The config's newest float32 export of its newest checkpoint, exporting one when there is none."""
     source = services.export_source(config_id)
-    rows = [e for e in services.list_exports(config_id) if e["quantization"] == "float32"
-            and e["path"].find(f"-ckpt-{source.checkpoint_id}-") >= 0 and os.path.isfile(e["path"])]
+    rows = [e for e in services.list_exports(config_id) if e.quantization == "float32"
+            and e.path.find(f"-ckpt-{source.checkpoint_id}-") >= 0 and os.path.isfile(e.path)]
     if rows:
         return rows[-1]
     from hopper.edge_deploy.export import export_config
@@ -129,16 +130,16 @@ def serve_model(services: Services, config_id: int, *, fmt: str = "tflite", host
     from hopper.serve import free_port
 
     if deployment_id is None:
-        deployment_id = services.create_deployment(config_id, fmt=fmt, name=name, host=host, port=port)["id"]
+        deployment_id = services.create_deployment(config_id, fmt=fmt, name=name, host=host, port=port).id
     row = services.get_deployment(deployment_id)
-    name = row["name"]
+    name = row.name
     try:
         source = services.export_source(config_id)
         export_id = None
         if fmt == "tflite":
             export = float_export(services, config_id)
-            export_id = export["id"]
-            with open(export["path"], "rb") as fh:
+            export_id = export.id
+            with open(export.path, "rb") as fh:
                 predict = tflite_predictor(fh.read())
         elif fmt == "keras":
             predict = keras_predictor(services, config_id)
@@ -147,7 +148,7 @@ def serve_model(services: Services, config_id: int, *, fmt: str = "tflite", host
         info = {"config_id": config_id, "format": fmt, "export_id": export_id, "deployment_id": deployment_id,
                 "input_shape": list(source.feature_shape), "task": source.task}
         app = create_model_app(name, predict, tuple(source.feature_shape), info)
-        port = port or row["port"] or free_port(host)
+        port = port or row.port or free_port(host)
         server = create_server(app, host=host, port=port, threads=4)
     except (HopperError, OSError) as exc:
         services.mark_deployment(deployment_id, status=DeploymentStatus.FAILED, error=getattr(exc, "message", None) or str(exc))

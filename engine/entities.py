@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
+
+from hopper.engine.status import DeviceStatus
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -306,3 +308,267 @@ class Proposal:
 
     hparams: list[dict] = field(default_factory=list)
     exhausted: bool = False
+
+
+# -- edge deployment -----------------------------------------------------------------------------------------
+# The edge entities keep the JSON the REST API and the edge agents have always exchanged: datetimes are plain
+# ``isoformat()`` (no ``Z``, full precision), and a nested entity becomes a nested object.
+
+
+def _edge_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, _Serialisable):
+        return value.to_dict()
+    if isinstance(value, list):
+        return [_edge_value(v) for v in value]
+    return value
+
+
+class _EdgeSerialisable(_Serialisable):
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset()  # fields that the JSON leaves out rather than writing null
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict, in the REST API's edge format (``isoformat()`` datetimes, nested objects)."""
+        out = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if value is None and f.name in self._omit_if_none:
+                continue
+            out[f.name] = _edge_value(value)
+        return out
+
+
+@dataclass(frozen=True)
+class DeviceInfo(_EdgeSerialisable):
+    """An edge agent; ``status`` is ``offline`` once it has been silent for the offline timeout."""
+
+    id: int
+    name: str
+    hardware: dict
+    interpreter: str
+    status: str
+    registered_at: datetime
+    last_seen: datetime
+    seconds_since_seen: float
+
+    @classmethod
+    def from_row(cls, row: Any, *, offline_after: float, now: datetime) -> DeviceInfo:
+        silent = (now - row.last_seen).total_seconds()
+        status = DeviceStatus.OFFLINE if row.status == DeviceStatus.ONLINE and silent > offline_after else row.status
+        return cls(row.id, row.name, dict(row.hardware or {}), row.interpreter, str(status), row.registered_at,
+                   row.last_seen, round(silent, 1))
+
+
+@dataclass(frozen=True)
+class HeartbeatResult(_EdgeSerialisable):
+    """A heartbeat's outcome: the device, how many held jobs had their lease extended, and by how long."""
+
+    device: DeviceInfo
+    extended_jobs: int
+    lease_seconds: float
+
+
+@dataclass(frozen=True)
+class SignOffResult(_EdgeSerialisable):
+    """A sign-off's outcome: the (now offline) device and how many held jobs went back to the queue."""
+
+    device: DeviceInfo
+    requeued_jobs: int
+
+
+@dataclass(frozen=True)
+class JobExport(_EdgeSerialisable):
+    """The export a profiling job measures, as an agent needs it (``artifact``: where to download it)."""
+
+    id: int
+    config_id: int
+    quantization: str
+    sha256: str
+    bytes: int
+    artifact: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> JobExport:
+        return cls(row.id, row.config_id, row.quantization, row.sha256, row.bytes,
+                   f"/api/v1/exports/{row.id}/artifact")
+
+
+@dataclass(frozen=True)
+class ProfileJobInfo(_EdgeSerialisable):
+    """A profiling job; ``export`` is set (and in the JSON) only where the job is shown with its export."""
+
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset({"export"})
+
+    id: int
+    export_id: int
+    device_id: int | None
+    status: str
+    attempts: int
+    max_attempts: int
+    runs: int | None
+    warmup: int | None
+    claimed_by: int | None
+    claimed_at: datetime | None
+    lease_expires_at: datetime | None
+    error: str | None
+    result: dict | None
+    created_at: datetime
+    finished_at: datetime | None
+    export: JobExport | None = None
+
+    @staticmethod
+    def _columns(row: Any) -> tuple:
+        return (row.id, row.export_id, row.device_id, str(row.status), row.attempts, row.max_attempts, row.runs,
+                row.warmup, row.claimed_by, row.claimed_at, row.lease_expires_at, row.error, row.result,
+                row.created_at, row.finished_at)
+
+    @classmethod
+    def from_row(cls, row: Any, export: Any = None) -> ProfileJobInfo:
+        return cls(*cls._columns(row), export=None if export is None else JobExport.from_row(export))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClaimedJob(ProfileJobInfo):
+    """A job an agent has just claimed, with its export and the lease it holds it under."""
+
+    lease_seconds: float
+
+    @classmethod
+    def claimed(cls, row: Any, export: Any, *, lease_seconds: float) -> ClaimedJob:
+        return cls(*cls._columns(row), export=JobExport.from_row(export), lease_seconds=lease_seconds)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompletedJob(ProfileJobInfo):
+    """A finished job, with the profile row it wrote and the metrics the config got from it."""
+
+    profile_id: int
+    metrics: dict
+
+    @classmethod
+    def completed(cls, row: Any, *, profile_id: int, metrics: dict) -> CompletedJob:
+        return cls(*cls._columns(row), profile_id=profile_id, metrics=metrics)
+
+
+@dataclass(frozen=True)
+class ExportInfo(_EdgeSerialisable):
+    """A written TFLite (or Keras) artefact of a config, with its accuracy before and after conversion."""
+
+    id: int
+    config_id: int
+    quantization: str
+    path: str
+    sha256: str
+    bytes: int
+    keras_accuracy: float | None
+    tflite_accuracy: float | None
+    convert_seconds: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> ExportInfo:
+        return cls(row.id, row.config_id, row.quantization, row.path, row.sha256, row.bytes, row.keras_accuracy,
+                   row.tflite_accuracy, row.convert_seconds)
+
+
+@dataclass(frozen=True)
+class ExportRequestInfo(_EdgeSerialisable):
+    """A queued (or finished) export of a config for the export worker, with the exports it produced."""
+
+    id: int
+    config_id: int
+    quantizations: list
+    profile: bool
+    origin: str
+    status: str
+    actor: str
+    export_ids: list | None
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> ExportRequestInfo:
+        return cls(row.id, row.config_id, list(row.quantizations), row.profile, row.origin, str(row.status),
+                   row.actor, row.export_ids, row.error, row.created_at, row.finished_at)
+
+
+@dataclass(frozen=True)
+class DeploymentInfo(_EdgeSerialisable):
+    """A model server of a config; ``url`` is its predict endpoint once it has a port."""
+
+    id: int
+    config_id: int
+    export_id: int | None
+    format: str
+    name: str
+    host: str
+    port: int | None
+    pid: int | None
+    status: str
+    error: str | None
+    url: str | None
+    started_at: datetime
+    stopped_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> DeploymentInfo:
+        url = f"http://{row.host}:{row.port}/v1/models/{row.name}" if row.port else None
+        return cls(row.id, row.config_id, row.export_id, row.format, row.name, row.host, row.port, row.pid,
+                   str(row.status), row.error, url, row.started_at, row.stopped_at)
+
+
+@dataclass(frozen=True)
+class ProfileInfo(_EdgeSerialisable):
+    """One measurement of an export on a device, with the names and numbers the Pareto view needs."""
+
+    id: int
+    job_id: int
+    export_id: int
+    config_id: int
+    workload_id: int
+    device_id: int
+    device: str
+    quantization: str
+    tflite_accuracy: float | None
+    latency_p50_ms: float
+    latency_p95_ms: float
+    size_bytes: int
+    peak_memory_bytes: int | None
+    energy_mj: float | None
+    runs: int
+    detail: dict | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any, *, workload_id: int, device: str, quantization: str,
+                 tflite_accuracy: float | None) -> ProfileInfo:
+        return cls(row.id, row.job_id, row.export_id, row.config_id, workload_id, row.device_id, device,
+                   quantization, tflite_accuracy, row.latency_p50_ms, row.latency_p95_ms, row.size_bytes,
+                   row.peak_memory_bytes, row.energy_mj, row.runs, row.detail, row.created_at)
+
+
+@dataclass(frozen=True)
+class ParetoPoint(_EdgeSerialisable):
+    """One export on the accuracy / latency (or size) plane; ``pareto``: it is on the front."""
+
+    export_id: int
+    config_id: int
+    quantization: str
+    accuracy: float
+    x: float
+    bytes: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    pareto: bool
+
+
+@dataclass(frozen=True)
+class ParetoFront(_EdgeSerialisable):
+    """A workload's exports as points, front marked, on ``device`` (one of ``devices``, which have profiles)."""
+
+    workload_id: int
+    x: str
+    device: str | None
+    devices: list
+    points: list[ParetoPoint]

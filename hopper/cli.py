@@ -393,11 +393,11 @@ def export_cmd(config_id: int, quantizations: tuple[str, ...], out_dir: str | No
             services.finish_export_request(request_id, error=getattr(exc, "message", None) or repr(exc))
         raise
     if request_id is not None:
-        services.finish_export_request(request_id, export_ids=[r["id"] for r in rows])
+        services.finish_export_request(request_id, export_ids=[r.id for r in rows])
     table = Table("quantization", "bytes", "Keras accuracy", "TFLite accuracy", "convert s", "file")
     for r in rows:
-        table.add_row(r["quantization"], str(r["bytes"]), _fmt(r["keras_accuracy"]), _fmt(r["tflite_accuracy"]),
-                      f"{r['convert_seconds']:.2f}", _fmt(r["path"]))
+        table.add_row(r.quantization, str(r.bytes), _fmt(r.keras_accuracy), _fmt(r.tflite_accuracy),
+                      f"{r.convert_seconds:.2f}", _fmt(r.path))
     console.print(table)
 
 
@@ -430,7 +430,7 @@ def export_worker_cmd(poll: float, once: bool) -> None:
     worker = ExportWorker(_services(), poll=poll)
     if once:
         while (done := worker.run_once()) is not None:
-            console.print(f"export request {done['id']}: {done['status']} {done.get('error') or ''}", highlight=False)
+            console.print(f"export request {done.id}: {done.status} {done.error or ''}", highlight=False)
         return
     stop_event = threading.Event()
     console.print("export worker: polling for export requests and deployments (Ctrl-C stops)")

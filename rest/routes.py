@@ -209,7 +209,7 @@ def _opt_int_arg(name: str) -> int | None:
            errors=(NOT_FOUND,))
 def list_exports(config_id: int):  # noqa: ANN201
     """List a config's TFLite exports."""
-    return services().list_exports(config_id)
+    return [x.to_dict() for x in services().list_exports(config_id)]
 
 
 @api.route("POST", "/configs/<int:config_id>/exports", tag="edge", body=ExportRequestBody, status=202,
@@ -221,13 +221,13 @@ def request_export(config_id: int, body: ExportRequestBody):  # noqa: ANN201
     Poll ``GET /export-requests/{id}`` for the exports it made.
     """
     return services().request_export(config_id, quantizations=list(dict.fromkeys(body.quantizations)),
-                                     profile=body.profile, actor=actor())
+                                     profile=body.profile, actor=actor()).to_dict()
 
 
 @api.route("GET", "/export-requests/<int:request_id>", tag="edge", errors=(NOT_FOUND,))
 def get_export_request(request_id: int):  # noqa: ANN201
     """Show an export request and the exports it made."""
-    return services().get_export_request(request_id)
+    return services().get_export_request(request_id).to_dict()
 
 
 @api.route("GET", "/exports/<int:export_id>/artifact", tag="edge", returns="binary", errors=(NOT_FOUND, CONFLICT),
@@ -242,13 +242,13 @@ def export_artifact(export_id: int):  # noqa: ANN201
     from hopper.engine.errors import InvalidState
 
     export = services().export_artifact(export_id)
-    path = Path(export["path"])
+    path = Path(export.path)
     if not path.is_file():
         raise InvalidState(f"the file of export {export_id} is missing on the server ({path.name})")
     response = send_file(path, mimetype="application/octet-stream", as_attachment=True, download_name=path.name,
                          conditional=False, etag=False, max_age=0)
-    response.headers["X-Hopper-SHA256"] = export["sha256"]
-    response.headers["X-Hopper-Bytes"] = str(export["bytes"])
+    response.headers["X-Hopper-SHA256"] = export.sha256
+    response.headers["X-Hopper-Bytes"] = str(export.bytes)
     return response, 200
 
 
@@ -256,14 +256,15 @@ def export_artifact(export_id: int):  # noqa: ANN201
            body=ProfileBody, status=201, returns="list", errors=(INVALID, NOT_FOUND, CONFLICT))
 def enqueue_profiling(export_id: int, body: ProfileBody):  # noqa: ANN201
     """Queue profiling of an export on edge devices."""
-    return services().enqueue_profiling(export_id, device_id=body.device_id, all_devices=body.all_devices,
+    jobs = services().enqueue_profiling(export_id, device_id=body.device_id, all_devices=body.all_devices,
                                         runs=body.runs, warmup=body.warmup, actor=actor())
+    return [j.to_dict() for j in jobs]
 
 
 @api.route("GET", "/devices", tag="edge", returns="list")
 def list_devices():  # noqa: ANN201
     """List edge devices (agents) with status and last contact."""
-    return services().list_devices()
+    return [x.to_dict() for x in services().list_devices()]
 
 
 @api.route("POST", "/devices", tag="edge",
@@ -271,31 +272,32 @@ def list_devices():  # noqa: ANN201
 def register_device(body: RegisterDeviceBody):  # noqa: ANN201
     """Register an edge agent (again, after a restart) with its hardware."""
     return services().register_device(body.name, hardware=body.hardware, interpreter=body.interpreter,
-                                      actor=f"device:{body.name}")
+                                      actor=f"device:{body.name}").to_dict()
 
 
 @api.route("GET", "/devices/<int:device_id>", tag="edge", errors=(NOT_FOUND,))
 def get_device(device_id: int):  # noqa: ANN201
     """Show an edge device."""
-    return services().get_device(device_id)
+    return services().get_device(device_id).to_dict()
 
 
 @api.route("POST", "/devices/<int:device_id>/heartbeat", tag="edge", errors=(NOT_FOUND,))
 def heartbeat(device_id: int):  # noqa: ANN201
     """An agent is alive: extends the leases of its jobs."""
-    return services().heartbeat(device_id)
+    return services().heartbeat(device_id).to_dict()
 
 
 @api.route("POST", "/devices/<int:device_id>/offline", tag="edge", errors=(NOT_FOUND,))
 def sign_off(device_id: int):  # noqa: ANN201
     """An agent signs off: offline now, its held jobs re-queued."""
-    return services().sign_off(device_id)
+    return services().sign_off(device_id).to_dict()
 
 
 @api.route("POST", "/devices/<int:device_id>/claim", tag="edge", errors=(NOT_FOUND,))
 def claim_job(device_id: int):  # noqa: ANN201
     """Claim the next profiling job (job is null when none)."""
-    return {"job": services().claim_job(device_id)}
+    job = services().claim_job(device_id)
+    return {"job": None if job is None else job.to_dict()}
 
 
 @api.route("GET", "/jobs", tag="edge", returns="list",
@@ -303,32 +305,33 @@ def claim_job(device_id: int):  # noqa: ANN201
                   ("export_id", "integer", "only jobs of this export", 0, 2**31 - 1)))
 def list_jobs():  # noqa: ANN201
     """List profiling jobs, newest first."""
-    return services().list_jobs(status=request.args.get("status") or None, export_id=_opt_int_arg("export_id"))
+    jobs = services().list_jobs(status=request.args.get("status") or None, export_id=_opt_int_arg("export_id"))
+    return [j.to_dict() for j in jobs]
 
 
 @api.route("GET", "/jobs/<int:job_id>", tag="edge", errors=(NOT_FOUND,))
 def get_job(job_id: int):  # noqa: ANN201
     """Show a profiling job."""
-    return services().get_job(job_id)
+    return services().get_job(job_id).to_dict()
 
 
 @api.route("POST", "/jobs/<int:job_id>/complete", tag="edge",
            body=CompleteJobBody, errors=(INVALID, NOT_FOUND, CONFLICT))
 def complete_job(job_id: int, body: CompleteJobBody):  # noqa: ANN201
     """Post a job's measurements (profile and metrics)."""
-    return services().complete_job(job_id, body.device_id, body.result.model_dump())
+    return services().complete_job(job_id, body.device_id, body.result.model_dump()).to_dict()
 
 
 @api.route("POST", "/jobs/<int:job_id>/fail", tag="edge", body=FailJobBody, errors=(INVALID, NOT_FOUND, CONFLICT))
 def fail_job(job_id: int, body: FailJobBody):  # noqa: ANN201
     """Report that a job could not be profiled (re-queued or failed)."""
-    return services().fail_job(job_id, body.device_id, body.error, retryable=body.retryable)
+    return services().fail_job(job_id, body.device_id, body.error, retryable=body.retryable).to_dict()
 
 
 @api.route("POST", "/jobs/<int:job_id>/release", tag="edge", body=DeviceRefBody, errors=(INVALID, NOT_FOUND, CONFLICT))
 def release_job(job_id: int, body: DeviceRefBody):  # noqa: ANN201
     """Give a held job back to the queue (agent shutting down)."""
-    return services().fail_job(job_id, body.device_id, "the agent released the job", retryable=True)
+    return services().fail_job(job_id, body.device_id, "the agent released the job", retryable=True).to_dict()
 
 
 @api.route("GET", "/profiles", tag="edge",
@@ -337,8 +340,9 @@ def release_job(job_id: int, body: DeviceRefBody):  # noqa: ANN201
                                   ("workload_id", "integer", "one workload", 0, 2**31 - 1)))
 def list_profiles():  # noqa: ANN201
     """Measured profiles (latency, size, memory, energy), newest first."""
-    return services().list_profiles(config_id=_opt_int_arg("config_id"), device_id=_opt_int_arg("device_id"),
-                                    workload_id=_opt_int_arg("workload_id"))
+    profiles = services().list_profiles(config_id=_opt_int_arg("config_id"), device_id=_opt_int_arg("device_id"),
+                                        workload_id=_opt_int_arg("workload_id"))
+    return [p.to_dict() for p in profiles]
 
 
 @api.route("GET", "/workloads/<int:workload_id>/pareto", tag="edge", errors=(NOT_FOUND,), query=(("x", "string", "latency (default) or bytes", None, None),
@@ -346,7 +350,7 @@ def list_profiles():  # noqa: ANN201
 def pareto(workload_id: int):  # noqa: ANN201
     """Exports as accuracy vs latency (or size), front marked."""
     return services().pareto(workload_id, x=request.args.get("x") or "latency",
-                             device=request.args.get("device") or None)
+                             device=request.args.get("device") or None).to_dict()
 
 
 @api.route("POST", "/configs/<int:config_id>/deploy", tag="edge", body=DeployBody, status=202,
@@ -358,19 +362,19 @@ def deploy_config(config_id: int, body: DeployBody):  # noqa: ANN201
     model server to ``running`` with its URL. The web process starts no process itself.
     """
     return services().request_deployment(config_id, fmt=body.format, name=body.name, port=body.port,
-                                         actor=actor())
+                                         actor=actor()).to_dict()
 
 
 @api.route("GET", "/deployments", tag="edge", returns="list")
 def list_deployments():  # noqa: ANN201
     """List model deployments, newest first."""
-    return services().list_deployments()
+    return [x.to_dict() for x in services().list_deployments()]
 
 
 @api.route("GET", "/deployments/<int:deployment_id>", tag="edge", errors=(NOT_FOUND,))
 def get_deployment(deployment_id: int):  # noqa: ANN201
     """Show a deployment: its status, and its URL once the model server runs."""
-    return services().get_deployment(deployment_id)
+    return services().get_deployment(deployment_id).to_dict()
 
 
 @api.route("POST", "/deployments/<int:deployment_id>/stop", tag="edge", errors=(NOT_FOUND, CONFLICT))
@@ -379,4 +383,4 @@ def stop_deployment(deployment_id: int):  # noqa: ANN201
 
     A deployment the worker has not started yet stops at once; one already stopped or failed is a 409.
     """
-    return services().request_stop_deployment(deployment_id, actor=actor())
+    return services().request_stop_deployment(deployment_id, actor=actor()).to_dict()

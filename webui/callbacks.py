@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -44,6 +45,11 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def _when(value: datetime | None) -> str:
+    """A timestamp to the second, as the tables show it ("" for none)."""
+    return value.isoformat()[:19] if value is not None else ""
 
 
 def _md(text: str) -> str:
@@ -252,18 +258,18 @@ def edge_action(services: Services, triggered: str | None, selected: list | None
         config_id = _selected(selected)
         if triggered == "btn-export":
             request = services.request_export(config_id, profile="profile" in (profile or []), actor=ACTOR)
-            text = (f"export request {request['id']} for config {config_id} queued (float32 + int8); "
+            text = (f"export request {request.id} for config {config_id} queued (float32 + int8); "
                     "the exports appear on the Pareto page (size axis) once converted")
-            if request["profile"]:
-                online = any(d["status"] == DeviceStatus.ONLINE for d in services.list_devices())
+            if request.profile:
+                online = any(d.status == DeviceStatus.ONLINE for d in services.list_devices())
                 text += (", and on the latency axis once profiled by the online edge devices" if online else
                          "; no edge device is online, so nothing will profile them: start `hopper edge-agent`")
             return ok(text)
         row = services.request_deployment(config_id, actor=ACTOR)
     except HopperError as exc:
         return error(exc)
-    return ok(f"deployment {row['id']} ({row['name']}) requested: the export worker starts the model server; "
-              f"POST /v1/models/{row['name']}:predict on the URL listed on the Devices page")
+    return ok(f"deployment {row.id} ({row.name}) requested: the export worker starts the model server; "
+              f"POST /v1/models/{row.name}:predict on the URL listed on the Devices page")
 
 
 def add_config(services: Services, workload_id: int, text: str | None) -> html.Span:
@@ -295,29 +301,29 @@ def device_tables(services: Services) -> tuple[list[dict], list[dict], list[dict
     profiles = services.list_profiles(limit=500)
     devices = []
     for d in services.list_devices():
-        hw = d["hardware"]
+        hw = d.hardware
         memory = hw.get("memory_bytes")
-        devices.append({"id": d["id"], "name": d["name"], "status": d["status"], "interpreter":
-                        f"{d['interpreter']} {hw.get('interpreter_version') or ''}".strip(),
+        devices.append({"id": d.id, "name": d.name, "status": d.status, "interpreter":
+                        f"{d.interpreter} {hw.get('interpreter_version') or ''}".strip(),
                         "cpu": hw.get("cpu", ""), "cores": hw.get("cores", ""),
                         "memory": f"{memory / 2**30:.1f} GiB" if memory else "",
-                        "last seen": f"{d['seconds_since_seen']:.0f} s ago",
-                        "profiles": sum(p["device_id"] == d["id"] for p in profiles)})
-    rows = [{"id": p["id"], "device": p["device"], "workload": p["workload_id"], "config": p["config_id"],
-             "export": p["export_id"], "quantization": p["quantization"], "p50 ms": _fmt(p["latency_p50_ms"]),
-             "p95 ms": _fmt(p["latency_p95_ms"]), "bytes": p["size_bytes"],
-             "peak memory": p["peak_memory_bytes"] if p["peak_memory_bytes"] is not None else "",
-             "energy mJ": _fmt(p["energy_mj"]) if p["energy_mj"] is not None else "n/a", "runs": p["runs"],
-             "at": p["created_at"][:19]} for p in profiles]
+                        "last seen": f"{d.seconds_since_seen:.0f} s ago",
+                        "profiles": sum(p.device_id == d.id for p in profiles)})
+    rows = [{"id": p.id, "device": p.device, "workload": p.workload_id, "config": p.config_id,
+             "export": p.export_id, "quantization": p.quantization, "p50 ms": _fmt(p.latency_p50_ms),
+             "p95 ms": _fmt(p.latency_p95_ms), "bytes": p.size_bytes,
+             "peak memory": p.peak_memory_bytes if p.peak_memory_bytes is not None else "",
+             "energy mJ": _fmt(p.energy_mj) if p.energy_mj is not None else "n/a", "runs": p.runs,
+             "at": _when(p.created_at)} for p in profiles]
     names = {d["id"]: d["name"] for d in devices}
-    jobs = [{"id": j["id"], "export": j["export_id"], "device": names.get(j["device_id"], "any"),
-             "status": j["status"], "attempts": f"{j['attempts']}/{j['max_attempts']}",
-             "claimed by": names.get(j["claimed_by"], ""), "error": j["error"] or ""}
+    jobs = [{"id": j.id, "export": j.export_id, "device": names.get(j.device_id, "any"),
+             "status": j.status, "attempts": f"{j.attempts}/{j.max_attempts}",
+             "claimed by": names.get(j.claimed_by, ""), "error": j.error or ""}
             for j in services.list_jobs(limit=200)]
-    deployments = [{"id": d["id"], "name": d["name"], "config": d["config_id"], "format": d["format"],
-                    "status": d["status"], "url": f"{d['url']}:predict" if d["url"] else "",
-                    "started": d["started_at"][:19], "stopped": (d["stopped_at"] or "")[:19],
-                    "error": d["error"] or ""} for d in services.list_deployments()]
+    deployments = [{"id": d.id, "name": d.name, "config": d.config_id, "format": d.format,
+                    "status": d.status, "url": f"{d.url}:predict" if d.url else "",
+                    "started": _when(d.started_at), "stopped": _when(d.stopped_at),
+                    "error": d.error or ""} for d in services.list_deployments()]
     return devices, rows, jobs, deployments
 
 
@@ -329,13 +335,13 @@ def stop_deployment(services: Services, selected: list | None) -> html.Span:
         row = services.request_stop_deployment(int(selected[0]), actor=ACTOR)
     except HopperError as exc:
         return error(exc)
-    return ok(f"deployment {row['id']} ({row['name']}): {row['status']}")
+    return ok(f"deployment {row.id} ({row.name}): {row.status}")
 
 
 def pareto_figure(services: Services, workload_id: int, x: str | None, device: str | None) -> tuple[Any, list]:
     """The Pareto scatter (accuracy vs latency or size) and the device names for the picker."""
     document = services.pareto(workload_id, x=x or "latency", device=device or None)
-    return figures.pareto(document), document["devices"]
+    return figures.pareto(document), document.devices
 
 
 def pareto_config(services: Services, click: dict | None, workload_id: int) -> Any:
@@ -348,7 +354,7 @@ def pareto_config(services: Services, click: dict | None, workload_id: int) -> A
     except HopperError as exc:
         return error(exc)
     edge = {k: v for k, v in config.latest_metrics.items() if "@" in k or k.startswith("model_bytes")}
-    profiles = [p for p in services.list_profiles(config_id=config.id) if p["export_id"] == export_id]
+    profiles = [p for p in services.list_profiles(config_id=config.id) if p.export_id == export_id]
     return html.Div([
         html.H3(["Config ", html.A(str(config.id), href=f"/workloads/{workload_id}", id="pareto-config-link"),
                  f" · export {export_id} ({quantization})"]),
@@ -357,8 +363,8 @@ def pareto_config(services: Services, click: dict | None, workload_id: int) -> A
         html.P("metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(config.latest_metrics.items())
                                        if k not in edge)),
         html.P("edge: " + (", ".join(f"{k}={_fmt(v)}" for k, v in sorted(edge.items())) or "not profiled")),
-        html.Ul([html.Li(f"{p['device']}: p50 {p['latency_p50_ms']:.4f} ms, p95 {p['latency_p95_ms']:.4f} ms, "
-                         f"{p['size_bytes']} bytes") for p in profiles]),
+        html.Ul([html.Li(f"{p.device}: p50 {p.latency_p50_ms:.4f} ms, p95 {p.latency_p95_ms:.4f} ms, "
+                         f"{p.size_bytes} bytes") for p in profiles]),
     ], id="pareto-config-detail")
 
 

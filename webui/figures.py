@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
+
+if TYPE_CHECKING:
+    from hopper.engine.entities import ParetoFront
 
 _PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d",
             "#bab0ac"]
@@ -102,36 +106,36 @@ def metric_series(configs: list[dict], metric: str) -> dict[int, list[tuple[int,
     return {k: sorted(v) for k, v in series.items()}
 
 
-def pareto(document: dict) -> go.Figure:
+def pareto(document: ParetoFront) -> go.Figure:
     """Accuracy vs latency (or size) per export; the front in colour and joined, dominated points grey."""
-    points = document.get("points") or []
+    points = document.points
     if not points:
         return _empty("No profiled exports yet: export configs and start an edge agent")
-    x_title = (f"latency p50 on {document.get('device')} (ms)" if document.get("x") == "latency"
+    x_title = (f"latency p50 on {document.device} (ms)" if document.x == "latency"
                else "model size (bytes)")
     fig = go.Figure()
-    dominated = [p for p in points if not p["pareto"]]
+    dominated = [p for p in points if not p.pareto]
     if dominated:
         fig.add_trace(go.Scatter(
-            x=[p["x"] for p in dominated], y=[p["accuracy"] for p in dominated], mode="markers", name="dominated",
+            x=[p.x for p in dominated], y=[p.accuracy for p in dominated], mode="markers", name="dominated",
             marker={"color": "#c4c4c4", "size": 11, "line": {"color": "#999", "width": 1}},
-            customdata=[[p["config_id"], p["export_id"], p["quantization"]] for p in dominated],
+            customdata=[[p.config_id, p.export_id, p.quantization] for p in dominated],
             hovertemplate="config %{customdata[0]} (%{customdata[2]})<br>accuracy %{y:.4f}<br>x %{x:.4g}"
                           "<extra>dominated</extra>"))
-    front = sorted((p for p in points if p["pareto"]), key=lambda p: p["x"])
-    fig.add_trace(go.Scatter(x=[p["x"] for p in front], y=[p["accuracy"] for p in front], mode="lines",
+    front = sorted((p for p in points if p.pareto), key=lambda p: p.x)
+    fig.add_trace(go.Scatter(x=[p.x for p in front], y=[p.accuracy for p in front], mode="lines",
                              line={"color": "#4c78a8", "dash": "dot", "shape": "hv"}, name="front",
                              hoverinfo="skip"))
     for quantization, symbol in (("float32", "circle"), ("int8", "diamond")):
-        chosen = [p for p in front if p["quantization"] == quantization]
+        chosen = [p for p in front if p.quantization == quantization]
         if not chosen:
             continue
         fig.add_trace(go.Scatter(
-            x=[p["x"] for p in chosen], y=[p["accuracy"] for p in chosen], mode="markers+text",
-            name=f"front ({quantization})", text=[f"config {p['config_id']}" for p in chosen],
+            x=[p.x for p in chosen], y=[p.accuracy for p in chosen], mode="markers+text",
+            name=f"front ({quantization})", text=[f"config {p.config_id}" for p in chosen],
             textposition="top center", marker={"size": 14, "symbol": symbol,
-                                               "color": [colour(p["config_id"]) for p in chosen]},
-            customdata=[[p["config_id"], p["export_id"], p["quantization"]] for p in chosen],
+                                               "color": [colour(p.config_id) for p in chosen]},
+            customdata=[[p.config_id, p.export_id, p.quantization] for p in chosen],
             hovertemplate="config %{customdata[0]} (%{customdata[2]})<br>accuracy %{y:.4f}<br>x %{x:.4g}"
                           "<extra>Pareto</extra>"))
     fig.update_layout(xaxis_title=x_title, yaxis_title="accuracy (TFLite interpreter, validation split)",

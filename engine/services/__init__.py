@@ -5,8 +5,8 @@ business logic of its own. The actions are grouped by context, each a class of i
 store: ``steering`` (workloads and configs), ``data`` (datasets and scripts), ``edge`` (exports, devices,
 profiling, deployments) and ``admin`` (audit log, TensorBoard, health). ``Services`` composes them and
 offers each action under its own name too (``services.stop_config`` is ``services.steering.stop_config``), so
-callers need not know which context owns an action. Every method returns entities (``hopper.engine.entities``)
-or, for the edge context, JSON-ready dicts; never ORM rows. Nothing here imports TensorFlow.
+callers need not know which context owns an action. Every method returns entities (``hopper.engine.entities``;
+``to_dict()`` gives their JSON), never ORM rows or dicts. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations

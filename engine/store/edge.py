@@ -15,6 +15,18 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
+from hopper.engine.entities import (
+    ClaimedJob,
+    CompletedJob,
+    DeploymentInfo,
+    DeviceInfo,
+    ExportInfo,
+    ExportRequestInfo,
+    HeartbeatResult,
+    ProfileInfo,
+    ProfileJobInfo,
+    SignOffResult,
+)
 from hopper.engine.errors import Conflict, InvalidState
 from hopper.engine.status import DeploymentStatus, DeviceStatus, JobStatus, WorkloadStatus, check_transition
 from hopper.engine.store._common import Repository, add_event, get_row
@@ -35,48 +47,8 @@ from hopper.engine.store.models import (
 _PROFILE_COLUMNS = ("latency_p50_ms", "latency_p95_ms", "size_bytes", "peak_memory_bytes", "energy_mj", "runs")
 
 
-def device_dict(row: DeviceRow, offline_after: float) -> dict:
-    now = utcnow()
-    status = row.status
-    if status == DeviceStatus.ONLINE and (now - row.last_seen).total_seconds() > offline_after:
-        status = DeviceStatus.OFFLINE
-    return {"id": row.id, "name": row.name, "hardware": dict(row.hardware or {}), "interpreter": row.interpreter,
-            "status": str(status), "registered_at": row.registered_at.isoformat(),
-            "last_seen": row.last_seen.isoformat(), "seconds_since_seen": round((now - row.last_seen).total_seconds(), 1)}
-
-
-def job_dict(row: ProfileJobRow, export: ExportRow | None = None) -> dict:
-    out = {"id": row.id, "export_id": row.export_id, "device_id": row.device_id, "status": row.status,
-           "attempts": row.attempts, "max_attempts": row.max_attempts, "runs": row.runs, "warmup": row.warmup,
-           "claimed_by": row.claimed_by, "claimed_at": row.claimed_at.isoformat() if row.claimed_at else None,
-           "lease_expires_at": row.lease_expires_at.isoformat() if row.lease_expires_at else None,
-           "error": row.error, "result": row.result, "created_at": row.created_at.isoformat(),
-           "finished_at": row.finished_at.isoformat() if row.finished_at else None}
-    if export is not None:
-        out["export"] = {"id": export.id, "config_id": export.config_id, "quantization": export.quantization,
-                         "sha256": export.sha256, "bytes": export.bytes,
-                         "artifact": f"/api/v1/exports/{export.id}/artifact"}
-    return out
-
-
-def export_dict(r: ExportRow) -> dict:
-    return {"id": r.id, "config_id": r.config_id, "quantization": r.quantization, "path": r.path,
-            "sha256": r.sha256, "bytes": r.bytes, "keras_accuracy": r.keras_accuracy,
-            "tflite_accuracy": r.tflite_accuracy, "convert_seconds": r.convert_seconds}
-
-
-def request_dict(r: ExportRequestRow) -> dict:
-    return {"id": r.id, "config_id": r.config_id, "quantizations": list(r.quantizations), "profile": r.profile,
-            "origin": r.origin, "status": r.status, "actor": r.actor, "export_ids": r.export_ids, "error": r.error,
-            "created_at": r.created_at.isoformat(),
-            "finished_at": r.finished_at.isoformat() if r.finished_at else None}
-
-
-def deployment_dict(r: DeploymentRow) -> dict:
-    return {"id": r.id, "config_id": r.config_id, "export_id": r.export_id, "format": r.format, "name": r.name,
-            "host": r.host, "port": r.port, "pid": r.pid, "status": r.status, "error": r.error,
-            "url": f"http://{r.host}:{r.port}/v1/models/{r.name}" if r.port else None,
-            "started_at": r.started_at.isoformat(), "stopped_at": r.stopped_at.isoformat() if r.stopped_at else None}
+def _device(row: DeviceRow, offline_after: float) -> DeviceInfo:
+    return DeviceInfo.from_row(row, offline_after=offline_after, now=utcnow())
 
 
 def _opt(kind: type, value: Any) -> Any:
@@ -86,7 +58,7 @@ def _opt(kind: type, value: Any) -> Any:
 class EdgeStore(Repository):
     # -- devices --------------------------------------------------------------------------------------------
     def register_device(self, name: str, *, hardware: dict, interpreter: str, actor: str,
-                        offline_after: float) -> dict:
+                        offline_after: float) -> DeviceInfo:
         """Insert an agent, or refresh one that restarted (same name, fresh hardware description)."""
         with self._session() as session:
             row = session.scalar(select(DeviceRow).where(DeviceRow.name == name))
@@ -101,9 +73,9 @@ class EdgeStore(Repository):
             session.flush()
             add_event(session, actor, "register_device", "device", row.id,
                       after={"name": name, "interpreter": interpreter})
-            return device_dict(row, offline_after)
+            return _device(row, offline_after)
 
-    def heartbeat(self, device_id: int, *, lease_seconds: float, offline_after: float) -> dict:
+    def heartbeat(self, device_id: int, *, lease_seconds: float, offline_after: float) -> HeartbeatResult:
         """The agent is alive: mark it online and extend the leases of the jobs it holds."""
         with self._session() as session:
             row = get_row(session, DeviceRow, device_id, "device")
@@ -113,10 +85,9 @@ class EdgeStore(Repository):
                 update(ProfileJobRow).where(ProfileJobRow.claimed_by == device_id,
                                             ProfileJobRow.status == JobStatus.RUNNING)
                 .values(lease_expires_at=now + timedelta(seconds=lease_seconds))).rowcount
-            return {"device": device_dict(row, offline_after), "extended_jobs": extended,
-                    "lease_seconds": lease_seconds}
+            return HeartbeatResult(_device(row, offline_after), extended, lease_seconds)
 
-    def sign_off(self, device_id: int, *, offline_after: float) -> dict:
+    def sign_off(self, device_id: int, *, offline_after: float) -> SignOffResult:
         """The agent is stopping: offline at once, and the jobs it still holds go back to the queue."""
         with self._session() as session:
             row = get_row(session, DeviceRow, device_id, "device")
@@ -125,19 +96,19 @@ class EdgeStore(Repository):
                 update(ProfileJobRow).where(ProfileJobRow.claimed_by == device_id,
                                             ProfileJobRow.status == JobStatus.RUNNING)
                 .values(status=JobStatus.QUEUED, claimed_by=None, claimed_at=None, lease_expires_at=None)).rowcount
-            return {"device": device_dict(row, offline_after), "requeued_jobs": requeued}
+            return SignOffResult(_device(row, offline_after), requeued)
 
-    def list_devices(self, *, offline_after: float) -> list[dict]:
+    def list_devices(self, *, offline_after: float) -> list[DeviceInfo]:
         with self._session() as session:
-            return [device_dict(r, offline_after) for r in session.scalars(select(DeviceRow).order_by(DeviceRow.id))]
+            return [_device(r, offline_after) for r in session.scalars(select(DeviceRow).order_by(DeviceRow.id))]
 
-    def get_device(self, device_id: int, *, offline_after: float) -> dict:
+    def get_device(self, device_id: int, *, offline_after: float) -> DeviceInfo:
         with self._session() as session:
-            return device_dict(get_row(session, DeviceRow, device_id, "device"), offline_after)
+            return _device(get_row(session, DeviceRow, device_id, "device"), offline_after)
 
     # -- profiling jobs ---------------------------------------------------------------------------------------
     def enqueue_profiling(self, export_id: int, targets: list[int | None], *, max_attempts: int, runs: int | None,
-                          warmup: int | None, actor: str) -> list[dict]:
+                          warmup: int | None, actor: str) -> list[ProfileJobInfo]:
         """One queued job per target device (None: whichever agent claims it)."""
         with self._session() as session:
             get_row(session, ExportRow, export_id, "export")
@@ -150,7 +121,7 @@ class EdgeStore(Repository):
             session.flush()
             add_event(session, actor, "enqueue_profiling", "export", export_id,
                       after={"jobs": [r.id for r in rows], "devices": targets})
-            return [job_dict(r) for r in rows]
+            return [ProfileJobInfo.from_row(r) for r in rows]
 
     def requeue_expired_jobs(self) -> int:
         """Jobs whose agent stopped renewing the lease: back to the queue, or failed once attempts are spent."""
@@ -171,7 +142,7 @@ class EdgeStore(Repository):
                 changed += 1
         return changed
 
-    def claim_job(self, device_id: int, *, lease_seconds: float) -> dict | None:
+    def claim_job(self, device_id: int, *, lease_seconds: float) -> ClaimedJob | None:
         """Atomically take the oldest queued job this device may run (its own first), under a lease."""
         for _ in range(20):  # another agent may win the race for a candidate: take the next one
             with self._session() as session:
@@ -194,7 +165,7 @@ class EdgeStore(Repository):
                 if won != 1:
                     continue
                 row = session.get(ProfileJobRow, candidate, populate_existing=True)
-                return {**job_dict(row, session.get(ExportRow, row.export_id)), "lease_seconds": lease_seconds}
+                return ClaimedJob.claimed(row, session.get(ExportRow, row.export_id), lease_seconds=lease_seconds)
         return None
 
     @staticmethod
@@ -206,7 +177,7 @@ class EdgeStore(Repository):
                            "its lease may have expired", field="job_id")
         return row
 
-    def complete_job(self, job_id: int, device_id: int, result: dict, *, metric_names: Any) -> dict:
+    def complete_job(self, job_id: int, device_id: int, result: dict, *, metric_names: Any) -> CompletedJob:
         """Record an agent's measurement: the profile row, and the numbers as metrics of the config
         (``metric_names(device, quantization)`` maps profile columns to metric names)."""
         with self._session() as session:
@@ -235,7 +206,7 @@ class EdgeStore(Repository):
             session.flush()
             add_event(session, f"device:{device.name}", "profile_export", "export", export.id,
                       after={"job": job.id, **written})
-            return {**job_dict(job), "profile_id": profile.id, "metrics": written}
+            return CompletedJob.completed(job, profile_id=profile.id, metrics=written)
 
     @staticmethod
     def _upsert_metrics(session, config_id: int, epoch: int, values: dict[str, float]) -> None:  # noqa: ANN001
@@ -252,7 +223,7 @@ class EdgeStore(Repository):
         session.execute(update(ConfigRow).where(ConfigRow.id == config_id).values(latest_metrics=latest)
                         .execution_options(synchronize_session=False))
 
-    def fail_job(self, job_id: int, device_id: int, error: str, *, retryable: bool) -> dict:
+    def fail_job(self, job_id: int, device_id: int, error: str, *, retryable: bool) -> ProfileJobInfo:
         """The agent could not profile: queue the job again (another agent may succeed) or fail it for good."""
         with self._session() as session:
             job = self._held_job(session, job_id, device_id)
@@ -265,25 +236,26 @@ class EdgeStore(Repository):
                 job.error = message if not retryable else f"gave up after {job.attempts} attempts; last: {message}"
             job.claimed_by, job.lease_expires_at = None, None
             session.flush()
-            return job_dict(job)
+            return ProfileJobInfo.from_row(job)
 
-    def list_jobs(self, *, status: str | None = None, export_id: int | None = None, limit: int = 500) -> list[dict]:
+    def list_jobs(self, *, status: str | None = None, export_id: int | None = None,
+                  limit: int = 500) -> list[ProfileJobInfo]:
         with self._session() as session:
             stmt = select(ProfileJobRow).order_by(ProfileJobRow.id.desc()).limit(limit)
             if status:
                 stmt = stmt.where(ProfileJobRow.status == status)
             if export_id is not None:
                 stmt = stmt.where(ProfileJobRow.export_id == export_id)
-            return [job_dict(r) for r in session.scalars(stmt)]
+            return [ProfileJobInfo.from_row(r) for r in session.scalars(stmt)]
 
-    def get_job(self, job_id: int) -> dict:
+    def get_job(self, job_id: int) -> ProfileJobInfo:
         with self._session() as session:
             row = get_row(session, ProfileJobRow, job_id, "job")
-            return job_dict(row, session.get(ExportRow, row.export_id))
+            return ProfileJobInfo.from_row(row, session.get(ExportRow, row.export_id))
 
     # -- profiles, exports --------------------------------------------------------------------------------------
     def list_profiles(self, *, config_id: int | None = None, device_id: int | None = None,
-                      workload_id: int | None = None, limit: int = 1000) -> list[dict]:
+                      workload_id: int | None = None, limit: int = 1000) -> list[ProfileInfo]:
         with self._session() as session:
             stmt = (select(ProfileRow, DeviceRow.name, ExportRow.quantization, ExportRow.tflite_accuracy,
                            ConfigRow.workload_id)
@@ -297,46 +269,42 @@ class EdgeStore(Repository):
                 stmt = stmt.where(ProfileRow.device_id == device_id)
             if workload_id is not None:
                 stmt = stmt.where(ConfigRow.workload_id == workload_id)
-            return [{"id": p.id, "job_id": p.job_id, "export_id": p.export_id, "config_id": p.config_id,
-                     "workload_id": wid, "device_id": p.device_id, "device": device, "quantization": quant,
-                     "tflite_accuracy": acc, "latency_p50_ms": p.latency_p50_ms, "latency_p95_ms": p.latency_p95_ms,
-                     "size_bytes": p.size_bytes, "peak_memory_bytes": p.peak_memory_bytes, "energy_mj": p.energy_mj,
-                     "runs": p.runs, "detail": p.detail, "created_at": p.created_at.isoformat()}
+            return [ProfileInfo.from_row(p, workload_id=wid, device=device, quantization=quant, tflite_accuracy=acc)
                     for p, device, quant, acc, wid in session.execute(stmt)]
 
     def record_export(self, *, config_id: int, checkpoint_id: int, quantization: str, path: str, sha256: str,
                       size: int, keras_accuracy: float | None, tflite_accuracy: float | None, seconds: float,
-                      actor: str) -> dict:
+                      actor: str) -> ExportInfo:
         with self._session() as session:
             row = ExportRow(config_id=config_id, checkpoint_id=checkpoint_id, quantization=quantization, path=path,
                             sha256=sha256, bytes=size, keras_accuracy=keras_accuracy,
                             tflite_accuracy=tflite_accuracy, convert_seconds=seconds)
             session.add(row)
             session.flush()
-            out = export_dict(row)
-            add_event(session, actor, "export_config", "config", config_id, after=out)
+            out = ExportInfo.from_row(row)
+            add_event(session, actor, "export_config", "config", config_id, after=out.to_dict())
             return out
 
-    def list_exports(self, config_id: int) -> list[dict]:
+    def list_exports(self, config_id: int) -> list[ExportInfo]:
         with self._session() as session:
             get_row(session, ConfigRow, config_id, "config")
-            return [export_dict(r) for r in session.scalars(select(ExportRow).where(ExportRow.config_id == config_id)
-                                                            .order_by(ExportRow.id))]
+            return [ExportInfo.from_row(r) for r in session.scalars(
+                select(ExportRow).where(ExportRow.config_id == config_id).order_by(ExportRow.id))]
 
-    def get_export(self, export_id: int) -> dict:
+    def get_export(self, export_id: int) -> ExportInfo:
         with self._session() as session:
-            return export_dict(get_row(session, ExportRow, export_id, "export"))
+            return ExportInfo.from_row(get_row(session, ExportRow, export_id, "export"))
 
-    def list_workload_exports(self, workload_id: int) -> list[dict]:
+    def list_workload_exports(self, workload_id: int) -> list[ExportInfo]:
         with self._session() as session:
             get_row(session, WorkloadRow, workload_id, "workload")
-            return [export_dict(r) for r in session.scalars(
+            return [ExportInfo.from_row(r) for r in session.scalars(
                 select(ExportRow).join(ConfigRow, ConfigRow.id == ExportRow.config_id)
                 .where(ConfigRow.workload_id == workload_id).order_by(ExportRow.id))]
 
     # -- export requests ------------------------------------------------------------------------------------------
     def add_export_request(self, config_id: int, *, quantizations: list[str], profile: bool, origin: str,
-                           actor: str) -> dict:
+                           actor: str) -> ExportRequestInfo:
         with self._session() as session:
             row = ExportRequestRow(config_id=config_id, quantizations=quantizations, profile=profile, origin=origin,
                                    status=JobStatus.QUEUED, actor=actor)
@@ -344,9 +312,9 @@ class EdgeStore(Repository):
             session.flush()
             add_event(session, row.actor, "request_export", "config", config_id,
                       after={"request": row.id, "quantizations": quantizations, "profile": profile})
-            return request_dict(row)
+            return ExportRequestInfo.from_row(row)
 
-    def claim_export_request(self) -> dict | None:
+    def claim_export_request(self) -> ExportRequestInfo | None:
         """Atomically take the oldest queued export request (compare-and-set, so two workers never share one)."""
         for _ in range(20):
             with self._session() as session:
@@ -360,10 +328,11 @@ class EdgeStore(Repository):
                     .values(status=JobStatus.RUNNING, claimed_at=utcnow())
                     .execution_options(synchronize_session=False)).rowcount
                 if won == 1:
-                    return request_dict(session.get(ExportRequestRow, candidate, populate_existing=True))
+                    return ExportRequestInfo.from_row(session.get(ExportRequestRow, candidate, populate_existing=True))
         return None
 
-    def finish_export_request(self, request_id: int, *, export_ids: list[int] | None, error: str | None) -> dict:
+    def finish_export_request(self, request_id: int, *, export_ids: list[int] | None,
+                              error: str | None) -> ExportRequestInfo:
         with self._session() as session:
             row = get_row(session, ExportRequestRow, request_id, "export_request")
             target = JobStatus.FAILED if error else JobStatus.DONE
@@ -371,18 +340,18 @@ class EdgeStore(Repository):
             row.status, row.finished_at = target, utcnow()
             row.export_ids, row.error = export_ids, (error or None) and error[-4000:]
             session.flush()
-            return request_dict(row)
+            return ExportRequestInfo.from_row(row)
 
-    def list_export_requests(self, *, config_id: int | None = None, limit: int = 200) -> list[dict]:
+    def list_export_requests(self, *, config_id: int | None = None, limit: int = 200) -> list[ExportRequestInfo]:
         with self._session() as session:
             stmt = select(ExportRequestRow).order_by(ExportRequestRow.id.desc()).limit(limit)
             if config_id is not None:
                 stmt = stmt.where(ExportRequestRow.config_id == config_id)
-            return [request_dict(r) for r in session.scalars(stmt)]
+            return [ExportRequestInfo.from_row(r) for r in session.scalars(stmt)]
 
-    def get_export_request(self, request_id: int) -> dict:
+    def get_export_request(self, request_id: int) -> ExportRequestInfo:
         with self._session() as session:
-            return request_dict(get_row(session, ExportRequestRow, request_id, "export_request"))
+            return ExportRequestInfo.from_row(get_row(session, ExportRequestRow, request_id, "export_request"))
 
     def top_k_to_export(self) -> list[int]:
         """Config ids to export for finished workloads with ``export_top_k`` that have no top-k request yet."""
@@ -411,16 +380,16 @@ class EdgeStore(Repository):
     # ``stopping``; the worker ends the process, which marks itself ``stopped``. ``hopper serve-model`` run by
     # hand records itself as ``starting`` directly.
     def add_deployment(self, config_id: int, *, fmt: str, name: str, host: str, port: int | None, actor: str,
-                       status: DeploymentStatus) -> dict:
+                       status: DeploymentStatus) -> DeploymentInfo:
         with self._session() as session:
             row = DeploymentRow(config_id=config_id, format=fmt, name=name, host=host, port=port, status=status)
             session.add(row)
             session.flush()
             add_event(session, actor, "deploy_config", "config", config_id,
                       after={"deployment": row.id, "format": fmt, "name": name, "status": str(status)})
-            return deployment_dict(row)
+            return DeploymentInfo.from_row(row)
 
-    def claim_deployment(self) -> dict | None:
+    def claim_deployment(self) -> DeploymentInfo | None:
         """The oldest requested deployment, moved to ``starting`` by compare-and-set (None when none is left).
 
         Two workers may poll the same store; the conditional UPDATE lets exactly one of them win a row.
@@ -436,10 +405,10 @@ class EdgeStore(Repository):
                                                 DeploymentRow.status == DeploymentStatus.REQUESTED)
                     .values(status=DeploymentStatus.STARTING).execution_options(synchronize_session=False)).rowcount
                 if won == 1:
-                    return deployment_dict(session.get(DeploymentRow, candidate, populate_existing=True))
+                    return DeploymentInfo.from_row(session.get(DeploymentRow, candidate, populate_existing=True))
         return None
 
-    def request_stop_deployment(self, deployment_id: int, *, actor: str) -> dict:
+    def request_stop_deployment(self, deployment_id: int, *, actor: str) -> DeploymentInfo:
         """``stopping`` for the export worker, or ``stopped`` at once if it never started (audited).
 
         Asking again while it is stopping returns the row unchanged; a finished deployment is an ``InvalidState``.
@@ -449,7 +418,7 @@ class EdgeStore(Repository):
                 row = get_row(session, DeploymentRow, deployment_id, "deployment")
                 current = DeploymentStatus(row.status)
                 if current == DeploymentStatus.STOPPING:
-                    return deployment_dict(row)
+                    return DeploymentInfo.from_row(row)
                 if current in (DeploymentStatus.STOPPED, DeploymentStatus.FAILED):
                     raise InvalidState(f"deployment {deployment_id} is already {current}")
                 target = DeploymentStatus.STOPPED if current == DeploymentStatus.REQUESTED else DeploymentStatus.STOPPING
@@ -465,12 +434,12 @@ class EdgeStore(Repository):
                     continue
                 add_event(session, actor, "stop_deployment", "deployment", deployment_id,
                           before={"status": str(current)}, after={"status": str(target)})
-                return deployment_dict(session.get(DeploymentRow, deployment_id, populate_existing=True))
+                return DeploymentInfo.from_row(session.get(DeploymentRow, deployment_id, populate_existing=True))
         raise Conflict(f"deployment {deployment_id} kept changing; try again")
 
     def mark_deployment(self, deployment_id: int, *, status: DeploymentStatus | None = None,
                         port: int | None = None, pid: int | None = None, export_id: int | None = None,
-                        error: str | None = None) -> dict:
+                        error: str | None = None) -> DeploymentInfo:
         """Record what the serving process or the worker saw; ``status`` None keeps the status.
 
         A stop asked for while the server was still loading wins over its ``running``: the row stays
@@ -495,17 +464,17 @@ class EdgeStore(Repository):
             if error is not None:
                 row.error = error[-4000:]
             session.flush()
-            return deployment_dict(row)
+            return DeploymentInfo.from_row(row)
 
-    def list_deployments(self, *, config_id: int | None = None, status: str | None = None) -> list[dict]:
+    def list_deployments(self, *, config_id: int | None = None, status: str | None = None) -> list[DeploymentInfo]:
         with self._session() as session:
             stmt = select(DeploymentRow).order_by(DeploymentRow.id.desc())
             if config_id is not None:
                 stmt = stmt.where(DeploymentRow.config_id == config_id)
             if status is not None:
                 stmt = stmt.where(DeploymentRow.status == DeploymentStatus(status))
-            return [deployment_dict(r) for r in session.scalars(stmt)]
+            return [DeploymentInfo.from_row(r) for r in session.scalars(stmt)]
 
-    def get_deployment(self, deployment_id: int) -> dict:
+    def get_deployment(self, deployment_id: int) -> DeploymentInfo:
         with self._session() as session:
-            return deployment_dict(get_row(session, DeploymentRow, deployment_id, "deployment"))
+            return DeploymentInfo.from_row(get_row(session, DeploymentRow, deployment_id, "deployment"))

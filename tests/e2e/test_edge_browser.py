@@ -34,7 +34,7 @@ def test_pareto_and_devices_pages_show_real_profiles(edge_server, tmp_path):
         server.wait(lambda: any(d["name"] == "browser-pi" for d in server.get("/devices")), 60, "the agent")
         device = next(d for d in server.get("/devices") if d["name"] == "browser-pi")
         ids = {j["id"] for e in server.exports
-               for j in server.post(f"/exports/{e['id']}/profile", {"device_id": device["id"]}, status=201)}
+               for j in server.post(f"/exports/{e.id}/profile", {"device_id": device["id"]}, status=201)}
         server.wait(lambda: all(j["status"] == "done" for j in server.get("/jobs") if j["id"] in ids), 90,
                     "three profiles")
 

@@ -45,7 +45,7 @@ def test_the_agent_distribution_installs_without_tensorflow_and_profiles(edge_se
             device = server.wait(lambda: next((d for d in server.get("/devices") if d["name"] == "standalone"), None),
                                  60, "the standalone agent to register")
             export = server.exports[0]
-            (job,) = server.post(f"/exports/{export['id']}/profile", {"device_id": device["id"]}, status=201)
+            (job,) = server.post(f"/exports/{export.id}/profile", {"device_id": device["id"]}, status=201)
             done = server.wait(lambda: (j := server.get(f"/jobs/{job['id']}"))["status"] in ("done", "failed") and j,
                                120, "the profile")
             assert agent.wait(30) == 0  # --max-jobs 1
@@ -54,4 +54,4 @@ def test_the_agent_distribution_installs_without_tensorflow_and_profiles(edge_se
                 agent.kill()
     assert done["status"] == "done", (done, log.read_text())
     profile = next(p for p in server.get("/profiles") if p["device"] == "standalone")
-    assert 0 < profile["latency_p50_ms"] <= profile["latency_p95_ms"] and profile["size_bytes"] == export["bytes"]
+    assert 0 < profile["latency_p50_ms"] <= profile["latency_p95_ms"] and profile["size_bytes"] == export.bytes

@@ -69,7 +69,7 @@ def test_two_agents_on_two_interpreters_profile_three_exports(edge_server, agent
     assert {d["name"] for d in server.get("/devices") if d["status"] == "online"} == {"lite-rt", "litert"}
     jobs = []
     for export in server.exports:
-        jobs += server.post(f"/exports/{export['id']}/profile", {"all_devices": True}, status=201)
+        jobs += server.post(f"/exports/{export.id}/profile", {"all_devices": True}, status=201)
     assert len(jobs) >= 6
     ids = {j["id"] for j in jobs}
     server.wait(lambda: all(j["status"] == "done" for j in server.get("/jobs") if j["id"] in ids), 120,
@@ -78,23 +78,23 @@ def test_two_agents_on_two_interpreters_profile_three_exports(edge_server, agent
     profiles = [p for p in server.get("/profiles", workload_id=server.workload_id) if p["job_id"] in ids]
     assert len(profiles) == 6
     assert {(p["export_id"], p["device"]) for p in profiles} == {
-        (e["id"], d) for e in server.exports for d in ("lite-rt", "litert")}
+        (e.id, d) for e in server.exports for d in ("lite-rt", "litert")}
     for p in profiles:
         assert 0 < p["latency_p50_ms"] <= p["latency_p95_ms"] and p["runs"] == 50
-        export = next(e for e in server.exports if e["id"] == p["export_id"])
-        assert p["size_bytes"] == export["bytes"]
+        export = next(e for e in server.exports if e.id == p["export_id"])
+        assert p["size_bytes"] == export.bytes
         assert p["peak_memory_bytes"] is not None and p["peak_memory_bytes"] >= 0
         assert p["detail"]["interpreter"] == ("tflite-runtime" if p["device"] == "lite-rt" else "ai-edge-litert")
-    int8 = next(e for e in server.exports if e["quantization"] == "int8")
-    float_a = next(e for e in server.exports if e["quantization"] == "float32" and e["config_id"] == int8["config_id"])
-    assert int8["bytes"] < float_a["bytes"]
+    int8 = next(e for e in server.exports if e.quantization == "int8")
+    float_a = next(e for e in server.exports if e.quantization == "float32" and e.config_id == int8.config_id)
+    assert int8.bytes < float_a.bytes
 
     # the numbers are metrics of the configs (objectives can name them)
-    config = server.get(f"/configs/{float_a['config_id']}")
+    config = server.get(f"/configs/{float_a.config_id}")
     names = {m["name"] for m in config["metrics"]}
     assert {"edge_latency_ms@lite-rt", "edge_latency_ms@litert", "model_bytes", "edge_latency_ms@litert:int8",
             "model_bytes:int8", "edge_latency_p95_ms@litert"} <= names
-    assert config["latest_metrics"]["model_bytes"] == float_a["bytes"]
+    assert config["latest_metrics"]["model_bytes"] == float_a.bytes
 
     pareto = server.get(f"/workloads/{server.workload_id}/pareto", device="litert")
     assert len(pareto["points"]) == 3 and any(p["pareto"] for p in pareto["points"])
@@ -105,7 +105,7 @@ def test_a_killed_agent_loses_its_job_to_another_after_the_lease(edge_server, ag
     server = edge_server
     slow = agents.start("doomed", "ai-edge-litert", "--runs", "50000000", "--warmup", "0")
     doomed = _device(server, "doomed")["id"]
-    job = server.post(f"/exports/{server.exports[0]['id']}/profile", {}, status=201)[0]
+    job = server.post(f"/exports/{server.exports[0].id}/profile", {}, status=201)[0]
     server.wait(lambda: server.get(f"/jobs/{job['id']}")["claimed_by"] == doomed, 30, "the doomed agent to claim")
     slow.send_signal(signal.SIGKILL)
     slow.wait(10)
@@ -122,9 +122,9 @@ def test_a_killed_agent_loses_its_job_to_another_after_the_lease(edge_server, ag
 
 def test_a_corrupted_artifact_is_caught_by_its_checksum(edge_server, agents, tmp_path):
     server = edge_server
-    export = next(e for e in server.exports if e["quantization"] == "float32" and e["config_id"] ==
+    export = next(e for e in server.exports if e.quantization == "float32" and e.config_id ==
                   server.config_ids[1])
-    path = Path(export["path"])
+    path = Path(export.path)
     backup = tmp_path / "good.tflite"
     shutil.copy(path, backup)
     try:
@@ -132,16 +132,16 @@ def test_a_corrupted_artifact_is_caught_by_its_checksum(edge_server, agents, tmp
         blob[len(blob) // 2] ^= 0xFF  # one flipped byte after the sha256 was recorded
         path.write_bytes(bytes(blob))
         agents.start("checker", "ai-edge-litert", "--runs", "20", "--warmup", "1", "--download-retries", "2")
-        job = server.post(f"/exports/{export['id']}/profile", {}, status=201)[0]
+        job = server.post(f"/exports/{export.id}/profile", {}, status=201)[0]
         failed = server.wait(lambda: (j := server.get(f"/jobs/{job['id']}"))["status"] == "failed" and j, 60,
                              "the job to fail")
         assert failed["attempts"] == 3
-        assert "checksum mismatch on all 2 downloads" in failed["error"] and export["sha256"] in failed["error"]
+        assert "checksum mismatch on all 2 downloads" in failed["error"] and export.sha256 in failed["error"]
         log = agents.log("checker")
         assert log.count("checksum mismatch on download") == 6  # 2 downloads x 3 attempts, each retried
     finally:
         shutil.copy(backup, path)
-    job = server.post(f"/exports/{export['id']}/profile", {}, status=201)[0]
+    job = server.post(f"/exports/{export.id}/profile", {}, status=201)[0]
     server.wait(lambda: server.get(f"/jobs/{job['id']}")["status"] == "done", 60, "the repaired export to profile")
 
 

@@ -29,16 +29,16 @@ def test_float_and_int8_exports_match_keras_on_the_interpreter(services, trained
 
     for model, config_id in trained.items():
         rows = export_config(services, config_id, out_dir=tmp_path / model)
-        by_q = {r["quantization"]: r for r in rows}
+        by_q = {r.quantization: r for r in rows}
         assert set(by_q) == {"float32", "int8"}
-        keras = by_q["float32"]["keras_accuracy"]
+        keras = by_q["float32"].keras_accuracy
         assert keras > 0.85, (model, keras)
-        assert abs(by_q["float32"]["tflite_accuracy"] - keras) <= 0.02, (model, by_q["float32"])
-        assert by_q["int8"]["tflite_accuracy"] > 0.5, (model, by_q["int8"])  # reported; loss should be small
-        assert by_q["int8"]["bytes"] < by_q["float32"]["bytes"]
+        assert abs(by_q["float32"].tflite_accuracy - keras) <= 0.02, (model, by_q["float32"])
+        assert by_q["int8"].tflite_accuracy > 0.5, (model, by_q["int8"])  # reported; loss should be small
+        assert by_q["int8"].bytes < by_q["float32"].bytes
         for r in rows:
-            assert hashlib.sha256(Path(r["path"]).read_bytes()).hexdigest() == r["sha256"]
-        assert [e["quantization"] for e in services.list_exports(config_id)] == ["float32", "int8"]
+            assert hashlib.sha256(Path(r.path).read_bytes()).hexdigest() == r.sha256
+        assert [e.quantization for e in services.list_exports(config_id)] == ["float32", "int8"]
 
 
 def test_an_untrained_config_cannot_be_exported(services, digits):

@@ -128,14 +128,14 @@ def test_serve_model_cli_with_the_keras_model(edge_server, tmp_path):
             raise AssertionError((tmp_path / "serve.log").read_text())
         served = _predict(url, x[:64])
         np.testing.assert_allclose(served, _keras_predictions(services, config_id, x[:64]), atol=1e-5)
-        row = next(d for d in services.list_deployments() if d["name"] == "k")
-        assert row["status"] == "running" and row["pid"] == proc.pid and row["format"] == "keras"
+        row = next(d for d in services.list_deployments() if d.name == "k")
+        assert row.status == "running" and row.pid == proc.pid and row.format == "keras"
     finally:
         proc.terminate()
         proc.wait(30)
     assert proc.returncode == 0, (tmp_path / "serve.log").read_text()
-    row = next(d for d in services.list_deployments() if d["name"] == "k")
-    assert row["status"] == "stopped"
+    row = next(d for d in services.list_deployments() if d.name == "k")
+    assert row.status == "stopped"
     assert os.path.exists(tmp_path / "serve.log")
 
 
@@ -149,8 +149,8 @@ def test_export_requested_over_rest_runs_in_the_export_worker(edge_server):
     assert request["status"] == "queued"
     assert server.post("/configs/999999/exports", {}, status=404)["error"]["field"] == "config_id"
     done = ExportWorker(services).run_once()  # `hopper export --request-id` in a child process
-    assert done["id"] == request["id"] and done["status"] == "done", done
-    export = next(e for e in server.get(f"/configs/{config_id}/exports") if e["id"] == done["export_ids"][0])
+    assert done.id == request["id"] and done.status == "done", done
+    export = next(e for e in server.get(f"/configs/{config_id}/exports") if e["id"] == done.export_ids[0])
     assert export["quantization"] == "int8" and export["tflite_accuracy"] > 0.5
     if server.get("/devices"):  # profile=True: one job per registered device
         assert {j["export_id"] for j in server.get("/jobs")} >= {export["id"]}
@@ -161,10 +161,10 @@ def test_export_requested_over_rest_runs_in_the_export_worker(edge_server):
     try:
         made = services.enqueue_top_k_exports()
         best = services.get_workload(server.workload_id).best["config_id"]
-        assert [(r["config_id"], r["origin"], r["profile"]) for r in made] == [(best, "top_k", True)]
+        assert [(r.config_id, r.origin, r.profile) for r in made] == [(best, "top_k", True)]
         assert services.enqueue_top_k_exports() == []
         for _ in made:
-            services.finish_export_request(services.claim_export_request()["id"], error="not run in this test")
+            services.finish_export_request(services.claim_export_request().id, error="not run in this test")
     finally:
         with services.store.session() as s:
             s.get(WorkloadRow, server.workload_id).export_top_k = None

@@ -191,33 +191,33 @@ def test_edge_jobs_leases_and_profiles(migrated_store):
                                       tflite_accuracy=0.88, seconds=1.0, actor="t")
     a = store.edge.register_device("pi-a", hardware={}, interpreter="ai-edge-litert", actor="agent", offline_after=90)
     b = store.edge.register_device("pi-b", hardware={}, interpreter="ai-edge-litert", actor="agent", offline_after=90)
-    jobs = store.edge.enqueue_profiling(export["id"], [a["id"], None], max_attempts=2, runs=5, warmup=1, actor="t")
-    assert [j["status"] for j in jobs] == [JobStatus.QUEUED, JobStatus.QUEUED]
-    claimed_b = store.edge.claim_job(b["id"], lease_seconds=60)
-    assert claimed_b["id"] == jobs[1]["id"]  # b may only take the job for any device
-    assert store.edge.claim_job(b["id"], lease_seconds=60) is None
+    jobs = store.edge.enqueue_profiling(export.id, [a.id, None], max_attempts=2, runs=5, warmup=1, actor="t")
+    assert [j.status for j in jobs] == [JobStatus.QUEUED, JobStatus.QUEUED]
+    claimed_b = store.edge.claim_job(b.id, lease_seconds=60)
+    assert claimed_b.id == jobs[1].id  # b may only take the job for any device
+    assert store.edge.claim_job(b.id, lease_seconds=60) is None
     with pytest.raises(Conflict):  # a device cannot complete a job it does not hold
-        store.edge.complete_job(claimed_b["id"], a["id"], {"latency_p50_ms": 1, "latency_p95_ms": 2,
-                                                            "size_bytes": 100}, metric_names=metric_names)
-    done = store.edge.complete_job(claimed_b["id"], b["id"], {"latency_p50_ms": 1.5, "latency_p95_ms": 2.0,
-                                                              "size_bytes": 100}, metric_names=metric_names)
-    assert done["metrics"]["edge_latency_ms@pi-b:int8"] == 1.5
+        store.edge.complete_job(claimed_b.id, a.id, {"latency_p50_ms": 1, "latency_p95_ms": 2,
+                                                     "size_bytes": 100}, metric_names=metric_names)
+    done = store.edge.complete_job(claimed_b.id, b.id, {"latency_p50_ms": 1.5, "latency_p95_ms": 2.0,
+                                                        "size_bytes": 100}, metric_names=metric_names)
+    assert done.metrics["edge_latency_ms@pi-b:int8"] == 1.5
     assert store.configs.get(config_id).latest_metrics["edge_latency_ms@pi-b:int8"] == 1.5
-    claimed_a = store.edge.claim_job(a["id"], lease_seconds=-1)  # a lease that has already run out
+    claimed_a = store.edge.claim_job(a.id, lease_seconds=-1)  # a lease that has already run out
     assert store.edge.requeue_expired_jobs() == 1
-    assert store.edge.get_job(claimed_a["id"])["status"] == JobStatus.QUEUED
+    assert store.edge.get_job(claimed_a.id).status == JobStatus.QUEUED
     deployment = store.edge.add_deployment(config_id, fmt="tflite", name="m", host="127.0.0.1", port=None,
                                            actor="t", status=DeploymentStatus.REQUESTED)
-    assert store.edge.claim_deployment()["status"] == DeploymentStatus.STARTING
+    assert store.edge.claim_deployment().status == DeploymentStatus.STARTING
     assert store.edge.claim_deployment() is None
-    stopping = store.edge.request_stop_deployment(deployment["id"], actor="alice")
-    assert stopping["status"] == DeploymentStatus.STOPPING
+    stopping = store.edge.request_stop_deployment(deployment.id, actor="alice")
+    assert stopping.status == DeploymentStatus.STOPPING
     # the server finishing its start-up after the stop was asked for does not undo the stop
-    assert store.edge.mark_deployment(deployment["id"], status=DeploymentStatus.RUNNING, port=9)["status"] == \
+    assert store.edge.mark_deployment(deployment.id, status=DeploymentStatus.RUNNING, port=9).status == \
         DeploymentStatus.STOPPING
-    store.edge.mark_deployment(deployment["id"], status=DeploymentStatus.STOPPED)
+    store.edge.mark_deployment(deployment.id, status=DeploymentStatus.STOPPED)
     with pytest.raises(InvalidState):  # a stopped deployment is not resurrected
-        store.edge.mark_deployment(deployment["id"], status=DeploymentStatus.RUNNING)
+        store.edge.mark_deployment(deployment.id, status=DeploymentStatus.RUNNING)
     with pytest.raises(InvalidState):
-        store.edge.request_stop_deployment(deployment["id"], actor="alice")
+        store.edge.request_stop_deployment(deployment.id, actor="alice")
     assert [e.action for e in store.events.list(object_type="deployment")] == ["stop_deployment"]

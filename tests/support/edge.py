@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from hopper.app import open_services
+from hopper.engine.entities import ExportInfo
 from hopper.engine.services import Services
 from tests.support.postgres import free_port
 
@@ -26,7 +27,7 @@ class EdgeServer:
     token: str
     workload_id: int
     config_ids: list
-    exports: list  # [{"id", "config_id", "quantization", "path", "sha256", ...}]
+    exports: list[ExportInfo]  # config A float32 + int8, config B float32
 
     def get(self, path: str, **params) -> object:
         r = requests.get(self.base + "/api/v1" + path, params=params, timeout=30,
