@@ -51,7 +51,7 @@ def _data(name: str, rows: int):  # noqa: ANN202
 def _build(model: str, shape: tuple, classes: int, hparams: dict, seed: int):  # noqa: ANN202
     import keras
 
-    from hopper.roster.factory import ModelFactory
+    from hopper.mop_scheduler.worker.factory import ModelFactory
 
     keras.utils.set_random_seed(seed)
     return ModelFactory(model, shape, classes, "classification").build(hparams)
@@ -153,7 +153,7 @@ def main() -> None:
     quick = args.quick
     repeats = args.repeats or (2 if quick else 7)
     sigmas = [1.0] if quick else [0.6, 1.0, 2.0, 4.0]
-    from hopper.engine.training import configure_threads
+    from hopper.mop_scheduler.worker.runner import configure_threads
 
     configure_threads(2)  # this benchmark's machine budget; the ratio is what it reports
     with contextlib.redirect_stdout(sys.stderr):
