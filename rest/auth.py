@@ -34,6 +34,19 @@ def api_token(home: Path) -> str:
     return _read_or_create(Path(home) / TOKEN_FILE, 32)
 
 
+def rotate_api_token(home: Path) -> str:
+    """Replace the bootstrap admin token with a fresh one (written 0600 next to it, then renamed over it)."""
+    path = Path(home) / TOKEN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    tmp = path.with_name(f".{TOKEN_FILE}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    os.replace(tmp, path)
+    return value
+
+
 def session_secret(home: Path) -> str:
     """The key that signs the UI's session cookie (created on first call)."""
     return _read_or_create(Path(home) / SECRET_FILE, 48)
