@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hopper.engine.errors import ValidationError
 from hopper.engine.services import Services
-from hopper.rest.auth import TOKEN_FILE, api_token, is_loopback, session_secret
+from hopper.rest.auth import TOKEN_FILE, AdminTokenFile, is_loopback, session_secret
 
 log = logging.getLogger("hopper.serve")
 
@@ -63,7 +63,9 @@ def behind_https(services: Services) -> bool:
 
 def build_app(services: Services, *, host: str, no_auth: bool, tensorboard_port: int | None,  # noqa: ANN201
               port: int | None = None):
-    """The WSGI app (Dash + REST on one Flask server) and the token (None when auth is off).
+    """The WSGI app (Dash + REST on one Flask server) and the admin token now (None when auth is off).
+
+    The app re-reads the token file when it changes, so ``hopper token --rotate`` takes effect at once.
 
     Both run behind one authentication gate (``hopper.rest.gate``, installed by ``create_dash``): one
     ``before_request`` hook decides for every path, so no endpoint of either can be left outside it.
@@ -75,7 +77,7 @@ def build_app(services: Services, *, host: str, no_auth: bool, tensorboard_port:
     if no_auth and not is_loopback(host):
         raise ValidationError(f"--no-auth is only allowed on loopback (127.0.0.1), not {host}", field="host")
     home = services.settings.home
-    token = None if no_auth else api_token(home)
+    token = None if no_auth else AdminTokenFile(home)
 
     def tensorboard_url() -> str | None:
         if tensorboard_port is None:
@@ -85,7 +87,7 @@ def build_app(services: Services, *, host: str, no_auth: bool, tensorboard_port:
 
     app = create_dash(services, token=token, secret_key=session_secret(home), tensorboard_url=tensorboard_url,
                       port=port, secure_cookies=behind_https(services))
-    return app.server, token
+    return app.server, (token() if token is not None else None)
 
 
 def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8050, no_auth: bool = False,

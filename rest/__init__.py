@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -48,14 +49,14 @@ def scrub_paths(text: str, settings: object) -> str:
     return _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
 
 
-def create_app(services: Services, *, token: str | None, secret_key: str, flask_app: Flask | None = None,
+def create_app(services: Services, *, token: str | Callable[[], str] | None, secret_key: str, flask_app: Flask | None = None,
                ui: bool = False, port: int | None = None, secure_cookies: bool = False) -> Flask:
     """The API on a Flask app (a new one, or the Dash server passed in), behind the one gate (``rest.gate``).
 
     Args:
         services: user actions on the store.
-        token: the bearer token every request must carry; None disables auth (loopback only,
-            enforced by ``hopper serve``).
+        token: the bootstrap admin token (or a callable returning the current one); None disables auth
+            (loopback only, enforced by ``hopper serve``). People and devices carry their own tokens.
         secret_key: signs the UI's session cookie (a logged-in browser may read the API too).
         flask_app: the server to mount on; ``create_dash`` passes the Dash server.
         ui: the UI is mounted too, so the gate also asks for a login on UI paths.

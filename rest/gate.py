@@ -20,6 +20,7 @@ checks the route's access level (declared on the route, ``rest._api.Route.access
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context, jsonify, redirect, request, session
@@ -135,9 +136,14 @@ def _authenticate(token: str | None) -> tuple[Principal | None, Response | None]
     return None, None
 
 
-def decide(token: str | None, ui: bool, port: int | None) -> Response | None:
-    """The gate's verdict for the current request: None lets it through, a response turns it away."""
+def decide(token: str | Callable[[], str] | None, ui: bool, port: int | None) -> Response | None:
+    """The gate's verdict for the current request: None lets it through, a response turns it away.
+
+    ``token`` is the bootstrap admin token, or a callable returning the current one (``rest.auth.AdminTokenFile``).
+    """
     path = request.path
+    if callable(token):
+        token = token()
     if token is None:
         if not host_allowed(request.host, port):
             return _error(400, "bad_host", f"Host {request.host!r} is not this machine's loopback: with auth off "
@@ -168,7 +174,14 @@ def decide(token: str | None, ui: bool, port: int | None) -> Response | None:
     return _error(401, "unauthorized", "log in first")
 
 
-def install_gate(app: Flask, *, token: str | None, ui: bool, port: int | None = None) -> None:
+def admin_token() -> str | None:
+    """The bootstrap admin token in force for this app (None: auth off)."""
+    state = current_app.extensions["hopper_gate"]
+    token = state["token"]
+    return token() if callable(token) else token
+
+
+def install_gate(app: Flask, *, token: str | Callable[[], str] | None, ui: bool, port: int | None = None) -> None:
     """Put the gate in front of every route of ``app``; a second call only widens it to the UI.
 
     ``create_app`` installs it for the API; ``create_dash`` mounts the API on the Dash server and asks for the

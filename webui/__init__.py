@@ -10,6 +10,7 @@ from flask import Flask, Response, redirect, request, session
 
 from hopper.engine.entities import Role
 from hopper.engine.services import Services
+from hopper.rest.gate import admin_token
 from hopper.webui import callbacks, layout
 
 _LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Hopper: log in</title>
@@ -22,7 +23,7 @@ _LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Hopper:
 <button class="button primary" id="login-button" type="submit">Log in</button></form></div></body></html>"""
 
 
-def create_dash(services: Services, *, token: str | None, secret_key: str,
+def create_dash(services: Services, *, token: str | Callable[[], str] | None, secret_key: str,
                 tensorboard_url: Callable[[], str | None] = lambda: None, server: Flask | None = None,
                 port: int | None = None, secure_cookies: bool = False) -> dash.Dash:
     """The UI (and, on the same Flask server, the REST API).
@@ -51,10 +52,10 @@ def create_dash(services: Services, *, token: str | None, secret_key: str,
         if request.method == "POST":
             if token is None:
                 return redirect("/")
-            principal = services.authenticate(request.form.get("token", ""), admin_token=token)
+            principal = services.authenticate(request.form.get("token", ""), admin_token=admin_token())
             if principal is not None and principal.role in Role.PEOPLE:
                 session.clear()
-                session["sid"] = services.open_session(principal, admin_token=token)
+                session["sid"] = services.open_session(principal, admin_token=admin_token())
                 return redirect("/")
             return Response(_LOGIN_PAGE.format(error="That token is not valid."), status=403, mimetype="text/html")
         return Response(_LOGIN_PAGE.format(error=""), mimetype="text/html")
