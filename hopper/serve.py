@@ -124,9 +124,11 @@ def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8050, no_a
         threading.Thread(target=ExportWorker(services).run, args=(stop,), name="export-worker", daemon=True).start()
     server = create_server(wsgi, host=host, port=port, threads=threads)
     announce(f"Hopper UI: http://{host}:{port}/   REST API: http://{host}:{port}/api/docs")
-    announce("auth disabled (loopback only)" if token is None else
-             f"admin token: in {services.settings.home / TOKEN_FILE} (0600); `hopper token` prints it; people get "
-             "their own with `hopper user add NAME --role ROLE`")
+    if token is None:
+        announce("auth disabled (loopback only)")
+    else:
+        announce("admin token: `hopper token` prints it; people get their own with `hopper user add`")
+        announce(f"(kept 0600 in {services.settings.home / TOKEN_FILE})")
     if tb_port:
         announce(f"TensorBoard: http://{host}:{tb_port}/")
     try:
