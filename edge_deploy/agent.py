@@ -1,9 +1,12 @@
 """The edge agent: runs on a device, profiles TFLite exports on a real interpreter, reports to Hopper.
 
-    hopper edge-agent --server http://hopper:8050 --token T --name pi-4 [--interpreter ai-edge-litert]
+    hopper edge-agent --server http://hopper:8050 --enrol-token E --name pi-4 [--interpreter ai-edge-litert]
     python agent.py --server ... (this file alone also works: it needs only requests, numpy and an interpreter)
 
-It registers with a hardware description, heartbeats (which keeps the leases of its jobs alive), polls for
+It enrols once with a one-time enrolment token (``hopper device enrol-token`` on the server), receives its own
+device token, keeps it in ``<workdir>/device-token`` (0600) and uses only that from then on: a device token can
+heartbeat, claim, report and download the jobs of this device and nothing else. It registers with a hardware
+description, heartbeats (which keeps the leases of its jobs alive), polls for
 profiling jobs, downloads each ``.tflite`` and checks its sha256 (downloading again on a mismatch, failing the
 job after ``--download-retries``), measures latency p50/p95 over ``--runs`` invocations after ``--warmup``
 on random inputs of the model's input shapes and dtypes, the model size, the peak resident-memory increase,
@@ -180,7 +183,8 @@ class Agent:
 
     def __init__(self, server: str, token: str | None, name: str, *, interpreter: str = "ai-edge-litert",
                  runs: int = 100, warmup: int = 10, poll: float = 2.0, heartbeat: float = 5.0,
-                 download_retries: int = 3, threads: int | None = None, workdir: Path | None = None) -> None:
+                 download_retries: int = 3, threads: int | None = None, workdir: Path | None = None,
+                 enrol_token: str | None = None) -> None:
         load_interpreter(interpreter)  # fail now, not at the first job, when it is not installed
         self.api = server.rstrip("/") + "/api/v1"
         self.server = server.rstrip("/")
@@ -190,6 +194,9 @@ class Agent:
         self.download_retries = max(1, download_retries)
         self.workdir = Path(workdir or Path.home() / ".hopper-agent" / name)
         self.session = requests.Session()
+        self.enrol_token = enrol_token
+        self.token_file = self.workdir / "device-token"
+        token = token or self._saved_token()
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
         self.device_id: int | None = None
@@ -207,11 +214,55 @@ class Agent:
             raise requests.HTTPError(f"{method} {path}: HTTP {response.status_code}: {message}", response=response)
         return response
 
+    def _saved_token(self) -> str | None:
+        try:
+            return self.token_file.read_text().strip() or None
+        except OSError:
+            return None
+
+    def _save_token(self, token: str) -> None:
+        """Keep the device token for restarts: 0600, written aside and renamed into place."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        tmp = self.token_file.with_name(".device-token.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
+        os.replace(tmp, self.token_file)
+
     def register(self) -> dict:
-        device = self._call("POST", "/devices", json={"name": self.name, "interpreter": self.interpreter,
-                                                      "hardware": hardware_description(self.interpreter)}).json()
+        """Register (refresh) this device; with no usable device token, enrol with the enrolment token first."""
+        body = {"name": self.name, "interpreter": self.interpreter,
+                "hardware": hardware_description(self.interpreter)}
+        if "Authorization" in self.session.headers or not self.enrol_token:
+            try:
+                device = self._call("POST", "/devices", json=body).json()
+            except requests.HTTPError as exc:
+                status = exc.response.status_code if exc.response is not None else None
+                if status not in (401, 403) or not self.enrol_token:
+                    raise
+                log.warning("the device token was refused (%s); enrolling again", exc)
+                device = self._enrol(body)
+        else:
+            device = self._enrol(body)
         self.device_id = device["id"]
         log.info("registered as device %s (%s)", self.device_id, self.name)
+        return device
+
+    def _enrol(self, body: dict) -> dict:
+        response = self.session.post(self.api + "/devices", json=body, timeout=30,
+                                     headers={"Authorization": f"Bearer {self.enrol_token}"})
+        if response.status_code >= 400:
+            try:
+                message = response.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = response.text[:300]
+            raise requests.HTTPError(f"enrolment: HTTP {response.status_code}: {message}", response=response)
+        device = response.json()
+        token = device.pop("token")
+        self._save_token(token)
+        self.session.headers["Authorization"] = f"Bearer {token}"
+        self.enrol_token = None  # spent
+        log.info("enrolled as device %s; its token is in %s", device["id"], self.token_file)
         return device
 
     def _heartbeats(self) -> None:
@@ -330,7 +381,11 @@ class Agent:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hopper edge-agent", description=__doc__.split("\n\n")[0])
     p.add_argument("--server", required=True, help="Hopper's URL, e.g. http://hopper:8050")
-    p.add_argument("--token", default=os.environ.get("HOPPER_TOKEN"), help="API token (or HOPPER_TOKEN)")
+    p.add_argument("--enrol-token", default=os.environ.get("HOPPER_ENROL_TOKEN"),
+                   help="one-time enrolment token from `hopper device enrol-token` (or HOPPER_ENROL_TOKEN); "
+                        "needed once, then the device token saved in the workdir is used")
+    p.add_argument("--token", default=os.environ.get("HOPPER_TOKEN"),
+                   help="a device token (or HOPPER_TOKEN); default: the one saved in the workdir at enrolment")
     p.add_argument("--name", default=platform.node() or "edge", help="this device's name")
     p.add_argument("--interpreter", choices=sorted(INTERPRETERS), default="ai-edge-litert")
     p.add_argument("--runs", type=int, default=100, help="timed invocations per profile")
@@ -351,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s agent %(levelname)s %(message)s")
     agent = Agent(args.server, args.token, args.name, interpreter=args.interpreter, runs=args.runs,
                   warmup=args.warmup, poll=args.poll, heartbeat=args.heartbeat, download_retries=args.download_retries,
-                  threads=args.threads, workdir=Path(args.workdir) if args.workdir else None)
+                  threads=args.threads, workdir=Path(args.workdir) if args.workdir else None,
+                  enrol_token=args.enrol_token)
 
     def _stop(_signum: int, _frame: object) -> None:
         raise SystemExit(0)  # the finally below signs off

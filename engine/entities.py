@@ -572,3 +572,50 @@ class ParetoFront(_EdgeSerialisable):
     device: str | None
     devices: list
     points: list[ParetoPoint]
+
+
+# -- identity: people, devices and their tokens -----------------------------------------------------------
+class Role:
+    """Who may do what. People are viewers (read), editors (read, steer, launch) or admins (also manage people
+    and devices); a device may only run its own profiling jobs; an enrolment token may only register a device."""
+
+    ADMIN = "admin"
+    EDITOR = "editor"
+    VIEWER = "viewer"
+    DEVICE = "device"
+    ENROL = "enrol"
+    PEOPLE = (ADMIN, EDITOR, VIEWER)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of one request: the name the audit log records and what it may do."""
+
+    name: str
+    role: str
+    credential_id: int | None = None  # None: the bootstrap admin token (or auth off)
+    device_id: int | None = None  # set for device tokens only
+
+
+@dataclass(frozen=True)
+class UserInfo(_Serialisable):
+    id: int
+    name: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
+    active_tokens: int
+
+
+@dataclass(frozen=True)
+class CredentialRecord:
+    """A stored token as the services need it to verify one: the hash and whose it is (never serialised)."""
+
+    id: int
+    kind: str
+    secret_hash: str
+    active: bool  # not revoked, not (for enrolment tokens) used, its person not revoked
+    user_name: str | None
+    user_role: str | None
+    device_id: int | None
+    device_name: str | None

@@ -97,3 +97,11 @@ class TrainingError(HopperError):
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class NotPermitted(HopperError):
+    """The caller is known but its role (or device) may not do this."""
+
+    http_status = 403
+    exit_code = 8
+    code = "forbidden"

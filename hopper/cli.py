@@ -617,12 +617,16 @@ def run(epochs: int, until_done: bool, port: int) -> None:
 @click.option("--with-scheduler", is_flag=True, help="Also run the MOP scheduler in this process.")
 @click.option("--no-tensorboard", is_flag=True, help="Do not start TensorBoard.")
 @click.option("--no-export-worker", is_flag=True, help="Leave export requests and deployments to a separate `hopper export-worker`.")
+@click.option("--tls-cert", default=None, help="Not served by waitress: use a reverse proxy and public_url (README).")
+@click.option("--tls-key", default=None, help="See --tls-cert.")
 @_handle_errors
 def serve_cmd(host: str, port: int, no_auth: bool, with_scheduler: bool, no_tensorboard: bool,
-              no_export_worker: bool) -> None:
+              no_export_worker: bool, tls_cert: str | None, tls_key: str | None) -> None:
     """Serve the web UI and the REST API (waitress), with TensorBoard beside them."""
-    from hopper.serve import serve
+    from hopper.serve import TLS_HELP, serve
 
+    if tls_cert or tls_key:  # before opening anything: the answer is the same whatever the store holds
+        raise ValidationError(f"--tls-cert/--tls-key: {TLS_HELP}", field="tls-cert" if tls_cert else "tls-key")
     services = _services()
     scheduler = None
     if with_scheduler:
@@ -634,12 +638,79 @@ def serve_cmd(host: str, port: int, no_auth: bool, with_scheduler: bool, no_tens
 
 
 @main.command("token")
+@click.option("--rotate", is_flag=True, help="Replace the admin token; sessions opened with the old one end.")
 @_handle_errors
-def token_cmd() -> None:
-    """Print the API / UI token (created with 0600 permissions on first use)."""
-    from hopper.rest.auth import api_token
+def token_cmd(rotate: bool) -> None:
+    """Print the bootstrap admin token (created with 0600 permissions on first use)."""
+    from hopper.rest.auth import api_token, rotate_api_token
 
-    console.print(api_token(_settings().home), highlight=False)
+    if not rotate:
+        click.echo(api_token(_settings().home))
+        return
+    token = rotate_api_token(_settings().home)
+    closed = _services().close_admin_sessions(keep_token=token)
+    err_console.print(f"admin token rotated; {closed} web session(s) of the old one ended")
+    click.echo(token)
+
+
+@main.group("user")
+def user() -> None:
+    """People and their roles: viewer (reads), editor (also steers and launches), admin (also manages)."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "editor", "admin"]), required=True)
+@_handle_errors
+def user_add(name: str, role: str) -> None:
+    """Add a person; prints their token ONCE (only its hash is stored)."""
+    info, token = _services().add_user(name, role)
+    err_console.print(f"user {info.name} ({info.role}) added; their token (shown only now):")
+    click.echo(token)
+
+
+@user.command("list")
+@_handle_errors
+def user_list() -> None:
+    """Everyone with a role, and whether they were revoked."""
+    table = Table("id", "name", "role", "tokens", "created", "revoked")
+    for u in _services().list_users():
+        table.add_row(str(u.id), escape(u.name), u.role, str(u.active_tokens), _fmt(u.created_at),
+                      _fmt(u.revoked_at) if u.revoked_at else "")
+    console.print(table)
+
+
+@user.command("revoke")
+@click.argument("name")
+@_handle_errors
+def user_revoke(name: str) -> None:
+    """Revoke a person: their tokens stop working and their web sessions end at once."""
+    info = _services().revoke_user(name)
+    console.print(f"user {escape(info.name)} revoked")
+
+
+@user.command("rotate")
+@click.argument("name")
+@_handle_errors
+def user_rotate(name: str) -> None:
+    """Give a person a new token; the old one and its web sessions stop working. Prints it ONCE."""
+    info, token = _services().rotate_user_token(name)
+    err_console.print(f"new token for {info.name} (shown only now):")
+    click.echo(token)
+
+
+@main.group("device")
+def device() -> None:
+    """Edge devices' credentials."""
+
+
+@device.command("enrol-token")
+@_handle_errors
+def device_enrol_token() -> None:
+    """A one-time token for `hopper edge-agent --enrol-token`; the agent gets its own device token with it."""
+    token = _services().create_enrolment_token()
+    err_console.print("one-time enrolment token (the agent exchanges it for its own device token):")
+    click.echo(token)
 
 
 if os.environ.get("HOPPER_TEST_INVENTORY"):  # the test suite's record of which commands ran (hopper/inventory.py)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hopper.engine.errors import ValidationError
 from hopper.engine.services import Services
-from hopper.rest.auth import api_token, is_loopback, session_secret
+from hopper.rest.auth import TOKEN_FILE, AdminTokenFile, is_loopback, session_secret
 
 log = logging.getLogger("hopper.serve")
 
@@ -50,8 +50,22 @@ def start_tensorboard(logdir: Path, host: str) -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
-def build_app(services: Services, *, host: str, no_auth: bool, tensorboard_port: int | None):  # noqa: ANN201
-    """The WSGI app (Dash + REST on one Flask server) and the token (None when auth is off).
+TLS_HELP = ("waitress serves plain HTTP only: put a TLS-terminating reverse proxy (Caddy, nginx) in front of "
+            "`hopper serve --host 127.0.0.1` and set public_url = \"https://your.host\" in hopper.toml (or "
+            "HOPPER_PUBLIC_URL) so that session cookies are Secure and HSTS is sent; see README, Security")
+
+
+def behind_https(services: Services) -> bool:
+    """Whether people reach this server over HTTPS (a reverse proxy, announced by the ``public_url`` setting)."""
+    url = getattr(services.settings, "public_url", None) or ""
+    return url.lower().startswith("https://")
+
+
+def build_app(services: Services, *, host: str, no_auth: bool, tensorboard_port: int | None,  # noqa: ANN201
+              port: int | None = None):
+    """The WSGI app (Dash + REST on one Flask server) and the admin token now (None when auth is off).
+
+    The app re-reads the token file when it changes, so ``hopper token --rotate`` takes effect at once.
 
     Both run behind one authentication gate (``hopper.rest.gate``, installed by ``create_dash``): one
     ``before_request`` hook decides for every path, so no endpoint of either can be left outside it.
@@ -63,7 +77,7 @@ def build_app(services: Services, *, host: str, no_auth: bool, tensorboard_port:
     if no_auth and not is_loopback(host):
         raise ValidationError(f"--no-auth is only allowed on loopback (127.0.0.1), not {host}", field="host")
     home = services.settings.home
-    token = None if no_auth else api_token(home)
+    token = None if no_auth else AdminTokenFile(home)
 
     def tensorboard_url() -> str | None:
         if tensorboard_port is None:
@@ -71,15 +85,27 @@ def build_app(services: Services, *, host: str, no_auth: bool, tensorboard_port:
         visible_host = request.host.rsplit(":", 1)[0] if request else "127.0.0.1"
         return f"http://{visible_host}:{tensorboard_port}/"
 
-    app = create_dash(services, token=token, secret_key=session_secret(home), tensorboard_url=tensorboard_url)
-    return app.server, token
+    app = create_dash(services, token=token, secret_key=session_secret(home), tensorboard_url=tensorboard_url,
+                      port=port, secure_cookies=behind_https(services))
+    return app.server, (token() if token is not None else None)
 
 
 def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8050, no_auth: bool = False,
           tensorboard: bool = True, scheduler: object | None = None, threads: int = 8,
-          announce=print, export_worker: bool = True) -> None:  # noqa: ANN001
-    """Serve until interrupted; runs ``scheduler`` (if given) and the export worker in background threads."""
+          announce=print, export_worker: bool = True, tls_cert: str | None = None,  # noqa: ANN001
+          tls_key: str | None = None) -> None:
+    """Serve until interrupted; runs ``scheduler`` (if given) and the export worker in background threads.
+
+    The token is never printed (start-up output lands in logs): only where it lies, and ``hopper token``.
+    """
     from waitress import create_server
+
+    if tls_cert or tls_key:
+        raise ValidationError(f"--tls-cert/--tls-key: {TLS_HELP}", field="tls-cert" if tls_cert else "tls-key")
+    if not is_loopback(host) and not behind_https(services):
+        log.warning("serving plain HTTP on %s: tokens and session cookies cross the network in clear text. %s",
+                    host, TLS_HELP)
+        announce(f"WARNING: plain HTTP on {host}, not loopback. {TLS_HELP}")
 
     tb_proc, tb_port = None, None
     if tensorboard:
@@ -87,7 +113,7 @@ def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8050, no_a
     if threading.current_thread() is threading.main_thread():
         # `kill` (SIGTERM) shuts down as cleanly as Ctrl-C: stop the scheduler, close TensorBoard.
         signal.signal(signal.SIGTERM, _interrupt)
-    wsgi, token = build_app(services, host=host, no_auth=no_auth, tensorboard_port=tb_port)
+    wsgi, token = build_app(services, host=host, no_auth=no_auth, tensorboard_port=tb_port, port=port)
     stop = threading.Event()
     if scheduler is not None:
         thread = threading.Thread(target=scheduler.run, kwargs={"stop_event": stop}, name="scheduler", daemon=True)
@@ -98,7 +124,11 @@ def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8050, no_a
         threading.Thread(target=ExportWorker(services).run, args=(stop,), name="export-worker", daemon=True).start()
     server = create_server(wsgi, host=host, port=port, threads=threads)
     announce(f"Hopper UI: http://{host}:{port}/   REST API: http://{host}:{port}/api/docs")
-    announce("auth disabled (loopback only)" if token is None else f"token: {token}   (also: `hopper token`)")
+    if token is None:
+        announce("auth disabled (loopback only)")
+    else:
+        announce("admin token: `hopper token` prints it; people get their own with `hopper user add`")
+        announce(f"(kept 0600 in {services.settings.home / TOKEN_FILE})")
     if tb_port:
         announce(f"TensorBoard: http://{host}:{tb_port}/")
     try:

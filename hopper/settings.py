@@ -38,6 +38,8 @@ class Settings:
         edge_lease_seconds: how long an edge agent holds a profiling job without a heartbeat.
         edge_max_attempts: claims of a profiling job before it is failed for good.
         edge_offline_seconds: a device not heard from for this long shows as offline.
+        public_url: the HTTPS address people reach ``hopper serve`` at through a TLS-terminating reverse proxy
+            (``https://hopper.example.org``); an https URL marks the session cookie ``Secure`` and adds HSTS.
     """
 
     home: Path
@@ -58,6 +60,7 @@ class Settings:
     edge_lease_seconds: float = 60.0
     edge_max_attempts: int = 3
     edge_offline_seconds: float = 90.0
+    public_url: str | None = None
 
     @property
     def checkpoint_location(self) -> str:
@@ -86,7 +89,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "database_url", "data_roots", "artifact_dir", "checkpoint_dir", "backend", "spark_master", "spark_driver_host",
         "workers", "poll_interval",
         "sub_epoch_timeout", "script_timeout", "script_memory_mb", "worker_model_cache",
-        "worker_memory_mb", "edge_lease_seconds", "edge_max_attempts", "edge_offline_seconds",
+        "worker_memory_mb", "edge_lease_seconds", "edge_max_attempts", "edge_offline_seconds", "public_url",
     ):
         env_key = _ENV_PREFIX + key.upper()
         if env_key in env:
@@ -114,4 +117,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         edge_lease_seconds=float(values.get("edge_lease_seconds", 60.0)),
         edge_max_attempts=int(values.get("edge_max_attempts", 3)),
         edge_offline_seconds=float(values.get("edge_offline_seconds", 90.0)),
+        public_url=str(values["public_url"]).rstrip("/") if values.get("public_url") else None,
     )

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+from collections.abc import Callable
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from hopper.engine.errors import HopperError, ScriptRejected
 from hopper.engine.services import Services
+from hopper.rest._api import access_levels
 from hopper.rest.gate import install_gate
 from hopper.rest.openapi import build_document, render_reference
 from hopper.rest.routes import api
@@ -28,22 +31,44 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return response
 
 
-def create_app(services: Services, *, token: str | None, secret_key: str, flask_app: Flask | None = None,
-               ui: bool = False) -> Flask:
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/>])(/[^\s\"'(),:;<>]+)+")
+
+
+def scrub_paths(text: str, settings: object) -> str:
+    """``text`` with the server's own paths named, not spelt: an error answer must not map the server's disk.
+
+    Hopper's directories become ``<artifacts>``, ``<data root>``, ``<hopper home>``; any other absolute path
+    (a traceback's ``/usr/lib/python3.11/...``) is cut to its last part.
+    """
+    named = [(str(getattr(settings, "artifact_dir", "")), "<artifacts>"),
+             *((str(root), "<data root>") for root in getattr(settings, "data_roots", ())),
+             (str(getattr(settings, "home", "")), "<hopper home>")]
+    for path, name in sorted(named, key=lambda item: -len(item[0])):
+        if len(path) > 1:
+            text = text.replace(path, name)
+    return _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
+
+
+def create_app(services: Services, *, token: str | Callable[[], str] | None, secret_key: str, flask_app: Flask | None = None,
+               ui: bool = False, port: int | None = None, secure_cookies: bool = False) -> Flask:
     """The API on a Flask app (a new one, or the Dash server passed in), behind the one gate (``rest.gate``).
 
     Args:
         services: user actions on the store.
-        token: the bearer token every request must carry; None disables auth (loopback only,
-            enforced by ``hopper serve``).
+        token: the bootstrap admin token (or a callable returning the current one); None disables auth
+            (loopback only, enforced by ``hopper serve``). People and devices carry their own tokens.
         secret_key: signs the UI's session cookie (a logged-in browser may read the API too).
         flask_app: the server to mount on; ``create_dash`` passes the Dash server.
         ui: the UI is mounted too, so the gate also asks for a login on UI paths.
+        port: the port served (with auth off, the gate accepts only loopback Host headers with it).
+        secure_cookies: the server is reached over HTTPS (``public_url``): the session cookie is ``Secure`` and
+            every answer carries HSTS.
     """
     app = flask_app or Flask("hopper")
     app.config.update(HOPPER_SERVICES=services, HOPPER_TOKEN=token, MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
                       SECRET_KEY=secret_key, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
-                      JSON_SORT_KEYS=False)
+                      SESSION_COOKIE_SECURE=secure_cookies, JSON_SORT_KEYS=False,
+                      HOPPER_ROUTE_ACCESS=access_levels(api))
     app.register_blueprint(api.blueprint)
     if os.environ.get("HOPPER_TEST_INVENTORY"):  # the test suite's record of which routes answered
         from hopper.inventory import record_requests
@@ -51,13 +76,28 @@ def create_app(services: Services, *, token: str | None, secret_key: str, flask_
         record_requests(app)
     document = build_document(api)
 
-    install_gate(app, token=token, ui=ui)
+    install_gate(app, token=token, ui=ui, port=port)
+
+    if secure_cookies:
+        @app.after_request
+        def _hsts(response: Response) -> Response:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+            return response
 
     @app.get("/healthz")
     def healthz() -> Response:
-        """Liveness for load balancers and container health checks: no token, no details beyond the store."""
-        services.store.ping()
-        return jsonify({"status": "ok"})
+        """Liveness for load balancers and container health checks: no token, no details beyond the store.
+
+        200 ``{"status": "ok", "store": "ok"}`` when the store answers, 503 ``{"status": "unavailable", ...}``
+        with the kind of failure (never the URL) when it does not.
+        """
+        try:
+            services.ping_store()
+        except HopperError as exc:
+            response = jsonify({"status": "unavailable", "store": exc.code})
+            response.status_code = 503
+            return response
+        return jsonify({"status": "ok", "store": "ok"})
 
     @app.get("/api/openapi.json")
     def openapi() -> Response:
@@ -71,9 +111,10 @@ def create_app(services: Services, *, token: str | None, secret_key: str, flask_
 
     @app.errorhandler(HopperError)
     def _hopper_error(exc: HopperError) -> Response:
-        extra = {"details": exc.details} if isinstance(exc, ScriptRejected) and exc.details else {}
+        extra = {"details": scrub_paths(exc.details, services.settings)} \
+            if isinstance(exc, ScriptRejected) and exc.details else {}
         status = 422 if isinstance(exc, ScriptRejected) else exc.http_status
-        return error_response(status, exc.code, exc.message, exc.field, **extra)
+        return error_response(status, exc.code, scrub_paths(exc.message, services.settings), exc.field, **extra)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
@@ -92,4 +133,4 @@ def create_app(services: Services, *, token: str | None, secret_key: str, flask_
     return app
 
 
-__all__ = ["create_app", "error_response"]
+__all__ = ["create_app", "error_response", "scrub_paths"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from pydantic import BaseModel
 
 from hopper.engine.errors import ValidationError
@@ -31,6 +31,7 @@ class Route:
     returns: str = "object"  # "object" | "list" | "page"
     headers: tuple[str, ...] = field(default_factory=tuple)
     description: str = ""  # the rest of the docstring
+    access: str = ""  # who may call it (``rest.gate``): read, write, device, artifact, enrol, admin
 
     @property
     def openapi_path(self) -> str:
@@ -50,19 +51,23 @@ class Api:
         self.prefix = prefix
         self.blueprint = Blueprint("api", __name__, url_prefix=prefix)
         self.routes: list[Route] = []
+        self.endpoints: list[str] = []
 
     def route(self, method: str, path: str, *, tag: str, body: type[BaseModel] | None = None,
               status: int = 200, query: tuple = (), errors: tuple[int, ...] = (), returns: str = "object",
-              headers: tuple[str, ...] = ()) -> Callable:
+              headers: tuple[str, ...] = (), access: str | None = None) -> Callable:
         """Declare a route; the handler's docstring is its OpenAPI summary (first paragraph) and description.
 
         The docstring is the one place the operation is described, so the code and the document agree;
-        a handler without one is refused at import time.
+        a handler without one is refused at import time. ``access`` is what the gate (``rest.gate``) asks of
+        the caller: by default ``read`` for GET (viewers) and ``write`` otherwise (editors).
         """
 
         def decorate(fn: Callable) -> Callable:
             summary, description = split_docstring(fn)
-            spec = Route(method, path, summary, tag, body, status, query, errors, returns, headers, description)
+            level = access or ("read" if method == "GET" else "write")
+            spec = Route(method, path, summary, tag, body, status, query, errors, returns, headers, description,
+                         level)
             self.routes.append(spec)
 
             @wraps(fn)
@@ -75,6 +80,7 @@ class Api:
                 return jsonify(result), spec.status
 
             endpoint = f"{fn.__name__}"
+            self.endpoints.append(endpoint)
             self.blueprint.add_url_rule(path, endpoint, view, methods=[method])
             return view
 
@@ -105,9 +111,21 @@ def services():  # noqa: ANN201
     return current_app.config["HOPPER_SERVICES"]
 
 
+def access_levels(api: Api) -> dict[str, str]:
+    """Each route's endpoint name on the app mapped to its access level (what the gate reads)."""
+    return {f"{api.blueprint.name}.{endpoint}": route.access
+            for route, endpoint in zip(api.routes, api.endpoints, strict=True)}
+
+
 def actor() -> str:
-    """Who the audit log names for this request's changes."""
-    return current_app.config.get("HOPPER_ACTOR", "api")
+    """Who the audit log names for this request's changes: the authenticated person (or device)."""
+    principal = g.get("hopper_principal")
+    return principal.name if principal is not None else "api"
+
+
+def principal():  # noqa: ANN201
+    """The authenticated caller of this request (``hopper.engine.entities.Principal``), set by the gate."""
+    return g.get("hopper_principal")
 
 
 def int_arg(name: str, default: int, low: int, high: int) -> int:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import jsonify, request, send_file
 
+from hopper.engine.entities import Role
 from hopper.engine.errors import ValidationError
 from hopper.engine.specs import DatasetSpec, WorkloadSpec
-from hopper.rest._api import Api, actor, int_arg, services
+from hopper.rest._api import Api, actor, int_arg, principal, services
 from hopper.rest.schemas import (
     AddConfigBody,
     CloneBody,
@@ -231,7 +232,7 @@ def get_export_request(request_id: int):  # noqa: ANN201
 
 
 @api.route("GET", "/exports/<int:export_id>/artifact", tag="edge", returns="binary", errors=(NOT_FOUND, CONFLICT),
-           headers=("X-Hopper-SHA256",))
+           headers=("X-Hopper-SHA256",), access="artifact")
 def export_artifact(export_id: int):  # noqa: ANN201
     """Download an export's .tflite (X-Hopper-SHA256: the checksum recorded at export).
 
@@ -268,9 +269,17 @@ def list_devices():  # noqa: ANN201
 
 
 @api.route("POST", "/devices", tag="edge",
-           body=RegisterDeviceBody, status=201, errors=(INVALID, CONFLICT))
+           body=RegisterDeviceBody, status=201, errors=(INVALID, CONFLICT), access="enrol")
 def register_device(body: RegisterDeviceBody):  # noqa: ANN201
-    """Register an edge agent (again, after a restart) with its hardware."""
+    """Register an edge agent (again, after a restart) with its hardware.
+
+    With an enrolment token (``hopper device enrol-token``) the token is spent and the answer carries the
+    device's own token (``token``, shown once): the agent uses it from then on. A device token re-registers
+    only its own device; an admin may register any.
+    """
+    caller = principal()
+    if caller is not None and caller.role == Role.ENROL:
+        return services().enrol_device(caller, body.name, hardware=body.hardware, interpreter=body.interpreter)
     return services().register_device(body.name, hardware=body.hardware, interpreter=body.interpreter,
                                       actor=f"device:{body.name}").to_dict()
 
@@ -281,19 +290,19 @@ def get_device(device_id: int):  # noqa: ANN201
     return services().get_device(device_id).to_dict()
 
 
-@api.route("POST", "/devices/<int:device_id>/heartbeat", tag="edge", errors=(NOT_FOUND,))
+@api.route("POST", "/devices/<int:device_id>/heartbeat", tag="edge", errors=(NOT_FOUND,), access="device")
 def heartbeat(device_id: int):  # noqa: ANN201
     """An agent is alive: extends the leases of its jobs."""
     return services().heartbeat(device_id).to_dict()
 
 
-@api.route("POST", "/devices/<int:device_id>/offline", tag="edge", errors=(NOT_FOUND,))
+@api.route("POST", "/devices/<int:device_id>/offline", tag="edge", errors=(NOT_FOUND,), access="device")
 def sign_off(device_id: int):  # noqa: ANN201
     """An agent signs off: offline now, its held jobs re-queued."""
     return services().sign_off(device_id).to_dict()
 
 
-@api.route("POST", "/devices/<int:device_id>/claim", tag="edge", errors=(NOT_FOUND,))
+@api.route("POST", "/devices/<int:device_id>/claim", tag="edge", errors=(NOT_FOUND,), access="device")
 def claim_job(device_id: int):  # noqa: ANN201
     """Claim the next profiling job (job is null when none)."""
     job = services().claim_job(device_id)
@@ -316,19 +325,19 @@ def get_job(job_id: int):  # noqa: ANN201
 
 
 @api.route("POST", "/jobs/<int:job_id>/complete", tag="edge",
-           body=CompleteJobBody, errors=(INVALID, NOT_FOUND, CONFLICT))
+           body=CompleteJobBody, errors=(INVALID, NOT_FOUND, CONFLICT), access="device")
 def complete_job(job_id: int, body: CompleteJobBody):  # noqa: ANN201
     """Post a job's measurements (profile and metrics)."""
     return services().complete_job(job_id, body.device_id, body.result.model_dump()).to_dict()
 
 
-@api.route("POST", "/jobs/<int:job_id>/fail", tag="edge", body=FailJobBody, errors=(INVALID, NOT_FOUND, CONFLICT))
+@api.route("POST", "/jobs/<int:job_id>/fail", tag="edge", body=FailJobBody, errors=(INVALID, NOT_FOUND, CONFLICT), access="device")
 def fail_job(job_id: int, body: FailJobBody):  # noqa: ANN201
     """Report that a job could not be profiled (re-queued or failed)."""
     return services().fail_job(job_id, body.device_id, body.error, retryable=body.retryable).to_dict()
 
 
-@api.route("POST", "/jobs/<int:job_id>/release", tag="edge", body=DeviceRefBody, errors=(INVALID, NOT_FOUND, CONFLICT))
+@api.route("POST", "/jobs/<int:job_id>/release", tag="edge", body=DeviceRefBody, errors=(INVALID, NOT_FOUND, CONFLICT), access="device")
 def release_job(job_id: int, body: DeviceRefBody):  # noqa: ANN201
     """Give a held job back to the queue (agent shutting down)."""
     return services().fail_job(job_id, body.device_id, "the agent released the job", retryable=True).to_dict()

@@ -8,26 +8,30 @@ from pathlib import Path
 import dash
 from flask import Flask, Response, redirect, request, session
 
+from hopper.engine.entities import Role
 from hopper.engine.services import Services
-from hopper.rest.auth import token_matches
+from hopper.rest.gate import admin_token
 from hopper.webui import callbacks, layout
 
 _LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Hopper: log in</title>
 <link rel="stylesheet" href="/assets/hopper.css"></head><body><div class="login">
-<h1>Hopper</h1><p>Paste the API token (<code>hopper token</code> prints it).</p>
+<h1>Hopper</h1><p>Paste your token (<code>hopper user add</code> gave it to you; the admin's:
+<code>hopper token</code>).</p>
 <form method="post" action="/login"><label class="field-label" for="token">Token</label>
 <input class="input" id="token" name="token" type="password" autofocus autocomplete="current-password">
 <p class="notice"><span class="error">{error}</span></p>
 <button class="button primary" id="login-button" type="submit">Log in</button></form></div></body></html>"""
 
 
-def create_dash(services: Services, *, token: str | None, secret_key: str,
-                tensorboard_url: Callable[[], str | None] = lambda: None, server: Flask | None = None) -> dash.Dash:
+def create_dash(services: Services, *, token: str | Callable[[], str] | None, secret_key: str,
+                tensorboard_url: Callable[[], str | None] = lambda: None, server: Flask | None = None,
+                port: int | None = None, secure_cookies: bool = False) -> dash.Dash:
     """The UI (and, on the same Flask server, the REST API).
 
     Args:
         services: user actions on the store.
-        token: what the login form checks; None disables the login (loopback only).
+        token: the bootstrap admin token; None disables the login (loopback only). People log in with their
+            own tokens (``hopper user add``) too.
         secret_key: signs the session cookie.
         tensorboard_url: returns the URL of the TensorBoard process for the iframe (or None).
     """
@@ -38,23 +42,30 @@ def create_dash(services: Services, *, token: str | None, secret_key: str,
                     assets_folder=str(Path(__file__).parent / "assets"), update_title=None)
     app.layout = layout.shell(token is not None)
     # one gate for the API and the UI: create_app installs it, ui=True adds the login rules for UI paths
-    create_app(services, token=token, secret_key=secret_key, flask_app=server, ui=True)
+    create_app(services, token=token, secret_key=secret_key, flask_app=server, ui=True, port=port,
+               secure_cookies=secure_cookies)
     callbacks.register_callbacks(app, services, tensorboard_url)
 
     @server.route("/login", methods=["GET", "POST"])
     def login() -> Response:
-        """The login form; a valid token marks the session cookie authenticated (checked by ``rest.gate``)."""
+        """The login form: a person's token (or the admin token) opens a server-side session (``rest.gate``)."""
         if request.method == "POST":
-            if token is None or token_matches(request.form.get("token", "").strip(), token):
+            if token is None:
+                return redirect("/")
+            principal = services.authenticate(request.form.get("token", ""), admin_token=admin_token())
+            if principal is not None and principal.role in Role.PEOPLE:
                 session.clear()
-                session["authenticated"] = True
+                session["sid"] = services.open_session(principal, admin_token=admin_token())
                 return redirect("/")
             return Response(_LOGIN_PAGE.format(error="That token is not valid."), status=403, mimetype="text/html")
         return Response(_LOGIN_PAGE.format(error=""), mimetype="text/html")
 
     @server.route("/logout")
     def logout() -> Response:
-        """Forget the session; the next page asks for the token again."""
+        """End the session on the server (a copy of the cookie stops working too); the login form comes next."""
+        sid = session.get("sid")
+        if isinstance(sid, str):
+            services.close_session(sid)
         session.clear()
         return redirect("/login")
 

@@ -23,9 +23,10 @@ from hopper.engine.services import Services
 from hopper.engine.space import SearchSpace
 from hopper.engine.specs import parse_mapping_text as parse_mapping
 from hopper.engine.status import DeviceStatus
+from hopper.rest.gate import require_editor
 from hopper.webui import figures, layout
 
-ACTOR = "web"  # who the audit log names for changes made in the UI
+ACTOR = "web"  # who the audit log names for UI changes made outside a request (unit tests)
 
 
 def ok(message: str) -> html.Span:
@@ -166,7 +167,7 @@ def launch_workload(services: Services, name: str | None, description: str | Non
             spec["script"] = _number(model.split(":", 1)[1], int, "model")
         else:
             spec["model"] = model
-        workload = services.launch_workload(spec, actor=ACTOR)
+        workload = services.launch_workload(spec, actor=require_editor(ACTOR))
     except HopperError as exc:
         return error(exc), no_update
     return ok(f"workload {workload.id} launched"), f"/workloads/{workload.id}"
@@ -178,7 +179,7 @@ def register_dataset(services: Services, name: str | None, path: str | None, fea
     try:
         info = services.register_dataset({
             "name": name or "", "path": path or "", "label_column": label or None,
-            "feature_columns": [f.strip() for f in features.split(",")] if features else None}, actor=ACTOR)
+            "feature_columns": [f.strip() for f in features.split(",")] if features else None}, actor=require_editor(ACTOR))
     except HopperError as exc:
         return error(exc)
     return ok(f"dataset {info.name}: {info.n_rows} rows, {info.partition_count} partitions "
@@ -224,13 +225,13 @@ def config_action(services: Services, triggered: str | None, selected: list | No
     try:
         config_id = _selected(selected)
         if triggered == "btn-stop":
-            info = services.stop_config(config_id, actor=ACTOR)
+            info = services.stop_config(config_id, actor=require_editor(ACTOR))
             return ok(f"config {config_id}: {info.status} (takes effect after its running sub-epoch)")
         if triggered == "btn-resume":
-            info = services.resume_config(config_id, actor=ACTOR)
+            info = services.resume_config(config_id, actor=require_editor(ACTOR))
             return ok(f"config {config_id}: {info.status}, continues after epoch {info.epochs_done}")
         # an empty box is a mistake, not "priority 0"
-        info = services.set_priority(config_id, _number(priority, int, "priority"), actor=ACTOR)
+        info = services.set_priority(config_id, _number(priority, int, "priority"), actor=require_editor(ACTOR))
         return ok(f"config {config_id}: priority {info.priority}")
     except HopperError as exc:
         return error(exc)
@@ -245,7 +246,7 @@ def clone_config(services: Services, selected: list | None, lr: Any, batch_size:
             overrides["lr"] = _number(lr, float, "lr")
         if batch_size not in (None, ""):
             overrides["batch_size"] = _number(batch_size, int, "batch_size")
-        info = services.clone_config(config_id, overrides, actor=ACTOR)
+        info = services.clone_config(config_id, overrides, actor=require_editor(ACTOR))
     except HopperError as exc:
         return error(exc)
     return ok(f"config {info.id} cloned from {config_id} with its weights"
@@ -257,7 +258,7 @@ def edge_action(services: Services, triggered: str | None, selected: list | None
     try:
         config_id = _selected(selected)
         if triggered == "btn-export":
-            request = services.request_export(config_id, profile="profile" in (profile or []), actor=ACTOR)
+            request = services.request_export(config_id, profile="profile" in (profile or []), actor=require_editor(ACTOR))
             text = (f"export request {request.id} for config {config_id} queued (float32 + int8); "
                     "the exports appear on the Pareto page (size axis) once converted")
             if request.profile:
@@ -265,7 +266,7 @@ def edge_action(services: Services, triggered: str | None, selected: list | None
                 text += (", and on the latency axis once profiled by the online edge devices" if online else
                          "; no edge device is online, so nothing will profile them: start `hopper edge-agent`")
             return ok(text)
-        row = services.request_deployment(config_id, actor=ACTOR)
+        row = services.request_deployment(config_id, actor=require_editor(ACTOR))
     except HopperError as exc:
         return error(exc)
     return ok(f"deployment {row.id} ({row.name}) requested: the export worker starts the model server; "
@@ -275,7 +276,7 @@ def edge_action(services: Services, triggered: str | None, selected: list | None
 def add_config(services: Services, workload_id: int, text: str | None) -> html.Span:
     """Queue a hand-written config (hparams as YAML/JSON) in the workload."""
     try:
-        info = services.add_config(workload_id, parse_mapping(text, "hparams"), actor=ACTOR)
+        info = services.add_config(workload_id, parse_mapping(text, "hparams"), actor=require_editor(ACTOR))
     except HopperError as exc:
         return error(exc)
     return ok(f"config {info.id} queued")
@@ -288,7 +289,7 @@ def drill_down(services: Services, selected: list | None, space: str | None, pro
         config_id = _selected(selected)
         max_epochs = _number(epochs, int, "max_epochs") if epochs not in (None, "") else None
         child = services.drill_down(config_id, parse_mapping(space, "space"), procedure=procedure,
-                                    max_epochs=max_epochs, actor=ACTOR)
+                                    max_epochs=max_epochs, actor=require_editor(ACTOR))
     except HopperError as exc:
         return error(exc)
     return html.Span(["child workload ", html.A(f"{child.id}: {child.name}", href=f"/workloads/{child.id}",
@@ -332,7 +333,7 @@ def stop_deployment(services: Services, selected: list | None) -> html.Span:
     try:
         if not selected:
             raise ValidationError("select a deployment in the table first", field="deployment")
-        row = services.request_stop_deployment(int(selected[0]), actor=ACTOR)
+        row = services.request_stop_deployment(int(selected[0]), actor=require_editor(ACTOR))
     except HopperError as exc:
         return error(exc)
     return ok(f"deployment {row.id} ({row.name}): {row.status}")

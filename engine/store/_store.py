@@ -22,6 +22,7 @@ from hopper.engine.errors import Conflict, HopperError, SchemaOutOfDate, StoreUn
 from hopper.engine.store.configs import ConfigStore
 from hopper.engine.store.datasets import DatasetStore, ScriptStore
 from hopper.engine.store.edge import EdgeStore
+from hopper.engine.store.identity import IdentityStore
 from hopper.engine.store.schedule import EventStore, ScheduleStore
 from hopper.engine.store.workloads import WorkloadStore
 
@@ -50,6 +51,22 @@ def _enable_sqlite_pragmas(engine: Engine) -> None:
         cursor.close()
 
 
+def _private_file(path: Path) -> None:
+    """Create the SQLite file 0600 (or tighten one someone loosened) before SQLite opens it.
+
+    The store holds token hashes and every workload; SQLite gives its -wal and -shm files the same mode.
+    """
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 class Store:
     """A handle on the SQL config store (SQLite or PostgreSQL, one code path).
 
@@ -67,7 +84,7 @@ class Store:
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(parsed.database).expanduser())
         kwargs: dict = {"future": True}
         if self.dialect == "sqlite":
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
@@ -87,6 +104,7 @@ class Store:
         self.schedule = ScheduleStore(self)
         self.events = EventStore(self)
         self.edge = EdgeStore(self)
+        self.identity = IdentityStore(self)
         if check_schema:
             self.check_schema()
 

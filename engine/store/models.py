@@ -297,3 +297,55 @@ class ExportRequestRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class UserRow(Base):
+    """A person with a role (admin, editor, viewer); their API tokens are ``CredentialRow`` rows."""
+
+    __tablename__ = "app_user"
+    __table_args__ = (UniqueConstraint("name", name="uq_app_user_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class CredentialRow(Base):
+    """A token: a person's API token, a device's token, or a one-time enrolment token.
+
+    Only the argon2 hash of the secret is stored; ``lookup`` (the public part before the dot) finds the row.
+    """
+
+    __tablename__ = "credential"
+    __table_args__ = (UniqueConstraint("lookup", name="uq_credential_lookup"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # user / device / enrol
+    lookup: Mapped[str] = mapped_column(String(32))
+    secret_hash: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"), nullable=True, index=True)
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("device.id"), nullable=True, index=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class WebSessionRow(Base):
+    """A logged-in browser: the cookie holds a random id, this row holds its sha256 and whose it is.
+
+    ``credential_id`` is the token it logged in with (None for the bootstrap admin token, whose fingerprint
+    is ``admin_fingerprint``), so revoking or rotating that token ends the session.
+    """
+
+    __tablename__ = "web_session"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the cookie's session id
+    subject: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    credential_id: Mapped[int | None] = mapped_column(ForeignKey("credential.id"), nullable=True, index=True)
+    admin_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)

@@ -37,7 +37,8 @@ def test_the_agent_distribution_installs_without_tensorflow_and_profiles(edge_se
     log = tmp_path / "agent.log"
     with open(log, "w") as out:
         agent = subprocess.Popen(
-            [str(venv / "bin" / "hopper-edge-agent"), "--server", server.base, "--token", server.token,
+            [str(venv / "bin" / "hopper-edge-agent"), "--server", server.base, "--enrol-token",
+             server.services.create_enrolment_token(),
              "--name", "standalone", "--interpreter", "ai-edge-litert", "--runs", "30", "--warmup", "3",
              "--poll", "0.2", "--heartbeat", "0.5", "--max-jobs", "1", "--workdir", str(tmp_path / "work")],
             stdout=out, stderr=subprocess.STDOUT, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})

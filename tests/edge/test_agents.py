@@ -19,11 +19,12 @@ class Agents:
     def __init__(self, server, tmp_path: Path) -> None:
         self.server, self.tmp_path, self.procs = server, tmp_path, {}
 
-    def start(self, name: str, interpreter: str, *extra: str) -> subprocess.Popen:
+    def start(self, name: str, interpreter: str, *extra: str, enrol: bool = True) -> subprocess.Popen:
         log = open(self.tmp_path / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        # each agent enrols with its own one-time token, then works with the device token it received
+        credential = ["--enrol-token", self.server.services.create_enrolment_token()] if enrol else []
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hopper.cli", "edge-agent", "--server", self.server.base, "--token",
-             self.server.token, "--name", name, "--interpreter", interpreter, "--poll", "0.2", "--heartbeat", "0.5",
+            [sys.executable, "-m", "hopper.cli", "edge-agent", "--server", self.server.base, *credential, "--name", name, "--interpreter", interpreter, "--poll", "0.2", "--heartbeat", "0.5",
              "--workdir", str(self.tmp_path / name), *extra],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.procs[name] = proc
@@ -143,6 +144,32 @@ def test_a_corrupted_artifact_is_caught_by_its_checksum(edge_server, agents, tmp
         shutil.copy(backup, path)
     job = server.post(f"/exports/{export.id}/profile", {}, status=201)[0]
     server.wait(lambda: server.get(f"/jobs/{job['id']}")["status"] == "done", 60, "the repaired export to profile")
+
+
+def test_an_agent_enrols_once_and_restarts_on_its_saved_device_token(edge_server, agents, tmp_path):
+    import stat
+
+    server = edge_server
+    first = agents.start("enrolled", "ai-edge-litert", "--runs", "10", "--warmup", "1")
+    token_file = tmp_path / "enrolled" / "device-token"
+    device_token = token_file.read_text().strip()
+    assert device_token.startswith("hop_") and stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert device_token not in agents.log("enrolled")
+    device = _device(server, "enrolled")
+    first.terminate()
+    first.wait(15)
+    server.wait(lambda: _device(server, "enrolled")["status"] == "offline", 10, "the agent to sign off")
+    # restart without any enrolment token: the saved device token registers it again, same device
+    agents.start("enrolled", "ai-edge-litert", "--runs", "10", "--warmup", "1", enrol=False)
+    server.wait(lambda: _device(server, "enrolled")["status"] == "online", 30, "the restarted agent")
+    assert _device(server, "enrolled")["id"] == device["id"]
+    job = server.post(f"/exports/{server.exports[0]['id']}/profile", {"device_id": device["id"]}, status=201)[0]
+    done = server.wait(lambda: (j := server.get(f"/jobs/{job['id']}"))["status"] == "done" and j, 60,
+                       "the restarted agent to profile")
+    assert done["claimed_by"] == device["id"]
+    enrolments = [e for e in server.get("/events", limit=200) if e["action"] == "enrol_device"
+                  and e["object_id"] == device["id"]]
+    assert len(enrolments) == 1  # enrolled once; the restart used the device token
 
 
 def test_the_agent_imports_no_tensorflow_sqlalchemy_or_engine():

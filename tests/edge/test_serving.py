@@ -94,7 +94,7 @@ def test_deploy_the_best_config_and_compare_with_keras(edge_server, deploy_worke
               if (e["action"], e["object_type"], e["object_id"]) in (("deploy_config", "config", best),
                                                                      ("stop_deployment", "deployment", deployment["id"]))]
     assert [e["action"] for e in events][:2] == ["stop_deployment", "deploy_config"], events
-    assert events[0]["actor"] == "api" and events[0]["after"] == {"status": "stopping"}
+    assert events[0]["actor"] == "admin" and events[0]["after"] == {"status": "stopping"}  # the admin token's person
 
 
 def test_a_deployment_stopped_before_the_worker_started_it_never_starts(edge_server):

@@ -190,13 +190,33 @@ def rows_at(revision: str) -> dict[str, list[dict]]:
              "status": "failed", "actor": "scheduler", "claimed_at": None, "export_ids": None,
              "error": "no checkpoint", "created_at": T2, "finished_at": None},
         ]
+    if _at_least(revision, "0006"):
+        data["app_user"] = [
+            {"id": 1, "name": "alice", "role": "editor", "created_at": T0, "revoked_at": None},
+            {"id": 2, "name": "Zoë.viewer@lab", "role": "viewer", "created_at": T1, "revoked_at": T2},
+        ]
+        data["credential"] = [
+            {"id": 1, "kind": "user", "lookup": "0123456789abcdef", "secret_hash": "$argon2id$v=19$m=8192,t=1,p=1$x$y",
+             "user_id": 1, "device_id": None, "created_by": "root", "created_at": T0, "used_at": None,
+             "revoked_at": None},
+            {"id": 2, "kind": "enrol", "lookup": "fedcba9876543210", "secret_hash": "$argon2id$h2", "user_id": None,
+             "device_id": 1, "created_by": "admin", "created_at": T1, "used_at": T1, "revoked_at": None},
+            {"id": 3, "kind": "device", "lookup": "00112233aabbccdd", "secret_hash": "$argon2id$h3", "user_id": None,
+             "device_id": 1, "created_by": "enrol:2", "created_at": T1, "used_at": None, "revoked_at": T2},
+        ]
+        data["web_session"] = [
+            {"id": "a" * 64, "subject": "alice", "role": "editor", "credential_id": 1, "admin_fingerprint": None,
+             "created_at": T1, "expires_at": T2},
+            {"id": "b" * 64, "subject": "admin", "role": "admin", "credential_id": None,
+             "admin_fingerprint": "c" * 64, "created_at": T0, "expires_at": T2},
+        ]
     if revision not in _FIXTURED:
         raise AssertionError(f"migration {revision} has no fixture rows: extend rows_at() and UPGRADED_COLUMNS in "
                              f"{__file__} with the tables and columns it adds")
     return data
 
 
-_FIXTURED = {"0001", "0002", "0003", "0004"}
+_FIXTURED = {"0001", "0002", "0003", "0004", "0006"}
 
 # Columns set after the row exists: cyclic foreign keys (config <-> checkpoint, workload -> config).
 DEFERRED = {("config", "current_checkpoint_id"): {1: 2, 4: 3}, ("config", "warm_start_checkpoint_id"): {2: 1},

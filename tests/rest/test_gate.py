@@ -24,7 +24,7 @@ def test_one_hook_guards_the_whole_server(served):
 def test_health_api_and_ui_rules(served):
     wsgi, token = served
     c = wsgi.test_client()
-    assert c.get("/healthz").get_json() == {"status": "ok"}  # open, even with the UI mounted
+    assert c.get("/healthz").get_json() == {"status": "ok", "store": "ok"}  # open, even with the UI mounted
     r = c.get("/api/v1/workloads")
     assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
     assert c.get("/api/v1/workloads", headers={TOKEN_HEADER: "Bearer nope"}).status_code == 403

@@ -106,5 +106,33 @@ def test_the_health_check_url_answers_without_a_token(services):
     from hopper.rest import create_app
 
     client = create_app(services, token="secret", secret_key="k" * 32).test_client()
-    assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert client.get("/healthz").get_json() == {"status": "ok", "store": "ok"}
     assert client.get("/api/v1/workloads").status_code == 401
+
+
+def test_the_compose_health_check_reads_the_json_status(compose, services):
+    """The web service's health check, run as compose runs it, passes on /healthz and fails on a login redirect."""
+    import subprocess
+    import sys
+    import threading
+
+    from waitress import create_server
+
+    from hopper.serve import build_app
+    from tests.support.postgres import free_port
+
+    command = compose["services"]["hopper-web"]["healthcheck"]["test"]
+    assert command[:3] == ["CMD", "python", "-c"] and "localhost:8050/healthz" in command[3]
+    wsgi, _ = build_app(services, host="127.0.0.1", no_auth=False, tensorboard_port=None)
+    port = free_port()
+    server = create_server(wsgi, host="127.0.0.1", port=port, threads=2)
+    threading.Thread(target=server.run, daemon=True).start()
+    try:
+        def check(path: str) -> int:
+            script = command[3].replace("localhost:8050/healthz", f"127.0.0.1:{port}{path}")
+            return subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60).returncode
+
+        assert check("/healthz") == 0
+        assert check("/") != 0  # a 302 to the login page (curl -fsS would have passed it)
+    finally:
+        server.close()
