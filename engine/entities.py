@@ -619,3 +619,14 @@ class CredentialRecord:
     user_role: str | None
     device_id: int | None
     device_name: str | None
+
+
+@dataclass(frozen=True)
+class EnrolledDevice:
+    """A device just enrolled, with its device token: shown this once, only its hash is stored."""
+
+    device: DeviceInfo
+    token: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.device.to_dict(), "token": self.token}

@@ -535,11 +535,12 @@ def spark_cluster_cmd(workers: int, cores: int, memory: str, host: str, port: in
     except (RuntimeError, TimeoutError) as exc:
         cluster.stop()
         raise HopperError(str(exc)) from exc
-    # Before the announcement: a supervisor that sends SIGTERM once it reads the URL must get a clean stop.
+    # A supervisor may send SIGTERM as soon as it reads the URL: the handler goes in before the announcement,
+    # and the announcement is inside the try, so an interrupt while it is still printing stops cleanly too.
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C
-    console.print(f"Spark master {cluster.url} with {workers} worker(s) ({cores} core(s), {memory} each); "
-                  f"logs in {cluster.workdir}. Run: hopper scheduler --backend spark --spark-master {cluster.url}")
     try:
+        console.print(f"Spark master {cluster.url} with {workers} worker(s) ({cores} core(s), {memory} each); "
+                      f"logs in {cluster.workdir}. Run: hopper scheduler --backend spark --spark-master {cluster.url}")
         while all(p.poll() is None for p in [cluster.master, *cluster.workers]):
             time.sleep(1.0)
         console.print(f"a Spark daemon exited; see the logs in {cluster.workdir}")

@@ -279,7 +279,8 @@ def register_device(body: RegisterDeviceBody):  # noqa: ANN201
     """
     caller = principal()
     if caller is not None and caller.role == Role.ENROL:
-        return services().enrol_device(caller, body.name, hardware=body.hardware, interpreter=body.interpreter)
+        return services().enrol_device(caller, body.name, hardware=body.hardware,
+                                       interpreter=body.interpreter).to_dict()
     return services().register_device(body.name, hardware=body.hardware, interpreter=body.interpreter,
                                       actor=f"device:{body.name}").to_dict()
 

@@ -19,7 +19,7 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from hopper.engine.entities import Principal, Role, UserInfo
+from hopper.engine.entities import EnrolledDevice, Principal, Role, UserInfo
 from hopper.engine.errors import ValidationError
 from hopper.engine.services._base import ServiceContext, default_actor
 from hopper.engine.store.models import utcnow
@@ -83,7 +83,7 @@ class IdentityServices(ServiceContext):
                                                 actor=actor or default_actor())
         return token
 
-    def enrol_device(self, principal: Principal, name: str, *, hardware: dict | None, interpreter: str) -> dict:
+    def enrol_device(self, principal: Principal, name: str, *, hardware: dict | None, interpreter: str) -> EnrolledDevice:
         """Register a device with an enrolment token (spent here); the answer carries the device token once."""
         self._check_name(name)
         if principal.role != Role.ENROL or principal.credential_id is None:
@@ -93,7 +93,7 @@ class IdentityServices(ServiceContext):
         device = self.store.identity.enrol_device(principal.credential_id, name, hardware=hardware or {},
                                                   interpreter=interpreter, lookup=lookup,
                                                   secret_hash=_HASHER.hash(token), offline_after=offline)
-        return {**device, "token": token}
+        return EnrolledDevice(device, token)
 
     def device_holds_export(self, device_id: int, export_id: int) -> bool:
         """Whether a device holds a running job of the export (the only exports it may download)."""

@@ -47,7 +47,7 @@ from hopper.engine.store.models import (
 _PROFILE_COLUMNS = ("latency_p50_ms", "latency_p95_ms", "size_bytes", "peak_memory_bytes", "energy_mj", "runs")
 
 
-def _device(row: DeviceRow, offline_after: float) -> DeviceInfo:
+def device_info(row: DeviceRow, offline_after: float) -> DeviceInfo:
     return DeviceInfo.from_row(row, offline_after=offline_after, now=utcnow())
 
 
@@ -73,7 +73,7 @@ class EdgeStore(Repository):
             session.flush()
             add_event(session, actor, "register_device", "device", row.id,
                       after={"name": name, "interpreter": interpreter})
-            return _device(row, offline_after)
+            return device_info(row, offline_after)
 
     def heartbeat(self, device_id: int, *, lease_seconds: float, offline_after: float) -> HeartbeatResult:
         """The agent is alive: mark it online and extend the leases of the jobs it holds."""
@@ -85,7 +85,7 @@ class EdgeStore(Repository):
                 update(ProfileJobRow).where(ProfileJobRow.claimed_by == device_id,
                                             ProfileJobRow.status == JobStatus.RUNNING)
                 .values(lease_expires_at=now + timedelta(seconds=lease_seconds))).rowcount
-            return HeartbeatResult(_device(row, offline_after), extended, lease_seconds)
+            return HeartbeatResult(device_info(row, offline_after), extended, lease_seconds)
 
     def sign_off(self, device_id: int, *, offline_after: float) -> SignOffResult:
         """The agent is stopping: offline at once, and the jobs it still holds go back to the queue."""
@@ -96,15 +96,15 @@ class EdgeStore(Repository):
                 update(ProfileJobRow).where(ProfileJobRow.claimed_by == device_id,
                                             ProfileJobRow.status == JobStatus.RUNNING)
                 .values(status=JobStatus.QUEUED, claimed_by=None, claimed_at=None, lease_expires_at=None)).rowcount
-            return SignOffResult(_device(row, offline_after), requeued)
+            return SignOffResult(device_info(row, offline_after), requeued)
 
     def list_devices(self, *, offline_after: float) -> list[DeviceInfo]:
         with self._session() as session:
-            return [_device(r, offline_after) for r in session.scalars(select(DeviceRow).order_by(DeviceRow.id))]
+            return [device_info(r, offline_after) for r in session.scalars(select(DeviceRow).order_by(DeviceRow.id))]
 
     def get_device(self, device_id: int, *, offline_after: float) -> DeviceInfo:
         with self._session() as session:
-            return _device(get_row(session, DeviceRow, device_id, "device"), offline_after)
+            return device_info(get_row(session, DeviceRow, device_id, "device"), offline_after)
 
     # -- profiling jobs ---------------------------------------------------------------------------------------
     def enqueue_profiling(self, export_id: int, targets: list[int | None], *, max_attempts: int, runs: int | None,

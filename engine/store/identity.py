@@ -11,11 +11,11 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select, update
 
-from hopper.engine.entities import CredentialRecord, Principal, UserInfo
+from hopper.engine.entities import CredentialRecord, DeviceInfo, Principal, UserInfo
 from hopper.engine.errors import Conflict, NotFound
 from hopper.engine.status import DeviceStatus, JobStatus
 from hopper.engine.store._common import MAX_ID, Repository, add_event
-from hopper.engine.store.edge import device_dict
+from hopper.engine.store.edge import device_info
 from hopper.engine.store.models import CredentialRow, DeviceRow, ProfileJobRow, UserRow, WebSessionRow, utcnow
 
 USER, DEVICE, ENROL = "user", "device", "enrol"  # credential kinds
@@ -93,7 +93,7 @@ class IdentityStore(Repository):
             return row.id
 
     def enrol_device(self, enrol_credential_id: int, name: str, *, hardware: dict, interpreter: str,
-                     lookup: str, secret_hash: str, offline_after: float) -> dict:
+                     lookup: str, secret_hash: str, offline_after: float) -> DeviceInfo:
         """Spend an enrolment token: register (or re-enrol) the device and issue its token, in one write.
 
         Re-enrolling a name revokes the device's earlier tokens, so a lost device's token stops working.
@@ -123,7 +123,7 @@ class IdentityStore(Repository):
                                       created_by=f"enrol:{enrol_credential_id}", created_at=now))
             add_event(session, f"device:{name}", "enrol_device", "device", row.id,
                       after={"name": name, "interpreter": interpreter})
-            return device_dict(row, offline_after)
+            return device_info(row, offline_after)
 
     def device_holds_export(self, device_id: int, export_id: int) -> bool:
         """Whether the device holds a running profiling job of this export (so it may download the file)."""

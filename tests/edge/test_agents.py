@@ -163,7 +163,7 @@ def test_an_agent_enrols_once_and_restarts_on_its_saved_device_token(edge_server
     agents.start("enrolled", "ai-edge-litert", "--runs", "10", "--warmup", "1", enrol=False)
     server.wait(lambda: _device(server, "enrolled")["status"] == "online", 30, "the restarted agent")
     assert _device(server, "enrolled")["id"] == device["id"]
-    job = server.post(f"/exports/{server.exports[0]['id']}/profile", {"device_id": device["id"]}, status=201)[0]
+    job = server.post(f"/exports/{server.exports[0].id}/profile", {"device_id": device["id"]}, status=201)[0]
     done = server.wait(lambda: (j := server.get(f"/jobs/{job['id']}"))["status"] == "done" and j, 60,
                        "the restarted agent to profile")
     assert done["claimed_by"] == device["id"]

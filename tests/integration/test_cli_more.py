@@ -216,7 +216,7 @@ def test_spark_cluster_starts_serves_and_stops_on_sigterm(hopper):
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-    assert proc.returncode == 0 and "Spark cluster stopped" in rest
+    assert proc.returncode == 0 and "Spark cluster stopped" in rest, rest
     psutil.wait_procs(daemons, timeout=20)
     assert not [d for d in daemons if d.is_running() and d.status() != psutil.STATUS_ZOMBIE]
     with pytest.raises(OSError):

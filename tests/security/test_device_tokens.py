@@ -47,7 +47,7 @@ def test_a_device_token_acts_only_for_its_own_device_and_jobs(edge_server):
     _forbidden(_call(server, "get", "/api/v1/workloads", unused), "enrolment token on a read")
     _forbidden(_call(server, "post", f"/api/v1/devices/{a['id']}/claim", unused), "enrolment token on a claim")
 
-    export = server.exports[0]
+    export = server.exports[0].to_dict()
     (job,) = server.post(f"/exports/{export['id']}/profile", {"device_id": b["id"]}, status=201)
     assert _call(server, "post", f"/api/v1/devices/{a['id']}/claim", a["token"]).json()["job"] is None
     claimed = _call(server, "post", f"/api/v1/devices/{b['id']}/claim", b["token"]).json()["job"]
