@@ -356,3 +356,20 @@ def account(events_by_partition: Mapping[int, list[Event]], privacy_options: Map
         upcoming = max(upcoming, epsilon_of_events([*events, events[-1]], delta, accountant))
     target = privacy_options.get("target_epsilon")
     return Account(now, upcoming, None if target is None else float(target))  # type: ignore[arg-type]
+
+
+def next_epoch_epsilon(events_by_partition: Mapping[int, list[Event]], privacy_options: Mapping[str, object],
+                       hparams: Mapping[str, object], *, max_epochs: int) -> float:
+    """Epsilon after one epoch of a config with ``hparams`` on top of ``events_by_partition`` (what a clone
+    starts from). Which partition has which size is not known here, so every size is tried: the worst wins."""
+    delta = float(privacy_options["delta"])  # type: ignore[arg-type]
+    accountant = str(privacy_options.get("accountant") or "rdp")
+    sizes = [int(n) for n in privacy_options.get("partition_rows") or []]  # type: ignore[union-attr]
+    partitions = list(events_by_partition) or [0]
+    worst = 0.0
+    for n in sizes:
+        step = plan(privacy_options, hparams, partition_rows=n, max_epochs=max_epochs)
+        block = (step.q, step.noise_multiplier, step.steps_per_epoch)
+        for p in partitions:
+            worst = max(worst, epsilon_of_events([*events_by_partition.get(p, []), block], delta, accountant))
+    return worst

@@ -239,6 +239,15 @@ class SteeringServices(ServiceContext):
         hparams = {**source.hparams, **overrides}
         self._check_hparams(workload, hparams, field_prefix="overrides")
         checkpoint = self.store.configs.latest_checkpoint(config_id)
+        if checkpoint is not None and (workload.privacy or {}).get("target_epsilon") is not None:
+            # The stop rule only runs at epoch ends: refuse a clone whose very first epoch would overspend.
+            inherited = self.store.schedule.inherited_dp_events(checkpoint.id)
+            upcoming = privacy.next_epoch_epsilon(inherited, workload.privacy, hparams, max_epochs=workload.max_epochs)
+            if upcoming > workload.privacy["target_epsilon"]:
+                raise InvalidState(
+                    f"a clone of config {config_id} would spend epsilon {upcoming:.4g} in its first epoch (it "
+                    f"inherits what config {config_id} spent), past privacy.target_epsilon "
+                    f"{workload.privacy['target_epsilon']:g}; raise noise_multiplier in the overrides")
         notes = None if checkpoint else f"config {config_id} had no checkpoint yet: the clone starts untrained"
         warm = checkpoint.id if checkpoint else None
         return self.store.configs.add(

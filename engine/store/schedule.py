@@ -63,8 +63,15 @@ def dp_events(session, config: ConfigRow) -> dict[int, list[tuple[float, float, 
     to that checkpoint (and, recursively, the source's own warm start) come first, so the child inherits the
     epsilon already spent. Only ``ok`` sub-epochs count: a lost or failed one left no checkpoint behind.
     """
-    chain: list[tuple[int, int | None]] = [(config.id, None)]  # (config id, last checkpoint seq included)
-    warm_id, seen = config.warm_start_checkpoint_id, {config.id}
+    return _lineage_events(session, [(config.id, None)], config.warm_start_checkpoint_id)
+
+
+def _lineage_events(session, chain: list[tuple[int, int | None]],  # noqa: ANN001
+                    warm_id: int | None) -> dict[int, list[tuple[float, float, int]]]:
+    """The blocks of ``chain`` ((config id, last checkpoint seq included or None: all)), preceded by those of
+    the warm-start checkpoint ``warm_id`` and its own ancestors."""
+    seen = {config_id for config_id, _ in chain}
+    chain = list(chain)
     while warm_id is not None:
         ck = session.get(CheckpointRow, warm_id)
         if ck is None or ck.config_id in seen:
@@ -293,6 +300,11 @@ class ScheduleStore(Repository):
                 config.error = (f"its worker died {max_losses} times in a row while training it "
                                 f"(last: {reason}); out of memory?")
             return True
+
+    def inherited_dp_events(self, checkpoint_id: int) -> dict[int, list[tuple[float, float, int]]]:
+        """The DP-SGD blocks a config warm-started from ``checkpoint_id`` inherits, by partition, oldest first."""
+        with self._session() as session:
+            return _lineage_events(session, [], checkpoint_id)
 
     # -- reads for people ------------------------------------------------------------------------------------
     def list_sub_epochs(self, workload_id: int | None = None, *, config_id: int | None = None,

@@ -103,6 +103,11 @@ def test_b_the_stop_rule_ends_a_config_privacy_spent_within_its_target(services,
     assert services.get_workload(workload.id).best == {"config_id": lowest[1], "metric": "epsilon", "value": lowest[0]}
     with pytest.raises(InvalidState, match="spent its privacy budget"):
         services.resume_config(tuned.id)
+    # a clone inherits the spend, so one at the same noise would overspend in its first epoch: refused
+    with pytest.raises(InvalidState, match="past privacy.target_epsilon"):
+        services.clone_config(tuned.id, {"lr": 0.01})
+    quiet = services.clone_config(tuned.id, {"noise_multiplier": 50.0})
+    assert quiet.hparams["noise_multiplier"] == 50.0 and quiet.warm_start_checkpoint_id is not None
 
 
 def test_c_clones_inherit_spent_epsilon_and_resume_does_not_reset_it(services, digits):

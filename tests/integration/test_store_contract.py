@@ -269,6 +269,7 @@ def test_privacy_blocks_are_committed_with_their_sub_epoch_and_inherited_by_clon
                                                 "value": first.metrics["epsilon"]}
     # a clone from the epoch-end checkpoint inherits the source's blocks, then composes its own
     checkpoint = store.configs.latest_checkpoint(config_id)
+    assert store.schedule.inherited_dp_events(checkpoint.id) == {0: [(0.5, 1.0, 2)], 1: [(0.5, 1.0, 3)]}
     clone = store.configs.add(wl.id, {"lr": 0.1}, priority=0, origin="clone", actor="a", action="clone_config",
                               cloned_from=config_id, warm_start_checkpoint_id=checkpoint.id)
     epoch(config_id, 1.0)  # the source trains on: none of this reaches the clone
