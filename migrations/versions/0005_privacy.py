@@ -12,22 +12,21 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
+# Plain ALTER TABLE ADD/DROP COLUMN (SQLite >= 3.35 has both), not batch mode: a batch recreates the table,
+# and SQLite refuses to drop ``workload`` while configs reference it.
+_WORKLOAD = [("privacy", sa.JSON()), ("warnings", sa.JSON())]
+_SUB_EPOCH = [("dp_q", sa.Float()), ("dp_sigma", sa.Float()), ("dp_steps", sa.Integer())]
+
 
 def upgrade() -> None:
-    with op.batch_alter_table("workload") as batch:
-        batch.add_column(sa.Column("privacy", sa.JSON(), nullable=True))
-        batch.add_column(sa.Column("warnings", sa.JSON(), nullable=True))
-    with op.batch_alter_table("sub_epoch") as batch:
-        batch.add_column(sa.Column("dp_q", sa.Float(), nullable=True))
-        batch.add_column(sa.Column("dp_sigma", sa.Float(), nullable=True))
-        batch.add_column(sa.Column("dp_steps", sa.Integer(), nullable=True))
+    for name, kind in _WORKLOAD:
+        op.add_column("workload", sa.Column(name, kind, nullable=True))
+    for name, kind in _SUB_EPOCH:
+        op.add_column("sub_epoch", sa.Column(name, kind, nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("sub_epoch") as batch:
-        batch.drop_column("dp_steps")
-        batch.drop_column("dp_sigma")
-        batch.drop_column("dp_q")
-    with op.batch_alter_table("workload") as batch:
-        batch.drop_column("warnings")
-        batch.drop_column("privacy")
+    for name, _ in reversed(_SUB_EPOCH):
+        op.drop_column("sub_epoch", name)
+    for name, _ in reversed(_WORKLOAD):
+        op.drop_column("workload", name)
