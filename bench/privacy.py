@@ -51,7 +51,7 @@ def _data(name: str, rows: int):  # noqa: ANN202
 def _build(model: str, shape: tuple, classes: int, hparams: dict, seed: int):  # noqa: ANN202
     import keras
 
-    from hopper.roster.factory import ModelFactory
+    from hopper.mop_scheduler.worker.factory import ModelFactory
 
     keras.utils.set_random_seed(seed)
     return ModelFactory(model, shape, classes, "classification").build(hparams)

@@ -125,7 +125,7 @@ def test_private_model_learns_digits_through_plain_fit():
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    from hopper.roster.factory import ModelFactory
+    from hopper.mop_scheduler.worker.factory import ModelFactory
 
     digits = load_digits()
     x = (digits.data / 16.0).astype(np.float32)
@@ -173,7 +173,7 @@ def test_dropout_draws_one_mask_per_example_and_none_at_inference(caplog):
 
 
 def test_private_and_plain_models_share_the_checkpoint_layout(tmp_path):
-    from hopper.engine.checkpoints import load_checkpoint, save_checkpoint
+    from hopper.mop_scheduler.worker.checkpoints import load_checkpoint, save_checkpoint
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(64, 4)).astype(np.float32), rng.integers(0, 3, size=64)
