@@ -153,7 +153,7 @@ def main() -> None:
     quick = args.quick
     repeats = args.repeats or (2 if quick else 7)
     sigmas = [1.0] if quick else [0.6, 1.0, 2.0, 4.0]
-    from hopper.engine.training import configure_threads
+    from hopper.mop_scheduler.worker.runner import configure_threads
 
     configure_threads(2)  # this benchmark's machine budget; the ratio is what it reports
     with contextlib.redirect_stdout(sys.stderr):
