@@ -22,6 +22,10 @@ COMMON_HPARAMS: dict[str, object] = {
     "weight_decay": 0.0,
     "dropout": 0.0,
     "weights_path": None,
+    # DP-SGD knobs (used only by a workload with a privacy section; None: the workload's value applies).
+    "noise_multiplier": None,
+    "l2_norm_clip": None,
+    "microbatches": None,
 }
 
 
@@ -89,6 +93,9 @@ _NUMBER_RULES: dict[str, tuple[type, float, float]] = {
     "momentum": (float, 0.0, 1.0),
     "weight_decay": (float, 0.0, 1.0),
     "dropout": (float, 0.0, 0.99),
+    "noise_multiplier": (float, 0.0, 1e4),
+    "l2_norm_clip": (float, 1e-12, 1e6),  # > 0: a zero clip would zero every gradient
+    "microbatches": (int, 1, 1_000_000),
 }
 
 

@@ -128,13 +128,17 @@ class WorkloadInfo(_Serialisable):
     config_counts: dict = field(default_factory=dict)
     best: dict | None = None
     export_top_k: int | None = None
+    privacy: dict | None = None  # the privacy section as stored (None: trains without DP-SGD)
+    warnings: list = field(default_factory=list)  # advice given at launch (a delta that is too large, ...)
 
     @classmethod
     def from_row(cls, row: Any, config_counts: dict | None = None, best: dict | None = None) -> WorkloadInfo:
+        privacy = getattr(row, "privacy", None)
         return cls(row.id, row.name, row.description, row.owner, row.status, row.procedure, dict(row.search_space),
                    list(row.objectives), row.max_epochs, row.max_configs, row.seed, row.dataset_id, row.model_ref,
                    row.script_id, row.parent_workload_id, row.parent_config_id, row.error, row.created_at,
-                   row.updated_at, config_counts or {}, best, getattr(row, "export_top_k", None))
+                   row.updated_at, config_counts or {}, best, getattr(row, "export_top_k", None),
+                   None if privacy is None else dict(privacy), list(getattr(row, "warnings", None) or []))
 
 
 @dataclass(frozen=True)
@@ -275,6 +279,7 @@ class SubEpochStart:
     entry_point: str
     in_checkpoint: tuple[str, str] | None  # (path, sha256) of the config's current checkpoint
     warm_start: tuple[str, str] | None  # a clone's or drill-down's starting weights, before its first commit
+    privacy: dict | None = None  # the workload's privacy options: the worker trains with DP-SGD
 
 
 @dataclass(frozen=True)
@@ -300,6 +305,7 @@ class CommittedSubEpoch:
     epoch_end: bool = False
     metrics: dict = field(default_factory=dict)  # the epoch's metrics when it ended
     superseded_path: str | None = None  # the previous mid-epoch checkpoint, now safe to delete
+    status: str | None = None  # the config's status after the commit (done, privacy_spent, ...)
 
 
 @dataclass(frozen=True)

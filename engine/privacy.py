@@ -274,3 +274,102 @@ def plan(privacy: Mapping[str, object], hparams: Mapping[str, object], *, partit
     return PrivacyPlan(noise_multiplier=sigma, l2_norm_clip=float(merged.get("l2_norm_clip", 1.0)),  # type: ignore[arg-type]
                        microbatches=None if micro is None else int(micro),  # type: ignore[arg-type]
                        delta=delta, target_epsilon=target_value, q=q, steps_per_epoch=steps, accountant=accountant)
+
+
+# -- what the platform calls ----------------------------------------------------------------------------------
+
+#: The hparams a config may set to override the workload's privacy options (tunable like ``lr``).
+PRIVACY_HPARAMS = ("noise_multiplier", "l2_norm_clip", "microbatches")
+
+Event = tuple[float, float, int]
+
+
+def partition_sizes(n_train: int, n_partitions: int) -> tuple[int, ...]:
+    """The distinct row counts of a dataset's partitions (``np.array_split``: they differ by at most one)."""
+    if n_partitions < 1 or n_train < n_partitions:
+        raise ValueError(f"{n_train} training rows cannot fill {n_partitions} partitions")
+    low = n_train // n_partitions
+    return (low,) if n_train % n_partitions == 0 else (low, low + 1)
+
+
+def resolve_noise(privacy_options: Mapping[str, object] | None, hparams: Mapping[str, object], *,
+                  partition_rows: Iterable[int], max_epochs: int) -> dict:
+    """A config's hparams with ``noise_multiplier`` filled in, so that no worker ever searches for sigma.
+
+    Only a workload with ``target_epsilon`` and a config that does not set its own noise needs this. Why the
+    largest sigma over the partition sizes: neither the smallest partition (larger q) nor the largest (more
+    steps) is the worst case in general, and the config must meet the target on every partition.
+    """
+    out = dict(hparams)
+    if not privacy_options or privacy_options.get("target_epsilon") is None or out.get("noise_multiplier") is not None:
+        return out
+    out["noise_multiplier"] = max(plan(privacy_options, out, partition_rows=n, max_epochs=max_epochs).noise_multiplier
+                                  for n in partition_rows)
+    return out
+
+
+def merge_events(events: Iterable[Event]) -> Event | None:
+    """One sub-epoch's DP events as one ``(q, sigma, steps)`` block (None when it took no private step).
+
+    Why one block: a sub-epoch trains one partition with one batch size and one sigma, so every fit call in
+    it has the same (q, sigma) and the blocks compose into one with the summed steps. A script that changes
+    either inside a sub-epoch is refused rather than mis-accounted.
+    """
+    merged: Event | None = None
+    for q, sigma, steps in events:
+        if merged is None:
+            merged = (float(q), float(sigma), int(steps))
+        elif (merged[0], merged[1]) != (float(q), float(sigma)):
+            raise ValueError(f"one sub-epoch trained with two sampling rates or noise multipliers "
+                             f"({merged[0]:.4g}, {merged[1]:.4g}) and ({q:.4g}, {sigma:.4g}); train with one "
+                             "batch_size and one noise_multiplier per sub-epoch")
+        else:
+            merged = (merged[0], merged[1], merged[2] + int(steps))
+    return merged
+
+
+@dataclass(frozen=True)
+class Account:
+    """A config's privacy spend at an epoch end: what is reported and whether the stop rule fires."""
+
+    epsilon: float
+    next_epoch_epsilon: float
+    target_epsilon: float | None
+
+    @property
+    def budget_spent(self) -> bool:
+        """True when one more epoch (like the last one) would take epsilon past the target."""
+        return self.target_epsilon is not None and self.next_epoch_epsilon > self.target_epsilon
+
+
+def account(events_by_partition: Mapping[int, list[Event]], privacy_options: Mapping[str, object]) -> Account:
+    """Epsilon of every committed sub-epoch of a config (its warm-start lineage included), per the module
+    docstring: the worst partition's composition. The next epoch is assumed to repeat each partition's last
+    block, which is exact while a config's batch size and sigma do not change."""
+    delta = float(privacy_options["delta"])  # type: ignore[arg-type]
+    accountant = str(privacy_options.get("accountant") or "rdp")
+    now = upcoming = 0.0
+    for events in events_by_partition.values():
+        if not events:
+            continue
+        now = max(now, epsilon_of_events(events, delta, accountant))
+        upcoming = max(upcoming, epsilon_of_events([*events, events[-1]], delta, accountant))
+    target = privacy_options.get("target_epsilon")
+    return Account(now, upcoming, None if target is None else float(target))  # type: ignore[arg-type]
+
+
+def next_epoch_epsilon(events_by_partition: Mapping[int, list[Event]], privacy_options: Mapping[str, object],
+                       hparams: Mapping[str, object], *, max_epochs: int) -> float:
+    """Epsilon after one epoch of a config with ``hparams`` on top of ``events_by_partition`` (what a clone
+    starts from). Which partition has which size is not known here, so every size is tried: the worst wins."""
+    delta = float(privacy_options["delta"])  # type: ignore[arg-type]
+    accountant = str(privacy_options.get("accountant") or "rdp")
+    sizes = [int(n) for n in privacy_options.get("partition_rows") or []]  # type: ignore[union-attr]
+    partitions = list(events_by_partition) or [0]
+    worst = 0.0
+    for n in sizes:
+        step = plan(privacy_options, hparams, partition_rows=n, max_epochs=max_epochs)
+        block = (step.q, step.noise_multiplier, step.steps_per_epoch)
+        for p in partitions:
+            worst = max(worst, epsilon_of_events([*events_by_partition.get(p, []), block], delta, accountant))
+    return worst

@@ -6,7 +6,9 @@ Pure functions over entities: the store rebuilds the inputs and writes the propo
 
 from __future__ import annotations
 
+from hopper.engine import privacy
 from hopper.engine.entities import ConfigObservation, Proposal, WorkloadInfo
+from hopper.engine.errors import ValidationError
 from hopper.engine.procedures import Objective, Observation, Procedure, make_procedure
 from hopper.engine.space import SearchSpace
 from hopper.engine.status import RUNNABLE_CONFIG
@@ -32,4 +34,16 @@ def propose(workload: WorkloadInfo, configs: list[ConfigObservation], *, n_worke
     if procedure.max_outstanding is not None:
         outstanding = sum(1 for o in procedure.observations if o.origin == "procedure" and not o.finished)
         want = max(procedure.max_outstanding, n_workers) - outstanding
-    return Proposal(list(procedure.ask(want)) if want and want > 0 else [])
+    return Proposal([with_noise(workload, h) for h in procedure.ask(want)] if want and want > 0 else [])
+
+
+def with_noise(workload: WorkloadInfo, hparams: dict) -> dict:
+    """A config's hparams with the noise its workload's ``target_epsilon`` needs, resolved here once per config
+    (stored with the config) so that no worker ever searches for it; unchanged for other workloads."""
+    if not workload.privacy:
+        return dict(hparams)
+    try:
+        return privacy.resolve_noise(workload.privacy, hparams, partition_rows=workload.privacy["partition_rows"],
+                                     max_epochs=workload.max_epochs)
+    except ValueError as exc:
+        raise ValidationError(f"privacy.target_epsilon: {exc}", field="privacy.target_epsilon") from None

@@ -24,6 +24,12 @@ class ConfigStatus(StrEnum):
     STOPPED = "stopped"  # a person (or a procedure) stopped it; its checkpoints stay, resume continues
     DONE = "done"  # trained every epoch of the workload
     FAILED = "failed"  # its code raised, or its worker died repeatedly while training it
+    PRIVACY_SPENT = "privacy_spent"  # one more epoch would exceed the workload's privacy.target_epsilon
+
+    @property
+    def label(self) -> str:
+        """How people read the status (tables, messages)."""
+        return _CONFIG_LABELS.get(self, self.value)
 
 
 class WorkloadStatus(StrEnum):
@@ -64,19 +70,24 @@ class DeviceStatus(StrEnum):
     OFFLINE = "offline"
 
 
+_CONFIG_LABELS = {ConfigStatus.PRIVACY_SPENT: "privacy budget spent"}
+
 #: Configs that the scheduler may still dispatch.
 RUNNABLE_CONFIG: frozenset[ConfigStatus] = frozenset({ConfigStatus.QUEUED, ConfigStatus.RUNNING})
 #: Configs that will not train again unless a person resumes them.
-FINISHED_CONFIG: frozenset[ConfigStatus] = frozenset({ConfigStatus.STOPPED, ConfigStatus.DONE, ConfigStatus.FAILED})
+FINISHED_CONFIG: frozenset[ConfigStatus] = frozenset({ConfigStatus.STOPPED, ConfigStatus.DONE, ConfigStatus.FAILED,
+                                                      ConfigStatus.PRIVACY_SPENT})
 
 _C, _W, _S, _J, _D = ConfigStatus, WorkloadStatus, SubEpochOutcome, JobStatus, DeploymentStatus
 
 CONFIG_TRANSITIONS: Mapping[ConfigStatus, frozenset[ConfigStatus]] = {
-    _C.QUEUED: frozenset({_C.RUNNING, _C.STOPPED, _C.FAILED, _C.DONE}),
-    _C.RUNNING: frozenset({_C.STOPPED, _C.DONE, _C.FAILED}),
+    _C.QUEUED: frozenset({_C.RUNNING, _C.STOPPED, _C.FAILED, _C.DONE, _C.PRIVACY_SPENT}),
+    _C.RUNNING: frozenset({_C.STOPPED, _C.DONE, _C.FAILED, _C.PRIVACY_SPENT}),
     _C.STOPPED: frozenset({_C.QUEUED}),  # resume
     _C.FAILED: frozenset({_C.QUEUED}),  # resume after a fix
     _C.DONE: frozenset({_C.QUEUED}),  # the workload's max_epochs was raised
+    # Terminal: any further epoch would overspend the target, and a resume or a raised budget cannot change that.
+    _C.PRIVACY_SPENT: frozenset(),
 }
 
 WORKLOAD_TRANSITIONS: Mapping[WorkloadStatus, frozenset[WorkloadStatus]] = {

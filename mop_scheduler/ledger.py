@@ -13,6 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from hopper.engine import privacy
 from hopper.engine.entities import CommittedSubEpoch, SubEpochStats
 from hopper.engine.errors import Conflict
 from hopper.engine.store import Store
@@ -32,6 +33,7 @@ class EpochReport:
     config_id: int
     epoch: int
     metrics: dict[str, float]
+    status: str | None = None  # the config's status after the epoch (privacy_spent when the stop rule fired)
 
 
 def epoch_metrics(sub_epochs: list[SubEpochStats], val_metrics: dict[str, float]) -> dict[str, float]:
@@ -108,7 +110,8 @@ class Ledger:
             sub_epoch_id=result.sub_epoch_id, config_id=result.config_id, n_partitions=self.n_partitions,
             checkpoint_path=result.checkpoint_path, checkpoint_sha256=result.checkpoint_sha256,
             checkpoint_bytes=result.checkpoint_bytes, stats=stats, val_metrics=result.val_metrics,
-            notes=result.notes, reused_in_memory=result.reused_in_memory, summarize=epoch_metrics)
+            notes=result.notes, reused_in_memory=result.reused_in_memory, summarize=epoch_metrics,
+            dp_event=privacy.merge_events(result.dp_events), account=privacy.account)
         if not done.committed:
             remove_checkpoint(result.checkpoint_path)  # a stale duplicate: its checkpoint is nobody's
             return None
@@ -119,7 +122,7 @@ class Ledger:
         if not done.epoch_end:
             return None
         self.stats["epochs"] += 1
-        return EpochReport(done.workload_id, done.config_id, done.epoch, done.metrics)
+        return EpochReport(done.workload_id, done.config_id, done.epoch, done.metrics, done.status)
 
     def _commit_failed(self, result: SubEpochResult) -> None:
         failures = self.store.schedule.commit_failed(

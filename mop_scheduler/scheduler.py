@@ -189,7 +189,7 @@ class Scheduler:
             sub_epoch_id=start.sub_epoch_id, config_id=start.config_id, epoch=start.epoch, partition=worker,
             model_ref=start.model_ref, entry_point=start.entry_point, hparams=start.hparams, dataset=dataset,
             out_path=str(out_path), seed=visit_key(start.workload_seed, start.config_id, start.epoch, worker),
-            evaluate=evaluate, in_checkpoint=start.in_checkpoint, warm_start=start.warm_start,
+            evaluate=evaluate, in_checkpoint=start.in_checkpoint, warm_start=start.warm_start, privacy=start.privacy,
         )
 
     # -- completion ---------------------------------------------------------------------------------------------

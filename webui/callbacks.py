@@ -22,7 +22,7 @@ from hopper.engine.errors import HopperError, NotFound, ValidationError
 from hopper.engine.services import Services
 from hopper.engine.space import SearchSpace
 from hopper.engine.specs import parse_mapping_text as parse_mapping
-from hopper.engine.status import DeviceStatus
+from hopper.engine.status import ConfigStatus, DeviceStatus
 from hopper.rest.gate import require_editor
 from hopper.webui import figures, layout
 
@@ -192,16 +192,25 @@ def workload_detail(services: Services, workload_id: int) -> tuple[list[dict], s
     workload = services.get_workload(workload_id)
     configs = [c.to_dict() for c in services.list_configs(workload_id)]
     metric = workload.objectives[0]["metric"]
-    rows = [{"id": c["id"], "status": c["status"], "priority": c["priority"], "epochs_done": c["epochs_done"],
+    rows = [{"id": c["id"], "status": ConfigStatus(c["status"]).label, "priority": c["priority"],
+             "epochs_done": c["epochs_done"],
              "origin": c["origin"], "version": c["version"],
              "hparams_text": ", ".join(f"{k}={_fmt(v)}" for k, v in c["hparams"].items()),
              "objective": _fmt(c["latest_metrics"].get(metric, "")),
-             "val_loss": _fmt(c["latest_metrics"].get("val_loss", ""))} for c in configs]
+             "val_loss": _fmt(c["latest_metrics"].get("val_loss", "")),
+             # The privacy spent so far (DP-SGD workloads only), per epoch in the curves.
+             "epsilon": _fmt(c["latest_metrics"].get("epsilon", ""))} for c in configs]
     counts = ", ".join(f"{n} {s}" for s, n in sorted(workload.config_counts.items()))
     best = (f"best {metric} {workload.best['value']:.4f} (config {workload.best['config_id']})"
             if workload.best else "no results yet")
     summary = (f"{workload.status} · {workload.procedure} · model {workload.model_ref} · "
                f"{workload.max_epochs} epochs · {counts or 'no configs yet'} · {best}")
+    if workload.privacy:
+        p = workload.privacy
+        budget = (f"target epsilon {p['target_epsilon']:g}" if p.get("target_epsilon") is not None
+                  else f"noise multiplier {p['noise_multiplier']:g}")
+        summary += f" · DP-SGD ({budget}, delta {p['delta']:g})"
+        summary += "".join(f" · warning: {w}" for w in workload.warnings)
     children = services.child_workloads(workload_id)
     links = [html.Span("Drill-downs: ")] + [html.A(f"{name} ", href=f"/workloads/{child_id}",
                                                    className="child-link") for child_id, name in children] \

@@ -6,21 +6,25 @@ new or resumed config starts at the next free slot, a priority orders the queue 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
 from hopper.engine import data as data_mod
+from hopper.engine import privacy
 from hopper.engine.catalog import check_hparam_value, check_hparams, get_entry
 from hopper.engine.entities import ConfigInfo, SubEpochInfo, WorkloadInfo
 from hopper.engine.errors import InvalidState, NotFound, ValidationError
 from hopper.engine.procedures import Objective, make_procedure
-from hopper.engine.search import propose
+from hopper.engine.search import propose, with_noise
 from hopper.engine.services._base import ServiceContext, default_actor
 from hopper.engine.space import Choice, Fixed, SearchSpace
-from hopper.engine.specs import WorkloadSpec, parse_spec
+from hopper.engine.specs import PrivacySpec, WorkloadSpec, parse_spec
 from hopper.engine.status import FINISHED_CONFIG, ConfigStatus, WorkloadStatus
 from hopper.engine.store.configs import check_version
+
+log = logging.getLogger("hopper.engine.services.steering")
 
 
 class SteeringServices(ServiceContext):
@@ -81,8 +85,19 @@ class SteeringServices(ServiceContext):
             for value in _possible_values(space, "weights_path"):
                 if value:
                     data_mod.confine_path(value, self.settings.data_roots, field="space.weights_path")
+        privacy_options, warnings = None, []
+        if spec.privacy is not None:
+            warnings = spec.privacy.warnings(dataset.n_train)
+            # The partition sizes travel with the options: sigma for a target epsilon is calibrated on them
+            # whenever a config is proposed (at launch and by the scheduler), without reading the dataset.
+            privacy_options = {**spec.privacy.model_dump(mode="json"),
+                               "partition_rows": list(privacy.partition_sizes(dataset.n_train,
+                                                                              dataset.partition_count))}
+            for warning in warnings:
+                log.warning("workload %r: %s", spec.name, warning)
         return self.store.workloads.create(
-            actor=actor, spec_record=spec.model_dump(mode="json"),
+            actor=actor, spec_record={**spec.model_dump(mode="json"), "warnings": warnings},
+            privacy=privacy_options, warnings=warnings or None,
             propose=partial(propose, n_workers=self.settings.workers),
             name=spec.name, description=spec.description, procedure=spec.procedure, search_space=space.to_dict(),
             objectives=[o.model_dump() for o in spec.objectives], max_epochs=spec.max_epochs,
@@ -176,6 +191,7 @@ class SteeringServices(ServiceContext):
         if workload.status == WorkloadStatus.FAILED:
             raise InvalidState(f"workload {workload_id} has failed: {workload.error}")
         self._check_hparams(workload, hparams)
+        hparams = with_noise(workload, hparams)
         return self.store.configs.add(workload_id, hparams, priority=priority, origin="user",
                                       actor=actor or default_actor(), action="add_config",
                                       event_after={"workload_id": workload_id, "hparams": hparams,
@@ -192,6 +208,12 @@ class SteeringServices(ServiceContext):
         """Continue a stopped (or failed) config from its last committed checkpoint."""
         config = self.store.configs.get(config_id, with_metrics=False)
         workload = self.get_workload(config.workload_id)
+        if config.status == ConfigStatus.PRIVACY_SPENT:
+            raise InvalidState(
+                f"config {config_id} cannot be resumed: it spent its privacy budget (epsilon "
+                f"{config.latest_metrics.get('epsilon', float('nan')):.4g}; one more epoch would exceed "
+                f"privacy.target_epsilon {(workload.privacy or {}).get('target_epsilon')}). Its checkpoints stay "
+                "usable for export; to train further, launch a workload with a larger target_epsilon")
         if config.status in FINISHED_CONFIG and config.epochs_done >= workload.max_epochs:
             raise InvalidState(f"config {config_id} has trained all {workload.max_epochs} epochs; "
                                "raise the workload's max_epochs to train it further")
@@ -217,6 +239,15 @@ class SteeringServices(ServiceContext):
         hparams = {**source.hparams, **overrides}
         self._check_hparams(workload, hparams, field_prefix="overrides")
         checkpoint = self.store.configs.latest_checkpoint(config_id)
+        if checkpoint is not None and (workload.privacy or {}).get("target_epsilon") is not None:
+            # The stop rule only runs at epoch ends: refuse a clone whose very first epoch would overspend.
+            inherited = self.store.schedule.inherited_dp_events(checkpoint.id)
+            upcoming = privacy.next_epoch_epsilon(inherited, workload.privacy, hparams, max_epochs=workload.max_epochs)
+            if upcoming > workload.privacy["target_epsilon"]:
+                raise InvalidState(
+                    f"a clone of config {config_id} would spend epsilon {upcoming:.4g} in its first epoch (it "
+                    f"inherits what config {config_id} spent), past privacy.target_epsilon "
+                    f"{workload.privacy['target_epsilon']:g}; raise noise_multiplier in the overrides")
         notes = None if checkpoint else f"config {config_id} had no checkpoint yet: the clone starts untrained"
         warm = checkpoint.id if checkpoint else None
         return self.store.configs.add(
@@ -243,6 +274,9 @@ class SteeringServices(ServiceContext):
             "objectives": parent.objectives, "max_epochs": max_epochs or parent.max_epochs,
             "max_configs": max_configs, "seed": parent.seed + 1,
         }
+        if parent.privacy is not None:
+            # The child trains on the same data from the parent's weights: same guarantee, same account.
+            spec["privacy"] = {k: v for k, v in parent.privacy.items() if k in PrivacySpec.model_fields}
         if parent.script_id is not None:
             spec["script"] = parent.script_id
         else:

@@ -89,6 +89,10 @@ class WorkloadRow(Base):
     )
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     export_top_k: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The spec's privacy section (PrivacySpec.model_dump() plus the partition sizes sigma was calibrated
+    # for); None: the workload trains without DP-SGD. ``warnings``: advice given at launch (a large delta).
+    privacy: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    warnings: Mapped[list | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -145,6 +149,11 @@ class SubEpochRow(Base):
     compute_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     hop_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The DP-SGD block this sub-epoch ran (Poisson rate, noise multiplier, steps), committed with its outcome:
+    # a config's epsilon is always recomputed from these rows, so nothing can count a sub-epoch twice.
+    dp_q: Mapped[float | None] = mapped_column(Float, nullable=True)
+    dp_sigma: Mapped[float | None] = mapped_column(Float, nullable=True)
+    dp_steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class MetricRow(Base):

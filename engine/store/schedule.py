@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import fields
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -44,12 +45,51 @@ from hopper.engine.store.models import (
 #: (config id, workload id, priority, epochs done, workload max epochs, workload seed)
 RunnableRow = tuple[int, int, int, int, int, int]
 EpochSummary = Callable[[list[SubEpochStats], dict[str, float]], dict[str, float]]
+#: (q, sigma, steps) blocks by partition, the workload's privacy options -> an object with ``epsilon`` and
+#: ``budget_spent`` (``hopper.engine.privacy.account``; the store only gathers the rows).
+PrivacyAccount = Callable[[dict[int, list[tuple[float, float, int]]], dict], Any]
 
 _RUNNABLE = [s.value for s in RUNNABLE_CONFIG]
 
 
 def _stats(row: SubEpochRow) -> SubEpochStats:
     return SubEpochStats(row.rows, row.train_loss, row.train_accuracy, row.compute_seconds, row.hop_seconds)
+
+
+def dp_events(session, config: ConfigRow) -> dict[int, list[tuple[float, float, int]]]:  # noqa: ANN001
+    """Every committed DP-SGD block a config's weights went through, by partition, oldest first.
+
+    A clone or drill-down child starts from another config's checkpoint: the blocks its source committed up
+    to that checkpoint (and, recursively, the source's own warm start) come first, so the child inherits the
+    epsilon already spent. Only ``ok`` sub-epochs count: a lost or failed one left no checkpoint behind.
+    """
+    return _lineage_events(session, [(config.id, None)], config.warm_start_checkpoint_id)
+
+
+def _lineage_events(session, chain: list[tuple[int, int | None]],  # noqa: ANN001
+                    warm_id: int | None) -> dict[int, list[tuple[float, float, int]]]:
+    """The blocks of ``chain`` ((config id, last checkpoint seq included or None: all)), preceded by those of
+    the warm-start checkpoint ``warm_id`` and its own ancestors."""
+    seen = {config_id for config_id, _ in chain}
+    chain = list(chain)
+    while warm_id is not None:
+        ck = session.get(CheckpointRow, warm_id)
+        if ck is None or ck.config_id in seen:
+            break
+        seen.add(ck.config_id)
+        chain.append((ck.config_id, ck.seq))
+        warm_id = session.scalar(select(ConfigRow.warm_start_checkpoint_id).where(ConfigRow.id == ck.config_id))
+    out: dict[int, list[tuple[float, float, int]]] = {}
+    for config_id, upto in reversed(chain):
+        stmt = (select(SubEpochRow.partition, SubEpochRow.dp_q, SubEpochRow.dp_sigma, SubEpochRow.dp_steps)
+                .where(SubEpochRow.config_id == config_id, SubEpochRow.outcome == SubEpochOutcome.OK,
+                       SubEpochRow.dp_steps.is_not(None)).order_by(SubEpochRow.id))
+        if upto is not None:
+            stmt = stmt.join(CheckpointRow, CheckpointRow.id == SubEpochRow.output_checkpoint_id).where(
+                CheckpointRow.seq <= upto)
+        for partition, q, sigma, steps in session.execute(stmt):
+            out.setdefault(partition, []).append((float(q), float(sigma), int(steps)))
+    return out
 
 
 class ScheduleStore(Repository):
@@ -123,15 +163,22 @@ class ScheduleStore(Repository):
                 config.status = ConfigStatus.RUNNING
             session.flush()
             return SubEpochStart(row.id, config.id, workload.id, workload.seed, config.epochs_done, partition,
-                                 dict(config.hparams), layout, model_ref, entry_point, in_ckpt, warm)
+                                 dict(config.hparams), layout, model_ref, entry_point, in_ckpt, warm,
+                                 None if workload.privacy is None else dict(workload.privacy))
 
     def commit_ok(self, *, sub_epoch_id: int, config_id: int, n_partitions: int, checkpoint_path: str,
                   checkpoint_sha256: str, checkpoint_bytes: int, stats: SubEpochStats, val_metrics: dict[str, float],
                   notes: Iterable[str] = (), reused_in_memory: bool = False,
-                  summarize: EpochSummary) -> CommittedSubEpoch:
+                  summarize: EpochSummary, dp_event: tuple[float, float, int] | None = None,
+                  account: PrivacyAccount | None = None) -> CommittedSubEpoch:
         """Commit a finished sub-epoch: its checkpoint becomes the config's, and when it was the config's last
         partition of the epoch, ``summarize`` turns the epoch's sub-epochs into its metrics, which are written
-        with the config's progress (and ``done`` status after its last epoch) in the same transaction."""
+        with the config's progress (and ``done`` status after its last epoch) in the same transaction.
+
+        ``dp_event`` is the sub-epoch's DP-SGD block, stored on its row. In a private workload ``account``
+        turns every committed block of the config into the epoch's ``epsilon`` and decides the stop rule
+        (``privacy_spent``), in the same transaction, so a re-run or a restart never counts a block twice.
+        """
         with self._session() as session:
             sub_epoch = session.get(SubEpochRow, sub_epoch_id)
             config = session.get(ConfigRow, config_id)
@@ -156,6 +203,9 @@ class ScheduleStore(Repository):
             sub_epoch.rows, sub_epoch.train_loss, sub_epoch.train_accuracy = (
                 stats.rows, stats.train_loss, stats.train_accuracy)
             sub_epoch.compute_seconds, sub_epoch.hop_seconds = stats.compute_seconds, stats.hop_seconds
+            if dp_event is not None:
+                sub_epoch.dp_q, sub_epoch.dp_sigma, sub_epoch.dp_steps = (
+                    float(dp_event[0]), float(dp_event[1]), int(dp_event[2]))
             if reused_in_memory:
                 sub_epoch.detail = "model reused from worker memory"
             superseded = None
@@ -170,6 +220,11 @@ class ScheduleStore(Repository):
             metrics: dict[str, float] = {}
             if epoch_end:
                 metrics = summarize([*map(_stats, done_before), stats], val_metrics)
+                spent = None
+                if workload.privacy is not None and account is not None:
+                    session.flush()  # this sub-epoch's block is read back with the others
+                    spent = account(dp_events(session, config), dict(workload.privacy))
+                    metrics["epsilon"] = float(spent.epsilon)
                 for name, value in metrics.items():
                     session.add(MetricRow(config_id=config.id, epoch=sub_epoch.epoch, name=name, value=value))
                 config.epochs_done = sub_epoch.epoch + 1
@@ -185,9 +240,16 @@ class ScheduleStore(Repository):
                 if config.epochs_done >= workload.max_epochs and config.status in RUNNABLE_CONFIG:
                     check_transition(config.status, ConfigStatus.DONE, what=f"config {config.id}")
                     config.status = ConfigStatus.DONE
+                elif spent is not None and spent.budget_spent and config.status in RUNNABLE_CONFIG:
+                    check_transition(config.status, ConfigStatus.PRIVACY_SPENT, what=f"config {config.id}")
+                    config.status = ConfigStatus.PRIVACY_SPENT
+                    config.notes = "\n".join(dict.fromkeys([*(config.notes or "").splitlines(), (
+                        f"stopped after epoch {sub_epoch.epoch} at epsilon {spent.epsilon:.4g}: the next epoch "
+                        f"would reach {spent.next_epoch_epsilon:.4g}, past privacy.target_epsilon "
+                        f"{spent.target_epsilon:g}")]))
             session.flush()
             return CommittedSubEpoch(True, config.id, workload.id, sub_epoch.epoch, visited, epoch_end, metrics,
-                                     superseded)
+                                     superseded, config.status)
 
     def _recent_failures(self, session, config_id: int, window: int) -> int:  # noqa: ANN001
         recent = session.scalars(select(SubEpochRow.outcome).where(SubEpochRow.config_id == config_id)
@@ -238,6 +300,11 @@ class ScheduleStore(Repository):
                 config.error = (f"its worker died {max_losses} times in a row while training it "
                                 f"(last: {reason}); out of memory?")
             return True
+
+    def inherited_dp_events(self, checkpoint_id: int) -> dict[int, list[tuple[float, float, int]]]:
+        """The DP-SGD blocks a config warm-started from ``checkpoint_id`` inherits, by partition, oldest first."""
+        with self._session() as session:
+            return _lineage_events(session, [], checkpoint_id)
 
     # -- reads for people ------------------------------------------------------------------------------------
     def list_sub_epochs(self, workload_id: int | None = None, *, config_id: int | None = None,

@@ -250,6 +250,12 @@ def make_model_private(model, *, l2_norm_clip: float, noise_multiplier: float, b
                               field="privacy.noise_multiplier")
     if microbatches is not None and microbatches < 1:
         raise ValidationError(f"privacy.microbatches must be >= 1, got {microbatches}", field="privacy.microbatches")
+    settings = (float(l2_norm_clip), float(noise_multiplier), None if microbatches is None else int(microbatches),
+                int(batch_size))
+    if isinstance(model, _PrivateTraining) and getattr(model, "_dp_settings", None) == settings:
+        # The runner calls this before every sub-epoch of a cached model: keep its traced step (retracing
+        # and re-vectorizing costs about a second) when nothing changed.
+        return model
     _refuse_batch_mixing_layers(model)
     _use_vectorizable_layers(model)
     cls = type(model)
@@ -262,6 +268,7 @@ def make_model_private(model, *, l2_norm_clip: float, noise_multiplier: float, b
     model._dp_microbatches = None if microbatches is None else int(microbatches)
     model._dp_batch_size = int(batch_size)
     model._dp_expected_batch = float(batch_size)
+    model._dp_settings = settings
     # XLA would recompile for every distinct Poisson batch size; the traced graph takes any size.
     model.jit_compile = False
     model.train_function = None

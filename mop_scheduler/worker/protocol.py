@@ -37,6 +37,9 @@ class SubEpochTask:
     evaluate: bool
     in_checkpoint: tuple[str, str] | None = None  # (path, sha256)
     warm_start: tuple[str, str] | None = None
+    # The workload's privacy options (PrivacySpec.model_dump()); set: train with DP-SGD. The config's
+    # hparams already carry the resolved noise_multiplier when the workload asked for a target epsilon.
+    privacy: dict | None = None
 
 
 @dataclass
@@ -59,3 +62,5 @@ class SubEpochResult:
     error: str | None = None
     details: str | None = None
     retryable: bool = False
+    # The DP-SGD blocks (q, noise_multiplier, steps) this sub-epoch ran; the store accounts them on commit.
+    dp_events: list[tuple[float, float, int]] = field(default_factory=list)

@@ -133,6 +133,13 @@ class SubEpochRunner:
         # The optimizer's hparams (lr, ...) were set by the factory when it built the model; a restored
         # checkpoint of this config carries the same values and a warm start copies weights only.
         model = self._model_for(task, result)
+        events_before = 0
+        if task.privacy is not None:
+            from hopper.mop_scheduler.worker.dp_sgd import make_private
+
+            # Safe on a cached model: it only updates the DP parameters and keeps its event log.
+            make_private(model, task.hparams, task.privacy, int(len(x)))
+            events_before = len(model.dp_events)
         t1 = time.perf_counter()
         keras.utils.set_random_seed(task.seed % (2**31))
         history = self._factory(task).fit(
@@ -140,6 +147,19 @@ class SubEpochRunner:
             shuffle=True, verbose=0,
         )
         t2 = time.perf_counter()
+        if task.privacy is not None:
+            from hopper.engine.privacy import merge_events
+
+            merged = merge_events(model.dp_events[events_before:])  # raises on a mixed sub-epoch: it fails
+            result.dp_events = [] if merged is None else [merged]
+            if merged is None:
+                from hopper.engine.errors import ValidationError
+
+                # Training that bypassed model.fit took no private step: refuse it rather than report
+                # an epsilon for weights that were trained without noise.
+                raise ValidationError("this workload trains with DP-SGD but the sub-epoch took no private step: "
+                                      "the script's fit must call model.fit(x, y, batch_size=...) on the model "
+                                      "Hopper built", field="privacy")
         hist = getattr(history, "history", None) or {}
         result.rows = int(len(x))
         if "loss" in hist:

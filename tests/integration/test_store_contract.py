@@ -221,3 +221,76 @@ def test_edge_jobs_leases_and_profiles(migrated_store):
     with pytest.raises(InvalidState):
         store.edge.request_stop_deployment(deployment.id, actor="alice")
     assert [e.action for e in store.events.list(object_type="deployment")] == ["stop_deployment"]
+
+
+def test_privacy_blocks_are_committed_with_their_sub_epoch_and_inherited_by_clones(migrated_store):
+    """The DP-SGD columns round-trip on both databases; the epoch's epsilon comes from the committed blocks of
+    the config and of its warm-start source up to the checkpoint it started from; the stop rule is terminal."""
+    from hopper.engine import privacy
+
+    store = migrated_store
+    options = {"noise_multiplier": 1.0, "l2_norm_clip": 1.0, "target_epsilon": None, "delta": 1e-5,
+               "microbatches": None, "accountant": "rdp", "partition_rows": [4]}
+    wl = store.workloads.create(
+        actor="alice", spec_record={"name": "p"}, propose=lambda w, configs: Proposal([{"lr": 0.1}]),
+        name="p", description="", procedure="grid", search_space={"lr": {"type": "choice", "values": [0.1]}},
+        objectives=[{"metric": "epsilon", "direction": "min"}], max_epochs=3, max_configs=None, seed=0,
+        dataset_id=_dataset(store).id, model_ref="mlp", script_id=None, parent_workload_id=None,
+        parent_config_id=None, warm_start_checkpoint_id=None, export_top_k=None, privacy=options,
+        warnings=["privacy.delta is large"])
+    assert store.workloads.get(wl.id).privacy == options
+    assert store.workloads.get(wl.id).warnings == ["privacy.delta is large"]
+    config_id = store.configs.page(wl.id)[0][0].id
+    seen: list[dict] = []
+
+    def account(events, opts):
+        seen.append({p: list(e) for p, e in events.items()})
+        return privacy.account(events, opts)
+
+    def epoch(config, sigma):
+        done = None
+        for partition in range(2):
+            start = store.schedule.start_sub_epoch(config, partition, f"w{partition}", n_partitions=2, layouts={},
+                                                   scripts={})
+            assert start.privacy == store.workloads.get(start.workload_id).privacy
+            done = store.schedule.commit_ok(
+                sub_epoch_id=start.sub_epoch_id, config_id=config, n_partitions=2,
+                checkpoint_path=f"/ck/{config}-{start.epoch}-{partition}", checkpoint_sha256="0" * 64,
+                checkpoint_bytes=1, stats=SubEpochStats(4, 1.0, 0.5, 0.1, 0.0), val_metrics={},
+                summarize=lambda subs, val: {}, dp_event=(0.5, sigma, 2 + partition), account=account)
+        return done
+
+    first = epoch(config_id, 1.0)
+    expected = max(privacy.epsilon(0.5, 1.0, 2, 1e-5), privacy.epsilon(0.5, 1.0, 3, 1e-5))
+    assert first.metrics["epsilon"] == pytest.approx(expected, rel=1e-12)
+    assert seen[-1] == {0: [(0.5, 1.0, 2)], 1: [(0.5, 1.0, 3)]}
+    assert store.configs.get(config_id).latest_metrics["epsilon"] == first.metrics["epsilon"]
+    assert store.workloads.get(wl.id).best == {"config_id": config_id, "metric": "epsilon",
+                                                "value": first.metrics["epsilon"]}
+    # a clone from the epoch-end checkpoint inherits the source's blocks, then composes its own
+    checkpoint = store.configs.latest_checkpoint(config_id)
+    assert store.schedule.inherited_dp_events(checkpoint.id) == {0: [(0.5, 1.0, 2)], 1: [(0.5, 1.0, 3)]}
+    clone = store.configs.add(wl.id, {"lr": 0.1}, priority=0, origin="clone", actor="a", action="clone_config",
+                              cloned_from=config_id, warm_start_checkpoint_id=checkpoint.id)
+    epoch(config_id, 1.0)  # the source trains on: none of this reaches the clone
+    cloned = epoch(clone.id, 2.0)
+    assert seen[-1] == {0: [(0.5, 1.0, 2), (0.5, 2.0, 2)], 1: [(0.5, 1.0, 3), (0.5, 2.0, 3)]}
+    assert cloned.metrics["epsilon"] > first.metrics["epsilon"]
+    # the stop rule: with a target the next epoch would pass, the config ends privacy_spent (terminal)
+    tight = store.workloads.create(
+        actor="alice", spec_record={"name": "t"}, propose=lambda w, configs: Proposal([{"lr": 0.1}]),
+        name="t", description="", procedure="grid", search_space={}, objectives=[{"metric": "epsilon",
+                                                                                   "direction": "min"}],
+        max_epochs=5, max_configs=None, seed=0, dataset_id=store.datasets.get("d").id, model_ref="mlp",
+        script_id=None, parent_workload_id=None, parent_config_id=None, warm_start_checkpoint_id=None,
+        export_top_k=None, privacy={**options, "target_epsilon": 1.05 * first.metrics["epsilon"]})
+    tight_config = store.configs.page(tight.id)[0][0].id
+    done = epoch(tight_config, 1.0)
+    assert done.status == ConfigStatus.PRIVACY_SPENT and done.metrics["epsilon"] <= 1.05 * first.metrics["epsilon"]
+    info = store.configs.get(tight_config)
+    assert info.status == "privacy_spent" and "privacy.target_epsilon" in info.notes
+    assert store.schedule.start_sub_epoch(tight_config, 0, "w0", n_partitions=2, layouts={}, scripts={}) is None
+    with pytest.raises(InvalidState, match="it is privacy_spent"):
+        store.configs.transition(tight_config, ConfigStatus.QUEUED, action="resume", actor="a")
+    rows = store.schedule.list_sub_epochs(config_id=tight_config)
+    assert [r.outcome for r in rows] == ["ok", "ok"]

@@ -190,6 +190,15 @@ def rows_at(revision: str) -> dict[str, list[dict]]:
              "status": "failed", "actor": "scheduler", "claimed_at": None, "export_ids": None,
              "error": "no checkpoint", "created_at": T2, "finished_at": None},
         ]
+    if _at_least(revision, "0005"):
+        for row in data["workload"]:
+            private = row["id"] == 1
+            row["privacy"] = {"l2_norm_clip": 1.0, "noise_multiplier": 1.1, "target_epsilon": None, "delta": 1e-5,
+                              "microbatches": None, "accountant": "rdp"} if private else None
+            row["warnings"] = ["privacy.delta 1e-05 is not below 1/N = 0.0007"] if private else None
+        for row in data["sub_epoch"]:
+            ran = row["id"] == 1
+            row["dp_q"], row["dp_sigma"], row["dp_steps"] = (64 / 718, 1.1, 12) if ran else (None, None, None)
     if _at_least(revision, "0006"):
         data["app_user"] = [
             {"id": 1, "name": "alice", "role": "editor", "created_at": T0, "revoked_at": None},
@@ -216,7 +225,7 @@ def rows_at(revision: str) -> dict[str, list[dict]]:
     return data
 
 
-_FIXTURED = {"0001", "0002", "0003", "0004", "0006"}
+_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006"}
 
 # Columns set after the row exists: cyclic foreign keys (config <-> checkpoint, workload -> config).
 DEFERRED = {("config", "current_checkpoint_id"): {1: 2, 4: 3}, ("config", "warm_start_checkpoint_id"): {2: 1},
@@ -225,7 +234,10 @@ DEFERRED = {("config", "current_checkpoint_id"): {1: 2, 4: 3}, ("config", "warm_
 
 # What a column a revision adds holds right after the upgrade, when that is not rows_at(revision)'s value
 # (for 0002 it is: the backfill must produce exactly the hand-written values).
-UPGRADED_COLUMNS = {"0004": {("workload", "export_top_k"): None}}
+UPGRADED_COLUMNS = {"0004": {("workload", "export_top_k"): None},
+                    "0005": {("workload", "privacy"): None, ("workload", "warnings"): None,
+                             ("sub_epoch", "dp_q"): None, ("sub_epoch", "dp_sigma"): None,
+                             ("sub_epoch", "dp_steps"): None}}
 
 
 def _with_deferred(data: dict[str, list[dict]]) -> dict[str, list[dict]]:

@@ -144,3 +144,70 @@ def test_privacy_spec_defaults_warnings_and_plan():
     pld = privacy.plan(_spec({"target_epsilon": 0.5, "accountant": "pld"}).privacy.model_dump(), {"batch_size": 32},
                        partition_rows=2000, max_epochs=3)
     assert pld.accountant == "pld" and 0.99 * 0.5 <= pld.epsilon_after(3) <= 0.5
+
+
+# -- what the platform calls --------------------------------------------------------------------------------
+def test_partition_sizes_match_array_split():
+    import numpy as np
+
+    for n, w in [(1437, 2), (1438, 2), (10, 3), (7, 7)]:
+        assert set(privacy.partition_sizes(n, w)) == {len(c) for c in np.array_split(np.arange(n), w)}
+    with pytest.raises(ValueError, match="cannot fill"):
+        privacy.partition_sizes(3, 4)
+
+
+def test_resolve_noise_meets_the_target_on_every_partition_size_and_keeps_a_configs_own_noise():
+    options = {"target_epsilon": 3.0, "delta": 1e-5, "l2_norm_clip": 1.0, "accountant": "rdp"}
+    resolved = privacy.resolve_noise(options, {"batch_size": 64}, partition_rows=[718, 719], max_epochs=3)
+    sigma = resolved["noise_multiplier"]
+    worst = max(privacy.epsilon_for_epochs(3, batch_size=64, partition_rows=n, noise_multiplier=sigma, delta=1e-5)
+                for n in (718, 719))
+    assert 3.0 * 0.99 <= worst <= 3.0
+    assert privacy.resolve_noise(options, {"noise_multiplier": 0.5}, partition_rows=[718], max_epochs=3) == {
+        "noise_multiplier": 0.5}
+    assert privacy.resolve_noise({**options, "target_epsilon": None, "noise_multiplier": 1.0}, {"lr": 0.1},
+                                 partition_rows=[718], max_epochs=3) == {"lr": 0.1}
+
+
+def test_merge_events_sums_one_sub_epochs_blocks_and_refuses_mixed_ones():
+    assert privacy.merge_events([]) is None
+    assert privacy.merge_events([(0.1, 1.0, 5), (0.1, 1.0, 7)]) == (0.1, 1.0, 12)
+    with pytest.raises(ValueError, match="one batch_size and one noise_multiplier"):
+        privacy.merge_events([(0.1, 1.0, 5), (0.2, 1.0, 5)])
+
+
+def test_account_is_the_worst_partition_and_looks_one_epoch_ahead():
+    events = {0: [(0.1, 1.0, 10)], 1: [(0.2, 1.0, 5)]}
+    spent = privacy.account(events, {"delta": 1e-5, "target_epsilon": None})
+    assert spent.epsilon == max(privacy.epsilon(0.1, 1.0, 10, 1e-5), privacy.epsilon(0.2, 1.0, 5, 1e-5))
+    assert spent.next_epoch_epsilon == max(privacy.epsilon(0.1, 1.0, 20, 1e-5), privacy.epsilon(0.2, 1.0, 10, 1e-5))
+    assert not spent.budget_spent
+    tight = privacy.account(events, {"delta": 1e-5, "target_epsilon": (spent.epsilon + spent.next_epoch_epsilon) / 2})
+    assert tight.budget_spent and tight.epsilon <= tight.target_epsilon
+
+
+def test_privacy_spent_is_terminal_and_reachable_only_from_runnable_configs():
+    from hopper.engine.errors import InvalidState
+    from hopper.engine.status import ConfigStatus, can_transition, check_transition
+
+    assert ConfigStatus.PRIVACY_SPENT.label == "privacy budget spent" and ConfigStatus.DONE.label == "done"
+    assert can_transition(ConfigStatus.RUNNING, ConfigStatus.PRIVACY_SPENT)
+    assert can_transition(ConfigStatus.QUEUED, ConfigStatus.PRIVACY_SPENT)
+    assert not can_transition(ConfigStatus.STOPPED, ConfigStatus.PRIVACY_SPENT)
+    for target in ConfigStatus:
+        assert not can_transition(ConfigStatus.PRIVACY_SPENT, target)
+    with pytest.raises(InvalidState, match="cannot resume config 4: it is privacy_spent"):
+        check_transition("privacy_spent", ConfigStatus.QUEUED, what="config 4", action="resume")
+
+
+def test_dp_hparams_are_roster_hparams_with_range_rules():
+    from hopper.engine.catalog import check_hparam_value, check_hparams
+
+    check_hparams("mlp", ["noise_multiplier", "l2_norm_clip", "microbatches", "lr"])
+    for key, value in [("noise_multiplier", 0.0), ("noise_multiplier", 1.3), ("l2_norm_clip", 0.5),
+                       ("microbatches", 4)]:
+        check_hparam_value("mlp", key, value, field=f"space.{key}")
+    for key, value in [("noise_multiplier", -0.1), ("l2_norm_clip", 0), ("microbatches", 0), ("microbatches", 2.5)]:
+        with pytest.raises(ValidationError) as err:
+            check_hparam_value("mlp", key, value, field=f"space.{key}")
+        assert err.value.field == f"space.{key}"
