@@ -306,3 +306,24 @@ class Proposal:
 
     hparams: list[dict] = field(default_factory=list)
     exhausted: bool = False
+
+
+@dataclass(frozen=True)
+class LeaseInfo(_Serialisable):
+    """The scheduler lease: which process owns the store's scheduling, since when, until when unless renewed."""
+
+    holder: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> LeaseInfo:
+        return cls(row.holder, row.host, row.pid, row.started_at, row.heartbeat_at, row.expires_at)
+
+    def describe(self) -> str:
+        """One line naming the holder, for the refusal message."""
+        return (f"{self.host} pid {self.pid} since {self.started_at.isoformat(timespec='seconds')}Z "
+                f"(last heartbeat {self.heartbeat_at.isoformat(timespec='seconds')}Z)")

@@ -81,6 +81,9 @@ def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8050, no_a
     """Serve until interrupted; runs ``scheduler`` (if given) and the export worker in background threads."""
     from waitress import create_server
 
+    if scheduler is not None:
+        # Before anything starts: a second scheduler on this store is refused with the holder's name (LeaseHeld).
+        scheduler.acquire_lease()
     tb_proc, tb_port = None, None
     if tensorboard:
         tb_proc, tb_port = start_tensorboard(services.tensorboard_dir(0).parent, host)

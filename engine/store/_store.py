@@ -22,6 +22,7 @@ from hopper.engine.errors import Conflict, HopperError, SchemaOutOfDate, StoreUn
 from hopper.engine.store.configs import ConfigStore
 from hopper.engine.store.datasets import DatasetStore, ScriptStore
 from hopper.engine.store.edge import EdgeStore
+from hopper.engine.store.lease import LeaseStore
 from hopper.engine.store.schedule import EventStore, ScheduleStore
 from hopper.engine.store.workloads import WorkloadStore
 
@@ -87,6 +88,7 @@ class Store:
         self.schedule = ScheduleStore(self)
         self.events = EventStore(self)
         self.edge = EdgeStore(self)
+        self.lease = LeaseStore(self)
         if check_schema:
             self.check_schema()
 

@@ -297,3 +297,22 @@ class ExportRequestRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class SchedulerLeaseRow(Base):
+    """Who runs the scheduler on this store: one row (id 1), taken by compare-and-set, renewed by heartbeats.
+
+    A second scheduler on the same store would dispatch the same (config, epoch, partition) twice; the lease
+    makes it refuse to start instead. A holder that dies stops renewing, and the row can be taken over once
+    ``expires_at`` has passed (the store's clock decides, never the newcomer's).
+    """
+
+    __tablename__ = "scheduler_lease"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)

@@ -190,13 +190,18 @@ def rows_at(revision: str) -> dict[str, list[dict]]:
              "status": "failed", "actor": "scheduler", "claimed_at": None, "export_ids": None,
              "error": "no checkpoint", "created_at": T2, "finished_at": None},
         ]
+    if _at_least(revision, "0007"):
+        data["scheduler_lease"] = [
+            {"id": 1, "holder": "9f" * 16, "host": "node-ä.example", "pid": 2 ** 22, "started_at": T0,
+             "heartbeat_at": T1, "expires_at": T2},
+        ]
     if revision not in _FIXTURED:
         raise AssertionError(f"migration {revision} has no fixture rows: extend rows_at() and UPGRADED_COLUMNS in "
                              f"{__file__} with the tables and columns it adds")
     return data
 
 
-_FIXTURED = {"0001", "0002", "0003", "0004"}
+_FIXTURED = {"0001", "0002", "0003", "0004", "0007"}
 
 # Columns set after the row exists: cyclic foreign keys (config <-> checkpoint, workload -> config).
 DEFERRED = {("config", "current_checkpoint_id"): {1: 2, 4: 3}, ("config", "warm_start_checkpoint_id"): {2: 1},
