@@ -82,7 +82,8 @@ class ScriptValidator(Protocol):
 
     def __call__(self, path: str | Path, entry_point: str = "build_model", *, input_shape: tuple = (64,),
                  n_outputs: int = 10, task: str = "classification", sample_config: dict | None = None,
-                 timeout: float = 60.0, memory_mb: int = 0, allowed_roots: Sequence[str] = ()) -> ScriptCheck: ...
+                 timeout: float = 60.0, memory_mb: int = 0, allowed_roots: Sequence[str] = (),
+                 cpu_seconds: int = 0, processes: int = 0, file_mb: int = 0, user: str = "") -> ScriptCheck: ...
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import os
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from hopper.engine.errors import HopperError, ScriptRejected
+from hopper.engine.errors import HopperError, ScriptRejected, TooBusy
 from hopper.engine.services import Services
 from hopper.rest.gate import install_gate
 from hopper.rest.openapi import build_document, render_reference
@@ -18,7 +18,8 @@ log = logging.getLogger("hopper.rest")
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 _CODE_NAMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+               405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
+               429: "too_busy"}
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None, **extra: str) -> Response:
@@ -73,7 +74,10 @@ def create_app(services: Services, *, token: str | None, secret_key: str, flask_
     def _hopper_error(exc: HopperError) -> Response:
         extra = {"details": exc.details} if isinstance(exc, ScriptRejected) and exc.details else {}
         status = 422 if isinstance(exc, ScriptRejected) else exc.http_status
-        return error_response(status, exc.code, exc.message, exc.field, **extra)
+        response = error_response(status, exc.code, exc.message, exc.field, **extra)
+        if isinstance(exc, TooBusy):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -178,11 +178,16 @@ def get_dataset(dataset_id: int):  # noqa: ANN201
 
 
 @api.route("POST", "/scripts", tag="scripts",
-           body=ScriptBody, status=201, errors=(INVALID, 422))
+           body=ScriptBody, status=202, errors=(INVALID, 422, 429))
 def upload_script(body: ScriptBody):  # noqa: ANN201
-    """Upload a model script; it is validated in a sandboxed process."""
+    """Upload a model script; it is validated in a contained process after this returns.
+
+    The answer (202) carries the script's id with ``validation.state`` pending; poll ``GET /scripts/{script_id}``
+    until it is accepted or rejected (with the reason and traceback). When the validation pool and its queue are
+    full the upload is refused with 429 and a ``Retry-After`` header.
+    """
     return services().upload_script(body.name, body.content, entry_point=body.entry_point, dataset=body.dataset,
-                                    actor=actor()).to_dict()
+                                    actor=actor(), wait=False).to_dict()
 
 
 @api.route("GET", "/scripts/<int:script_id>", tag="scripts",
