@@ -218,7 +218,7 @@ def list_exports(config_id: int):  # noqa: ANN201
 
 
 @api.route("POST", "/configs/<int:config_id>/exports", tag="edge", body=ExportRequestBody, status=202,
-           errors=(INVALID, NOT_FOUND, CONFLICT))
+           errors=(INVALID, NOT_FOUND, CONFLICT, 429))
 def request_export(config_id: int, body: ExportRequestBody):  # noqa: ANN201
     """Request a TFLite export (run by the export worker, out of the web process).
 
@@ -258,7 +258,7 @@ def export_artifact(export_id: int):  # noqa: ANN201
 
 
 @api.route("POST", "/exports/<int:export_id>/profile", tag="edge",
-           body=ProfileBody, status=201, returns="list", errors=(INVALID, NOT_FOUND, CONFLICT))
+           body=ProfileBody, status=201, returns="list", errors=(INVALID, NOT_FOUND, CONFLICT, 429))
 def enqueue_profiling(export_id: int, body: ProfileBody):  # noqa: ANN201
     """Queue profiling of an export on edge devices."""
     return services().enqueue_profiling(export_id, device_id=body.device_id, all_devices=body.all_devices,
@@ -355,7 +355,7 @@ def pareto(workload_id: int):  # noqa: ANN201
 
 
 @api.route("POST", "/configs/<int:config_id>/deploy", tag="edge", body=DeployBody, status=202,
-           errors=(INVALID, NOT_FOUND, CONFLICT))
+           errors=(INVALID, NOT_FOUND, CONFLICT, 429))
 def deploy_config(config_id: int, body: DeployBody):  # noqa: ANN201
     """Request serving a config over HTTP: the export worker starts ``hopper serve-model`` for it.
 

@@ -239,6 +239,7 @@ class ProfileJobRow(Base):
     result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    actor: Mapped[str | None] = mapped_column(String(100), nullable=True)  # who queued it (per-actor caps)
 
 
 class ProfileRow(Base):
@@ -278,6 +279,7 @@ class DeploymentRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    actor: Mapped[str | None] = mapped_column(String(100), nullable=True)  # who asked for it (per-actor caps)
 
 
 class ExportRequestRow(Base):

@@ -1,4 +1,5 @@
-"""Scheduler lease: one row naming the scheduler that owns the store (holder, host, pid, heartbeat, expiry)
+"""Scheduler lease: one row naming the scheduler that owns the store (holder, host, pid, heartbeat, expiry);
+who asked for each deployment and profiling job (per-actor caps)
 
 Revision ID: 0007
 Revises: 0004
@@ -25,7 +26,13 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.add_column("deployment", sa.Column("actor", sa.String(length=100), nullable=True))
+    op.add_column("profile_job", sa.Column("actor", sa.String(length=100), nullable=True))
 
 
 def downgrade() -> None:
+    # Plain ALTER (SQLite >= 3.35 and PostgreSQL), as in 0002 and 0004: a batch copy would drop profile_job,
+    # which SQLite refuses with foreign_keys=ON while profile rows reference it.
+    op.execute("ALTER TABLE profile_job DROP COLUMN actor")
+    op.execute("ALTER TABLE deployment DROP COLUMN actor")
     op.drop_table("scheduler_lease")

@@ -191,6 +191,9 @@ def rows_at(revision: str) -> dict[str, list[dict]]:
              "error": "no checkpoint", "created_at": T2, "finished_at": None},
         ]
     if _at_least(revision, "0007"):
+        data["deployment"][0]["actor"] = "alice"
+        for row in data["profile_job"]:
+            row["actor"] = "bob" if row["id"] == 2 else None
         data["scheduler_lease"] = [
             {"id": 1, "holder": "9f" * 16, "host": "node-ä.example", "pid": 2 ** 22, "started_at": T0,
              "heartbeat_at": T1, "expires_at": T2},
@@ -210,7 +213,8 @@ DEFERRED = {("config", "current_checkpoint_id"): {1: 2, 4: 3}, ("config", "warm_
 
 # What a column a revision adds holds right after the upgrade, when that is not rows_at(revision)'s value
 # (for 0002 it is: the backfill must produce exactly the hand-written values).
-UPGRADED_COLUMNS = {"0004": {("workload", "export_top_k"): None}}
+UPGRADED_COLUMNS = {"0004": {("workload", "export_top_k"): None},
+                    "0007": {("deployment", "actor"): None, ("profile_job", "actor"): None}}
 
 
 def _with_deferred(data: dict[str, list[dict]]) -> dict[str, list[dict]]:
