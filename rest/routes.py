@@ -31,6 +31,8 @@ NOT_FOUND, CONFLICT, INVALID = 404, 409, 400
 def _expected_version(body: VersionedBody | None) -> int | None:
     """The client's idea of the config version: If-Match header or ``version`` in the body."""
     header = request.headers.get("If-Match")
+    if header and header.strip() == "*":
+        return body.version if body is not None else None  # RFC 9110: "*" matches any current version
     if header:
         raw = header.strip().removeprefix("W/").strip('"')
         if not raw.isdigit():
