@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import pwd
 import resource
@@ -25,6 +26,7 @@ from pathlib import Path
 from hopper.engine.entities import ScriptCheck
 
 _MARKER = "HOPPER-VALIDATION-RESULT "
+log = logging.getLogger("hopper.mop_scheduler.worker.validate")
 
 
 @dataclass(frozen=True)
@@ -73,13 +75,26 @@ def _netns_prefix() -> tuple[str, ...]:
     return (tool, "--net", "--") if probe.returncode == 0 else ()
 
 
+@functools.cache
 def sandbox_identity(user: str) -> tuple[int, int] | None:
-    """(uid, gid) of the sandbox user when this process runs as root and the user exists, else None."""
+    """(uid, gid) of the sandbox user when this process runs as root, the user exists and can run this Python
+    with Hopper importable (probed once); else None, with a warning when the user exists but cannot."""
     if not user or os.geteuid() != 0:
         return None
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
+        return None
+    try:
+        probe = subprocess.run([sys.executable, "-c", "import hopper.mop_scheduler.worker.validate"],
+                               user=entry.pw_uid, group=entry.pw_gid, extra_groups=[], capture_output=True,
+                               timeout=60, cwd="/", env={**os.environ, "HOME": "/"})
+        usable = probe.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        usable = False
+    if not usable:
+        log.warning("the sandbox user %s cannot run %s with Hopper importable (make the interpreter and the "
+                    "environment readable by it); user code runs as this process's user", user, sys.executable)
         return None
     return entry.pw_uid, entry.pw_gid
 
@@ -109,7 +124,10 @@ def run_contained(command: Sequence[str], *, timeout: float, limits: Limits, env
     identity = sandbox_identity(user)
     prefix = () if network else _netns_prefix()
     kwargs: dict = {}
-    if identity is not None:
+    if identity is not None and prefix:
+        # unshare needs root to make the namespace, then drops to the sandbox user (and no extra groups) itself
+        prefix = (*prefix[:-1], "--setgid", str(identity[1]), "--setuid", str(identity[0]), "--")
+    elif identity is not None:
         kwargs.update(user=identity[0], group=identity[1], extra_groups=[])
     # Output goes to files, not pipes: a background child that inherited a pipe would keep it open (and us
     # waiting) after the child itself exited.
@@ -153,8 +171,23 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
             "n_outputs": n_outputs, "task": task, "sample_config": sample_config or {},
             "allowed_roots": [str(r) for r in allowed_roots]}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    proc = run_contained([sys.executable, "-m", "hopper.mop_scheduler.worker.validate", json.dumps(args)],
-                         timeout=timeout, limits=limits, env=env, user=user)
+    identity = sandbox_identity(user)
+    run_dir = None
+    if identity is not None:
+        # The sandbox user gets a private copy of the script in a directory of its own (and its HOME there):
+        # it cannot read the stored scripts, the store or the token, which stay the server user's.
+        run_dir = tempfile.mkdtemp(prefix="hopper-validate-")
+        copy = os.path.join(run_dir, "script.py")
+        shutil.copyfile(path, copy)
+        for item in (run_dir, copy):
+            os.chown(item, *identity)
+        args["path"], env["HOME"] = copy, run_dir
+    try:
+        proc = run_contained([sys.executable, "-m", "hopper.mop_scheduler.worker.validate", json.dumps(args)],
+                             timeout=timeout, limits=limits, env=env, user=user)
+    finally:
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
     if proc.timed_out:
         return ScriptCheck(False, None, f"the script did not finish building a model within {timeout:g} s "
                            "(does it loop forever or train at import?); its process group was killed")

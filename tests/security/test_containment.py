@@ -151,3 +151,4 @@ def test_ten_looping_uploads_do_not_slow_the_api(tmp_path, settings, digits):
     finally:
         server.close()
         services.store.dispose()
+
