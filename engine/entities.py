@@ -84,7 +84,8 @@ class ScriptValidator(Protocol):
 
     def __call__(self, path: str | Path, entry_point: str = "build_model", *, input_shape: tuple = (64,),
                  n_outputs: int = 10, task: str = "classification", sample_config: dict | None = None,
-                 timeout: float = 60.0, memory_mb: int = 0, allowed_roots: Sequence[str] = ()) -> ScriptCheck: ...
+                 timeout: float = 60.0, memory_mb: int = 0, allowed_roots: Sequence[str] = (),
+                 cpu_seconds: int = 0, processes: int = 0, file_mb: int = 0, user: str = "") -> ScriptCheck: ...
 
 
 @dataclass(frozen=True)
@@ -492,11 +493,13 @@ class ExportRequestInfo(_EdgeSerialisable):
     error: str | None
     created_at: datetime
     finished_at: datetime | None
+    reused: bool | None = None  # True: an identical pending request was returned instead of queueing another
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset({"reused"})
 
     @classmethod
-    def from_row(cls, row: Any) -> ExportRequestInfo:
+    def from_row(cls, row: Any, *, reused: bool | None = None) -> ExportRequestInfo:
         return cls(row.id, row.config_id, list(row.quantizations), row.profile, row.origin, str(row.status),
-                   row.actor, row.export_ids, row.error, row.created_at, row.finished_at)
+                   row.actor, row.export_ids, row.error, row.created_at, row.finished_at, reused)
 
 
 @dataclass(frozen=True)
@@ -516,12 +519,14 @@ class DeploymentInfo(_EdgeSerialisable):
     url: str | None
     started_at: datetime
     stopped_at: datetime | None
+    reused: bool | None = None  # True: an active deployment of the same config and format was returned
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset({"reused"})
 
     @classmethod
-    def from_row(cls, row: Any) -> DeploymentInfo:
+    def from_row(cls, row: Any, *, reused: bool | None = None) -> DeploymentInfo:
         url = f"http://{row.host}:{row.port}/v1/models/{row.name}" if row.port else None
         return cls(row.id, row.config_id, row.export_id, row.format, row.name, row.host, row.port, row.pid,
-                   str(row.status), row.error, url, row.started_at, row.stopped_at)
+                   str(row.status), row.error, url, row.started_at, row.stopped_at, reused)
 
 
 @dataclass(frozen=True)
@@ -636,3 +641,24 @@ class EnrolledDevice:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.device.to_dict(), "token": self.token}
+
+
+@dataclass(frozen=True)
+class LeaseInfo(_Serialisable):
+    """The scheduler lease: which process owns the store's scheduling, since when, until when unless renewed."""
+
+    holder: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> LeaseInfo:
+        return cls(row.holder, row.host, row.pid, row.started_at, row.heartbeat_at, row.expires_at)
+
+    def describe(self) -> str:
+        """One line naming the holder, for the refusal message."""
+        return (f"{self.host} pid {self.pid} since {self.started_at.isoformat(timespec='seconds')}Z "
+                f"(last heartbeat {self.heartbeat_at.isoformat(timespec='seconds')}Z)")

@@ -79,6 +79,26 @@ class StoreUnavailable(HopperError):
     code = "store_unavailable"
 
 
+class LeaseHeld(HopperError):
+    """Another scheduler holds this store's scheduler lease; a second one would train configs twice."""
+
+    http_status = 409
+    exit_code = 10
+    code = "scheduler_lease_held"
+
+
+class TooBusy(HopperError):
+    """A queue or a per-actor limit is full; retry after ``retry_after`` seconds."""
+
+    http_status = 429
+    exit_code = 11
+    code = "too_busy"
+
+    def __init__(self, message: str, *, retry_after: int = 5, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after
+
+
 class ScriptRejected(ValidationError):
     """An uploaded model script failed validation; ``details`` holds the traceback."""
 

@@ -65,6 +65,14 @@ class DeploymentStatus(StrEnum):
     FAILED = "failed"
 
 
+class ScriptValidation(StrEnum):
+    """Where an uploaded script's validation is (``validation.state`` on the script)."""
+
+    PENDING = "pending"  # queued or running in the validation pool
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
 class DeviceStatus(StrEnum):
     ONLINE = "online"
     OFFLINE = "offline"

@@ -45,7 +45,7 @@ def _handle_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except HopperError as exc:
             where = escape(f" [{exc.field}]") if exc.field else ""
-            err_console.print(f"[bold red]error{where}:[/] {escape(exc.message)}", highlight=False)
+            err_console.print(f"[bold red]error{where}:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
             details = getattr(exc, "details", "")
             if details:
                 err_console.print(details, highlight=False, markup=False)
@@ -93,6 +93,12 @@ def main(ctx: click.Context, verbose: bool) -> None:
 
     Settings come from hopper.toml and HOPPER_* variables (HOPPER_HOME, HOPPER_DATABASE_URL,
     HOPPER_DATA_ROOTS, HOPPER_WORKERS, ...).
+
+    \b
+    Exit codes: 0 ok, 1 other error, 2 invalid input, 3 not found, 4 version conflict,
+    5 wrong state, 6 store not migrated, 7 store unreachable, 10 another scheduler holds
+    this store (the message names its host, pid and start), 11 too busy (a queue or
+    per-actor limit is full; retry later).
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -107,6 +107,9 @@ def serve(services: Services, *, host: str = "127.0.0.1", port: int = 8050, no_a
                     host, TLS_HELP)
         announce(f"WARNING: plain HTTP on {host}, not loopback. {TLS_HELP}")
 
+    if scheduler is not None:
+        # Before anything starts: a second scheduler on this store is refused with the holder's name (LeaseHeld).
+        scheduler.acquire_lease()
     tb_proc, tb_port = None, None
     if tensorboard:
         tb_proc, tb_port = start_tensorboard(services.tensorboard_dir(0).parent, host)

@@ -32,7 +32,19 @@ class Settings:
         poll_interval: seconds between store polls when nothing completes.
         sub_epoch_timeout: seconds before a running sub-epoch is declared hung.
         script_timeout: seconds allowed to validate an uploaded script.
-        script_memory_mb: address-space limit for script validation processes.
+        script_memory_mb: address-space limit of a script validation process (0 = none).
+        script_cpu_seconds: CPU-time limit of a script validation process.
+        script_processes: process (task) limit of the sandbox user running user code (validation children,
+            and training workers when the sandbox user applies); 0 = none.
+        script_file_mb: largest file user code may write (validation and training workers).
+        script_validators: validations that run at once (the pool outside the web server's threads).
+        script_queue: validations that may wait; beyond it an upload gets 429 with Retry-After.
+        sandbox_user: the unprivileged user that runs user code when Hopper runs as root ("" = never switch).
+        scheduler_lease_seconds: a scheduler holds the store's lease this long without a heartbeat (it renews
+            every third of it); a killed scheduler is replaced after at most this long.
+        max_queued_exports: export requests one actor may have queued or running at once.
+        max_queued_profiles: profiling jobs one actor may have queued at once.
+        max_running_deployments: deployments one actor may have requested, starting or running at once.
         worker_model_cache: models each worker keeps built between sub-epochs.
         worker_memory_mb: resident-memory limit of a training worker (0 = none).
         edge_lease_seconds: how long an edge agent holds a profiling job without a heartbeat.
@@ -54,7 +66,17 @@ class Settings:
     poll_interval: float = 0.2
     sub_epoch_timeout: float = 1800.0
     script_timeout: float = 60.0
-    script_memory_mb: int = 0
+    script_memory_mb: int = 4096
+    script_cpu_seconds: int = 120
+    script_processes: int = 256
+    script_file_mb: int = 1024
+    script_validators: int = 2
+    script_queue: int = 8
+    sandbox_user: str = "hopper-sandbox"
+    scheduler_lease_seconds: float = 15.0
+    max_queued_exports: int = 5
+    max_queued_profiles: int = 20
+    max_running_deployments: int = 3
     worker_model_cache: int = 32
     worker_memory_mb: int = 8192
     edge_lease_seconds: float = 60.0
@@ -89,6 +111,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "database_url", "data_roots", "artifact_dir", "checkpoint_dir", "backend", "spark_master", "spark_driver_host",
         "workers", "poll_interval",
         "sub_epoch_timeout", "script_timeout", "script_memory_mb", "worker_model_cache",
+        "script_cpu_seconds", "script_processes", "script_file_mb", "script_validators", "script_queue",
+        "sandbox_user", "scheduler_lease_seconds", "max_queued_exports", "max_queued_profiles",
+        "max_running_deployments",
         "worker_memory_mb", "edge_lease_seconds", "edge_max_attempts", "edge_offline_seconds", "public_url",
     ):
         env_key = _ENV_PREFIX + key.upper()
@@ -111,7 +136,17 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         poll_interval=float(values.get("poll_interval", 0.2)),
         sub_epoch_timeout=float(values.get("sub_epoch_timeout", 1800.0)),
         script_timeout=float(values.get("script_timeout", 60.0)),
-        script_memory_mb=int(values.get("script_memory_mb", 0)),
+        script_memory_mb=int(values.get("script_memory_mb", 4096)),
+        script_cpu_seconds=int(values.get("script_cpu_seconds", 120)),
+        script_processes=int(values.get("script_processes", 256)),
+        script_file_mb=int(values.get("script_file_mb", 1024)),
+        script_validators=max(1, int(values.get("script_validators", 2))),
+        script_queue=max(0, int(values.get("script_queue", 8))),
+        sandbox_user=str(values.get("sandbox_user", "hopper-sandbox")),
+        scheduler_lease_seconds=float(values.get("scheduler_lease_seconds", 15.0)),
+        max_queued_exports=int(values.get("max_queued_exports", 5)),
+        max_queued_profiles=int(values.get("max_queued_profiles", 20)),
+        max_running_deployments=int(values.get("max_running_deployments", 3)),
         worker_model_cache=int(values.get("worker_model_cache", 32)),
         worker_memory_mb=int(values.get("worker_memory_mb", 8192)),
         edge_lease_seconds=float(values.get("edge_lease_seconds", 60.0)),

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from functools import partial
 
 from hopper.engine.entities import DatasetLayout
-from hopper.engine.errors import Conflict, HopperError, StoreUnavailable
+from hopper.engine.errors import Conflict, HopperError, LeaseHeld, StoreUnavailable
 from hopper.engine.search import propose
 from hopper.engine.services import Services
 from hopper.engine.tensorboard_log import write_scalars
@@ -59,6 +62,13 @@ class Scheduler:
         # Finished sub-epochs not yet committed: kept here when the store is down, so none is lost.
         self._pending: list[Completion] = []
         self._dispatched = 0
+        # The store's scheduler lease (one scheduler per store): who we are, and until when (monotonic) our
+        # last successful heartbeat lets us dispatch and commit.
+        self.lease_id = uuid.uuid4().hex
+        self._lease_valid_until = 0.0
+        self._lease_lost = threading.Event()
+        self._lease_stop = threading.Event()
+        self._lease_thread: threading.Thread | None = None
 
     @property
     def stats(self) -> dict[str, int]:
@@ -77,17 +87,99 @@ class Scheduler:
             log.warning("recovered %d interrupted sub-epochs", lost)
         return lost
 
+    # -- the lease: one scheduler per store ---------------------------------------------------------------------
+    @property
+    def _lease_seconds(self) -> float:
+        return float(getattr(self.settings, "scheduler_lease_seconds", 15.0))
+
+    def acquire_lease(self) -> None:
+        """Take the store's scheduler lease, or raise ``LeaseHeld`` naming the scheduler that has it.
+
+        A holder on this host whose process no longer exists (``kill -9``) is taken over at once; one on another
+        host only once its lease expired (``HOPPER_SCHEDULER_LEASE_SECONDS`` after its last heartbeat).
+        """
+        started = time.monotonic()
+        host, pid = socket.gethostname(), os.getpid()
+        taken, info = self.store.lease.acquire(self.lease_id, host, pid, self._lease_seconds)
+        if not taken and info.host == host and not _process_alive(info.pid):
+            log.warning("taking over the scheduler lease of %s: that process is gone", info.describe())
+            self.store.lease.release(info.holder)
+            taken, info = self.store.lease.acquire(self.lease_id, host, pid, self._lease_seconds)
+        if not taken:
+            raise LeaseHeld(f"another scheduler runs on this store: {info.describe()}; stop it first, or wait "
+                            f"until its lease expires {self._lease_seconds:g} s after its last heartbeat")
+        self._lease_valid_until = started + self._lease_seconds
+        self._lease_lost.clear()
+
+    def _heartbeat(self) -> None:
+        """Renew the lease every third of its length; a refused renewal means another scheduler took it."""
+        interval = self._lease_seconds / 3
+        while not self._lease_stop.wait(interval):
+            started = time.monotonic()
+            try:
+                if self.store.lease.renew(self.lease_id, self._lease_seconds):
+                    self._lease_valid_until = started + self._lease_seconds
+                else:
+                    self._lease_lost.set()
+                    return
+            except HopperError as exc:  # a store outage: keep trying; dispatch stops once the lease runs out
+                log.warning("could not renew the scheduler lease (%s)", exc.message)
+
+    def _lease_ok(self) -> bool:
+        """Whether we may dispatch and commit now; re-takes a lease that ran out while nobody else took it."""
+        if self._lease_lost.is_set():
+            raise LeaseHeld("this scheduler lost the store's scheduler lease to another scheduler; stopping")
+        if time.monotonic() < self._lease_valid_until:
+            return True
+        log.warning("the scheduler lease ran out (store unreachable?); not dispatching until it is renewed")
+        try:
+            self.acquire_lease()
+        except StoreUnavailable:
+            return False
+        return True
+
+    def _start_lease(self) -> None:
+        self.acquire_lease()
+        self._lease_stop.clear()
+        self._lease_thread = threading.Thread(target=self._heartbeat, name="hopper-lease", daemon=True)
+        self._lease_thread.start()
+
+    def _end_lease(self) -> None:
+        self._lease_stop.set()
+        if self._lease_thread is not None:
+            self._lease_thread.join(timeout=5)
+            self._lease_thread = None
+        if not self._lease_lost.is_set():
+            try:
+                self.store.lease.release(self.lease_id)
+            except HopperError as exc:
+                log.warning("could not release the scheduler lease (%s); it expires on its own", exc.message)
+
     def run(self, *, stop_event: threading.Event | None = None, until_done: bool = False,
             timeout: float | None = None, workload_ids: list[int] | None = None) -> None:
-        """Loop until stopped, or (``until_done``) until the given or all workloads have finished."""
+        """Loop until stopped, or (``until_done``) until the given or all workloads have finished.
+
+        Raises:
+            LeaseHeld: another scheduler holds this store (before anything starts), or took it over
+                while this one could not renew its lease.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         backoff = self.settings.poll_interval
-        self.backend.start()
+        self._start_lease()
+        try:
+            self.backend.start()
+        except BaseException:
+            self._end_lease()
+            raise
         try:
             while not (stop_event is not None and stop_event.is_set()):
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"the scheduler ran for {timeout} s without finishing")
                 try:
+                    if not self._lease_ok():
+                        time.sleep(backoff)
+                        backoff = min(backoff * 2, 30.0)
+                        continue
                     self.step()
                     backoff = self.settings.poll_interval
                 except StoreUnavailable as exc:
@@ -99,7 +191,10 @@ class Scheduler:
                 if until_done and self._finished(workload_ids):
                     return
         finally:
-            self.backend.shutdown()
+            try:
+                self.backend.shutdown()
+            finally:
+                self._end_lease()
 
     def _finished(self, workload_ids: list[int] | None) -> bool:
         if self.backend.in_flight() or self._pending:
@@ -197,3 +292,14 @@ class Scheduler:
         exhausted = [wid for wid, updated_at in running if self._exhausted.get(wid) == updated_at]
         for workload_id in self.store.workloads.finish_idle(exhausted):
             log.info("workload %d finished", workload_id)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -8,9 +8,9 @@ import re
 from collections.abc import Callable
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from hopper.engine.errors import HopperError, ScriptRejected
+from hopper.engine.errors import HopperError, ScriptRejected, TooBusy
 from hopper.engine.services import Services
 from hopper.rest._api import access_levels
 from hopper.rest.gate import install_gate
@@ -20,8 +20,26 @@ from hopper.rest.routes import api
 log = logging.getLogger("hopper.rest")
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
+#: Deepest JSON nesting accepted in a request body; deeper bodies are refused before parsing (Python's
+#: parser would recurse into a RecursionError, a 500).
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def json_depth(raw: bytes) -> int:
+    """How deeply a JSON text nests arrays and objects (brackets inside strings ignored), without parsing it."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKETS.findall(_JSON_STRING.sub(b'""', raw)):
+        if bracket in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 _CODE_NAMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+               405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
+               429: "too_busy"}
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None, **extra: str) -> Response:
@@ -84,6 +102,26 @@ def create_app(services: Services, *, token: str | Callable[[], str] | None, sec
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
             return response
 
+    @app.before_request
+    def _contract() -> Response | None:
+        """After the gate: unknown /api paths are JSON 404s (never the UI's catch-all page), bad Dash asset paths
+        404s, and too deeply nested JSON a 400, before anything parses it."""
+        path = request.path
+        if path.startswith("/api/") or path == "/api":
+            rule = request.url_rule
+            if rule is None and isinstance(request.routing_exception, MethodNotAllowed):
+                pass  # a known resource, another method: the 405 (with Allow) comes from routing
+            elif rule is None or not (rule.rule.startswith("/api/") or rule.rule == "/api"):
+                return error_response(404, "not_found", f"no API resource at {path}")
+        elif path.startswith("/_dash-component-suites/") and _bad_asset_path(path):
+            return error_response(404, "not_found", f"no UI asset at {path}")
+        if request.method in ("POST", "PUT", "PATCH") and request.is_json:
+            raw = request.get_data(cache=True)
+            if len(raw) <= MAX_BODY_BYTES and json_depth(raw) > MAX_JSON_DEPTH:
+                return error_response(400, "bad_request",
+                                      f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels", "body")
+        return None
+
     @app.get("/healthz")
     def healthz() -> Response:
         """Liveness for load balancers and container health checks: no token, no details beyond the store.
@@ -114,7 +152,10 @@ def create_app(services: Services, *, token: str | Callable[[], str] | None, sec
         extra = {"details": scrub_paths(exc.details, services.settings)} \
             if isinstance(exc, ScriptRejected) and exc.details else {}
         status = 422 if isinstance(exc, ScriptRejected) else exc.http_status
-        return error_response(status, exc.code, scrub_paths(exc.message, services.settings), exc.field, **extra)
+        response = error_response(status, exc.code, scrub_paths(exc.message, services.settings), exc.field, **extra)
+        if isinstance(exc, TooBusy):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
@@ -123,14 +164,26 @@ def create_app(services: Services, *, token: str | Callable[[], str] | None, sec
         message = exc.description or exc.name
         if exc.code == 413:
             message = f"the request body is larger than {MAX_BODY_BYTES} bytes"
-        return error_response(exc.code or 500, _CODE_NAMES.get(exc.code, "http_error"), message)
+        response = error_response(exc.code or 500, _CODE_NAMES.get(exc.code, "http_error"), message)
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
+        if request.path.startswith("/_dash-component-suites/"):
+            # Dash raises on asset paths it cannot resolve (unknown package, traversal): that is a missing file.
+            return error_response(404, "not_found", f"no UI asset at {request.path}")
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal", "internal error; the server log has the details")
 
     return app
 
 
-__all__ = ["create_app", "error_response", "scrub_paths"]
+def _bad_asset_path(path: str) -> bool:
+    """A Dash component-suite path that tries to leave its package (``..``, absolute parts, backslashes, NULs)."""
+    parts = path[len("/_dash-component-suites/"):].split("/")
+    return any(p in ("", ".", "..") or "\\" in p or "\x00" in p for p in parts)
+
+
+__all__ = ["MAX_JSON_DEPTH", "create_app", "error_response", "json_depth", "scrub_paths"]

@@ -50,7 +50,8 @@ def build_document(api: Api) -> dict:
                    for n, t, d, lo, hi in route.query]
         if route.body is not None and route.body.__name__ in ("VersionedBody", "CloneBody", "PriorityBody"):
             params.append({"name": "If-Match", "in": "header", "required": False,
-                           "description": "the config's ETag (its version)", "schema": {"type": "string"}})
+                           "description": "the config's ETag (its version), or * for any version",
+                           "schema": {"type": "string", "pattern": r'^\s*(\*|(W/)?"?[0-9]+"?)\s*$'}})
         if params:
             op["parameters"] = params
         if route.body is not None:

@@ -32,6 +32,8 @@ NOT_FOUND, CONFLICT, INVALID = 404, 409, 400
 def _expected_version(body: VersionedBody | None) -> int | None:
     """The client's idea of the config version: If-Match header or ``version`` in the body."""
     header = request.headers.get("If-Match")
+    if header and header.strip() == "*":
+        return body.version if body is not None else None  # RFC 9110: "*" matches any current version
     if header:
         raw = header.strip().removeprefix("W/").strip('"')
         if not raw.isdigit():
@@ -179,11 +181,16 @@ def get_dataset(dataset_id: int):  # noqa: ANN201
 
 
 @api.route("POST", "/scripts", tag="scripts",
-           body=ScriptBody, status=201, errors=(INVALID, 422))
+           body=ScriptBody, status=202, errors=(INVALID, 422, 429))
 def upload_script(body: ScriptBody):  # noqa: ANN201
-    """Upload a model script; it is validated in a sandboxed process."""
+    """Upload a model script; it is validated in a contained process after this returns.
+
+    The answer (202) carries the script's id with ``validation.state`` pending; poll ``GET /scripts/{script_id}``
+    until it is accepted or rejected (with the reason and traceback). When the validation pool and its queue are
+    full the upload is refused with 429 and a ``Retry-After`` header.
+    """
     return services().upload_script(body.name, body.content, entry_point=body.entry_point, dataset=body.dataset,
-                                    actor=actor()).to_dict()
+                                    actor=actor(), wait=False).to_dict()
 
 
 @api.route("GET", "/scripts/<int:script_id>", tag="scripts",
@@ -214,7 +221,7 @@ def list_exports(config_id: int):  # noqa: ANN201
 
 
 @api.route("POST", "/configs/<int:config_id>/exports", tag="edge", body=ExportRequestBody, status=202,
-           errors=(INVALID, NOT_FOUND, CONFLICT))
+           errors=(INVALID, NOT_FOUND, CONFLICT, 429))
 def request_export(config_id: int, body: ExportRequestBody):  # noqa: ANN201
     """Request a TFLite export (run by the export worker, out of the web process).
 
@@ -254,7 +261,7 @@ def export_artifact(export_id: int):  # noqa: ANN201
 
 
 @api.route("POST", "/exports/<int:export_id>/profile", tag="edge",
-           body=ProfileBody, status=201, returns="list", errors=(INVALID, NOT_FOUND, CONFLICT))
+           body=ProfileBody, status=201, returns="list", errors=(INVALID, NOT_FOUND, CONFLICT, 429))
 def enqueue_profiling(export_id: int, body: ProfileBody):  # noqa: ANN201
     """Queue profiling of an export on edge devices."""
     jobs = services().enqueue_profiling(export_id, device_id=body.device_id, all_devices=body.all_devices,
@@ -364,7 +371,7 @@ def pareto(workload_id: int):  # noqa: ANN201
 
 
 @api.route("POST", "/configs/<int:config_id>/deploy", tag="edge", body=DeployBody, status=202,
-           errors=(INVALID, NOT_FOUND, CONFLICT))
+           errors=(INVALID, NOT_FOUND, CONFLICT, 429))
 def deploy_config(config_id: int, body: DeployBody):  # noqa: ANN201
     """Request serving a config over HTTP: the export worker starts ``hopper serve-model`` for it.
 

@@ -3,15 +3,56 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from hopper.engine import data as data_mod
-from hopper.engine.entities import DatasetInfo, ScriptInfo, ScriptValidator
-from hopper.engine.errors import Conflict, HopperError, ScriptRejected, ValidationError
+from hopper.engine.entities import DatasetInfo, ScriptCheck, ScriptInfo, ScriptValidator
+from hopper.engine.errors import Conflict, HopperError, ScriptRejected, TooBusy, ValidationError
 from hopper.engine.services._base import ServiceContext, default_actor
 from hopper.engine.specs import DatasetSpec, parse_spec
+from hopper.engine.status import ScriptValidation
 from hopper.engine.store import Store
 
 MAX_SCRIPT_BYTES = 1_000_000
+
+log = logging.getLogger("hopper.engine.services.data")
+
+
+class ValidationPool:
+    """A bounded pool that validates scripts on its own threads, never on a web server's request thread.
+
+    ``workers`` validations run at once (each in its own contained child process); up to ``queue`` more wait.
+    ``reserve`` refuses (``TooBusy``, with a Retry-After) instead of queueing without bound, so ten looping
+    uploads cost the server at most ``workers`` busy children, not ten request threads.
+    """
+
+    def __init__(self, workers: int, queue: int, retry_after: int) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="hopper-validate")
+        self._slots = threading.BoundedSemaphore(max(1, workers) + max(0, queue))
+        self.retry_after = retry_after
+
+    def reserve(self) -> None:
+        """Take a slot for one validation, or raise ``TooBusy`` when every slot is taken."""
+        if not self._slots.acquire(blocking=False):
+            raise TooBusy("too many scripts are being validated; try again later", retry_after=self.retry_after,
+                          field="script")
+
+    def release(self) -> None:
+        self._slots.release()
+
+    def submit(self, fn, *args: object) -> None:  # noqa: ANN001
+        """Run ``fn(*args)`` on a pool thread; the slot taken by ``reserve`` is given back when it ends."""
+        def run() -> None:
+            try:
+                fn(*args)
+            except BaseException:  # noqa: BLE001 - a pool thread must not die silently
+                log.exception("script validation failed unexpectedly")
+            finally:
+                self.release()
+        self._executor.submit(run)
 
 
 class DataServices(ServiceContext):
@@ -20,6 +61,16 @@ class DataServices(ServiceContext):
     def __init__(self, store: Store, settings: object, script_validator: ScriptValidator | None = None) -> None:
         super().__init__(store, settings)
         self.script_validator = script_validator
+        self._pool: ValidationPool | None = None
+        self._pool_lock = threading.Lock()
+
+    def _validation_pool(self) -> ValidationPool:
+        with self._pool_lock:
+            if self._pool is None:
+                settings = self.settings
+                self._pool = ValidationPool(getattr(settings, "script_validators", 2), getattr(settings, "script_queue", 8),
+                                            retry_after=max(1, int(settings.script_timeout // 4)))
+            return self._pool
 
     def register_dataset(self, spec: dict | DatasetSpec, *, actor: str | None = None) -> DatasetInfo:
         """Load a dataset from a data root, split it, and partition it once for the workers.
@@ -57,12 +108,17 @@ class DataServices(ServiceContext):
 
     def upload_script(self, name: str, content: bytes | str, *, entry_point: str = "build_model",
                       dataset: str | int | None = None, sample_config: dict | None = None,
-                      actor: str | None = None) -> ScriptInfo:
-        """Store a model script and validate it in a sandboxed child process.
+                      actor: str | None = None, wait: bool = True) -> ScriptInfo:
+        """Store a model script and validate it in a contained child process.
+
+        With ``wait`` (the CLI), the call returns once the script is validated. Without it (the web server),
+        the script is stored with ``validation.state`` pending and validated on the bounded pool; poll
+        ``get_script`` for the result. The web server's request threads never wait on user code.
 
         Raises:
-            ScriptRejected: the script raised, hung, or returned something other than a Keras model;
+            ScriptRejected: (``wait``) the script raised, hung, or returned something other than a Keras model;
                 the stored row keeps the reason and traceback.
+            TooBusy: (not ``wait``) the validation pool and its queue are full; retry later.
         """
         if self.script_validator is None:
             raise HopperError("this Services has no script validator; open it with hopper.app.open_services")
@@ -85,17 +141,45 @@ class DataServices(ServiceContext):
         if dataset is not None:
             ds = self.get_dataset(dataset)
             shape, n_outputs, task = tuple(ds.feature_shape), ds.n_outputs, ds.task
-        result = self.script_validator(path, entry_point, input_shape=shape, n_outputs=n_outputs, task=task,
-                                       sample_config=sample_config, timeout=self.settings.script_timeout,
-                                       memory_mb=self.settings.script_memory_mb,
-                                       allowed_roots=tuple(map(str, self.settings.data_roots)))
-        info = self.store.scripts.add(name=name, sha256=sha, path=str(path), entry_point=entry_point,
-                                      kind=result.kind, valid=result.ok, validation=result.to_dict(),
-                                      actor=actor or default_actor(), message=result.message)
-        if not result.ok:
-            raise ScriptRejected(f"script {name!r} (id {info.id}) is not usable: {result.message}",
-                                 details=result.details, field="script")
+        check = dict(input_shape=shape, n_outputs=n_outputs, task=task, sample_config=sample_config)
+        actor = actor or default_actor()
+        if wait:
+            result = self._validate(path, entry_point, check)
+            info = self.store.scripts.add(name=name, sha256=sha, path=str(path), entry_point=entry_point,
+                                          kind=result.kind, valid=result.ok, validation=_validation(result),
+                                          actor=actor, message=result.message)
+            if not result.ok:
+                raise ScriptRejected(f"script {name!r} (id {info.id}) is not usable: {result.message}",
+                                     details=result.details, field="script")
+            return info
+        pool = self._validation_pool()
+        pool.reserve()
+        try:
+            info = self.store.scripts.add(
+                name=name, sha256=sha, path=str(path), entry_point=entry_point, kind=None, valid=False,
+                validation={"state": str(ScriptValidation.PENDING), "message": "validation pending"}, actor=actor,
+                message="validation pending")
+        except BaseException:
+            pool.release()
+            raise
+        pool.submit(self._validate_later, info.id, path, entry_point, check)
         return info
+
+    def _validate(self, path: Path, entry_point: str, check: dict) -> ScriptCheck:
+        s = self.settings
+        return self.script_validator(
+            path, entry_point, **check, timeout=s.script_timeout, memory_mb=s.script_memory_mb,
+            allowed_roots=tuple(map(str, s.data_roots)), cpu_seconds=getattr(s, "script_cpu_seconds", 0),
+            processes=getattr(s, "script_processes", 0), file_mb=getattr(s, "script_file_mb", 0),
+            user=getattr(s, "sandbox_user", ""))
+
+    def _validate_later(self, script_id: int, path: Path, entry_point: str, check: dict) -> None:
+        try:
+            result = self._validate(path, entry_point, check)
+        except Exception as exc:  # noqa: BLE001 - the row must not stay pending forever
+            result = ScriptCheck(False, None, f"validation could not run: {type(exc).__name__}: {exc}")
+        self.store.scripts.record_validation(script_id, kind=result.kind, valid=result.ok,
+                                             validation=_validation(result))
 
     def list_scripts(self, *, valid_only: bool = False) -> list[ScriptInfo]:
         """Uploaded scripts, oldest first (rejected ones too, with their validation result)."""
@@ -104,3 +188,9 @@ class DataServices(ServiceContext):
     def get_script(self, script_id: int) -> ScriptInfo:
         """One uploaded script with its validation result."""
         return self.store.scripts.get(script_id)
+
+
+def _validation(result: ScriptCheck) -> dict:
+    """The stored validation: the check's fields plus its state (accepted or rejected)."""
+    state = ScriptValidation.ACCEPTED if result.ok else ScriptValidation.REJECTED
+    return {**result.to_dict(), "state": str(state)}

@@ -102,8 +102,10 @@ class EdgeServices(ServiceContext):
         if bad or not quantizations:
             raise ValidationError("quantizations must be a non-empty list of float32, int8", field="quantizations")
         self.export_source(config_id)  # raises NotFound / InvalidState now rather than in the worker
+        # A repeat of a pending request is answered with that request; user requests are capped per actor.
+        limit = getattr(self.settings, "max_queued_exports", 0) if origin == "user" else 0
         return self.store.edge.add_export_request(config_id, quantizations=quantizations, profile=profile,
-                                                  origin=origin, actor=actor or "api")
+                                                  origin=origin, actor=actor or "api", actor_limit=limit)
 
     def claim_export_request(self) -> ExportRequestInfo | None:
         """For the export worker: take the oldest queued request, or None."""
@@ -183,7 +185,8 @@ class EdgeServices(ServiceContext):
         else:
             targets = [device_id]
         return self.store.edge.enqueue_profiling(export_id, targets, max_attempts=self.settings.edge_max_attempts,
-                                                 runs=runs, warmup=warmup, actor=actor or "api")
+                                                 runs=runs, warmup=warmup, actor=actor or "api",
+                                                 actor_limit=getattr(self.settings, "max_queued_profiles", 0))
 
     def requeue_expired_jobs(self) -> int:
         """Jobs whose agent stopped renewing the lease: back to the queue, or failed once attempts are spent."""
@@ -267,8 +270,10 @@ class EdgeServices(ServiceContext):
         if not DEVICE_NAME.match(name):
             raise ValidationError("a model name is 1-100 letters, digits, '_', '.' or '-'", field="name")
         self.export_source(config_id)  # a trained checkpoint must exist
-        return self.store.edge.add_deployment(config_id, fmt=fmt, name=name, host=host, port=port,
-                                              actor=actor or "api", status=status)
+        requested = status == DeploymentStatus.REQUESTED  # from the web: repeats reused, capped per actor
+        return self.store.edge.add_deployment(
+            config_id, fmt=fmt, name=name, host=host, port=port, actor=actor or "api", status=status, reuse=requested,
+            actor_limit=getattr(self.settings, "max_running_deployments", 0) if requested else 0)
 
     def create_deployment(self, config_id: int, *, fmt: str = "tflite", name: str | None = None,
                           host: str = "127.0.0.1", port: int | None = None, actor: str | None = None) -> DeploymentInfo:

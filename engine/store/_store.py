@@ -23,6 +23,7 @@ from hopper.engine.store.configs import ConfigStore
 from hopper.engine.store.datasets import DatasetStore, ScriptStore
 from hopper.engine.store.edge import EdgeStore
 from hopper.engine.store.identity import IdentityStore
+from hopper.engine.store.lease import LeaseStore
 from hopper.engine.store.schedule import EventStore, ScheduleStore
 from hopper.engine.store.workloads import WorkloadStore
 
@@ -105,6 +106,7 @@ class Store:
         self.events = EventStore(self)
         self.edge = EdgeStore(self)
         self.identity = IdentityStore(self)
+        self.lease = LeaseStore(self)
         if check_schema:
             self.check_schema()
 

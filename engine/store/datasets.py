@@ -72,6 +72,16 @@ class ScriptStore(Repository):
                       after={"name": name, "valid": valid, "message": message})
             return ScriptInfo.from_row(row)
 
+    def record_validation(self, script_id: int, *, kind: str | None, valid: bool, validation: dict) -> ScriptInfo:
+        """Store the result of a validation that ran after the upload returned (the pool's worker thread)."""
+        with self._session() as session:
+            row = get_row(session, ScriptRow, script_id, "script")
+            row.kind, row.valid, row.validation = kind, valid, validation
+            add_event(session, "validator", "validate_script", "script", row.id,
+                      after={"valid": valid, "message": validation.get("message")})
+            session.flush()
+            return ScriptInfo.from_row(row)
+
     def list(self, *, valid_only: bool = False) -> list[ScriptInfo]:
         with self._session() as session:
             stmt = select(ScriptRow).order_by(ScriptRow.id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from hopper.engine.entities import (
     ClaimedJob,
@@ -27,7 +27,7 @@ from hopper.engine.entities import (
     ProfileJobInfo,
     SignOffResult,
 )
-from hopper.engine.errors import Conflict, InvalidState
+from hopper.engine.errors import Conflict, InvalidState, TooBusy
 from hopper.engine.status import DeploymentStatus, DeviceStatus, JobStatus, WorkloadStatus, check_transition
 from hopper.engine.store._common import Repository, add_event, get_row
 from hopper.engine.store.models import (
@@ -108,15 +108,26 @@ class EdgeStore(Repository):
 
     # -- profiling jobs ---------------------------------------------------------------------------------------
     def enqueue_profiling(self, export_id: int, targets: list[int | None], *, max_attempts: int, runs: int | None,
-                          warmup: int | None, actor: str) -> list[ProfileJobInfo]:
-        """One queued job per target device (None: whichever agent claims it)."""
+                          warmup: int | None, actor: str, actor_limit: int = 0) -> list[ProfileJobInfo]:
+        """One queued job per target device (None: whichever agent claims it).
+
+        Raises:
+            TooBusy: ``actor`` would have more than ``actor_limit`` jobs queued (0: no limit).
+        """
         with self._session() as session:
             get_row(session, ExportRow, export_id, "export")
+            if actor_limit > 0:
+                mine = session.scalar(select(func.count(ProfileJobRow.id)).where(
+                    ProfileJobRow.actor == actor, ProfileJobRow.status == JobStatus.QUEUED))
+                if mine + len(targets) > actor_limit:
+                    raise TooBusy(f"{actor} already has {mine} profiling jobs queued; {len(targets)} more would pass "
+                                  f"the limit of {actor_limit} (HOPPER_MAX_QUEUED_PROFILES)", retry_after=30,
+                                  field="export_id")
             for target in targets:
                 if target is not None:
                     get_row(session, DeviceRow, target, "device")
             rows = [ProfileJobRow(export_id=export_id, device_id=t, status=JobStatus.QUEUED, attempts=0,
-                                  max_attempts=max_attempts, runs=runs, warmup=warmup) for t in targets]
+                                  max_attempts=max_attempts, runs=runs, warmup=warmup, actor=actor) for t in targets]
             session.add_all(rows)
             session.flush()
             add_event(session, actor, "enqueue_profiling", "export", export_id,
@@ -304,8 +315,26 @@ class EdgeStore(Repository):
 
     # -- export requests ------------------------------------------------------------------------------------------
     def add_export_request(self, config_id: int, *, quantizations: list[str], profile: bool, origin: str,
-                           actor: str) -> ExportRequestInfo:
+                           actor: str, actor_limit: int = 0) -> ExportRequestInfo:
+        """Queue an export request; an identical one still queued or running is returned instead (``reused``).
+
+        Raises:
+            TooBusy: ``actor`` already has ``actor_limit`` requests queued or running (0: no limit).
+        """
         with self._session() as session:
+            pending = list(session.scalars(select(ExportRequestRow).where(
+                ExportRequestRow.config_id == config_id,
+                ExportRequestRow.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))))
+            for existing in pending:
+                if sorted(existing.quantizations) == sorted(quantizations) and existing.profile == profile:
+                    return ExportRequestInfo.from_row(existing, reused=True)
+            if actor_limit > 0:
+                mine = session.scalar(select(func.count(ExportRequestRow.id)).where(
+                    ExportRequestRow.actor == actor, ExportRequestRow.status.in_([JobStatus.QUEUED, JobStatus.RUNNING])))
+                if mine >= actor_limit:
+                    raise TooBusy(f"{actor} already has {mine} exports queued or running (the limit is {actor_limit},"
+                                  " HOPPER_MAX_QUEUED_EXPORTS); wait for them to finish", retry_after=30,
+                                  field="config_id")
             row = ExportRequestRow(config_id=config_id, quantizations=quantizations, profile=profile, origin=origin,
                                    status=JobStatus.QUEUED, actor=actor)
             session.add(row)
@@ -380,9 +409,30 @@ class EdgeStore(Repository):
     # ``stopping``; the worker ends the process, which marks itself ``stopped``. ``hopper serve-model`` run by
     # hand records itself as ``starting`` directly.
     def add_deployment(self, config_id: int, *, fmt: str, name: str, host: str, port: int | None, actor: str,
-                       status: DeploymentStatus) -> DeploymentInfo:
+                       status: DeploymentStatus, reuse: bool = False, actor_limit: int = 0) -> DeploymentInfo:
+        """A deployment row; with ``reuse`` an active (requested, starting, running) one of the same config and
+        format is returned instead (``reused``).
+
+        Raises:
+            TooBusy: ``actor`` already has ``actor_limit`` active deployments (0: no limit).
+        """
+        active = [DeploymentStatus.REQUESTED, DeploymentStatus.STARTING, DeploymentStatus.RUNNING]
         with self._session() as session:
-            row = DeploymentRow(config_id=config_id, format=fmt, name=name, host=host, port=port, status=status)
+            if reuse:
+                existing = session.scalars(select(DeploymentRow).where(
+                    DeploymentRow.config_id == config_id, DeploymentRow.format == fmt,
+                    DeploymentRow.status.in_(active)).order_by(DeploymentRow.id)).first()
+                if existing is not None:
+                    return DeploymentInfo.from_row(existing, reused=True)
+            if actor_limit > 0:
+                mine = session.scalar(select(func.count(DeploymentRow.id)).where(
+                    DeploymentRow.actor == actor, DeploymentRow.status.in_(active)))
+                if mine >= actor_limit:
+                    raise TooBusy(f"{actor} already has {mine} deployments requested or running (the limit is "
+                                  f"{actor_limit}, HOPPER_MAX_RUNNING_DEPLOYMENTS); stop one first", retry_after=30,
+                                  field="config_id")
+            row = DeploymentRow(config_id=config_id, format=fmt, name=name, host=host, port=port, status=status,
+                                actor=actor)
             session.add(row)
             session.flush()
             add_event(session, actor, "deploy_config", "config", config_id,

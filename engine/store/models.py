@@ -248,6 +248,7 @@ class ProfileJobRow(Base):
     result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    actor: Mapped[str | None] = mapped_column(String(100), nullable=True)  # who queued it (per-actor caps)
 
 
 class ProfileRow(Base):
@@ -287,6 +288,7 @@ class DeploymentRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    actor: Mapped[str | None] = mapped_column(String(100), nullable=True)  # who asked for it (per-actor caps)
 
 
 class ExportRequestRow(Base):
@@ -357,4 +359,22 @@ class WebSessionRow(Base):
     credential_id: Mapped[int | None] = mapped_column(ForeignKey("credential.id"), nullable=True, index=True)
     admin_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SchedulerLeaseRow(Base):
+    """Who runs the scheduler on this store: one row (id 1), taken by compare-and-set, renewed by heartbeats.
+
+    A second scheduler on the same store would dispatch the same (config, epoch, partition) twice; the lease
+    makes it refuse to start instead. A holder that dies stops renewing, and the row can be taken over once
+    ``expires_at`` has passed (the store's clock decides, never the newcomer's).
+    """
+
+    __tablename__ = "scheduler_lease"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime)

@@ -12,8 +12,13 @@ import time
 from hopper.mop_scheduler.backends._base import Backend, Completion, Lost, drain
 from hopper.mop_scheduler.worker.protocol import SubEpochResult, SubEpochTask
 from hopper.mop_scheduler.worker.runner import worker_environment
+from hopper.mop_scheduler.worker.validate import Limits, apply_limits, kill_group
 
 log = logging.getLogger("hopper.mop_scheduler.local")
+
+#: Training workers: no address-space or CPU limit (HOPPER_WORKER_MEMORY_MB watches resident memory instead,
+#: and training is long); files up to 16 GiB (checkpoints of large models); no core dumps.
+WORKER_LIMITS = Limits(memory_mb=0, cpu_seconds=0, processes=0, file_mb=16384)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -31,6 +36,9 @@ def _die_with_parent(parent: int) -> None:
 def _worker_main(index: int, threads: int, tasks: mp.Queue, results: mp.Queue, model_cache: int,
                  allowed_roots: tuple[str, ...], parent: int) -> None:
     _die_with_parent(parent)
+    # Contain user code: its own session and process group (killed as a whole), no core dumps, a file-size cap.
+    os.setsid()
+    apply_limits(WORKER_LIMITS)
     # TensorFlow reads these when it is first imported, which happens below, in this process.
     os.environ.update(worker_environment(threads))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scheduler decides when workers stop
@@ -42,6 +50,12 @@ def _worker_main(index: int, threads: int, tasks: mp.Queue, results: mp.Queue, m
         from hopper.mop_scheduler.worker.sandbox import install_guard
 
         install_guard((*allowed_roots, *hopper_package_roots()), os.path.join(allowed_roots[-1], "tmp", f"worker-{index}"))
+        import keras  # noqa: F401 - Hopper's own imports first: TensorFlow starts a helper process and uses ctypes
+        import tensorflow  # noqa: F401
+
+        from hopper.mop_scheduler.worker.sandbox import lock_down
+
+        lock_down()  # from here the user's model code may not start processes or load native code
     runner = SubEpochRunner(index, model_cache_size=model_cache)
     results.put(("ready", index, os.getpid()))
     while True:
@@ -123,6 +137,7 @@ class LocalBackend(Backend):
         for proc in self._procs.values():
             proc.join(max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
+                kill_group(proc.pid)
                 proc.kill()
                 proc.join(2)
         self._procs.clear()
@@ -173,6 +188,7 @@ class LocalBackend(Backend):
             if proc.is_alive() and not hung and over is None:
                 continue
             if hung or over is not None:
+                kill_group(proc.pid)
                 proc.kill()
                 proc.join(5)
             else:

@@ -3,9 +3,12 @@
 Python audit hooks refuse network connections and file access outside an allow-list (the roots the
 caller names, the interpreter's own files, /proc, /sys, /dev, and a private temp dir). This stops an uploaded
 script from casually reading ``/etc/shadow`` or phoning home, and turns the attempt into a clear
-error on its config. It is a guard rail, not a security boundary: code that uses ctypes or spawns a
-process can get around audit hooks. Run Hopper workers under a dedicated user (or a container)
-when scripts come from people you do not trust.
+error on its config. After ``lock_down()`` (called once Hopper's own imports are done, since TensorFlow itself starts a helper
+process and loads libraries with ctypes) the guard also refuses starting processes (``os.system``,
+``subprocess``, ``os.exec*``, ``os.fork``, ``posix_spawn``, ``pty.spawn``) and ``ctypes`` library loads and
+symbol lookups. It is a guard rail, not a security boundary: code that reaches the interpreter's internals
+(``_posixsubprocess``, a C extension of its own) can get around audit hooks. The boundaries below it are the
+process group with rlimits, the network namespace and the dedicated sandbox user (see the README).
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 _installed = False
+_locked = False
+_PROCESS_AND_FFI_EVENTS = frozenset({
+    "os.system", "subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
+    "pty.spawn", "ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "os.kill", "os.killpg"})
 # > 0 while Hopper itself does remote I/O (checkpoints at an fsspec URL) in a guarded worker. A counter,
 # not a context variable: fsspec's async filesystems connect from their own event-loop thread.
 _trusted_io = 0
@@ -44,6 +51,12 @@ def _system_roots() -> list[str]:
     # Site dirs a .pth file added (a venv layered on another one's packages): not in getsitepackages().
     roots.update(p for p in sys.path if os.path.basename(p.rstrip("/")) in ("site-packages", "dist-packages"))
     return [os.path.realpath(r) for r in roots if r]
+
+
+def lock_down() -> None:
+    """From now on, refuse starting processes, sending signals and ctypes loads (after Hopper's own imports)."""
+    global _locked
+    _locked = True
 
 
 def install_guard(allowed_roots: Iterable[str], private_tmp: str) -> None:
@@ -72,6 +85,9 @@ def install_guard(allowed_roots: Iterable[str], private_tmp: str) -> None:
     def hook(event: str, args: tuple) -> None:
         if _trusted_io:
             return
+        if _locked and event in _PROCESS_AND_FFI_EVENTS:
+            raise PermissionError(f"user code may not start processes, send signals or load native code "
+                                  f"({event} refused by Hopper's sandbox)")
         if event == "open":
             path = args[0]
             if isinstance(path, bytes):

@@ -7,68 +7,218 @@ prints one JSON line on stdout.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
+import pwd
 import resource
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from hopper.engine.entities import ScriptCheck
 
 _MARKER = "HOPPER-VALIDATION-RESULT "
+log = logging.getLogger("hopper.mop_scheduler.worker.validate")
 
 
-def _limit_resources(memory_mb: int):  # noqa: ANN202
-    def apply() -> None:
-        os.setsid()
-        if memory_mb > 0:
-            limit = memory_mb * 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    return apply
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of a process running user code, applied with ``setrlimit`` in the child before exec.
+
+    Zero means "no limit" for each. ``RLIMIT_NPROC`` counts every process of the (real) user, so it bites
+    hardest when user code runs as the dedicated sandbox user; root is exempt from it.
+    """
+
+    memory_mb: int = 4096  # address space (RLIMIT_AS): a 20 GiB allocation fails with MemoryError
+    cpu_seconds: int = 120  # CPU time (RLIMIT_CPU): SIGXCPU past it
+    processes: int = 256  # processes and threads of the user (RLIMIT_NPROC)
+    file_mb: int = 1024  # largest file written (RLIMIT_FSIZE): SIGXFSZ past it
+
+
+def apply_limits(limits: Limits) -> None:
+    """Set the limits on the calling process (and so on everything it starts); no core dumps either."""
+    mb = 1024 * 1024
+    for which, value in ((resource.RLIMIT_AS, limits.memory_mb * mb), (resource.RLIMIT_CPU, limits.cpu_seconds),
+                         (resource.RLIMIT_NPROC, limits.processes), (resource.RLIMIT_FSIZE, limits.file_mb * mb)):
+        if value > 0:
+            _soft, hard = resource.getrlimit(which)
+            value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            # CPU: SIGXCPU at the soft limit names the reason; SIGKILL at the hard one if it is ignored.
+            ceiling = value + 5 if which == resource.RLIMIT_CPU and hard == resource.RLIM_INFINITY else value
+            resource.setrlimit(which, (value, ceiling))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _contained_child(limits: Limits) -> None:
+    apply_limits(limits)
+    os.nice(10)  # a validation yields the CPU to the web server and the scheduler
+
+
+@functools.cache
+def _netns_prefix() -> tuple[str, ...]:
+    """``unshare --net --`` when it works here (root, util-linux): the child then has no network at all."""
+    tool = shutil.which("unshare")
+    if tool is None or os.geteuid() != 0:
+        return ()
+    try:
+        probe = subprocess.run([tool, "--net", "--", "true"], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    return (tool, "--net", "--") if probe.returncode == 0 else ()
+
+
+@functools.cache
+def sandbox_identity(user: str) -> tuple[int, int] | None:
+    """(uid, gid) of the sandbox user when this process runs as root, the user exists and can run this Python
+    with Hopper importable (probed once); else None, with a warning when the user exists but cannot."""
+    if not user or os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return None
+    try:
+        probe = subprocess.run([sys.executable, "-c", "import hopper.mop_scheduler.worker.validate"],
+                               user=entry.pw_uid, group=entry.pw_gid, extra_groups=[], capture_output=True,
+                               timeout=60, cwd="/", env={**os.environ, "HOME": "/"})
+        usable = probe.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        usable = False
+    if not usable:
+        log.warning("the sandbox user %s cannot run %s with Hopper importable (make the interpreter and the "
+                    "environment readable by it); user code runs as this process's user", user, sys.executable)
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL a whole process group (the child and everything it started that stayed in its session)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@dataclass(frozen=True)
+class Contained:
+    """What a contained run returned: exit code (negative: the signal), output, and whether it timed out."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    timed_out: bool
+
+
+def run_contained(command: Sequence[str], *, timeout: float, limits: Limits, env: dict[str, str] | None = None,
+                  user: str = "", network: bool = False) -> Contained:
+    """Run user code in its own session and process group, with rlimits, no network when possible, and the
+    sandbox user's identity when we are root; on timeout (and after it exits) the whole group is killed."""
+    identity = sandbox_identity(user)
+    prefix = () if network else _netns_prefix()
+    kwargs: dict = {}
+    if identity is not None and prefix:
+        # unshare needs root to make the namespace, then drops to the sandbox user (and no extra groups) itself
+        prefix = (*prefix[:-1], "--setgid", str(identity[1]), "--setuid", str(identity[0]), "--")
+    elif identity is not None:
+        kwargs.update(user=identity[0], group=identity[1], extra_groups=[])
+    # Output goes to files, not pipes: a background child that inherited a pipe would keep it open (and us
+    # waiting) after the child itself exited.
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        proc = subprocess.Popen([*prefix, *command], stdout=out_file, stderr=err_file, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True,
+                                preexec_fn=functools.partial(_contained_child, limits), **kwargs)
+        try:
+            proc.wait(timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            kill_group(proc.pid)  # the child on timeout, and whatever it left behind (a `sleep 300 &`)
+            proc.wait()
+        out_file.seek(0)
+        err_file.seek(0)
+        out = out_file.read().decode(errors="replace")
+        err = err_file.read().decode(errors="replace")
+    return Contained(proc.returncode, out or "", err or "", timed_out)
+
+
+_SIGNAL_REASONS = {signal.SIGXCPU: "it used more CPU time than the limit ({cpu} s, HOPPER_SCRIPT_CPU_SECONDS)",
+                   signal.SIGXFSZ: "it wrote a file larger than the limit ({file} MB, HOPPER_SCRIPT_FILE_MB)",
+                   signal.SIGKILL: "it was killed (out of memory?)",
+                   signal.SIGSEGV: "it crashed (segmentation fault)"}
 
 
 def validate_script(path: str | Path, entry_point: str = "build_model", *, input_shape: tuple = (64,),
                     n_outputs: int = 10, task: str = "classification", sample_config: dict | None = None,
-                    timeout: float = 60.0, memory_mb: int = 0, allowed_roots: Sequence[str] = ()) -> ScriptCheck:
-    """Import the script and build one model in a separate process, within a time limit.
+                    timeout: float = 60.0, memory_mb: int = 4096, allowed_roots: Sequence[str] = (),
+                    cpu_seconds: int = 120, processes: int = 256, file_mb: int = 1024, user: str = "",
+                    limits: Limits | None = None) -> ScriptCheck:
+    """Import the script and build one model in a contained child process, within a time limit.
 
     Returns:
         a ScriptCheck; ``ok`` is False with the reason and traceback when the script is unusable.
     """
+    limits = limits or Limits(memory_mb=memory_mb, cpu_seconds=cpu_seconds, processes=processes, file_mb=file_mb)
     args = {"path": str(path), "entry_point": entry_point, "input_shape": list(input_shape),
             "n_outputs": n_outputs, "task": task, "sample_config": sample_config or {},
             "allowed_roots": [str(r) for r in allowed_roots]}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    identity = sandbox_identity(user)
+    run_dir = None
+    if identity is not None:
+        # The sandbox user gets a private copy of the script in a directory of its own (and its HOME there):
+        # it cannot read the stored scripts, the store or the token, which stay the server user's.
+        run_dir = tempfile.mkdtemp(prefix="hopper-validate-")
+        copy = os.path.join(run_dir, "script.py")
+        shutil.copyfile(path, copy)
+        for item in (run_dir, copy):
+            os.chown(item, *identity)
+        args["path"], env["HOME"] = copy, run_dir
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "hopper.mop_scheduler.worker.validate", json.dumps(args)],
-            capture_output=True, text=True, timeout=timeout, env=env, preexec_fn=_limit_resources(memory_mb),
-        )
-    except subprocess.TimeoutExpired:
+        proc = run_contained([sys.executable, "-m", "hopper.mop_scheduler.worker.validate", json.dumps(args)],
+                             timeout=timeout, limits=limits, env=env, user=user)
+    finally:
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    if proc.timed_out:
         return ScriptCheck(False, None, f"the script did not finish building a model within {timeout:g} s "
-                           "(does it loop forever or train at import?)")
+                           "(does it loop forever or train at import?); its process group was killed")
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(_MARKER):
             data = json.loads(line[len(_MARKER):])
             data["notes"] = tuple(data.get("notes") or ())
             return ScriptCheck(**data)
     tail = (proc.stderr or "").strip().splitlines()[-15:]
-    return ScriptCheck(False, None, f"the validation process died (exit code {proc.returncode})",
-                       details="\n".join(tail))
+    reason = f"exit code {proc.returncode}"
+    if proc.returncode < 0:
+        template = _SIGNAL_REASONS.get(-proc.returncode)
+        name = signal.Signals(-proc.returncode).name
+        reason = f"{name}: " + (template.format(cpu=limits.cpu_seconds, file=limits.file_mb) if template else name)
+    return ScriptCheck(False, None, f"the validation process died ({reason})", details="\n".join(tail))
 
 
 def _child(args: dict) -> ScriptCheck:
     from hopper.engine.errors import HopperError
     from hopper.mop_scheduler.worker import hopper_package_roots
     from hopper.mop_scheduler.worker.factory import ModelFactory
-    from hopper.mop_scheduler.worker.sandbox import install_guard
+    from hopper.mop_scheduler.worker.sandbox import install_guard, lock_down
 
     script_dir = os.path.dirname(os.path.realpath(args["path"]))
     install_guard([script_dir, *args.get("allowed_roots", []), *hopper_package_roots()],
                   os.path.join(script_dir, "tmp", str(os.getpid())))
+    # Hopper's own imports may start helper processes and load libraries; the user's code may not.
+    import keras  # noqa: F401
+    import tensorflow  # noqa: F401
+
+    lock_down()
     stage = "import"
     try:
         factory = ModelFactory("script:" + args["path"], tuple(args["input_shape"]), int(args["n_outputs"]),

@@ -294,3 +294,39 @@ def test_privacy_blocks_are_committed_with_their_sub_epoch_and_inherited_by_clon
         store.configs.transition(tight_config, ConfigStatus.QUEUED, action="resume", actor="a")
     rows = store.schedule.list_sub_epochs(config_id=tight_config)
     assert [r.outcome for r in rows] == ["ok", "ok"]
+
+
+def test_scheduler_lease_compare_and_set(migrated_store):
+    """One holder at a time; the holder renews; an expired lease is taken over; only the holder releases."""
+    import threading
+    import time
+
+    store = migrated_store
+    assert store.lease.holder() is None
+    # Eight schedulers race for a free lease: exactly one wins, and all agree on who.
+    results: list[tuple[bool, str]] = []
+    barrier = threading.Barrier(8)
+
+    def race(i: int) -> None:
+        barrier.wait()
+        taken, info = store.lease.acquire(f"h{i}", "host", 1000 + i, 30)
+        results.append((taken, info.holder))
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    winners = [holder for taken, holder in results if taken]
+    assert len(results) == 8 and len(winners) == 1 and {h for _, h in results} == {winners[0]}
+    winner = winners[0]
+    assert store.lease.renew(winner, 0.3) and not store.lease.renew("someone", 0.3)
+    assert not store.lease.release("someone") and store.lease.holder().holder == winner
+    deadline = time.monotonic() + 10
+    while not store.lease.acquire("late", "host2", 7, 30)[0]:
+        assert time.monotonic() < deadline, "the expired lease was never taken over"
+        time.sleep(0.05)
+    assert not store.lease.renew(winner, 30), "the old holder lost it"
+    info = store.lease.holder()
+    assert (info.holder, info.host, info.pid) == ("late", "host2", 7) and info.expires_at > info.heartbeat_at
+    assert store.lease.release("late") and store.lease.holder() is None

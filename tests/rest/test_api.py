@@ -136,14 +136,30 @@ def test_dataset_and_script_endpoints(client, settings):
     created = client.post("/api/v1/datasets", json={"name": "t", "path": str(csv)})
     assert created.status_code == 201 and created.json["task"] == "classification"
     _error(client.post("/api/v1/datasets", json={"name": "t", "path": str(csv)}), 409)
+    _error(client.post("/api/v1/scripts", json={"name": "syntax.py", "content": "def (:\n"}), 422, "script")
     rejected = client.post("/api/v1/scripts", json={"name": "bad.py", "content": "def build_model(c):\n  return 1\n"})
-    err = _error(rejected, 422, "script")
-    assert "not a keras.Model" in err["message"] and "Traceback" in err["details"]
+    assert rejected.status_code == 202 and rejected.json["validation"]["state"] == "pending"
+    done = _poll_script(client, rejected.json["id"])
+    assert done["validation"]["state"] == "rejected" and not done["valid"]
+    assert "not a keras.Model" in done["validation"]["message"] and "Traceback" in done["validation"]["details"]
     ok = client.post("/api/v1/scripts", json={"name": "ok.py", "entry_point": "b", "dataset": "digits", "content":
                      "import keras\ndef b(c):\n  return keras.Sequential([keras.Input(c['input_shape']),"
                      "keras.layers.Flatten(),keras.layers.Dense(10,activation='softmax')])\n"})
-    assert ok.status_code == 201 and ok.json["valid"]
-    assert client.get(f"/api/v1/scripts/{ok.json['id']}").json["kind"] == "config_fn"
+    assert ok.status_code == 202 and not ok.json["valid"]
+    done = _poll_script(client, ok.json["id"])
+    assert done["valid"] and done["kind"] == "config_fn" and done["validation"]["state"] == "accepted"
+
+
+def _poll_script(client, script_id, timeout=180):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/api/v1/scripts/{script_id}").json
+        if body["validation"]["state"] != "pending":
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"script {script_id} still pending after {timeout} s")
 
 
 def test_openapi_document_covers_every_route(client):
