@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from hopper.engine.errors import HopperError, ScriptRejected, TooBusy
 from hopper.engine.services import Services
-from hopper.rest._api import access_levels
+from hopper.rest._api import access_levels, scrub_paths
 from hopper.rest.gate import install_gate
 from hopper.rest.openapi import build_document, render_reference
 from hopper.rest.routes import api
@@ -47,24 +47,6 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     response = jsonify({"error": {"code": code, "message": message, "field": field, **extra}})
     response.status_code = status
     return response
-
-
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/>])(/[^\s\"'(),:;<>]+)+")
-
-
-def scrub_paths(text: str, settings: object) -> str:
-    """``text`` with the server's own paths named, not spelt: an error answer must not map the server's disk.
-
-    Hopper's directories become ``<artifacts>``, ``<data root>``, ``<hopper home>``; any other absolute path
-    (a traceback's ``/usr/lib/python3.11/...``) is cut to its last part.
-    """
-    named = [(str(getattr(settings, "artifact_dir", "")), "<artifacts>"),
-             *((str(root), "<data root>") for root in getattr(settings, "data_roots", ())),
-             (str(getattr(settings, "home", "")), "<hopper home>")]
-    for path, name in sorted(named, key=lambda item: -len(item[0])):
-        if len(path) > 1:
-            text = text.replace(path, name)
-    return _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
 
 
 def create_app(services: Services, *, token: str | Callable[[], str] | None, secret_key: str, flask_app: Flask | None = None,

@@ -15,6 +15,23 @@ from pydantic import BaseModel
 from hopper.engine.errors import ValidationError
 from hopper.engine.specs import parse_spec
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/>])(/[^\s\"'(),:;<>]+)+")
+
+
+def scrub_paths(text: str, settings: object) -> str:
+    """``text`` with the server's own paths named, not spelt: an error answer must not map the server's disk.
+
+    Hopper's directories become ``<artifacts>``, ``<data root>``, ``<hopper home>``; any other absolute path
+    (a traceback's ``/usr/lib/python3.11/...``) is cut to its last part.
+    """
+    named = [(str(getattr(settings, "artifact_dir", "")), "<artifacts>"),
+             *((str(root), "<data root>") for root in getattr(settings, "data_roots", ())),
+             (str(getattr(settings, "home", "")), "<hopper home>")]
+    for path, name in sorted(named, key=lambda item: -len(item[0])):
+        if len(path) > 1:
+            text = text.replace(path, name)
+    return _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
+
 
 @dataclass(frozen=True)
 class Route:

@@ -7,7 +7,7 @@ from flask import jsonify, request, send_file
 from hopper.engine.entities import Role
 from hopper.engine.errors import ValidationError
 from hopper.engine.specs import DatasetSpec, WorkloadSpec
-from hopper.rest._api import Api, actor, int_arg, principal, services
+from hopper.rest._api import Api, actor, int_arg, principal, scrub_paths, services
 from hopper.rest.schemas import (
     AddConfigBody,
     CloneBody,
@@ -189,15 +189,27 @@ def upload_script(body: ScriptBody):  # noqa: ANN201
     until it is accepted or rejected (with the reason and traceback). When the validation pool and its queue are
     full the upload is refused with 429 and a ``Retry-After`` header.
     """
-    return services().upload_script(body.name, body.content, entry_point=body.entry_point, dataset=body.dataset,
-                                    actor=actor(), wait=False).to_dict()
+    return _script_json(services().upload_script(body.name, body.content, entry_point=body.entry_point,
+                                                 dataset=body.dataset, actor=actor(), wait=False))
 
 
 @api.route("GET", "/scripts/<int:script_id>", tag="scripts",
            errors=(NOT_FOUND,))
 def get_script(script_id: int):  # noqa: ANN201
-    """Show a script's validation result."""
-    return services().get_script(script_id).to_dict()
+    """Show a script's validation result (its message and traceback name no server path)."""
+    return _script_json(services().get_script(script_id))
+
+
+def _script_json(script) -> dict:  # noqa: ANN001
+    """A script as JSON, its validation's message and traceback scrubbed of the server's paths like 4xx errors."""
+    out = script.to_dict()
+    settings = services().settings
+    validation = dict(out.get("validation") or {})
+    for key in ("message", "details"):
+        if isinstance(validation.get(key), str):
+            validation[key] = scrub_paths(validation[key], settings)
+    out["validation"] = validation
+    return out
 
 
 # -- audit --------------------------------------------------------------------------------------------

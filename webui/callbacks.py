@@ -27,6 +27,9 @@ from hopper.rest.gate import require_editor
 from hopper.webui import figures, layout
 
 ACTOR = "web"  # who the audit log names for UI changes made outside a request (unit tests)
+# The wizard's privacy inputs, in privacy_options()'s order.
+PRIVACY_STATES = [State(f"wiz-{name}", "value") for name in
+                  ("private", "dp-clip", "dp-mode", "dp-value", "dp-delta", "dp-micro")]
 
 
 def ok(message: str) -> html.Span:
@@ -151,16 +154,54 @@ def validate_space(text: str | None, procedure: str | None) -> html.Span:
     return ok(f"valid: {len(space.names())} parameters")
 
 
+def privacy_options(enabled: list | None, clip: float | None, mode: str | None, value: float | None,
+                    delta: float | None, microbatches: int | None) -> dict | None:
+    """The wizard's privacy inputs as a spec's ``privacy`` section (None when private training is off).
+
+    Empty boxes are left out, so the spec's own validation names what is missing.
+    """
+    if not enabled or "dp" not in enabled:
+        return None
+    options: dict[str, Any] = {"l2_norm_clip": clip, "delta": delta, "microbatches": microbatches}
+    options[mode or "target_epsilon"] = value
+    return {k: v for k, v in options.items() if v not in (None, "")}
+
+
+def privacy_feedback(services: Services, enabled: list | None, clip: float | None, mode: str | None,
+                     value: float | None, delta: float | None, microbatches: int | None,
+                     dataset: str | None) -> html.Span | str:
+    """Live feedback under the privacy inputs: what is wrong, or what a launch would warn about."""
+    options = privacy_options(enabled, clip, mode, value, delta, microbatches)
+    if options is None:
+        return ""
+    try:
+        warnings = services.check_privacy(options, dataset or None)
+    except HopperError as exc:
+        return error(exc)
+    if warnings:
+        return html.Span("warning: " + "; ".join(warnings), className="warn")
+    noise = (f"epsilon at most {options['target_epsilon']:g}" if "target_epsilon" in options
+             else f"noise multiplier {options.get('noise_multiplier', 0):g}")
+    return ok(f"valid: DP-SGD with clip {options.get('l2_norm_clip', 1.0):g}, {noise}, "
+              f"delta {options.get('delta', 1e-5):g}")
+
+
 def launch_workload(services: Services, name: str | None, description: str | None, model: str | None,  # noqa: PLR0913
                     dataset: str | None, procedure: str | None, space: str | None, epochs: int | None,
-                    configs: int | None, metric: str | None, direction: str | None) -> tuple[Any, Any]:
-    """Launch a workload from the wizard: (notice, the new workload's path) or (error notice, no_update)."""
+                    configs: int | None, metric: str | None, direction: str | None,
+                    privacy: dict | None = None) -> tuple[Any, Any]:
+    """Launch a workload from the wizard: (notice, the new workload's path) or (error notice, no_update).
+
+    ``privacy`` is :func:`privacy_options` of the wizard's privacy inputs.
+    """
     try:
         spec: dict[str, Any] = {
             "name": name or "", "description": description or "", "dataset": dataset or "",
             "procedure": procedure, "space": parse_mapping(space, "space") or None,
             "objectives": [{"metric": metric or "", "direction": direction}], "max_epochs": epochs or 0,
         }
+        if privacy is not None:
+            spec["privacy"] = privacy
         if procedure in ("random", "tpe") or (procedure == "grid" and configs and configs < 1):
             spec["max_configs"] = configs
         if model and model.startswith("script:"):
@@ -170,7 +211,10 @@ def launch_workload(services: Services, name: str | None, description: str | Non
         workload = services.launch_workload(spec, actor=require_editor(ACTOR))
     except HopperError as exc:
         return error(exc), no_update
-    return ok(f"workload {workload.id} launched"), f"/workloads/{workload.id}"
+    notice = ok(f"workload {workload.id} launched")
+    if workload.warnings:
+        notice = html.Span([notice, html.Span(" warning: " + "; ".join(workload.warnings), className="warn")])
+    return notice, f"/workloads/{workload.id}"
 
 
 def register_dataset(services: Services, name: str | None, path: str | None, features: str | None,
@@ -415,8 +459,17 @@ def register_callbacks(app: Dash, services: Services,
        Input("wiz-launch", "n_clicks"), State("wiz-name", "value"), State("wiz-description", "value"),
        State("wiz-model", "value"), State("wiz-dataset", "value"), State("wiz-procedure", "value"),
        State("wiz-space", "value"), State("wiz-epochs", "value"), State("wiz-configs", "value"),
-       State("wiz-metric", "value"), State("wiz-direction", "value"), prevent_initial_call=True)(
-        lambda n, *form: launch_workload(services, *form) if n else (no_update, no_update))
+       State("wiz-metric", "value"), State("wiz-direction", "value"),
+       *PRIVACY_STATES, prevent_initial_call=True)(
+        lambda n, *form: launch_workload(services, *form[:10], privacy_options(*form[10:])) if n
+        else (no_update, no_update))
+
+    cb(Output("wiz-dp-feedback", "children"), Output("wiz-dp-fields", "style"),
+       Input("wiz-private", "value"), Input("wiz-dp-clip", "value"), Input("wiz-dp-mode", "value"),
+       Input("wiz-dp-value", "value"), Input("wiz-dp-delta", "value"), Input("wiz-dp-micro", "value"),
+       Input("wiz-dataset", "value"))(
+        lambda enabled, *rest: (privacy_feedback(services, enabled, *rest),
+                                {} if enabled and "dp" in enabled else {"display": "none"}))
 
     cb(Output("ds-notice", "children"), Input("ds-register", "n_clicks"), State("ds-name", "value"),
        State("ds-path", "value"), State("ds-features", "value"), State("ds-label", "value"),

@@ -95,6 +95,23 @@ def workloads_page(datasets: list, scripts: list) -> html.Div:
                     field("Direction", dcc.Dropdown(id="wiz-direction", clearable=False, value="max", options=[
                         {"label": "maximise", "value": "max"}, {"label": "minimise", "value": "min"}]), width="49%"),
                 ], className="row"),
+                dcc.Checklist(id="wiz-private", options=[{"label": " Train privately (DP-SGD)", "value": "dp"}],
+                              value=[]),
+                html.Div([
+                    field("Clip norm C", dcc.Input(id="wiz-dp-clip", type="number", value=1.0, className="input"),
+                          width="18%"),
+                    field("Noise from", dcc.Dropdown(id="wiz-dp-mode", clearable=False, value="target_epsilon",
+                                                     options=[{"label": "target epsilon", "value": "target_epsilon"},
+                                                              {"label": "noise multiplier", "value": "noise_multiplier"}]),
+                          width="28%"),
+                    field("Value", dcc.Input(id="wiz-dp-value", type="number", value=8, className="input"),
+                          width="14%"),
+                    field("Delta", dcc.Input(id="wiz-dp-delta", type="number", value=1e-5, className="input"),
+                          width="18%"),
+                    field("Microbatches", dcc.Input(id="wiz-dp-micro", type="number", min=1, className="input",
+                                                    placeholder="per example"), width="18%"),
+                ], className="row", id="wiz-dp-fields"),
+                html.Div(id="wiz-dp-feedback", className="feedback"),
             ], className="col"),
             html.Div([
                 html.Div([

@@ -106,6 +106,23 @@ class SteeringServices(ServiceContext):
             warm_start_checkpoint_id=warm_start_checkpoint_id, export_top_k=spec.export_top_k,
         )
 
+    def check_privacy(self, options: dict, dataset: str | int | None = None) -> list[str]:
+        """Validate a workload's ``privacy`` section on its own (the launch form checks it as people type).
+
+        Returns the warnings a launch would record (delta not below 1/N for the dataset's training rows, no
+        noise at all); raises ``ValidationError`` naming the field (``privacy.delta``) when it is invalid.
+        """
+        try:
+            parsed = parse_spec(PrivacySpec, options)
+        except ValidationError as exc:
+            field = f"privacy.{exc.field}" if exc.field else "privacy"
+            message = exc.message.removeprefix(": ")  # a rule over several fields has no location
+            if not message.startswith("privacy") and not message.startswith("set exactly"):
+                message = f"privacy.{message}"
+            raise ValidationError(message, field=field) from None
+        n_rows = self.store.datasets.get(dataset).n_train if dataset not in (None, "") else 0
+        return parsed.warnings(n_rows)
+
     def list_workloads(self) -> list[WorkloadInfo]:
         """Every workload with its config counts by status and its best config so far."""
         return self.store.workloads.list()

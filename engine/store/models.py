@@ -359,6 +359,7 @@ class WebSessionRow(Base):
     credential_id: Mapped[int | None] = mapped_column(ForeignKey("credential.id"), nullable=True, index=True)
     admin_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class SchedulerLeaseRow(Base):

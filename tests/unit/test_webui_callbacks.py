@@ -173,3 +173,35 @@ def test_device_tables_and_events(services, workload):
     figure, devices = cb.pareto_figure(services, workload.id, "latency", None)
     assert isinstance(figure, go.Figure) and devices == []
     assert cb.pareto_config(services, None, workload.id) is no_update
+
+
+def test_the_wizards_privacy_inputs_are_checked_as_people_type(services, digits):
+    off = cb.privacy_feedback(services, [], 1.0, "target_epsilon", 8, 1e-5, None, "digits")
+    assert off == "" and cb.privacy_options([], 1.0, "target_epsilon", 8, 1e-5, None) is None
+    good = cb.privacy_feedback(services, ["dp"], 1.0, "target_epsilon", 8, 1e-5, None, "digits")
+    assert good.className == "ok" and "epsilon at most 8" in _text(good)
+    bad = cb.privacy_feedback(services, ["dp"], 1.0, "noise_multiplier", 1.0, 1.5, None, "digits")
+    assert _is_error(bad) and "[privacy.delta]" in _text(bad)
+    negative = cb.privacy_feedback(services, ["dp"], -1.0, "noise_multiplier", 1.0, 1e-5, None, "digits")
+    assert _is_error(negative) and "[privacy.l2_norm_clip]" in _text(negative)
+    missing = cb.privacy_feedback(services, ["dp"], 1.0, "target_epsilon", None, 1e-5, None, "digits")
+    assert _is_error(missing) and "exactly one of" in _text(missing)
+    n_train = services.get_dataset("digits").n_train
+    loose = cb.privacy_feedback(services, ["dp"], 1.0, "noise_multiplier", 1.0, 2.0 / n_train, None, "digits")
+    assert loose.className == "warn" and "not below 1/N" in _text(loose)
+
+
+def test_a_private_launch_from_the_wizard_stores_the_privacy_section_and_shows_its_warning(services, digits):
+    n_train = services.get_dataset("digits").n_train
+    privacy = cb.privacy_options(["dp"], 1.0, "noise_multiplier", 1.1, 2.0 / n_train, None)
+    notice, path = cb.launch_workload(services, "private", "", "mlp", "digits", "grid", GRID, 2, None,
+                                      "val_accuracy", "max", privacy)
+    assert "launched" in _text(notice) and "not below 1/N" in _text(notice)
+    workload = services.get_workload(int(path.rsplit("/", 1)[1]))
+    assert workload.privacy["noise_multiplier"] == 1.1 and workload.privacy["delta"] == 2.0 / n_train
+    assert workload.warnings and "not below 1/N" in workload.warnings[0]
+    bad = cb.privacy_options(["dp"], 0.0, "noise_multiplier", 1.1, 1e-5, None)
+    notice, path = cb.launch_workload(services, "bad", "", "mlp", "digits", "grid", GRID, 2, None,
+                                      "val_accuracy", "max", bad)
+    assert _is_error(notice) and "[privacy.l2_norm_clip]" in _text(notice) and path is no_update
+    assert [w.name for w in services.list_workloads()] == ["private"]
