@@ -27,7 +27,7 @@ from hopper.mop_scheduler.backends import Backend, Completion, make_backend
 from hopper.mop_scheduler.ledger import MAX_CONSECUTIVE_LOSSES, EpochReport, Ledger
 from hopper.mop_scheduler.policy import Assignment, MopPolicy, Snapshot, visit_key
 from hopper.mop_scheduler.worker.checkpoints import join_location
-from hopper.mop_scheduler.worker.protocol import DatasetRef, SubEpochTask
+from hopper.mop_scheduler.worker.protocol import SubEpochTask
 
 __all__ = ["MAX_CONSECUTIVE_LOSSES", "EpochReport", "Scheduler", "visit_key"]
 
@@ -275,14 +275,11 @@ class Scheduler:
                                                     scripts=self._scripts)
         if start is None:
             return None
-        layout = start.dataset
-        dataset = DatasetRef(layout.dataset_id, layout.partition_paths, layout.validation_path, layout.feature_shape,
-                             layout.n_outputs, layout.task)
         out_path = join_location(self.settings.checkpoint_location, f"workload-{start.workload_id}",
                                  f"config-{start.config_id}", f"e{start.epoch:04d}-p{worker:03d}-s{start.sub_epoch_id}.npz")
         return SubEpochTask(
             sub_epoch_id=start.sub_epoch_id, config_id=start.config_id, epoch=start.epoch, partition=worker,
-            model_ref=start.model_ref, entry_point=start.entry_point, hparams=start.hparams, dataset=dataset,
+            model_ref=start.model_ref, entry_point=start.entry_point, hparams=start.hparams, dataset=start.dataset,
             out_path=str(out_path), seed=visit_key(start.workload_seed, start.config_id, start.epoch, worker),
             evaluate=evaluate, in_checkpoint=start.in_checkpoint, warm_start=start.warm_start, privacy=start.privacy,
         )

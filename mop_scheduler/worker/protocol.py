@@ -9,15 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True)
-class DatasetRef:
-    dataset_id: int
-    partition_paths: tuple[str, ...]
-    validation_path: str
-    feature_shape: tuple[int, ...]
-    n_outputs: int
-    task: str
+from hopper.engine.entities import DatasetLayout
 
 
 @dataclass(frozen=True)
@@ -31,7 +23,7 @@ class SubEpochTask:
     model_ref: str
     entry_point: str
     hparams: dict
-    dataset: DatasetRef
+    dataset: DatasetLayout  # where the partitions lie, as the store describes them
     out_path: str
     seed: int
     evaluate: bool

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from hopper.engine.catalog import default_for
-from hopper.mop_scheduler.worker.protocol import DatasetRef, SubEpochResult, SubEpochTask
+from hopper.engine.entities import DatasetLayout
+from hopper.mop_scheduler.worker.protocol import SubEpochResult, SubEpochTask
 
 log = logging.getLogger("hopper.mop_scheduler.worker.runner")
 
@@ -62,12 +63,12 @@ class SubEpochRunner:
             self._reader = read_partition
         return self._reader(path, feature_shape)
 
-    def _partition(self, ref: DatasetRef, partition: int) -> tuple[Any, Any]:
+    def _partition(self, ref: DatasetLayout, partition: int) -> tuple[Any, Any]:
         if ref.dataset_id not in self._data:
             self._data[ref.dataset_id] = self._read(ref.partition_paths[partition], ref.feature_shape)
         return self._data[ref.dataset_id]
 
-    def _validation_split(self, ref: DatasetRef) -> tuple[Any, Any]:
+    def _validation_split(self, ref: DatasetLayout) -> tuple[Any, Any]:
         if ref.dataset_id not in self._validation:
             self._validation[ref.dataset_id] = self._read(ref.validation_path, ref.feature_shape)
         return self._validation[ref.dataset_id]

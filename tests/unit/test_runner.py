@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from hopper.engine.catalog import COMMON_HPARAMS, default_for
+from hopper.engine.entities import DatasetLayout
 from hopper.mop_scheduler.worker.checkpoints import load_checkpoint
-from hopper.mop_scheduler.worker.protocol import DatasetRef, SubEpochResult, SubEpochTask
+from hopper.mop_scheduler.worker.protocol import SubEpochResult, SubEpochTask
 
 SHAPE, CLASSES = (8,), 3
 
@@ -19,8 +20,8 @@ def _data(path: str, feature_shape) -> tuple[np.ndarray, np.ndarray]:  # noqa: A
     return rng.random((64, *feature_shape), dtype=np.float32), rng.integers(0, CLASSES, 64)
 
 
-REF = DatasetRef(dataset_id=1, partition_paths=("train-0",), validation_path="val", feature_shape=SHAPE,
-                 n_outputs=CLASSES, task="classification")
+REF = DatasetLayout(dataset_id=1, partition_paths=("train-0",), validation_path="val", feature_shape=SHAPE,
+                    n_outputs=CLASSES, task="classification", schema={})
 
 
 def _task(config_id: int, out_path, hparams: dict, *, in_checkpoint=None, warm_start=None,  # noqa: ANN001
