@@ -10,8 +10,8 @@ run: $(STAMP)
 	$(VENV)/bin/hopper run
 
 # Coverage of this process (see [tool.coverage] in pyproject.toml); the floor is the suite's figure rounded
-# down, so it only ever moves up. HOPPER_INVENTORY_CHECK=1: fail when a CLI command or API route went untested.
-COVERAGE_FLOOR ?= 80
+# down (82.9 % on 2026-11-26), so it only ever moves up. HOPPER_INVENTORY_CHECK=1: fail when a CLI command or API route went untested.
+COVERAGE_FLOOR ?= 82
 
 test: $(STAMP) test-deps
 	HOPPER_INVENTORY_CHECK=1 $(PY) -m pytest --cov --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR) tests
