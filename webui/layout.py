@@ -162,7 +162,9 @@ def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
                 {"name": "priority", "id": "priority"}, {"name": "epochs", "id": "epochs_done"},
                 {"name": "origin", "id": "origin"}, {"name": "hparams", "id": "hparams_text"},
                 {"name": metric, "id": "objective"}, {"name": "val_loss", "id": "val_loss"},
-                {"name": "epsilon", "id": "epsilon"}, {"name": "version", "id": "version"}],
+                # epsilon only means something for a private workload; elsewhere it would be an empty column
+                *([{"name": "epsilon", "id": "epsilon"}] if workload.privacy else []),
+                {"name": "version", "id": "version"}],
             data=[], row_selectable="single", sort_action="native", page_size=15,
             tooltip_duration=None, **TABLE_STYLE),
         html.Div([
@@ -211,7 +213,8 @@ def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
         html.Div([
             html.Div([field("Curve metric", dcc.Dropdown(
                 id="curve-metric", value=metric, clearable=False,
-                options=["val_accuracy", "val_loss", "train_accuracy", "train_loss", "epoch_seconds", "epsilon"]),
+                options=["val_accuracy", "val_loss", "train_accuracy", "train_loss", "epoch_seconds",
+                         *(["epsilon"] if workload.privacy else [])]),
                 width="30%")],
                 className="row"),
             dcc.Graph(id="graph-curves", config={"displaylogo": False}),

@@ -205,3 +205,32 @@ def test_a_private_launch_from_the_wizard_stores_the_privacy_section_and_shows_i
                                       "val_accuracy", "max", bad)
     assert _is_error(notice) and "[privacy.l2_norm_clip]" in _text(notice) and path is no_update
     assert [w.name for w in services.list_workloads()] == ["private"]
+
+
+def test_the_epsilon_column_and_curve_appear_only_for_private_workloads(services, digits):
+    from hopper.webui import layout
+
+    def columns(page) -> tuple[list[str], list[str]]:  # noqa: ANN001
+        found: dict[str, object] = {}
+
+        def walk(node) -> None:  # noqa: ANN001
+            if getattr(node, "id", None) in ("cfg-table", "curve-metric"):
+                found[node.id] = node
+            children = getattr(node, "children", None)
+            for child in children if isinstance(children, list) else [children]:
+                if child is not None and not isinstance(child, str | int | float):
+                    walk(child)
+
+        walk(page)
+        return [c["id"] for c in found["cfg-table"].columns], list(found["curve-metric"].options)
+
+    _, plain_path = _launch(services, name="plain")
+    plain = services.get_workload(int(plain_path.rsplit("/", 1)[1]))
+    privacy = cb.privacy_options(["dp"], 1.0, "noise_multiplier", 1.1, 1e-5, None)
+    _, private_path = cb.launch_workload(services, "private", "", "mlp", "digits", "grid", GRID, 2, None,
+                                         "val_accuracy", "max", privacy)
+    private = services.get_workload(int(private_path.rsplit("/", 1)[1]))
+    table, curves = columns(layout.detail_page(plain, None))
+    assert "epsilon" not in table and "epsilon" not in curves
+    table, curves = columns(layout.detail_page(private, None))
+    assert "epsilon" in table and "epsilon" in curves
