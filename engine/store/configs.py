@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import func, select
+from sqlalchemy.orm.exc import StaleDataError
 
 from hopper.engine.entities import CheckpointInfo, ConfigInfo, DatasetInfo, ExportSource
 from hopper.engine.errors import Conflict, InvalidState
@@ -10,6 +13,8 @@ from hopper.engine.status import ConfigStatus, WorkloadStatus, check_transition
 from hopper.engine.store._common import Repository, add_event, get_row
 from hopper.engine.store.models import CheckpointRow, ConfigRow, DatasetRow, MetricRow, ScriptRow, WorkloadRow
 from hopper.engine.store.workloads import reopen
+
+_STALE_RETRIES = 5
 
 
 def snapshot(row: ConfigRow) -> dict:
@@ -24,6 +29,22 @@ def check_version(row: ConfigRow, expected_version: int | None) -> None:
             "loaded it; reload and try again",
             field="version",
         )
+
+
+def _unasserted_retry(write: Callable[[], ConfigInfo], expected_version: int | None) -> ConfigInfo:
+    """Run a read-modify-write of a config; when the caller asserted no version, re-run it if the scheduler
+    committed the same row in between (the optimistic lock fired), as the person's intent still applies.
+
+    With an ``expected_version`` the conflict is the caller's answer: they acted on a state that is gone.
+    """
+    for attempt in range(_STALE_RETRIES):
+        try:
+            return write()
+        except Conflict as exc:
+            if expected_version is not None or not isinstance(exc.__cause__, StaleDataError) \
+                    or attempt == _STALE_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _latest_checkpoint(session, config: ConfigRow) -> CheckpointRow | None:  # noqa: ANN001
@@ -60,6 +81,12 @@ class ConfigStore(Repository):
     def transition(self, config_id: int, target: ConfigStatus, *, action: str, actor: str,
                    expected_version: int | None = None, clear_error: bool = False) -> ConfigInfo:
         """Move a config to ``target`` if the transition table allows it from where it is (audited)."""
+        return _unasserted_retry(lambda: self._transition(config_id, target, action=action, actor=actor,
+                                                          expected_version=expected_version,
+                                                          clear_error=clear_error), expected_version)
+
+    def _transition(self, config_id: int, target: ConfigStatus, *, action: str, actor: str,
+                    expected_version: int | None, clear_error: bool) -> ConfigInfo:
         with self._session() as session:
             row = get_row(session, ConfigRow, config_id, "config")
             check_version(row, expected_version)
@@ -76,6 +103,12 @@ class ConfigStore(Repository):
 
     def set_priority(self, config_id: int, priority: int, *, actor: str,
                      expected_version: int | None = None) -> ConfigInfo:
+        """Set a config's priority (audited)."""
+        return _unasserted_retry(lambda: self._set_priority(config_id, priority, actor=actor,
+                                                            expected_version=expected_version), expected_version)
+
+    def _set_priority(self, config_id: int, priority: int, *, actor: str,
+                      expected_version: int | None) -> ConfigInfo:
         with self._session() as session:
             row = get_row(session, ConfigRow, config_id, "config")
             check_version(row, expected_version)

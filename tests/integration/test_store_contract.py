@@ -330,3 +330,37 @@ def test_scheduler_lease_compare_and_set(migrated_store):
     info = store.lease.holder()
     assert (info.holder, info.host, info.pid) == ("late", "host2", 7) and info.expires_at > info.heartbeat_at
     assert store.lease.release("late") and store.lease.holder() is None
+
+
+def test_a_scheduler_commit_between_read_and_write_does_not_lose_a_persons_unversioned_change(migrated_store):
+    """The race the browser test met: a person stops a config while the scheduler commits to the same row.
+    Without an asserted version the stop is re-applied on the new row; with one, the conflict is the answer."""
+    from sqlalchemy import event, update
+    from sqlalchemy.orm import Session
+
+    from hopper.engine.store.models import ConfigRow
+
+    store = migrated_store
+    wl = _workload(store, _dataset(store).id, proposals=[{"lr": 0.1}])
+    config = store.configs.page(wl.id)[0][0]
+    races = {"left": 1}
+
+    def scheduler_commits_first(session, flush_context, instances) -> None:  # noqa: ANN001
+        if races["left"] and any(isinstance(o, ConfigRow) for o in session.dirty):
+            races["left"] -= 1
+            with store.engine.begin() as other:  # another process's transaction, committed before our UPDATE
+                other.execute(update(ConfigRow).where(ConfigRow.id == config.id)
+                              .values(priority=7, version=ConfigRow.version + 1))
+
+    event.listen(Session, "before_flush", scheduler_commits_first)
+    try:
+        stopped = store.configs.transition(config.id, ConfigStatus.STOPPED, action="stop", actor="alice")
+        assert races["left"] == 0, "the race was not staged"
+        assert stopped.status == ConfigStatus.STOPPED and stopped.priority == 7  # re-applied on the new row
+        races["left"] = 1
+        current = store.configs.get(config.id)
+        with pytest.raises(Conflict):
+            store.configs.set_priority(config.id, 3, actor="alice", expected_version=current.version)
+        assert store.configs.get(config.id).priority == 7
+    finally:
+        event.remove(Session, "before_flush", scheduler_commits_first)
