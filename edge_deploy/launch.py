@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+import psutil
+
 from hopper.engine.entities import DeploymentInfo
 from hopper.engine.services import Services
 from hopper.engine.status import DeploymentStatus
@@ -74,7 +76,7 @@ def stop_deployment(services: Services, row: DeploymentInfo, timeout: float = 20
             proc.wait(5)
     elif pid:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and psutil.pid_exists(pid):
             time.sleep(0.1)
     current = services.get_deployment(row.id)
     if current.status not in _FINISHED:
@@ -96,13 +98,3 @@ def reap_deployments(services: Services) -> list[DeploymentInfo]:
             out.append(services.mark_deployment(deployment_id, status=DeploymentStatus.FAILED,
                                                 error=f"serve-model exited with code {proc.returncode}"))
     return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -18,6 +18,8 @@ import uuid
 from collections.abc import Callable
 from functools import partial
 
+import psutil
+
 from hopper.engine.entities import DatasetLayout
 from hopper.engine.errors import Conflict, HopperError, LeaseHeld, StoreUnavailable
 from hopper.engine.search import propose
@@ -101,7 +103,7 @@ class Scheduler:
         started = time.monotonic()
         host, pid = socket.gethostname(), os.getpid()
         taken, info = self.store.lease.acquire(self.lease_id, host, pid, self._lease_seconds)
-        if not taken and info.host == host and not _process_alive(info.pid):
+        if not taken and info.host == host and not psutil.pid_exists(info.pid):
             log.warning("taking over the scheduler lease of %s: that process is gone", info.describe())
             self.store.lease.release(info.holder)
             taken, info = self.store.lease.acquire(self.lease_id, host, pid, self._lease_seconds)
@@ -289,14 +291,3 @@ class Scheduler:
         exhausted = [wid for wid, updated_at in running if self._exhausted.get(wid) == updated_at]
         for workload_id in self.store.workloads.finish_idle(exhausted):
             log.info("workload %d finished", workload_id)
-
-
-def _process_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this host (signal 0 checks without sending anything)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
