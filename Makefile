@@ -21,6 +21,7 @@ bench: $(STAMP)
 	$(PY) bench/hop_overhead.py
 	$(PY) bench/scheduler_scale.py
 	$(PY) bench/api_latency.py
+	$(PY) bench/api_vs_optuna_dashboard.py
 	$(PY) bench/steering.py
 	$(PY) bench/edge_profile.py
 	$(PY) bench/mop_vs_baselines.py

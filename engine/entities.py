@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -15,14 +16,27 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
 
 
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
 class _Serialisable:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; shallow (fields already hold plain JSON values), so cheap on hot paths."""
         out = {}
-        for f in fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            out[f.name] = _iso(value) if isinstance(value, datetime) else value
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
+            out[name] = _iso(value) if isinstance(value, datetime) else value
         return out
+
+    def to_row(self) -> list[Any]:
+        """The values in field order (``to_dict`` without the keys), for columnar answers."""
+        return [_iso(v) if isinstance(v, datetime) else v for v in (getattr(self, n) for n in _field_names(type(self)))]
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return _field_names(cls)
 
 
 @dataclass(frozen=True)

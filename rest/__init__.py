@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from hopper.engine.errors import HopperError, ScriptRejected, TooBusy
 from hopper.engine.services import Services
 from hopper.rest._api import access_levels, scrub_paths
+from hopper.rest._json import OrjsonProvider
 from hopper.rest.gate import install_gate
 from hopper.rest.openapi import build_document, render_reference
 from hopper.rest.routes import api
@@ -65,6 +66,7 @@ def create_app(services: Services, *, token: str | Callable[[], str] | None, sec
             every answer carries HSTS.
     """
     app = flask_app or Flask("hopper")
+    app.json = OrjsonProvider(app)
     app.config.update(HOPPER_SERVICES=services, HOPPER_TOKEN=token, MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
                       SECRET_KEY=secret_key, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=secure_cookies, JSON_SORT_KEYS=False,
@@ -75,6 +77,7 @@ def create_app(services: Services, *, token: str | Callable[[], str] | None, sec
 
         record_requests(app)
     document = build_document(api)
+    document_bytes = app.json.dumps(document).encode()
 
     install_gate(app, token=token, ui=ui, port=port)
 
@@ -122,7 +125,9 @@ def create_app(services: Services, *, token: str | Callable[[], str] | None, sec
     @app.get("/api/openapi.json")
     def openapi() -> Response:
         """The OpenAPI document, built once from the route registry (behind the gate like the API)."""
-        return jsonify(document)
+        response = Response(document_bytes, mimetype="application/json")
+        response.add_etag()
+        return response.make_conditional(request)
 
     @app.get("/api/docs")
     def reference() -> Response:

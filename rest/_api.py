@@ -94,7 +94,14 @@ class Api:
                 result = fn(**kwargs)
                 if isinstance(result, tuple):
                     return result
-                return jsonify(result), spec.status
+                response = jsonify(result)
+                response.status_code = spec.status
+                if spec.method == "GET" and spec.status == 200:
+                    # Pollers (the UI every 2 s, scripts) send the ETag back and get an empty 304 while nothing
+                    # changed. It names the content: versions (If-Match) are separate and only on configs.
+                    response.add_etag(weak=True)
+                    response = response.make_conditional(request)
+                return response
 
             endpoint = f"{fn.__name__}"
             self.endpoints.append(endpoint)

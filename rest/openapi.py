@@ -71,6 +71,12 @@ def build_document(api: Api) -> dict:
         else:
             responses = {str(route.status): {"description": "OK",
                                              "content": {"application/json": {"schema": body_schema}}}}
+            if route.method == "GET":
+                responses[str(route.status)]["headers"] = {"ETag": {
+                    "description": "names this content; send it back as If-None-Match to get a 304 while it is "
+                                   "unchanged (on a config, the ETag is its version, for If-Match)",
+                    "schema": {"type": "string"}}}
+                responses["304"] = {"description": "Not modified: If-None-Match named the current content"}
         for code in sorted({401, 403, *route.errors, *((400, 413) if route.body else ()), *((400,) if route.query else ()),
                             *((404,) if route.path_params else ())}):
             responses[str(code)] = {"description": _ERROR_TEXT.get(code, "Error"),

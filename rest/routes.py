@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import jsonify, request, send_file
 
-from hopper.engine.entities import Role
+from hopper.engine.entities import Role, SubEpochInfo
 from hopper.engine.errors import ValidationError
 from hopper.engine.specs import DatasetSpec, WorkloadSpec
 from hopper.rest._api import Api, actor, int_arg, principal, scrub_paths, services
@@ -100,11 +100,19 @@ def add_config(workload_id: int, body: AddConfigBody):  # noqa: ANN201
 
 
 @api.route("GET", "/workloads/<int:workload_id>/sub-epochs", tag="schedule", returns="list", errors=(NOT_FOUND,),
-           query=(("limit", "integer", "most rows", 1, 100_000),))
+           query=(("limit", "integer", "most rows", 1, 100_000), ("offset", "integer", "rows to skip", 0, 2**31 - 1),
+                  ("columnar", "integer", "1: one list of values per row under 'rows', field names once under "
+                   "'fields' (a third of the bytes)", 0, 1)))
 def list_sub_epochs(workload_id: int):  # noqa: ANN201
-    """The sub-epoch schedule log (for the Gantt chart)."""
-    services().get_workload(workload_id)
-    return [s.to_dict() for s in services().list_sub_epochs(workload_id, limit=int_arg("limit", 10_000, 1, 100_000))]
+    """The sub-epoch schedule log (for the Gantt chart), oldest first.
+
+    A list of objects by default; with ``columnar=1`` an object ``{"fields": [...], "rows": [[...], ...]}``.
+    """
+    rows = services().list_sub_epochs(workload_id, limit=int_arg("limit", 10_000, 1, 100_000),
+                                      offset=int_arg("offset", 0, 0, 2**31 - 1))
+    if int_arg("columnar", 0, 0, 1):
+        return jsonify({"fields": SubEpochInfo.field_names(), "rows": [s.to_row() for s in rows]}), 200
+    return [s.to_dict() for s in rows]
 
 
 # -- configs ----------------------------------------------------------------------------------------

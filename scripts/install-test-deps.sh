@@ -8,8 +8,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 java -version 2>&1 | grep -q 'version "\(1[7-9]\|2[0-9]\)' || missing+=(openjdk-17-jre-headless)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # the API benchmark's load generator (a C program: cheap clients)
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "test-deps: PostgreSQL, Java 17, Chromium and chromedriver are present"
+  echo "test-deps: PostgreSQL, Java 17, Chromium, chromedriver and wrk are present"
   exit 0
 fi
 echo "test-deps: installing ${missing[*]}"

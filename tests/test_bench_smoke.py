@@ -11,7 +11,8 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 @pytest.mark.parametrize("script", ["hop_overhead.py", "api_latency.py", "scheduler_scale.py", "steering.py",
-                                    "mop_vs_baselines.py", "edge_profile.py", "mop_spark.py", "privacy.py"])
+                                    "mop_vs_baselines.py", "edge_profile.py", "mop_spark.py", "privacy.py",
+                                    "api_vs_optuna_dashboard.py"])
 def test_benchmark_runs_and_prints_json(script):
     proc = subprocess.run([sys.executable, str(BENCH / script), "--quick"], capture_output=True, text=True,
                           timeout=600)
@@ -77,6 +78,14 @@ def _privacy(document):
         assert row["plain_seconds_median"] > 0 and row["ratio_median"] > 0 and len(row["ratios"]) == row["repeats"]
 
 
-CHECKS = {"hop_overhead.py": _hop, "api_latency.py": _api, "scheduler_scale.py": _scale,
+def _api_vs_optuna(document):
+    for shape in ("closed_loop_wrk", "pollers_1_per_s"):
+        assert any(k.startswith("optuna-dashboard") for k in document[shape])
+        for row in document[shape].values():
+            assert all(0 < run["p50_ms"] <= run["p95_ms"] for run in row["runs"])
+    assert all(set(t) == {"value", "target", "met"} for t in document["targets"].values())
+
+
+CHECKS = {"hop_overhead.py": _hop, "api_vs_optuna_dashboard.py": _api_vs_optuna, "api_latency.py": _api, "scheduler_scale.py": _scale,
           "steering.py": _steering, "mop_vs_baselines.py": _baselines, "edge_profile.py": _edge,
           "mop_spark.py": _spark, "privacy.py": _privacy}

@@ -303,9 +303,13 @@ class SteeringServices(ServiceContext):
 
     # -- the schedule log ---------------------------------------------------------------------------------------
     def list_sub_epochs(self, workload_id: int | None = None, *, config_id: int | None = None,
-                        limit: int = 10_000) -> list[SubEpochInfo]:
-        """The schedule log (which worker trained which config on which partition, when), oldest first."""
-        return self.store.schedule.list_sub_epochs(workload_id, config_id=config_id, limit=limit)
+                        limit: int = 10_000, offset: int = 0) -> list[SubEpochInfo]:
+        """The schedule log (which worker trained which config on which partition, when), oldest first.
+
+        Raises:
+            NotFound: no workload ``workload_id``.
+        """
+        return self.store.schedule.list_sub_epochs(workload_id, config_id=config_id, limit=limit, offset=offset)
 
 
 def _check_model_hparams(model_ref: str, names: list[str], values: Iterable[tuple[str, Any]], prefix: str) -> None:

@@ -21,6 +21,7 @@ from hopper.engine.entities import (
     SubEpochStart,
     SubEpochStats,
 )
+from hopper.engine.errors import NotFound
 from hopper.engine.status import (
     RUNNABLE_CONFIG,
     ConfigStatus,
@@ -308,11 +309,17 @@ class ScheduleStore(Repository):
 
     # -- reads for people ------------------------------------------------------------------------------------
     def list_sub_epochs(self, workload_id: int | None = None, *, config_id: int | None = None,
-                        limit: int = 10_000) -> list[SubEpochInfo]:
-        """The schedule log, oldest first (plain column rows: the Gantt chart asks for thousands)."""
+                        limit: int = 10_000, offset: int = 0) -> list[SubEpochInfo]:
+        """The schedule log, oldest first (plain column rows: the Gantt chart asks for thousands).
+
+        Raises:
+            NotFound: ``workload_id`` names no workload (checked in the same read, not by loading the workload).
+        """
         columns = [getattr(SubEpochRow, f.name) for f in fields(SubEpochInfo)]
         with self._session() as session:
-            stmt = select(*columns).order_by(SubEpochRow.id).limit(limit)
+            if workload_id is not None and session.get(WorkloadRow, workload_id) is None:
+                raise NotFound(f"workload {workload_id} does not exist", field="workload_id")
+            stmt = select(*columns).order_by(SubEpochRow.id).limit(limit).offset(offset)
             if config_id is not None:
                 stmt = stmt.where(SubEpochRow.config_id == config_id)
             if workload_id is not None:

@@ -203,3 +203,29 @@ def test_the_web_layer_starts_no_process():
             offenders += [f"{path.name}: {n}" for n in names
                           if n.startswith(("hopper.edge_deploy", "subprocess", "multiprocessing"))]
     assert offenders == []
+
+
+def test_conditional_gets_and_the_columnar_schedule_log(client, workload):
+    """Pollers get 304 while nothing changed and the new content once it did; the log pages and comes columnar."""
+    wid = workload["id"]
+    first = client.get(f"/api/v1/workloads/{wid}")
+    etag = first.headers["ETag"]
+    assert etag.startswith('W/"')
+    again = client.get(f"/api/v1/workloads/{wid}", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    client.patch(f"/api/v1/workloads/{wid}", json={"max_epochs": 3})
+    changed = client.get(f"/api/v1/workloads/{wid}", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.json["max_epochs"] == 3 and changed.headers["ETag"] != etag
+    # the OpenAPI document is static: its ETag is stable and answers 304
+    doc = client.get("/api/openapi.json")
+    assert client.get("/api/openapi.json", headers={"If-None-Match": doc.headers["ETag"]}).status_code == 304
+    assert "304" in doc.json["paths"]["/api/v1/workloads/{workload_id}"]["get"]["responses"]
+    # a config's ETag stays its version (for If-Match), never a content hash
+    config = client.get(f"/api/v1/workloads/{wid}/configs").json["items"][0]
+    assert client.get(f"/api/v1/configs/{config['id']}").headers["ETag"] == f'"{config["version"]}"'
+
+    empty = client.get(f"/api/v1/workloads/{wid}/sub-epochs?columnar=1").json
+    assert empty["rows"] == [] and empty["fields"][:4] == ["id", "config_id", "epoch", "partition"]
+    _error(client.get("/api/v1/workloads/999/sub-epochs?columnar=1"), 404, "workload_id")
+    _error(client.get(f"/api/v1/workloads/{wid}/sub-epochs?offset=-1"), 400, "offset")
+    _error(client.get(f"/api/v1/workloads/{wid}/sub-epochs?columnar=2"), 400, "columnar")

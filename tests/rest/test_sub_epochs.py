@@ -60,4 +60,8 @@ def test_sub_epochs_of_a_trained_workload(client, services, digits):
     limited = client.get(f"/api/v1/workloads/{wid}/sub-epochs?limit=3").json
     assert [row["id"] for row in limited] == [row["id"] for row in rows[:3]]
     assert client.get(f"/api/v1/workloads/{wid}/sub-epochs?limit=0").status_code == 400
+    page = client.get(f"/api/v1/workloads/{wid}/sub-epochs?limit=3&offset=3").json
+    assert [row["id"] for row in page] == [row["id"] for row in rows[3:6]]
+    columnar = client.get(f"/api/v1/workloads/{wid}/sub-epochs?columnar=1").json
+    assert [dict(zip(columnar["fields"], values, strict=True)) for values in columnar["rows"]] == rows
     assert client.get(f"/api/v1/workloads/{other}/sub-epochs").json == []
