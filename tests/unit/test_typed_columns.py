@@ -47,6 +47,9 @@ def test_a_csv_keeps_each_columns_type_in_the_partitions_and_the_schema(services
     assert np.all(tokens[:, :2] > 0)  # ragged rows are padded with 0 at the end, never at the start
     with pytest.raises(ValidationError, match=r"string columns \(thal, review\).*name each keras.Input after a column"):
         x.matrix  # noqa: B018 - the property raises
+    with pytest.raises(ValidationError, match=r"mlp takes one numeric matrix .* string columns \(thal, review\)") as refused:
+        services.launch_workload({"name": "w", "model": "mlp", "dataset": "heart", "procedure": "manual"})
+    assert refused.value.field == "model"
 
 
 def test_petastorm_reads_the_typed_partitions_as_the_local_reader_does(services, settings):
