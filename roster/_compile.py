@@ -85,6 +85,23 @@ def loss_and_metrics(task: str, label_kind: str | None = None, output_units: int
     return LossChoice("sparse_categorical_crossentropy", ("accuracy",), "the labels are class indices")
 
 
+_EXPECTED_LOSSES = {"sparse": ("sparse_categorical_crossentropy", "binary_crossentropy"),
+                    "one_hot": ("categorical_crossentropy",), "multi_label": ("binary_crossentropy",)}
+
+
+def loss_mismatch(loss: Any, label_kind: str | None) -> str | None:
+    """A note when a script's own compile (``model.loss``: a name, a Loss or a function) uses a crossentropy
+    that does not fit the dataset's labels."""
+    name = loss if isinstance(loss, str) else getattr(loss, "name", None) or getattr(loss, "__name__", None)
+    if not isinstance(name, str) or "crossentropy" not in name or label_kind not in _EXPECTED_LOSSES:
+        return None
+    expected = _EXPECTED_LOSSES[label_kind]
+    if any(name.lower() == e for e in expected):
+        return None
+    return (f"the script compiles with {name} but the dataset's labels are {label_kind.replace('_', '-')}: "
+            f"{expected[0]} fits them")
+
+
 def _metric(name: str):  # noqa: ANN202
     import keras
 

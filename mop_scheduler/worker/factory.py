@@ -17,7 +17,7 @@ from typing import Any
 
 from hopper.engine.catalog import default_for, get_entry
 from hopper.engine.errors import ValidationError
-from hopper.roster._compile import apply_learning_rate, compile_for_task
+from hopper.roster._compile import apply_learning_rate, compile_for_task, loss_mismatch
 
 SCRIPT_PREFIX = "script:"
 
@@ -149,6 +149,9 @@ class ModelFactory:
                     f"because {choice.reason}")
         else:
             note = apply_learning_rate(model, hparams)
+            mismatch = loss_mismatch(getattr(model, "loss", None), self.label_kind)
+            if mismatch is not None and mismatch not in self.notes:
+                self.notes.append(mismatch)
         if note is not None and note not in self.notes:
             self.notes.append(note)
         return model

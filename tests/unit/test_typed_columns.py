@@ -153,3 +153,17 @@ def test_inputs_named_after_columns_get_each_column_in_the_declared_shape():
 def test_inputs_that_do_not_fit_the_table_are_refused_with_the_columns_listed(inputs, message):
     with pytest.raises(ValidationError, match=message):
         model_inputs(_table(), inputs)
+
+
+@pytest.mark.parametrize("loss, kind, fits", [
+    ("sparse_categorical_crossentropy", "one_hot", False), ("categorical_crossentropy", "sparse", False),
+    ("categorical_crossentropy", "multi_label", False), ("categorical_crossentropy", "one_hot", True),
+    ("mse", "one_hot", True),  # not a crossentropy: the script knows what it does
+])
+def test_a_scripts_own_crossentropy_that_does_not_fit_the_labels_is_noted(loss, kind, fits):
+    from hopper.roster._compile import loss_mismatch
+
+    note = loss_mismatch(loss, kind)
+    assert (note is None) == fits
+    if not fits:
+        assert loss in note and kind.replace("_", "-") in note
