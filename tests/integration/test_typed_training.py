@@ -55,12 +55,13 @@ def typed_run(tmp_path_factory):
     frame.to_csv(path, index=False)
     dataset = services.register_dataset({"name": "heart", "path": str(path),
                                          "label_column": ["is_fixed", "is_normal", "is_reversible"]})
-    script = services.upload_script("structured.py", SCRIPT, dataset="heart")
-    workload = services.launch_workload({
-        "name": "structured", "script": script.id, "dataset": "heart", "procedure": "grid", "max_epochs": 1,
-        "space": {"units": 16, "lr": 0.03, "batch_size": 8},
-    })
+    # The scheduler starts first so that its worker imports TensorFlow while the script is validated.
     with RunningScheduler(services) as running:
+        script = services.upload_script("structured.py", SCRIPT, dataset="heart")
+        workload = services.launch_workload({
+            "name": "structured", "script": script.id, "dataset": "heart", "procedure": "grid", "max_epochs": 1,
+            "space": {"units": 16, "lr": 0.03, "batch_size": 8},
+        })
         running.wait_for(lambda: services.get_workload(workload.id).status in ("done", "failed"), 300,
                          "the structured-data workload to finish")
     return services, dataset, script, workload.id
