@@ -17,7 +17,7 @@ from typing import Any
 
 from hopper.engine.catalog import default_for, get_entry
 from hopper.engine.errors import ValidationError
-from hopper.roster._compile import apply_learning_rate, compile_for_task
+from hopper.roster._compile import apply_learning_rate, compile_for_task, loss_mismatch
 
 SCRIPT_PREFIX = "script:"
 
@@ -65,6 +65,8 @@ class ModelFactory:
         model_ref: a roster name, or ``script:<path>``.
         entry_point: the function or class name inside a script.
         input_shape / n_outputs / task: the dataset's shape and task.
+        label_kind: how the dataset's labels are given (sparse / one_hot / multi_label / regression): the
+            default compile's loss follows it.
     """
 
     model_ref: str
@@ -73,6 +75,7 @@ class ModelFactory:
     task: str
     entry_point: str = "build_model"
     notes: list[str] = field(default_factory=list)
+    label_kind: str | None = None
 
     def __post_init__(self) -> None:
         self.input_shape = tuple(int(d) for d in self.input_shape)
@@ -124,7 +127,7 @@ class ModelFactory:
         import keras
 
         if self._kind == "roster":
-            return self._entry(dict(hparams), self.input_shape, self.n_outputs, self.task)
+            return self._entry(dict(hparams), self.input_shape, self.n_outputs, self.task, label_kind=self.label_kind)
         if self._kind == "config_fn":
             config = {"input_shape": self.input_shape, "num_classes": self.n_outputs, "task": self.task, **hparams}
             model = self._entry(config)
@@ -138,13 +141,17 @@ class ModelFactory:
                 field="entry_point",
             )
         if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", True):
-            compile_for_task(model, hparams, self.task)
+            choice = compile_for_task(model, hparams, self.task, self.label_kind)
             self._compiled_by_factory = True
             note = (f"{self.entry_point} returned an uncompiled model: compiled with "
                     f"optimizer={hparams.get('optimizer', default_for('optimizer'))} "
-                    f"lr={hparams.get('lr', default_for('lr'))} for {self.task}")
+                    f"lr={hparams.get('lr', default_for('lr'))} for {self.task}, loss {choice.loss} "
+                    f"because {choice.reason}")
         else:
             note = apply_learning_rate(model, hparams)
+            mismatch = loss_mismatch(getattr(model, "loss", None), self.label_kind)
+            if mismatch is not None and mismatch not in self.notes:
+                self.notes.append(mismatch)
         if note is not None and note not in self.notes:
             self.notes.append(note)
         return model

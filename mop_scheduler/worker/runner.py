@@ -74,13 +74,22 @@ class SubEpochRunner:
         return self._validation[ref.dataset_id]
 
     def _factory(self, task: SubEpochTask):  # noqa: ANN202
-        key = (task.model_ref, task.entry_point, task.dataset.feature_shape, task.dataset.n_outputs, task.dataset.task)
+        key = (task.model_ref, task.entry_point, task.dataset.feature_shape, task.dataset.n_outputs, task.dataset.task,
+               task.dataset.label_kind)
         if key not in self._factories:
             from hopper.mop_scheduler.worker.factory import ModelFactory
 
             self._factories[key] = ModelFactory(task.model_ref, task.dataset.feature_shape, task.dataset.n_outputs,
-                                                task.dataset.task, entry_point=task.entry_point)
+                                                task.dataset.task, entry_point=task.entry_point,
+                                                label_kind=task.dataset.label_kind)
         return self._factories[key]
+
+    @staticmethod
+    def _features_for(model: Any, x: Any) -> Any:
+        """A partition as this model takes it: the array, or named columns for Inputs named after them."""
+        from hopper.mop_scheduler.worker.inputs import features_for
+
+        return features_for(model, x)
 
     def _model_for(self, task: SubEpochTask, result: SubEpochResult):  # noqa: ANN202
         from hopper.mop_scheduler.worker.checkpoints import load_checkpoint, transfer_weights
@@ -144,7 +153,7 @@ class SubEpochRunner:
         t1 = time.perf_counter()
         keras.utils.set_random_seed(task.seed % (2**31))
         history = self._factory(task).fit(
-            model, task.hparams, x, y, batch_size=int(task.hparams.get("batch_size", default_for("batch_size"))), epochs=1,
+            model, task.hparams, self._features_for(model, x), y, batch_size=int(task.hparams.get("batch_size", default_for("batch_size"))), epochs=1,
             shuffle=True, verbose=0,
         )
         t2 = time.perf_counter()
@@ -171,7 +180,7 @@ class SubEpochRunner:
                 break
         if task.evaluate:
             xv, yv = self._validation_split(task.dataset)
-            values = model.evaluate(xv, yv, batch_size=512, verbose=0, return_dict=True)
+            values = model.evaluate(self._features_for(model, xv), yv, batch_size=512, verbose=0, return_dict=True)
             result.val_metrics = {f"val_{k}": float(v) for k, v in values.items()}
             # The model's size as an objective (params: min) beside accuracy and edge latency.
             result.val_metrics["params"] = float(model.count_params())

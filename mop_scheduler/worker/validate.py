@@ -160,8 +160,12 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
                     n_outputs: int = 10, task: str = "classification", sample_config: dict | None = None,
                     timeout: float = 60.0, memory_mb: int = 4096, allowed_roots: Sequence[str] = (),
                     cpu_seconds: int = 120, processes: int = 256, file_mb: int = 1024, user: str = "",
-                    limits: Limits | None = None) -> ScriptCheck:
+                    limits: Limits | None = None, label_kind: str | None = None,
+                    columns: Sequence[dict] | None = None) -> ScriptCheck:
     """Import the script and build one model in a contained child process, within a time limit.
+
+    ``label_kind`` (the dataset's labels) picks the default compile's loss; ``columns`` (a table's column
+    schema) lets the check say at upload, not at the first sub-epoch, that the model's inputs do not fit it.
 
     Returns:
         a ScriptCheck; ``ok`` is False with the reason and traceback when the script is unusable.
@@ -169,7 +173,8 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
     limits = limits or Limits(memory_mb=memory_mb, cpu_seconds=cpu_seconds, processes=processes, file_mb=file_mb)
     args = {"path": str(path), "entry_point": entry_point, "input_shape": list(input_shape),
             "n_outputs": n_outputs, "task": task, "sample_config": sample_config or {},
-            "allowed_roots": [str(r) for r in allowed_roots]}
+            "allowed_roots": [str(r) for r in allowed_roots], "label_kind": label_kind,
+            "columns": list(columns) if columns else None}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     identity = sandbox_identity(user)
     run_dir = None
@@ -222,11 +227,17 @@ def _child(args: dict) -> ScriptCheck:
     stage = "import"
     try:
         factory = ModelFactory("script:" + args["path"], tuple(args["input_shape"]), int(args["n_outputs"]),
-                               args["task"], entry_point=args["entry_point"])
+                               args["task"], entry_point=args["entry_point"], label_kind=args.get("label_kind"))
         stage = "read search space"
         space = factory.search_space_from_script()
         stage = "build"
         model = factory.build(dict(args.get("sample_config") or {}))
+        if args.get("columns"):
+            from hopper.engine.data import Columns
+            from hopper.mop_scheduler.worker.inputs import features_for
+
+            stage = "inputs"
+            features_for(model, Columns.empty(args["columns"]))
         return ScriptCheck(True, factory.kind, f"ok: {factory.kind} building {model.name} "
                            f"({model.count_params()} parameters)", space=space,
                            compiled=not factory.compiled_by_factory, params=int(model.count_params()),
