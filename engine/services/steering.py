@@ -25,7 +25,7 @@ from hopper.engine.entities import (
 )
 from hopper.engine.errors import Conflict, InvalidState, NotFound, ValidationError
 from hopper.engine.procedures import Decision, Objective, make_procedure
-from hopper.engine.search import decisions_for, propose, with_noise
+from hopper.engine.search import decides, decisions_for, propose, with_noise
 from hopper.engine.services._base import ServiceContext, default_actor
 from hopper.engine.space import Choice, Fixed, SearchSpace
 from hopper.engine.specs import PrivacySpec, WorkloadSpec, parse_spec
@@ -309,6 +309,8 @@ class SteeringServices(ServiceContext):
     # -- procedures' decisions ----------------------------------------------------------------------------------
     def procedure_decisions(self, workload_id: int) -> list[Decision]:
         """What the workload's procedure decides now, not yet applied (rebuilt from the store: pure)."""
+        if not decides(self.get_workload(workload_id)):
+            return []
         decisions = self.store.workloads.decide(workload_id, decisions_for) or []
         applied = self.store.configs.applied_decision_keys(workload_id) if decisions else set()
         return [d for d in decisions if d.key not in applied]
