@@ -245,7 +245,9 @@ class SteeringServices(ServiceContext):
 
     def resume_config(self, config_id: int, *, expected_version: int | None = None,
                       actor: str | None = None) -> ConfigInfo:
-        """Continue a stopped (or failed) config from its last committed checkpoint."""
+        """Continue a stopped (or failed) config from its last committed checkpoint; for a config paused at a
+        rung by its procedure, this is a person's promotion past the rung (the procedure does not pause it there
+        again: its decision for that rung is already applied)."""
         config = self.store.configs.get(config_id, with_metrics=False)
         workload = self.get_workload(config.workload_id)
         if config.status == ConfigStatus.PRIVACY_SPENT:
