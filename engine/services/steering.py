@@ -322,7 +322,15 @@ class SteeringServices(ServiceContext):
 
         The scheduler calls this after epoch ends and once at start, before it dispatches.
         """
-        return sum(1 for d in self.procedure_decisions(workload_id) if self.route_decision(workload_id, d))
+        applied = 0
+        for decision in self.procedure_decisions(workload_id):
+            try:
+                applied += bool(self.route_decision(workload_id, decision))
+            except (ValidationError, InvalidState) as exc:
+                # One decision the services refuse (an explored value the model rejects, a clone that would
+                # overspend privacy) is skipped and logged; the others still apply.
+                log.warning("workload %d: decision %s not applied: %s", workload_id, decision.key, exc.message)
+        return applied
 
     def route_decision(self, workload_id: int, decision: Decision) -> bool:
         """Where a procedure's decision goes: applied at once (the branch point for advisor mode, which turns it
