@@ -338,7 +338,7 @@ class SteeringServices(ServiceContext):
         workload = self.get_workload(workload_id)
         return self.apply_decision(workload_id, decision, actor=f"procedure:{workload.procedure}") is not None
 
-    def apply_decision(self, workload_id: int, decision: Decision, *, actor: str) -> ConfigInfo | None:
+    def apply_decision(self, workload_id: int, decision: Decision, actor: str) -> ConfigInfo | None:
         """Apply a procedure's decision through the same services as a person's stop, resume and clone, audited
         with the decision's key and reason. Idempotent by ``decision.key``: a second application (after a
         restart, or an advisor suggestion accepted twice) is a no-op returning None, as is a decision the
