@@ -114,7 +114,9 @@ def runtime_paths(extra: Iterable[str] = ()) -> tuple[str, ...]:
 
 def _mount(libc: ctypes.CDLL, source: str | None, target: str, fstype: str | None, flags: int,
            data: str | None = None) -> None:
-    enc = (lambda s: None if s is None else os.fsencode(s))
+    def enc(text: str | None) -> bytes | None:
+        return None if text is None else os.fsencode(text)
+
     _check(libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
            f"mount {source} on {target}")
 
