@@ -197,16 +197,17 @@ def _populate(libc: ctypes.CDLL, root: str, binds: list[tuple[str, int, bool]], 
         os.close(fd)
 
 
-def _can_run_as(uid: int, gid: int, paths: Iterable[str]) -> str:
-    """Empty when ``uid`` can read every path (and run the interpreter); else the first path it cannot."""
+def _can_run_as(uid: int, gid: int, paths: Iterable[str], writable: Iterable[str] = ()) -> str:
+    """Empty when ``uid`` can read every path, write every writable one and run the interpreter; else the first
+    path it cannot use. Without a view this is where a 0700 directory above the interpreter or the data shows."""
     os.setegid(gid)
     os.seteuid(uid)
     try:
         if not os.access(sys.executable, os.X_OK, effective_ids=True):
             return sys.executable
-        for path in paths:
-            if os.path.exists(path) and not os.access(path, os.R_OK | (os.X_OK if os.path.isdir(path) else 0),
-                                                      effective_ids=True):
+        for path, write in [*((p, False) for p in paths), *((p, True) for p in writable)]:
+            mode = os.R_OK | (os.X_OK if os.path.isdir(path) else 0) | (os.W_OK if write else 0)
+            if os.path.exists(path) and not os.access(path, mode, effective_ids=True):
                 return path
         return ""
     finally:
@@ -262,7 +263,8 @@ def enter(plan: Plan, *, runtime: Iterable[str] = ()) -> Layers:
             layers.missing["user"] = f"user {plan.user} does not exist (the install step creates it)"
         else:
             os.setgroups([])  # root's own groups must not make the check below pass
-            blocked = _can_run_as(entry.pw_uid, entry.pw_gid, needed)
+            blocked = _can_run_as(entry.pw_uid, entry.pw_gid, (*needed, *plan.readable),
+                                  (*plan.writable, *([plan.scratch] if plan.scratch else [])))
             if blocked:
                 layers.missing["user"] = f"{plan.user} cannot read {blocked}"
             else:

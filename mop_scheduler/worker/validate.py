@@ -167,6 +167,7 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
         if line.startswith(_MARKER):
             data = json.loads(line[len(_MARKER):])
             data["notes"] = tuple(data.get("notes") or ())
+            _log_layers(data["notes"])
             return ScriptCheck(**data)
     tail = (proc.stderr or "").strip().splitlines()[-15:]
     reason = f"exit code {proc.returncode}"
@@ -175,6 +176,17 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
         name = signal.Signals(-proc.returncode).name
         reason = f"{name}: " + (template.format(cpu=limits.cpu_seconds, file=limits.file_mb) if template else name)
     return ScriptCheck(False, None, f"the validation process died ({reason})", details="\n".join(tail))
+
+
+_layers_seen: set[str] = set()
+
+
+def _log_layers(notes: Sequence[str]) -> None:
+    """Log which sandbox layers validation children have, once per distinct set (not once per upload)."""
+    for note in notes:
+        if note.startswith("sandbox: ") and note not in _layers_seen:
+            _layers_seen.add(note)
+            log.info("script validation: %s", note)
 
 
 def _child(args: dict) -> ScriptCheck:
