@@ -198,3 +198,23 @@ def test_a_hostile_upload_is_contained_layer_by_layer(settings, services, sandbo
     assert parts["interfaces"] == "lo", parts["interfaces"]  # its own network namespace: nothing but loopback
     assert any("user hopper-sandbox" in n and "network namespace" in n and "filesystem view" in n
                for n in validation["notes"]), validation["notes"]
+
+
+def test_a_layer_that_cannot_apply_is_reported_off_with_its_reason(tmp_path, sandbox_uid):
+    """No view asked for, and a data dir the sandbox user cannot read (0700 root's): the user switch is left
+    off rather than breaking the worker, and the description says why each layer is off."""
+    private = tmp_path / "private-data"
+    private.mkdir(mode=0o700)
+    plan = Plan(user=SANDBOX_USER, netns=False, view=False, readable=(str(private),))
+    code = ("import json, os, sys\nfrom hopper.mop_scheduler.worker.confine import Plan, enter\n"
+            "layers = enter(Plan.from_json(sys.argv[1]))\nprint(json.dumps([os.getuid(), layers.describe()]))\n")
+    result = run_contained([sys.executable, "-c", code, plan.to_json()], timeout=60, limits=Limits(), network=True)
+    assert result.returncode == 0, result.stderr
+    uid, described = json.loads(result.stdout.strip().splitlines()[-1])
+    assert uid == 0
+    # The first path it cannot read: the private dir, or before it the interpreter where that lives under a
+    # 0700 home (this machine's pyenv under /root; the view is what makes it reachable).
+    blocked = described.split(f"no user switch ({SANDBOX_USER} cannot read ", 1)[1].split("), ", 1)[0]
+    assert blocked == str(private) or blocked == sys.executable, described
+    assert described.endswith("), no network namespace (the process needs the network (checkpoints at a URL)), "
+                              "no filesystem view (off), rlimits, audit hook"), described
