@@ -27,7 +27,11 @@ COPY edge_deploy ./edge_deploy
 COPY migrations ./migrations
 RUN pip install -c constraints.txt ".[postgres,spark]"
 
-RUN useradd --create-home --uid 1000 hopper \
+# hopper-sandbox runs users' model code when Hopper runs as root (see README, Security). The image runs as
+# the unprivileged `hopper`: there the user switch, the network namespace and the filesystem view are off
+# (logged as such) and the container is the boundary, with the rlimits and the audit hook inside it.
+RUN useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin hopper-sandbox \
+    && useradd --create-home --uid 1000 hopper \
     && mkdir -p /var/lib/hopper /data /shared/artifacts \
     && chown -R hopper:hopper /var/lib/hopper /data /shared
 USER hopper

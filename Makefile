@@ -36,6 +36,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	if [ "$$(id -u)" -eq 0 ]; then bash scripts/create-sandbox-user.sh; fi
 	touch $(STAMP)
 
 test-deps:

@@ -34,12 +34,13 @@ class Settings:
         script_timeout: seconds allowed to validate an uploaded script.
         script_memory_mb: address-space limit of a script validation process (0 = none).
         script_cpu_seconds: CPU-time limit of a script validation process.
-        script_processes: process (task) limit of the sandbox user running user code (validation children,
-            and training workers when the sandbox user applies); 0 = none.
+        script_processes: process (task) limit of a validation child, counted over every process and thread of
+            its real user (the sandbox user when it applies; root is exempt); 0 = none.
         script_file_mb: largest file user code may write (validation and training workers).
         script_validators: validations that run at once (the pool outside the web server's threads).
         script_queue: validations that may wait; beyond it an upload gets 429 with Retry-After.
-        sandbox_user: the unprivileged user that runs user code when Hopper runs as root ("" = never switch).
+        sandbox_user: the unprivileged user that runs user code (validation children, local training workers)
+            when Hopper runs as root ("" = never switch); see ``hopper.mop_scheduler.worker.confine``.
         scheduler_lease_seconds: a scheduler holds the store's lease this long without a heartbeat (it renews
             every third of it); a killed scheduler is replaced after at most this long.
         max_queued_exports: export requests one actor may have queued or running at once.

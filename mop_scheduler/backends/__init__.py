@@ -20,7 +20,8 @@ def make_backend(settings: Settings, *, threads_per_worker: int = 1) -> Backend:
               "model_cache": settings.worker_model_cache,
               "allowed_roots": (*map(str, settings.data_roots), str(settings.artifact_dir))}
     if settings.backend == "local":
-        return LocalBackend(settings.workers, memory_limit_mb=settings.worker_memory_mb, **common)
+        return LocalBackend(settings.workers, memory_limit_mb=settings.worker_memory_mb,
+                            sandbox_user=settings.sandbox_user, checkpoint_dir=settings.checkpoint_location, **common)
     if settings.backend == "spark":
         from hopper.mop_scheduler.backends.spark import SparkBackend
 

@@ -10,6 +10,7 @@ import signal
 import time
 
 from hopper.mop_scheduler.backends._base import Backend, Completion, Lost, drain
+from hopper.mop_scheduler.worker.confine import Plan, hand_over, identity
 from hopper.mop_scheduler.worker.protocol import SubEpochResult, SubEpochTask
 from hopper.mop_scheduler.worker.runner import worker_environment
 from hopper.mop_scheduler.worker.validate import Limits, apply_limits, kill_group
@@ -34,10 +35,19 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _worker_main(index: int, threads: int, tasks: mp.Queue, results: mp.Queue, model_cache: int,
-                 allowed_roots: tuple[str, ...], parent: int) -> None:
-    _die_with_parent(parent)
+                 allowed_roots: tuple[str, ...], parent: int, confinement: str = "") -> None:
     # Contain user code: its own session and process group (killed as a whole), no core dumps, a file-size cap.
     os.setsid()
+    sandbox = "sandbox: audit hook and rlimits only" if allowed_roots else "sandbox: rlimits only"
+    if confinement:
+        from hopper.mop_scheduler.worker import hopper_package_roots
+        from hopper.mop_scheduler.worker.confine import Plan, enter
+
+        # The OS layers (user, network namespace, filesystem view) while this process is still single-threaded
+        # and before it imports anything of the user's.
+        sandbox = enter(Plan.from_json(confinement), runtime=hopper_package_roots()).describe()
+    # After the identity changed: Linux clears the parent-death signal when the credentials change.
+    _die_with_parent(parent)
     apply_limits(WORKER_LIMITS)
     # TensorFlow reads these when it is first imported, which happens below, in this process.
     os.environ.update(worker_environment(threads))
@@ -57,7 +67,7 @@ def _worker_main(index: int, threads: int, tasks: mp.Queue, results: mp.Queue, m
 
         lock_down()  # from here the user's model code may not start processes or load native code
     runner = SubEpochRunner(index, model_cache_size=model_cache)
-    results.put(("ready", index, os.getpid()))
+    results.put(("ready", index, (os.getpid(), sandbox)))
     while True:
         try:
             task = tasks.get(timeout=1.0)
@@ -87,14 +97,25 @@ class LocalBackend(Backend):
             the config fails with the reason (0 = no limit).
         allowed_roots: directories user code in the workers may open files under (data roots, then
             the artefact dir last: it also holds the workers' private temp dirs); empty = no guard
-            (see ``hopper.mop_scheduler.worker.sandbox``).
+            (see ``hopper.mop_scheduler.worker.sandbox``) and no OS confinement.
+        sandbox_user: with ``allowed_roots``, workers confine themselves (``worker.confine``): this user,
+            a network namespace unless checkpoints go to a URL, and a filesystem view of the data roots,
+            the scripts and datasets under the artefact dir (read-only), the checkpoint dir and their own
+            temp dir (read-write). Each layer applies where the machine allows (root, namespaces).
+        checkpoint_dir: where workers write checkpoints (a directory or an fsspec URL).
     """
 
     name = "local"
 
     def __init__(self, n_workers: int, *, threads_per_worker: int = 1, sub_epoch_timeout: float = 1800.0,
-                 model_cache: int = 32, memory_limit_mb: int = 0, allowed_roots: tuple[str, ...] = ()) -> None:
+                 model_cache: int = 32, memory_limit_mb: int = 0, allowed_roots: tuple[str, ...] = (),
+                 sandbox_user: str = "", checkpoint_dir: str | None = None) -> None:
         super().__init__(n_workers)
+        self.sandbox_user = sandbox_user
+        self.checkpoint_dir = checkpoint_dir
+        #: Which sandbox layers the workers reported (one line, logged when it first appears or changes).
+        self.sandbox = ""
+        self._owner = identity(sandbox_user) if allowed_roots else None
         self.model_cache = model_cache
         self.memory_limit_mb = memory_limit_mb
         self.allowed_roots = tuple(str(r) for r in allowed_roots)
@@ -107,10 +128,29 @@ class LocalBackend(Backend):
         self._ready: set[int] = set()
         self._pids: dict[int, int] = {}
 
+    def _confinement(self, index: int) -> str:
+        """The worker's confinement plan (JSON); its directories are created and handed to the sandbox user."""
+        if not self.allowed_roots:
+            return ""
+        *data_roots, artifacts = self.allowed_roots
+        readable = [*data_roots]
+        for name in ("scripts", "datasets"):  # created now: the view is made once, when the worker starts
+            os.makedirs(os.path.join(artifacts, name), exist_ok=True)
+            readable.append(os.path.join(artifacts, name))
+        scratch = os.path.join(artifacts, "tmp", f"worker-{index}")
+        hand_over(scratch, self._owner)
+        writable = []
+        remote = self.checkpoint_dir is not None and "://" in self.checkpoint_dir
+        if self.checkpoint_dir is not None and not remote:
+            hand_over(self.checkpoint_dir, self._owner)
+            writable.append(self.checkpoint_dir)
+        return Plan(user=self.sandbox_user, netns=not remote, readable=tuple(readable), writable=tuple(writable),
+                    scratch=scratch).to_json()
+
     def _spawn(self, index: int) -> None:
         tasks = self._ctx.Queue()
         proc = self._ctx.Process(target=_worker_main, args=(index, self.threads_per_worker, tasks, self._results, self.model_cache,
-                                                       self.allowed_roots, os.getpid()),
+                                                       self.allowed_roots, os.getpid(), self._confinement(index)),
                                  name=f"hopper-worker-{index}", daemon=True)
         proc.start()
         self._procs[index], self._task_queues[index] = proc, tasks
@@ -151,6 +191,9 @@ class LocalBackend(Backend):
     def submit(self, worker: int, task: SubEpochTask) -> None:
         if worker in self._running or worker not in self._ready:
             raise RuntimeError(f"worker {worker} is not idle")
+        if self._owner is not None and "://" not in task.out_path:
+            # The sandbox user writes the checkpoint: its directory must be that user's.
+            hand_over(os.path.dirname(task.out_path), self._owner)
         self._running[worker] = (task, time.monotonic())
         self._task_queues[worker].put(task)
 
@@ -172,7 +215,10 @@ class LocalBackend(Backend):
         for kind, index, payload in drain(self._results, timeout):
             if kind == "ready":
                 self._ready.add(index)
-                self._pids[index] = payload
+                self._pids[index], sandbox = payload
+                if sandbox != self.sandbox:
+                    log.info("local workers: %s", sandbox)
+                    self.sandbox = sandbox
             elif index in self._running and self._running[index][0].sub_epoch_id == payload.sub_epoch_id:
                 del self._running[index]
                 out.append(payload)

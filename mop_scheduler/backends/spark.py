@@ -93,12 +93,19 @@ def _worker_task(settings: TaskSettings, partition: int) -> None:
 
         configure_threads(settings.threads)
         if settings.allowed_roots:
+            from hopper.mop_scheduler.backends.local import WORKER_LIMITS
             from hopper.mop_scheduler.worker import hopper_package_roots
             from hopper.mop_scheduler.worker.sandbox import install_guard
+            from hopper.mop_scheduler.worker.validate import apply_limits
 
-            # The channel to the driver is already open; the guard refuses new connections.
+            # Inside a Spark task only what a process may do to itself applies: rlimits and the audit hook. The
+            # executor's Python worker is Spark's (its user, its network, its files), so no user switch, no
+            # namespaces and no view; the channel to the driver is already open and the guard refuses new ones.
+            apply_limits(WORKER_LIMITS)
             install_guard((*settings.allowed_roots, *hopper_package_roots()),
                           os.path.join(settings.allowed_roots[-1], "tmp", f"spark-{settings.run_id}-{partition}"))
+            log.info("Spark task %d: sandbox: rlimits and audit hook only (no user switch, network namespace or "
+                     "filesystem view inside a Spark task)", partition)
         runner = SubEpochRunner(partition, model_cache_size=settings.model_cache, reader=read_partition_petastorm)
         send(("ready", partition))
         while True:

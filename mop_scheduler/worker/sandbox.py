@@ -13,6 +13,7 @@ process group with rlimits, the network namespace and the dedicated sandbox user
 
 from __future__ import annotations
 
+import _socket
 import os
 import site
 import socket
@@ -23,6 +24,7 @@ from contextlib import contextmanager
 
 _installed = False
 _locked = False
+_FAMILY = _socket.socket.family
 _PROCESS_AND_FFI_EVENTS = frozenset({
     "os.system", "subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
     "pty.spawn", "ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "os.kill", "os.killpg"})
@@ -94,9 +96,10 @@ def install_guard(allowed_roots: Iterable[str], private_tmp: str) -> None:
                 path = os.fsdecode(path)
             if isinstance(path, str) and not permitted(path):
                 raise PermissionError(f"Hopper workers may not open {path}: it is outside the data roots")
-        elif event in ("socket.connect", "socket.bind", "socket.sendto"):
-            sock = args[0]
-            if getattr(sock, "family", None) in (socket.AF_INET, socket.AF_INET6):
+        elif event in ("socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg"):
+            # The C type's own descriptor: a subclass could override ``family`` and claim to be AF_UNIX.
+            family = _FAMILY.__get__(args[0]) if isinstance(args[0], _socket.socket) else None
+            if family in (socket.AF_INET, socket.AF_INET6):
                 raise PermissionError("network access is not allowed while training or validating a model")
         elif event == "socket.getaddrinfo":
             raise PermissionError("network access is not allowed while training or validating a model")

@@ -11,7 +11,6 @@ import functools
 import json
 import logging
 import os
-import pwd
 import resource
 import shutil
 import signal
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hopper.engine.entities import ScriptCheck
+from hopper.mop_scheduler.worker.confine import Plan, enter, identity
 
 _MARKER = "HOPPER-VALIDATION-RESULT "
 log = logging.getLogger("hopper.mop_scheduler.worker.validate")
@@ -75,30 +75,6 @@ def _netns_prefix() -> tuple[str, ...]:
     return (tool, "--net", "--") if probe.returncode == 0 else ()
 
 
-@functools.cache
-def sandbox_identity(user: str) -> tuple[int, int] | None:
-    """(uid, gid) of the sandbox user when this process runs as root, the user exists and can run this Python
-    with Hopper importable (probed once); else None, with a warning when the user exists but cannot."""
-    if not user or os.geteuid() != 0:
-        return None
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        return None
-    try:
-        probe = subprocess.run([sys.executable, "-c", "import hopper.mop_scheduler.worker.validate"],
-                               user=entry.pw_uid, group=entry.pw_gid, extra_groups=[], capture_output=True,
-                               timeout=60, cwd="/", env={**os.environ, "HOME": "/"})
-        usable = probe.returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        usable = False
-    if not usable:
-        log.warning("the sandbox user %s cannot run %s with Hopper importable (make the interpreter and the "
-                    "environment readable by it); user code runs as this process's user", user, sys.executable)
-        return None
-    return entry.pw_uid, entry.pw_gid
-
-
 def kill_group(pgid: int) -> None:
     """SIGKILL a whole process group (the child and everything it started that stayed in its session)."""
     try:
@@ -118,23 +94,17 @@ class Contained:
 
 
 def run_contained(command: Sequence[str], *, timeout: float, limits: Limits, env: dict[str, str] | None = None,
-                  user: str = "", network: bool = False) -> Contained:
-    """Run user code in its own session and process group, with rlimits, no network when possible, and the
-    sandbox user's identity when we are root; on timeout (and after it exits) the whole group is killed."""
-    identity = sandbox_identity(user)
+                  network: bool = False) -> Contained:
+    """Run a command in its own session and process group, with rlimits and no network when possible; on
+    timeout (and after it exits) the whole group is killed. A Python child that confines itself further
+    (``confine.enter``: user, view) passes ``network=True`` and takes its network namespace itself."""
     prefix = () if network else _netns_prefix()
-    kwargs: dict = {}
-    if identity is not None and prefix:
-        # unshare needs root to make the namespace, then drops to the sandbox user (and no extra groups) itself
-        prefix = (*prefix[:-1], "--setgid", str(identity[1]), "--setuid", str(identity[0]), "--")
-    elif identity is not None:
-        kwargs.update(user=identity[0], group=identity[1], extra_groups=[])
     # Output goes to files, not pipes: a background child that inherited a pipe would keep it open (and us
     # waiting) after the child itself exited.
     with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
         proc = subprocess.Popen([*prefix, *command], stdout=out_file, stderr=err_file, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True,
-                                preexec_fn=functools.partial(_contained_child, limits), **kwargs)
+                                preexec_fn=functools.partial(_contained_child, limits))
         try:
             proc.wait(timeout=timeout)
             timed_out = False
@@ -175,24 +145,26 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
             "n_outputs": n_outputs, "task": task, "sample_config": sample_config or {},
             "allowed_roots": [str(r) for r in allowed_roots], "label_kind": label_kind,
             "columns": list(columns) if columns else None}
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    identity = sandbox_identity(user)
-    run_dir = None
-    if identity is not None:
-        # The sandbox user gets a private copy of the script in a directory of its own (and its HOME there):
-        # it cannot read the stored scripts, the store or the token, which stay the server user's.
-        run_dir = tempfile.mkdtemp(prefix="hopper-validate-")
-        copy = os.path.join(run_dir, "script.py")
-        shutil.copyfile(path, copy)
+    # One thread per pool: under the sandbox user RLIMIT_NPROC counts every thread of that user, and
+    # TensorFlow would otherwise start a pool as wide as the machine.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "TF_NUM_INTRAOP_THREADS": "1",
+           "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    owner = identity(user)
+    # A private copy of the script in a directory of the sandbox user's own (its HOME and temp dir there): the
+    # child sees it, the data roots and the runtime, never the stored scripts, the store or the token.
+    run_dir = tempfile.mkdtemp(prefix="hopper-validate-")
+    copy = os.path.join(run_dir, "script.py")
+    shutil.copyfile(path, copy)
+    if owner is not None:
         for item in (run_dir, copy):
-            os.chown(item, *identity)
-        args["path"], env["HOME"] = copy, run_dir
+            os.chown(item, *owner)
+    args["path"], env["HOME"] = copy, run_dir
+    args["confine"] = Plan(user=user, readable=tuple(args["allowed_roots"]), scratch=run_dir).to_json()
     try:
         proc = run_contained([sys.executable, "-m", "hopper.mop_scheduler.worker.validate", json.dumps(args)],
-                             timeout=timeout, limits=limits, env=env, user=user)
+                             timeout=timeout, limits=limits, env=env, network=True)
     finally:
-        if run_dir is not None:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
     if proc.timed_out:
         return ScriptCheck(False, None, f"the script did not finish building a model within {timeout:g} s "
                            "(does it loop forever or train at import?); its process group was killed")
@@ -200,6 +172,7 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
         if line.startswith(_MARKER):
             data = json.loads(line[len(_MARKER):])
             data["notes"] = tuple(data.get("notes") or ())
+            _log_layers(data["notes"])
             return ScriptCheck(**data)
     tail = (proc.stderr or "").strip().splitlines()[-15:]
     reason = f"exit code {proc.returncode}"
@@ -210,11 +183,26 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
     return ScriptCheck(False, None, f"the validation process died ({reason})", details="\n".join(tail))
 
 
+_layers_seen: set[str] = set()
+
+
+def _log_layers(notes: Sequence[str]) -> None:
+    """Log which sandbox layers validation children have, once per distinct set (not once per upload)."""
+    for note in notes:
+        if note.startswith("sandbox: ") and note not in _layers_seen:
+            _layers_seen.add(note)
+            log.info("script validation: %s", note)
+
+
 def _child(args: dict) -> ScriptCheck:
     from hopper.engine.errors import HopperError
     from hopper.mop_scheduler.worker import hopper_package_roots
-    from hopper.mop_scheduler.worker.factory import ModelFactory
     from hopper.mop_scheduler.worker.sandbox import install_guard, lock_down
+
+    # The OS layers first (as root, before any user code), then the audit hook as a second layer inside them.
+    layers = enter(Plan.from_json(args["confine"]), runtime=hopper_package_roots()) if args.get("confine") else None
+    sandbox = layers.describe() if layers is not None else "sandbox: audit hook and rlimits only"
+    from hopper.mop_scheduler.worker.factory import ModelFactory
 
     script_dir = os.path.dirname(os.path.realpath(args["path"]))
     install_guard([script_dir, *args.get("allowed_roots", []), *hopper_package_roots()],
@@ -241,12 +229,12 @@ def _child(args: dict) -> ScriptCheck:
         return ScriptCheck(True, factory.kind, f"ok: {factory.kind} building {model.name} "
                            f"({model.count_params()} parameters)", space=space,
                            compiled=not factory.compiled_by_factory, params=int(model.count_params()),
-                           notes=tuple(factory.notes))
+                           notes=(*factory.notes, sandbox))
     except HopperError as exc:
-        return ScriptCheck(False, None, f"{stage}: {exc.message}", details=traceback.format_exc())
+        return ScriptCheck(False, None, f"{stage}: {exc.message}", details=traceback.format_exc(), notes=(sandbox,))
     except BaseException as exc:  # noqa: BLE001 - report anything the user's code raises
         return ScriptCheck(False, None, f"{stage} failed: {type(exc).__name__}: {exc}",
-                           details=traceback.format_exc())
+                           details=traceback.format_exc(), notes=(sandbox,))
 
 
 if __name__ == "__main__":

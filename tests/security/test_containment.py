@@ -96,8 +96,10 @@ def test_cpu_and_file_size_limits_name_the_reason(tmp_path):
     looping = run_contained([sys.executable, "-c", "while True: pass"], timeout=30,
                             limits=Limits(cpu_seconds=1))
     assert looping.returncode == -24, looping  # SIGXCPU
-    path = _script(tmp_path, "def build_model(c):\n  open(c['out'], 'wb').write(b'x' * (3 * 2**20))\n")
-    check = validate_script(path, timeout=60, file_mb=1, sample_config={"out": str(tmp_path / "tmp" / "big")})
+    # Its own temp dir: the one place (with its private copy of the script) that the child may write.
+    path = _script(tmp_path, "import os, tempfile\ndef build_model(c):\n"
+                             "  open(os.path.join(tempfile.gettempdir(), 'big'), 'wb').write(b'x' * (3 * 2**20))\n")
+    check = validate_script(path, timeout=60, file_mb=1)
     assert not check.ok and ("SIGXFSZ" in check.message or "File too large" in check.message), check.message
 
 

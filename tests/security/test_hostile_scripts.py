@@ -1,6 +1,9 @@
 """Uploaded scripts that misbehave while training: each config fails alone, with the reason, within
-its limits, while the other configs and the web server keep going."""
+its limits, while the other configs and the web server keep going; and what the OS layers leave a training
+worker (run as root, as CI does, after the install step created hopper-sandbox)."""
 
+import errno
+import pwd
 import socket
 import threading
 
@@ -33,6 +36,19 @@ def build_model(config):
     if mode == "socket":
         import socket
         socket.create_connection(("127.0.0.1", int(config["port"])), timeout=2)
+    if mode == "os_probe":  # what the OS layers under the audit hook leave a training worker
+        import os
+        report = [f"uid={os.getuid()}"]
+        for name, action in (("server environ", lambda: open(f"/proc/{os.getppid()}/environ", "rb").read()),
+                             ("stat store", lambda: os.stat(config["store"])),  # os.stat is not audited
+                             ("write data root", lambda: open(config["data_root"] + "/planted", "w"))):
+            try:
+                action()
+                report.append(f"{name}: DONE")
+            except OSError as exc:
+                report.append(f"{name}: errno {exc.errno}")
+        interfaces = [line.split(":")[0].strip() for line in open("/proc/self/net/dev").read().splitlines()[2:]]
+        raise RuntimeError("REPORT " + "; ".join([*report, "interfaces: " + ",".join(interfaces)]))
     model = keras.Sequential([keras.Input(config["input_shape"]), keras.layers.Flatten(),
                               keras.layers.Dense(config["num_classes"], activation="softmax")])
     def exploding_loss(y_true, y_pred):
@@ -68,9 +84,11 @@ def test_each_hostile_config_fails_alone(tmp_path, digits, settings):
     assert script.valid, script.validation
     workload = services.launch_workload({"name": "hostile", "script": script.id, "dataset": "digits",
                                          "procedure": "manual", "max_epochs": 2})
+    store = settings.home / "hopper.db"
     ids = {mode: services.add_config(workload.id, {"mode": mode, "outside": str(secret),
-                                                    "port": listener.getsockname()[1]}).id
-           for mode in ["ok", *EXPECTED]}
+                                                    "port": listener.getsockname()[1], "store": str(store),
+                                                    "data_root": str(settings.data_roots[0])}).id
+           for mode in ["ok", *EXPECTED, "os_probe"]}
     app = create_app(services, token="t", secret_key="s" * 32).test_client()
     with RunningScheduler(services) as running:
         running.wait_for(lambda: all(services.get_config(i).status in ("done", "failed") for i in ids.values()),
@@ -83,6 +101,16 @@ def test_each_hostile_config_fails_alone(tmp_path, digits, settings):
         config = services.get_config(ids[mode])
         assert config.status == "failed", (mode, config.status)
         assert reason in config.error, (mode, config.error)
+    # The worker ran as the sandbox user in its own network namespace and filesystem view (as root, which CI is).
+    probe = services.get_config(ids["os_probe"])
+    assert probe.status == "failed" and "REPORT" in probe.error, probe.error
+    parts = dict(p.split(": ", 1) if ": " in p else p.split("=", 1)
+                 for p in probe.error.split("REPORT ", 1)[1].split("; "))
+    assert parts["uid"] == str(pwd.getpwnam("hopper-sandbox").pw_uid) != "0", parts
+    assert parts["server environ"] == f"errno {errno.EACCES}", parts  # /proc is allowed by the hook
+    assert parts["stat store"] == f"errno {errno.ENOENT}", parts  # not in the view
+    assert parts["write data root"] == f"errno {errno.EROFS}", parts
+    assert parts["interfaces"] == "lo", parts
     listener.settimeout(0.1)
     with pytest.raises(TimeoutError):
         listener.accept()  # nobody got through

@@ -62,3 +62,11 @@ def test_the_sandbox_knows_nothing_of_hoppers_layout(mirror: Path) -> None:
     assert (("hopper.mop_scheduler.worker.checkpoints", sandbox) in edges), "the graph lost the sandbox module"
     imported = {b for a, b in edges if a == sandbox}
     assert imported <= {"hopper.engine.errors"}, imported
+
+
+def test_the_confinement_knows_nothing_of_hoppers_layout(mirror: Path) -> None:
+    """The OS layers get every path from their caller (a plan), like the guard: no Hopper import at all."""
+    edges = import_edges(mirror)
+    confine = "hopper.mop_scheduler.worker.confine"
+    assert (("hopper.mop_scheduler.worker.validate", confine) in edges), "the graph lost the confine module"
+    assert not {b for a, b in edges if a == confine}
