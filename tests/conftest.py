@@ -34,7 +34,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     Path(os.environ["HOPPER_TEST_INVENTORY"]).touch()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test`` runs two workers) a file's tests stay on one worker, so its module
+    fixtures (a server, a trained workload) start once; the Spark files share one worker (one cluster), and so do
+    the edge and browser files (one edge server)."""
+    root = Path(__file__).resolve().parent
+    for item in items:
+        parts = item.path.resolve().relative_to(root).parts
+        group = {"spark": "spark", "edge": "edge", "e2e": "edge"}.get(parts[0], "/".join(parts))
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller sees every worker's reports and judges the whole run
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
     if IN_CI and skipped and exitstatus == 0:
