@@ -281,6 +281,7 @@ class SubEpochStart:
     in_checkpoint: tuple[str, str] | None  # (path, sha256) of the config's current checkpoint
     warm_start: tuple[str, str] | None  # a clone's or drill-down's starting weights, before its first commit
     privacy: dict | None = None  # the workload's privacy options: the worker trains with DP-SGD
+    objectives: tuple[dict, ...] = ()  # the workload's objectives that the worker computes (engine.objectives)
 
 
 @dataclass(frozen=True)

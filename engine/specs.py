@@ -17,6 +17,12 @@ class ObjectiveSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     metric: str = Field(min_length=1, max_length=100)
     direction: Literal["max", "min"]
+    cost_matrix: list[list[float]] | None = Field(
+        default=None, description="for val_cost: cost of predicting column j for true class i (K x K, >= 0)")
+
+    def stored(self) -> dict:
+        """The objective as the workload keeps it (no empty options)."""
+        return self.model_dump(exclude_none=True)
 
 
 class PrivacySpec(BaseModel):

@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any
 
 from hopper.engine import data as data_mod
+from hopper.engine import objectives as objective_math
 from hopper.engine import privacy
 from hopper.engine.catalog import check_hparam_value, check_hparams, get_entry
 from hopper.engine.entities import ConfigInfo, SubEpochInfo, WorkloadInfo
@@ -20,7 +21,7 @@ from hopper.engine.procedures import Objective, make_procedure
 from hopper.engine.search import propose, with_noise
 from hopper.engine.services._base import ServiceContext, default_actor
 from hopper.engine.space import Choice, Fixed, SearchSpace
-from hopper.engine.specs import PrivacySpec, WorkloadSpec, parse_spec
+from hopper.engine.specs import ObjectiveSpec, PrivacySpec, WorkloadSpec, parse_spec
 from hopper.engine.status import FINISHED_CONFIG, ConfigStatus, WorkloadStatus
 from hopper.engine.store.configs import check_version
 
@@ -100,7 +101,8 @@ class SteeringServices(ServiceContext):
             privacy=privacy_options, warnings=warnings or None,
             propose=partial(propose, n_workers=self.settings.workers),
             name=spec.name, description=spec.description, procedure=spec.procedure, search_space=space.to_dict(),
-            objectives=[o.model_dump() for o in spec.objectives], max_epochs=spec.max_epochs,
+            objectives=objective_math.resolve([o.stored() for o in spec.objectives], task=dataset.task,
+                                              classes=dataset.classes), max_epochs=spec.max_epochs,
             max_configs=spec.max_configs, seed=spec.seed, dataset_id=dataset.id, model_ref=model_ref,
             script_id=script_id, parent_workload_id=parent_workload_id, parent_config_id=parent_config_id,
             warm_start_checkpoint_id=warm_start_checkpoint_id, export_top_k=spec.export_top_k,
@@ -288,7 +290,8 @@ class SteeringServices(ServiceContext):
             "name": name or f"{parent.name} / drill-down from config {config_id}",
             "description": f"Drill-down from workload {parent.id}, config {config_id}",
             "dataset": parent.dataset_id, "procedure": procedure, "space": refined.to_dict(),
-            "objectives": parent.objectives, "max_epochs": max_epochs or parent.max_epochs,
+            "objectives": [{k: v for k, v in o.items() if k in ObjectiveSpec.model_fields} for o in parent.objectives],
+            "max_epochs": max_epochs or parent.max_epochs,
             "max_configs": max_configs, "seed": parent.seed + 1,
         }
         if parent.privacy is not None:
