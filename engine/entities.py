@@ -131,6 +131,7 @@ class WorkloadInfo(_Serialisable):
     export_top_k: int | None = None
     privacy: dict | None = None  # the privacy section as stored (None: trains without DP-SGD)
     warnings: list = field(default_factory=list)  # advice given at launch (a delta that is too large, ...)
+    advisor: bool = False  # the procedure suggests its decisions to people instead of applying them
 
     @classmethod
     def from_row(cls, row: Any, config_counts: dict | None = None, best: dict | None = None) -> WorkloadInfo:
@@ -139,7 +140,8 @@ class WorkloadInfo(_Serialisable):
                    list(row.objectives), row.max_epochs, row.max_configs, row.seed, row.dataset_id, row.model_ref,
                    row.script_id, row.parent_workload_id, row.parent_config_id, row.error, row.created_at,
                    row.updated_at, config_counts or {}, best, getattr(row, "export_top_k", None),
-                   None if privacy is None else dict(privacy), list(getattr(row, "warnings", None) or []))
+                   None if privacy is None else dict(privacy), list(getattr(row, "warnings", None) or []),
+                   advisor=bool(getattr(row, "advisor", False)))
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,38 @@ class EventInfo(_Serialisable):
     @classmethod
     def from_row(cls, row: Any) -> EventInfo:
         return cls(row.id, row.actor, row.action, row.object_type, row.object_id, row.before, row.after, row.at)
+
+
+@dataclass(frozen=True)
+class SuggestionInfo(_Serialisable):
+    """A procedure's decision waiting for (or decided by) a person, in advisor mode."""
+
+    id: int
+    workload_id: int
+    config_id: int
+    procedure: str
+    kind: str
+    payload: dict
+    reason: str
+    key: str
+    status: str
+    decided_by: str | None
+    decided_at: datetime | None
+    detail: str | None
+    created_at: datetime
+
+    @property
+    def summary(self) -> str:
+        """One line for lists and notices: "stop config 7 (suggested by asha)"."""
+        source = self.payload.get("source_config_id")
+        what = f"exploit config {source} into config {self.config_id}" if self.kind == "exploit" and source \
+            else f"{self.kind} config {self.config_id}"
+        return f"{what} (suggested by {self.procedure})"
+
+    @classmethod
+    def from_row(cls, row: Any) -> SuggestionInfo:
+        return cls(row.id, row.workload_id, row.config_id, row.procedure, row.kind, dict(row.payload or {}),
+                   row.reason, row.key, row.status, row.decided_by, row.decided_at, row.detail, row.created_at)
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,8 @@ class WorkloadSpec(BaseModel):
     dataset: str | int
     procedure: Literal["grid", "random", "tpe", "manual"] = "grid"
     space: dict[str, Any] | None = None
+    advisor: bool = Field(default=False, description="the procedure suggests its decisions (stop, pause, promote, "
+                                                     "exploit) to people instead of applying them")
     objectives: list[ObjectiveSpec] = Field(
         default_factory=lambda: [ObjectiveSpec(metric="val_accuracy", direction="max")], min_length=1
     )

@@ -32,6 +32,15 @@ class ConfigStatus(StrEnum):
         return _CONFIG_LABELS.get(self, self.value)
 
 
+class DecisionKind(StrEnum):
+    """What a procedure decides about a config at an epoch boundary (``engine.procedures.Decision``)."""
+
+    STOP = "stop"  # train it no further (median stopping rule, a lost rung)
+    PAUSE = "pause"  # wait at a rung: not runnable until promoted
+    PROMOTE = "promote"  # continue past the rung (a paused config is queued again)
+    EXPLOIT = "exploit"  # PBT: clone a source's weights and optimizer state with explored hparams; stop the target
+
+
 class WorkloadStatus(StrEnum):
     RUNNING = "running"
     PAUSED = "paused"  # no new sub-epoch starts; running ones finish and commit
@@ -71,6 +80,15 @@ class ScriptValidation(StrEnum):
     PENDING = "pending"  # queued or running in the validation pool
     ACCEPTED = "accepted"
     REJECTED = "rejected"
+
+
+class SuggestionStatus(StrEnum):
+    """Where an advisor's suggestion is (a procedure run with ``advisor: true`` suggests instead of acting)."""
+
+    PENDING = "pending"  # waiting for a person
+    ACCEPTED = "accepted"  # a person accepted it and it was applied through the steering services
+    REJECTED = "rejected"  # a person rejected it: it never takes effect
+    EXPIRED = "expired"  # the state made it moot (its config stopped, finished or was promoted meanwhile)
 
 
 class DeviceStatus(StrEnum):
@@ -134,6 +152,15 @@ DEVICE_TRANSITIONS: Mapping[DeviceStatus, frozenset[DeviceStatus]] = {
     DeviceStatus.OFFLINE: frozenset({DeviceStatus.ONLINE}),
 }
 
+SUGGESTION_TRANSITIONS: Mapping[SuggestionStatus, frozenset[SuggestionStatus]] = {
+    SuggestionStatus.PENDING: frozenset({SuggestionStatus.ACCEPTED, SuggestionStatus.REJECTED,
+                                         SuggestionStatus.EXPIRED}),
+    # Accepted, then found moot while it was applied (the scheduler finished the config in between).
+    SuggestionStatus.ACCEPTED: frozenset({SuggestionStatus.EXPIRED}),
+    SuggestionStatus.REJECTED: frozenset(),
+    SuggestionStatus.EXPIRED: frozenset(),
+}
+
 _TABLES: dict[type[StrEnum], Mapping] = {
     ConfigStatus: CONFIG_TRANSITIONS,
     WorkloadStatus: WORKLOAD_TRANSITIONS,
@@ -141,6 +168,7 @@ _TABLES: dict[type[StrEnum], Mapping] = {
     JobStatus: JOB_TRANSITIONS,
     DeploymentStatus: DEPLOYMENT_TRANSITIONS,
     DeviceStatus: DEVICE_TRANSITIONS,
+    SuggestionStatus: SUGGESTION_TRANSITIONS,
 }
 
 

@@ -270,6 +270,45 @@ def workload_update(workload_id: int, max_epochs: int | None, max_configs: int |
     console.print(f"workload {workload_id}: max_epochs={info.max_epochs} max_configs={info.max_configs}")
 
 
+@main.group("suggestions")
+def suggestions() -> None:
+    """Advisor mode: list, accept or reject what a workload's procedure suggests."""
+
+
+@suggestions.command("list")
+@click.argument("workload_id", type=int)
+@click.option("--status", type=click.Choice(["pending", "accepted", "rejected", "expired"]), default=None,
+              help="Only suggestions in this state.")
+@_handle_errors
+def suggestions_list(workload_id: int, status: str | None) -> None:
+    """A workload's suggestions with their reasons, pending first."""
+    table = Table("id", "status", "suggestion", "reason", "decided by")
+    for s in _services().list_suggestions(workload_id, status=status):
+        table.add_row(str(s.id), s.status, escape(s.summary), escape(s.reason),
+                      escape(f"{s.decided_by or ''}{f' ({s.detail})' if s.detail else ''}"))
+    console.print(table)
+
+
+@suggestions.command("accept")
+@click.argument("workload_id", type=int)
+@click.argument("suggestion_id", type=int)
+@_handle_errors
+def suggestions_accept(workload_id: int, suggestion_id: int) -> None:
+    """Apply a suggestion as your own action (a moot one expires and says why)."""
+    info = _services().accept_suggestion(workload_id, suggestion_id)
+    console.print(f"suggestion {info.id} accepted: {escape(info.summary)}", highlight=False)
+
+
+@suggestions.command("reject")
+@click.argument("workload_id", type=int)
+@click.argument("suggestion_id", type=int)
+@_handle_errors
+def suggestions_reject(workload_id: int, suggestion_id: int) -> None:
+    """Reject a suggestion: it never takes effect."""
+    info = _services().reject_suggestion(workload_id, suggestion_id)
+    console.print(f"suggestion {info.id} rejected: {escape(info.summary)}", highlight=False)
+
+
 @main.command("configs")
 @click.argument("workload_id", type=int)
 @click.option("--status", default=None, help="Only configs in this state.")

@@ -106,6 +106,7 @@ class SteeringServices(ServiceContext):
             max_configs=spec.max_configs, seed=spec.seed, dataset_id=dataset.id, model_ref=model_ref,
             script_id=script_id, parent_workload_id=parent_workload_id, parent_config_id=parent_config_id,
             warm_start_checkpoint_id=warm_start_checkpoint_id, export_top_k=spec.export_top_k,
+            advisor=spec.advisor,
         )
 
     def check_privacy(self, options: dict, dataset: str | int | None = None) -> list[str]:

@@ -25,6 +25,7 @@ from hopper.engine.store.edge import EdgeStore
 from hopper.engine.store.identity import IdentityStore
 from hopper.engine.store.lease import LeaseStore
 from hopper.engine.store.schedule import EventStore, ScheduleStore
+from hopper.engine.store.suggestions import SuggestionStore
 from hopper.engine.store.workloads import WorkloadStore
 
 log = logging.getLogger("hopper.engine.store")
@@ -107,6 +108,7 @@ class Store:
         self.edge = EdgeStore(self)
         self.identity = IdentityStore(self)
         self.lease = LeaseStore(self)
+        self.suggestions = SuggestionStore(self)
         if check_schema:
             self.check_schema()
 

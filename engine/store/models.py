@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -95,6 +96,9 @@ class WorkloadRow(Base):
     warnings: Mapped[list | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    # Advisor mode: the procedure's decisions (stop, pause, promote, exploit) become suggestions for people.
+    advisor: Mapped[bool] = mapped_column(Boolean, default=False,
+                                          server_default=false())
 
 
 class ConfigRow(Base):
@@ -193,6 +197,28 @@ class EventRow(Base):
     before: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     after: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class SuggestionRow(Base):
+    """A procedure's decision held for a person (advisor mode): accepted, it is applied like a manual action."""
+
+    __tablename__ = "suggestion"
+    __table_args__ = (UniqueConstraint("workload_id", "key", name="uq_suggestion_workload_key"),
+                      Index("ix_suggestion_workload_status", "workload_id", "status"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workload_id: Mapped[int] = mapped_column(ForeignKey("workload.id"))
+    config_id: Mapped[int] = mapped_column(ForeignKey("config.id"))
+    procedure: Mapped[str] = mapped_column(String(30))  # who suggested it (asha, pbt, ...)
+    kind: Mapped[str] = mapped_column(String(20))  # DecisionKind
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)  # source_config_id, hparams (exploit)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    key: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    decided_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it expired, what applying it did
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class ExportRow(Base):

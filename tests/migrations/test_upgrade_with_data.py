@@ -227,13 +227,25 @@ def rows_at(revision: str) -> dict[str, list[dict]]:
             {"id": 1, "holder": "9f" * 16, "host": "node-ä.example", "pid": 2 ** 22, "started_at": T0,
              "heartbeat_at": T1, "expires_at": T2},
         ]
+    if _at_least(revision, "0008_suggestions"):
+        for row in data["workload"]:
+            row["advisor"] = row["id"] == 2
+        data["suggestion"] = [
+            {"id": 1, "workload_id": 2, "config_id": 4, "procedure": "asha", "kind": "stop", "payload": {},
+             "reason": "asha: rung 1 (epoch 1), rank 2/2, val_loss 0.75 > cutoff 0.625", "key": "asha:rung1:config4",
+             "status": "pending", "decided_by": None, "decided_at": None, "detail": None, "created_at": T1},
+            {"id": 2, "workload_id": 1, "config_id": 2, "procedure": "pbt", "kind": "exploit",
+             "payload": {"source_config_id": 1, "hparams": {"lr": 0.0008, "units": 32}},
+             "reason": "pbt: bottom 25 % at epoch 1", "key": "pbt:exploit:config2@epoch1", "status": "accepted",
+             "decided_by": "Zoë", "decided_at": T2, "detail": None, "created_at": T1},
+        ]
     if revision not in _FIXTURED:
         raise AssertionError(f"migration {revision} has no fixture rows: extend rows_at() and UPGRADED_COLUMNS in "
                              f"{__file__} with the tables and columns it adds")
     return data
 
 
-_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007"}
+_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008_suggestions"}
 
 # Columns set after the row exists: cyclic foreign keys (config <-> checkpoint, workload -> config).
 DEFERRED = {("config", "current_checkpoint_id"): {1: 2, 4: 3}, ("config", "warm_start_checkpoint_id"): {2: 1},
@@ -246,7 +258,8 @@ UPGRADED_COLUMNS = {"0004": {("workload", "export_top_k"): None},
                     "0005": {("workload", "privacy"): None, ("workload", "warnings"): None,
                              ("sub_epoch", "dp_q"): None, ("sub_epoch", "dp_sigma"): None,
                              ("sub_epoch", "dp_steps"): None},
-                    "0007": {("deployment", "actor"): None, ("profile_job", "actor"): None}}
+                    "0007": {("deployment", "actor"): None, ("profile_job", "actor"): None},
+                    "0008_suggestions": {("workload", "advisor"): False}}
 
 
 def _with_deferred(data: dict[str, list[dict]]) -> dict[str, list[dict]]:
