@@ -16,13 +16,13 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import yaml
-from dash import Dash, Input, Output, State, ctx, html, no_update
+from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
 
 from hopper.engine.errors import HopperError, NotFound, ValidationError
 from hopper.engine.services import Services
 from hopper.engine.space import SearchSpace
 from hopper.engine.specs import parse_mapping_text as parse_mapping
-from hopper.engine.status import ConfigStatus, DeviceStatus
+from hopper.engine.status import ConfigStatus, DeviceStatus, SuggestionStatus
 from hopper.rest.gate import require_editor
 from hopper.webui import figures, layout
 
@@ -423,6 +423,33 @@ def pareto_config(services: Services, click: dict | None, workload_id: int) -> A
 
 
 # -- audit log --------------------------------------------------------------------------------------------
+# -- advisor mode -----------------------------------------------------------------------------------------
+def suggestion_panel(services: Services, workload_id: int) -> list:
+    """The suggestions card's items: every pending suggestion, then the 20 most recently decided."""
+    suggestions = services.list_suggestions(workload_id)
+    pending = [s for s in suggestions if s.status == SuggestionStatus.PENDING]
+    decided = [s for s in suggestions if s.status != SuggestionStatus.PENDING][:20]
+    if not suggestions:
+        return [html.P("No suggestions yet: they appear when the procedure decides at an epoch end.")]
+    return [layout.suggestion_item(s) for s in [*pending, *decided]]
+
+
+def decide_suggestion(services: Services, workload_id: int, triggered: dict | None) -> html.Span:
+    """Accept or reject the suggestion whose button fired (``triggered``: its pattern id)."""
+    if not triggered or triggered.get("type") not in ("suggestion-accept", "suggestion-reject"):
+        return no_update
+    try:
+        who = require_editor(ACTOR)
+        if triggered["type"] == "suggestion-accept":
+            info = services.accept_suggestion(workload_id, int(triggered["id"]), actor=who)
+            return ok(f"suggestion {info.id} accepted: {info.summary}; it takes effect at the config's next "
+                      "sub-epoch boundary")
+        info = services.reject_suggestion(workload_id, int(triggered["id"]), actor=who)
+    except HopperError as exc:
+        return error(exc)
+    return ok(f"suggestion {info.id} rejected: {info.summary}; it will not take effect")
+
+
 def event_rows(services: Services) -> list[dict]:
     """The audit log table, newest first."""
     return [{"at": e.at.isoformat(timespec="seconds"), "actor": e.actor, "action": e.action,
@@ -527,6 +554,18 @@ def register_callbacks(app: Dash, services: Services,
     cb(Output("pareto-config", "children"), Input("graph-pareto", "clickData"), State("pareto-wl-id", "data"),
        prevent_initial_call=True)(
         lambda click, workload_id: pareto_config(services, click, workload_id))
+
+    # the notice as an input redraws the panel right after a decision, not at the next tick
+    cb(Output("suggestions-panel", "children"), Input("tick", "n_intervals"), Input("wl-id", "data"),
+       Input("notice-suggestions", "children"))(
+        lambda _n, workload_id, _notice: suggestion_panel(services, workload_id))
+
+    # Redrawing the panel re-creates its buttons with no clicks: only a real click (a count) decides.
+    cb(Output("notice-suggestions", "children"), Input({"type": "suggestion-accept", "id": ALL}, "n_clicks"),
+       Input({"type": "suggestion-reject", "id": ALL}, "n_clicks"), State("wl-id", "data"),
+       prevent_initial_call=True)(
+        lambda _accepts, _rejects, workload_id: decide_suggestion(services, workload_id, ctx.triggered_id)
+        if ctx.triggered and ctx.triggered[0].get("value") else no_update)
 
     cb(Output("event-table", "data"), Input("tick", "n_intervals"), Input("url", "pathname"))(
         lambda _n, _path: event_rows(services))

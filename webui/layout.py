@@ -7,6 +7,7 @@ import json
 from dash import dash_table, dcc, html
 
 from hopper.engine.catalog import ROSTER
+from hopper.engine.status import SuggestionStatus
 
 REFRESH_MS = 2000
 EXAMPLE_SPACE = """lr: {type: choice, values: [0.001, 0.003]}
@@ -156,6 +157,7 @@ def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
         html.Div(crumbs, className="crumbs"),
         html.H1(workload.name, id="wl-title"),
         html.Div(id="wl-summary", className="summary"),
+        *([suggestions_card(workload)] if workload.advisor else []),
         dash_table.DataTable(
             id="cfg-table", columns=[
                 {"name": "id", "id": "id"}, {"name": "status", "id": "status"},
@@ -223,6 +225,31 @@ def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
         html.Div([dcc.Graph(id="graph-parcoords", config={"displaylogo": False})], className="card"),
         html.Div(id="children-links", className="summary"),
     ])
+
+
+def suggestions_card(workload) -> html.Div:  # noqa: ANN001
+    """Advisor mode: what the workload's procedure suggests, each with its reason and Accept / Reject buttons."""
+    return html.Div([
+        html.H3(f"Suggestions from {workload.procedure} (advisor mode: nothing happens until you accept)"),
+        html.Div(id="suggestions-panel", className="suggestions"),
+        html.Div(id="notice-suggestions", className="notice"),
+    ], className="card", id="suggestions-card")
+
+
+def suggestion_item(suggestion) -> html.Div:  # noqa: ANN001
+    """One suggestion: what, why, and either the buttons (pending) or who decided it."""
+    head = [html.Strong(suggestion.summary), html.Span(f" · {suggestion.reason}", className="reason")]
+    if suggestion.status == SuggestionStatus.PENDING:
+        tail = [html.Button("Accept", id={"type": "suggestion-accept", "id": suggestion.id},
+                            className="button primary small"),
+                html.Button("Reject", id={"type": "suggestion-reject", "id": suggestion.id},
+                            className="button small")]
+    else:
+        by = f" by {suggestion.decided_by}" if suggestion.decided_by else ""
+        tail = [html.Span(f"{suggestion.status}{by}{f': {suggestion.detail}' if suggestion.detail else ''}",
+                          className=f"decided {suggestion.status}")]
+    return html.Div([html.Div(head), html.Div(tail, className="row")], className="suggestion",
+                    id=f"suggestion-{suggestion.id}")
 
 
 def _space_text(space: dict) -> str:
