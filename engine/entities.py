@@ -239,6 +239,52 @@ class SuggestionInfo(_Serialisable):
 
 
 @dataclass(frozen=True)
+class EvaluationInfo(_Serialisable):
+    """An objective added to a running workload and its measurement on the checkpoints already trained."""
+
+    id: int
+    workload_id: int
+    objective: dict
+    status: str  # JobStatus
+    actor: str
+    n_expected: int  # configs x kept epoch-end checkpoints that lacked the metric when it was added
+    n_done: int
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> EvaluationInfo:
+        return cls(row.id, row.workload_id, dict(row.objective), row.status, row.actor, row.n_expected, row.n_done,
+                   row.error, row.created_at, row.finished_at)
+
+
+@dataclass(frozen=True)
+class CheckpointToEvaluate:
+    config_id: int
+    epoch: int
+    path: str
+    sha256: str
+    hparams: dict
+
+
+@dataclass(frozen=True)
+class EvaluationWork:
+    """What a worker needs to measure an added objective: how to rebuild the models, the validation split, and
+    every kept epoch-end checkpoint that lacks the metric (oldest first, grouped by config)."""
+
+    request_id: int
+    objective: dict
+    model_ref: str
+    entry_point: str
+    feature_shape: tuple
+    n_outputs: int
+    task: str
+    validation_path: str
+    checkpoints: tuple[CheckpointToEvaluate, ...]
+
+
+@dataclass(frozen=True)
 class CheckpointInfo(_Serialisable):
     """A committed checkpoint: where it lies, its hash, and whether it ends an epoch."""
 

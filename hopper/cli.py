@@ -309,6 +309,68 @@ def suggestions_reject(workload_id: int, suggestion_id: int) -> None:
     console.print(f"suggestion {info.id} rejected: {escape(info.summary)}", highlight=False)
 
 
+@main.group("objective")
+def objective() -> None:
+    """Objectives added to a running workload (its trained checkpoints are re-evaluated, nothing retrains)."""
+
+
+@objective.command("add")
+@click.argument("workload_id", type=int)
+@click.argument("metric")
+@click.option("--direction", type=click.Choice(["max", "min"]), required=True)
+@click.option("--cost-matrix", "cost_matrix", default=None,
+              help="For val_cost: a JSON list of K rows of K costs (row = true class, column = predicted).")
+@_handle_errors
+def objective_add(workload_id: int, metric: str, direction: str, cost_matrix: str | None) -> None:
+    """Add an objective; the export worker measures it on every kept epoch-end checkpoint."""
+    spec: dict[str, Any] = {"metric": metric, "direction": direction}
+    if cost_matrix:
+        try:
+            spec["cost_matrix"] = json.loads(cost_matrix)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"--cost-matrix is not JSON: {exc}", field="cost_matrix") from None
+    info = _services().add_objective(workload_id, spec)
+    console.print(f"workload {workload_id}: objective {escape(metric)} ({direction}) added; evaluation request "
+                  f"{info.id}: {info.n_expected} checkpoint(s) to re-evaluate ({info.status})", highlight=False)
+
+
+@objective.command("list")
+@click.argument("workload_id", type=int)
+@_handle_errors
+def objective_list(workload_id: int) -> None:
+    """A workload's objectives and the re-evaluations of those added after launch."""
+    services = _services()
+    for o in services.get_workload(workload_id).objectives:
+        console.print(f"{escape(o['metric'])}: {o['direction']}", highlight=False)
+    table = Table("request", "objective", "status", "evaluated", "by", "error")
+    for e in services.list_evaluations(workload_id):
+        table.add_row(str(e.id), escape(e.objective["metric"]), e.status, f"{e.n_done}/{e.n_expected}",
+                      escape(e.actor), escape((e.error or "").splitlines()[0] if e.error else ""))
+    console.print(table)
+
+
+@objective.command("evaluate")
+@click.argument("request_id", type=int)
+@_handle_errors
+def objective_evaluate(request_id: int) -> None:
+    """Run one evaluation request here (the export worker runs each in such a child process)."""
+    from hopper.engine.status import JobStatus
+    from hopper.mop_scheduler.worker.reevaluate import run_evaluation
+
+    services = _services()
+    info = services.get_evaluation(request_id)
+    # Run by hand, a queued request is claimed first, so the export worker does not take it too.
+    if info.status == JobStatus.QUEUED and services.claim_evaluation(request_id) is None \
+            or info.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+        raise ValidationError(f"evaluation request {request_id} is already "
+                              f"{services.get_evaluation(request_id).status}", field="request_id")
+    done = run_evaluation(services.store, request_id)
+    console.print(f"evaluation request {done.id}: {done.status}, {done.n_done}/{done.n_expected} checkpoints",
+                  highlight=False)
+    if done.error:
+        raise ValidationError(f"evaluation request {done.id} failed: {done.error.splitlines()[0]}")
+
+
 @main.command("configs")
 @click.argument("workload_id", type=int)
 @click.option("--status", default=None, help="Only configs in this state.")

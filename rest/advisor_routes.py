@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import request
 
+from hopper.engine.specs import ObjectiveSpec
 from hopper.rest._api import actor, services
 from hopper.rest.routes import CONFLICT, INVALID, NOT_FOUND, api
 
@@ -39,3 +40,34 @@ def accept_suggestion(workload_id: int, suggestion_id: int):  # noqa: ANN201
 def reject_suggestion(workload_id: int, suggestion_id: int):  # noqa: ANN201
     """Reject a suggestion: it never takes effect (audited). 409 when it was already decided."""
     return services().reject_suggestion(workload_id, suggestion_id, actor=actor()).to_dict()
+
+
+@api.route("GET", "/workloads/<int:workload_id>/objectives", tag="objectives", errors=(NOT_FOUND,))
+def list_objectives(workload_id: int):  # noqa: ANN201
+    """A workload's objectives, and the re-evaluations of those added after launch with their progress."""
+    svc = services()
+    return {"objectives": svc.get_workload(workload_id).objectives,
+            "evaluations": [e.to_dict() for e in svc.list_evaluations(workload_id)]}
+
+
+@api.route("POST", "/workloads/<int:workload_id>/objectives", tag="objectives", body=ObjectiveSpec, status=202,
+           errors=(INVALID, NOT_FOUND, CONFLICT))
+def add_objective(workload_id: int, body: ObjectiveSpec):  # noqa: ANN201
+    """Add an objective to a running workload; its trained checkpoints are re-evaluated for it.
+
+    Configs trained from now on report it at every epoch end. The epoch-end checkpoints already kept are
+    measured by the export worker's child processes (never the web process); the answer is that evaluation
+    request: ``n_expected`` evaluations (configs x kept epoch-end checkpoints), ``n_done`` so far. Hopper computes
+    ``flops``, ``val_balanced_accuracy``, ``val_recall@<class>`` and ``val_cost`` (give ``cost_matrix``);
+    a metric the models already report needs no evaluation. 409 when the workload already has it.
+    """
+    return services().add_objective(workload_id, body, actor=actor()).to_dict()
+
+
+@api.route("GET", "/workloads/<int:workload_id>/ranking", tag="objectives", returns="list",
+           errors=(INVALID, NOT_FOUND),
+           query=(("metric", "string", "one of the workload's objectives (default: the first)", None, None),))
+def rank_configs(workload_id: int):  # noqa: ANN201
+    """A workload's configs, best first on one of its objectives (latest values; configs without one last)."""
+    configs = services().rank_configs(workload_id, request.args.get("metric") or None)
+    return [c.to_dict() for c in configs]

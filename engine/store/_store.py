@@ -22,6 +22,7 @@ from hopper.engine.errors import Conflict, HopperError, SchemaOutOfDate, StoreUn
 from hopper.engine.store.configs import ConfigStore
 from hopper.engine.store.datasets import DatasetStore, ScriptStore
 from hopper.engine.store.edge import EdgeStore
+from hopper.engine.store.evaluations import EvaluationStore
 from hopper.engine.store.identity import IdentityStore
 from hopper.engine.store.lease import LeaseStore
 from hopper.engine.store.schedule import EventStore, ScheduleStore
@@ -109,6 +110,7 @@ class Store:
         self.identity = IdentityStore(self)
         self.lease = LeaseStore(self)
         self.suggestions = SuggestionStore(self)
+        self.evaluations = EvaluationStore(self)
         if check_schema:
             self.check_schema()
 

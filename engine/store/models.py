@@ -221,6 +221,24 @@ class SuggestionRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class EvaluationRequestRow(Base):
+    """An objective added to a running workload, to measure on every kept epoch-end checkpoint (a worker's job)."""
+
+    __tablename__ = "evaluation_request"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workload_id: Mapped[int] = mapped_column(ForeignKey("workload.id"))
+    objective: Mapped[dict] = mapped_column(JSON)  # as the workload stores it (metric, direction, class_index, ...)
+    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)  # JobStatus
+    actor: Mapped[str] = mapped_column(String(100))
+    n_expected: Mapped[int] = mapped_column(Integer, default=0)  # configs x kept epoch-end checkpoints
+    n_done: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class ExportRow(Base):
     __tablename__ = "export"
 

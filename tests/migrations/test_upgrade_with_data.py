@@ -227,7 +227,7 @@ def rows_at(revision: str) -> dict[str, list[dict]]:
             {"id": 1, "holder": "9f" * 16, "host": "node-ä.example", "pid": 2 ** 22, "started_at": T0,
              "heartbeat_at": T1, "expires_at": T2},
         ]
-    if _at_least(revision, "0008_suggestions"):
+    if _at_least(revision, "0008_advisor"):
         for row in data["workload"]:
             row["advisor"] = row["id"] == 2
         data["suggestion"] = [
@@ -239,13 +239,21 @@ def rows_at(revision: str) -> dict[str, list[dict]]:
              "reason": "pbt: bottom 25 % at epoch 1", "key": "pbt:exploit:config2@epoch1", "status": "accepted",
              "decided_by": "Zoë", "decided_at": T2, "detail": None, "created_at": T1},
         ]
+        data["evaluation_request"] = [
+            {"id": 1, "workload_id": 1, "objective": {"metric": "val_recall@3", "direction": "max", "class_index": 3},
+             "status": "done", "actor": "alice", "n_expected": 2, "n_done": 2, "error": None, "created_at": T1,
+             "claimed_at": T1, "finished_at": T2},
+            {"id": 2, "workload_id": 2, "objective": {"metric": "flops", "direction": "min"}, "status": "queued",
+             "actor": "bob", "n_expected": 1, "n_done": 0, "error": None, "created_at": T2, "claimed_at": None,
+             "finished_at": None},
+        ]
     if revision not in _FIXTURED:
         raise AssertionError(f"migration {revision} has no fixture rows: extend rows_at() and UPGRADED_COLUMNS in "
                              f"{__file__} with the tables and columns it adds")
     return data
 
 
-_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008_suggestions"}
+_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008_advisor"}
 
 # Columns set after the row exists: cyclic foreign keys (config <-> checkpoint, workload -> config).
 DEFERRED = {("config", "current_checkpoint_id"): {1: 2, 4: 3}, ("config", "warm_start_checkpoint_id"): {2: 1},
@@ -259,7 +267,7 @@ UPGRADED_COLUMNS = {"0004": {("workload", "export_top_k"): None},
                              ("sub_epoch", "dp_q"): None, ("sub_epoch", "dp_sigma"): None,
                              ("sub_epoch", "dp_steps"): None},
                     "0007": {("deployment", "actor"): None, ("profile_job", "actor"): None},
-                    "0008_suggestions": {("workload", "advisor"): False}}
+                    "0008_advisor": {("workload", "advisor"): False}}
 
 
 def _with_deferred(data: dict[str, list[dict]]) -> dict[str, list[dict]]:
