@@ -131,6 +131,7 @@ class WorkloadInfo(_Serialisable):
     export_top_k: int | None = None
     privacy: dict | None = None  # the privacy section as stored (None: trains without DP-SGD)
     warnings: list = field(default_factory=list)  # advice given at launch (a delta that is too large, ...)
+    procedure_options: dict = field(default_factory=dict)  # eta, min_epochs, population, median_stop, ...
     advisor: bool = False  # the procedure suggests its decisions to people instead of applying them
 
     @classmethod
@@ -141,6 +142,7 @@ class WorkloadInfo(_Serialisable):
                    row.script_id, row.parent_workload_id, row.parent_config_id, row.error, row.created_at,
                    row.updated_at, config_counts or {}, best, getattr(row, "export_top_k", None),
                    None if privacy is None else dict(privacy), list(getattr(row, "warnings", None) or []),
+                   dict(getattr(row, "procedure_options", None) or {}),
                    advisor=bool(getattr(row, "advisor", False)))
 
 
@@ -324,6 +326,32 @@ class ConfigObservation:
     origin: str
     status: str
     latest_metrics: dict
+    curve: tuple = ()  # the primary objective after each committed epoch (None where it was not measured)
+    epochs_done: int = 0
+    parent_id: int | None = None  # cloned_from_config_id: whose weights it started from
+    stopped_by_person: bool = False  # its latest stop was not a procedure's decision
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class AppliedDecision(_Serialisable):
+    """A procedure's decision as applied (or suggested and accepted): the audit trail of automatic search."""
+
+    id: int
+    workload_id: int
+    key: str
+    kind: str
+    config_id: int
+    source_config_id: int | None
+    result_config_id: int | None  # exploit: the new config
+    reason: str
+    actor: str
+    at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> AppliedDecision:
+        return cls(row.id, row.workload_id, row.key, row.kind, row.config_id, row.source_config_id,
+                   row.result_config_id, row.reason, row.actor, row.at)
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,13 @@ with the reason instead of being applied.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from hopper.engine.entities import SuggestionInfo
 from hopper.engine.errors import InvalidState, ValidationError
 from hopper.engine.services._base import ServiceContext, default_actor
-from hopper.engine.status import DecisionKind, SuggestionStatus
+from hopper.engine.status import ConfigStatus, DecisionKind, SuggestionStatus
+from hopper.engine.store.suggestions import moot_reason
 
 if TYPE_CHECKING:
     from hopper.engine.procedures import Decision
@@ -38,17 +38,6 @@ class AdvisorServices(ServiceContext):
     def __init__(self, store: Store, settings: Settings, steering: SteeringServices) -> None:
         super().__init__(store, settings)
         self._steering = steering
-
-    def route_decisions(self, workload_id: int, procedure: str, decisions: Iterable[Decision], *,
-                        actor: str | None = None) -> list[SuggestionInfo]:
-        """Where a procedure's decisions go: applied at once, or kept as suggestions when the workload runs its
-        procedure as an advisor. The scheduler calls this at every decision point; returns what was suggested."""
-        if self.store.suggestions.is_advisor(workload_id):
-            # Recording also expires pending suggestions that the run has made moot, so call it with none too.
-            return self.store.suggestions.record(workload_id, procedure, decisions)
-        for decision in decisions:
-            self._steering.apply_decision(workload_id, decision, actor=actor or procedure)
-        return []
 
     def list_suggestions(self, workload_id: int, *, status: str | None = None) -> list[SuggestionInfo]:
         """A workload's suggestions with their reasons: pending ones first, then the decided ones, newest first."""
@@ -71,12 +60,18 @@ class AdvisorServices(ServiceContext):
         suggestion = self.store.suggestions.get(suggestion_id, workload_id=workload_id)
         accepted = self.store.suggestions.decide(suggestion_id, SuggestionStatus.ACCEPTED, actor=actor)
         try:
-            self._steering.apply_decision(workload_id, self.decision_of(suggestion, actor), actor=actor)
+            applied = self._steering.apply_decision(workload_id, self.decision_of(suggestion, actor), actor=actor)
         except InvalidState as exc:
-            # The scheduler moved the config on between the check and the write: nothing was applied.
-            self.store.suggestions.expire(suggestion_id, exc.message, actor=actor)
-            raise InvalidState(f"suggestion {suggestion_id} expired: {exc.message}; it was not applied") from None
-        return accepted
+            why = exc.message
+        else:
+            if applied is not None:
+                return accepted
+            # The scheduler moved the config on between the check and the write.
+            config = self.store.configs.get(suggestion.config_id, with_metrics=False)
+            why = moot_reason(suggestion.kind, config.id, config.status) or \
+                f"config {config.id} is {ConfigStatus(config.status).label}: the decision no longer applied"
+        self.store.suggestions.expire(suggestion_id, why, actor=actor)
+        raise InvalidState(f"suggestion {suggestion_id} expired: {why}; it was not applied")
 
     def reject_suggestion(self, workload_id: int, suggestion_id: int, *, actor: str | None = None) -> SuggestionInfo:
         """Reject a pending suggestion: it never takes effect, and the procedure does not suggest it again."""

@@ -4,14 +4,14 @@ suggested twice); an objective added to a running workload is measured on the ch
 evaluation request (one per added objective, run by the export worker's child processes)
 
 Revision ID: 0008_advisor
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-26
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_advisor"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
