@@ -6,7 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from hopper.engine.errors import ValidationError
+from hopper.engine.procedures._asha import ASHAProcedure, HyperbandProcedure
 from hopper.engine.procedures._base import Decision, Objective, Observation, Procedure
+from hopper.engine.procedures._bayesian import BayesianProcedure
+from hopper.engine.procedures._evolution import EvolutionProcedure
+from hopper.engine.procedures._multi import MOTPEProcedure, NSGA2Procedure
+from hopper.engine.procedures._pbt import PBTProcedure
 from hopper.engine.procedures._simple import GridProcedure, ManualProcedure, RandomProcedure
 from hopper.engine.procedures._tpe import TPEProcedure
 from hopper.engine.space import SearchSpace
@@ -16,6 +21,13 @@ PROCEDURES: dict[str, type[Procedure]] = {
     "random": RandomProcedure,
     "tpe": TPEProcedure,
     "manual": ManualProcedure,
+    "asha": ASHAProcedure,
+    "hyperband": HyperbandProcedure,
+    "pbt": PBTProcedure,
+    "bayesian": BayesianProcedure,
+    "evolution": EvolutionProcedure,
+    "nsga2": NSGA2Procedure,
+    "motpe": MOTPEProcedure,
 }
 
 
@@ -40,6 +52,13 @@ def make_procedure(
 
 __all__ = [
     "PROCEDURES",
+    "ASHAProcedure",
+    "BayesianProcedure",
+    "EvolutionProcedure",
+    "HyperbandProcedure",
+    "MOTPEProcedure",
+    "NSGA2Procedure",
+    "PBTProcedure",
     "Decision",
     "GridProcedure",
     "ManualProcedure",
