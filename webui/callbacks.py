@@ -424,14 +424,19 @@ def pareto_config(services: Services, click: dict | None, workload_id: int) -> A
 
 # -- audit log --------------------------------------------------------------------------------------------
 # -- advisor mode -----------------------------------------------------------------------------------------
-def suggestion_panel(services: Services, workload_id: int) -> list:
-    """The suggestions card's items: every pending suggestion, then the 20 most recently decided."""
+def suggestion_panel(services: Services, workload_id: int, shown: list | None = None) -> tuple[Any, list]:
+    """The suggestions card's items (every pending suggestion, then the 20 most recently decided) and what they
+    show; unchanged from ``shown`` (what the page shows now) gives ``no_update``: redrawing would replace the
+    buttons under a person's pointer and could swallow a click."""
     suggestions = services.list_suggestions(workload_id)
-    pending = [s for s in suggestions if s.status == SuggestionStatus.PENDING]
-    decided = [s for s in suggestions if s.status != SuggestionStatus.PENDING][:20]
-    if not suggestions:
-        return [html.P("No suggestions yet: they appear when the procedure decides at an epoch end.")]
-    return [layout.suggestion_item(s) for s in [*pending, *decided]]
+    items = [*(s for s in suggestions if s.status == SuggestionStatus.PENDING),
+             *[s for s in suggestions if s.status != SuggestionStatus.PENDING][:20]]
+    signature = [[s.id, s.status] for s in items]
+    if shown is not None and signature == shown:
+        return no_update, no_update
+    if not items:
+        return [html.P("No suggestions yet: they appear when the procedure decides at an epoch end.")], signature
+    return [layout.suggestion_item(s) for s in items], signature
 
 
 def decide_suggestion(services: Services, workload_id: int, triggered: dict | None) -> html.Span:
@@ -556,9 +561,9 @@ def register_callbacks(app: Dash, services: Services,
         lambda click, workload_id: pareto_config(services, click, workload_id))
 
     # the notice as an input redraws the panel right after a decision, not at the next tick
-    cb(Output("suggestions-panel", "children"), Input("tick", "n_intervals"), Input("wl-id", "data"),
-       Input("notice-suggestions", "children"))(
-        lambda _n, workload_id, _notice: suggestion_panel(services, workload_id))
+    cb(Output("suggestions-panel", "children"), Output("suggestions-shown", "data"), Input("tick", "n_intervals"),
+       Input("wl-id", "data"), Input("notice-suggestions", "children"), State("suggestions-shown", "data"))(
+        lambda _n, workload_id, _notice, shown: suggestion_panel(services, workload_id, shown))
 
     # Redrawing the panel re-creates its buttons with no clicks: only a real click (a count) decides.
     cb(Output("notice-suggestions", "children"), Input({"type": "suggestion-accept", "id": ALL}, "n_clicks"),

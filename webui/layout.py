@@ -232,6 +232,7 @@ def suggestions_card(workload) -> html.Div:  # noqa: ANN001
     return html.Div([
         html.H3(f"Suggestions from {workload.procedure} (advisor mode: nothing happens until you accept)"),
         html.Div(id="suggestions-panel", className="suggestions"),
+        dcc.Store(id="suggestions-shown"),  # what the panel shows, so an unchanged list is not redrawn
         html.Div(id="notice-suggestions", className="notice"),
     ], className="card", id="suggestions-card")
 
