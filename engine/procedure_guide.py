@@ -71,8 +71,8 @@ GUIDES: dict[str, ProcedureGuide] = {g.name: g for g in (
                    decides=True),
     ProcedureGuide("bayesian", "Gaussian-process Bayesian optimisation (KerasTuner's oracle), asked and told", (
         OptionGuide("initial_points", "int", 3, "random configs before the model guides the search", 1, 10_000),
-        OptionGuide("alpha", "float", 1e-4, "noise added to the kernel's diagonal", 1e-12, 1e6),
-        OptionGuide("beta", "float", 2.6, "exploration weight of the upper confidence bound", 1e-12, 1e6)),
+        OptionGuide("alpha", "float", 1e-4, "noise added to the kernel's diagonal (> 0)"),
+        OptionGuide("beta", "float", 2.6, "exploration weight of the upper confidence bound (> 0)")),
         needs_budget=True),
     ProcedureGuide("evolution", "regularised evolution: mutate the best of a random tournament of the last "
                    "population configs", (
@@ -80,8 +80,7 @@ GUIDES: dict[str, ProcedureGuide] = {g.name: g for g in (
                        OptionGuide("sample_size", "int", 3, "tournament size (at most population)", 1, 100_000)),
                    needs_budget=True),
     ProcedureGuide("nsga2", "NSGA-II over two or more objectives (Optuna's sampler, asked and told)", (
-        OptionGuide("population_size", "int", 8, "configs per generation", 2, 100_000),
-        OptionGuide("crossover_prob", "float", 0.9, "chance of crossover between two parents", 0.0, 1.0)),
+        OptionGuide("population_size", "int", 8, "configs per generation", 2, 100_000),),
         needs_budget=True, multi_objective=True),
     ProcedureGuide("motpe", "multi-objective TPE over two or more objectives (Optuna's sampler)", (
         OptionGuide("n_startup_trials", "int", 5, "random configs before the model guides the search", 1, 100_000),),

@@ -209,14 +209,49 @@ def script_upload(file: str, entry_point: str, dataset_ref: str | None) -> None:
 # -- workloads ----------------------------------------------------------------------------------
 @main.command("submit")
 @click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--procedure", default=None, help="Override the spec's procedure (see `hopper procedures`).")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="A procedure option (repeatable; median_stop.grace_epochs=2 nests), over the spec's.")
+@click.option("--advisor", is_flag=True, default=False,
+              help="Run the procedure as an advisor: its decisions wait for people as suggestions.")
 @_handle_errors
-def submit(spec_file: str) -> None:
+def submit(spec_file: str, procedure: str | None, options: tuple[str, ...], advisor: bool) -> None:
     """Launch a workload from a YAML/JSON spec file (for scripts and cron jobs)."""
     from hopper.engine.specs import load_spec_file
 
-    info = _services().launch_workload(load_spec_file(spec_file))
-    console.print(f"workload {info.id} [bold]{escape(info.name)}[/] launched ({info.procedure}, {info.max_epochs} epochs); "
+    spec = load_spec_file(spec_file)
+    if procedure:
+        spec["procedure"] = procedure
+    if options:
+        merged = dict(spec.get("procedure_options") or {})
+        for key, value in _parse_assignments(options, "--option").items():
+            head, _, tail = key.partition(".")
+            if tail:
+                merged[head] = {**(merged.get(head) if isinstance(merged.get(head), dict) else {}), tail: value}
+            else:
+                merged[key] = value
+        spec["procedure_options"] = merged
+    if advisor:
+        spec["advisor"] = True
+    info = _services().launch_workload(spec)
+    console.print(f"workload {info.id} [bold]{escape(info.name)}[/] launched ({info.procedure}"
+                  f"{', advisor' if info.advisor else ''}, {info.max_epochs} epochs); "
                   "the scheduler picks it up at its next poll")
+
+
+@main.command("procedures")
+@_handle_errors
+def procedures_cmd() -> None:
+    """The search procedures and their options (give them as procedure_options, or --option to submit)."""
+    table = Table("procedure", "what it does", "options (default, bounds)")
+    for g in _services().list_procedures():
+        shown = [f"{o.name}={o.default}" + (f" [{o.low:g}, {o.high:g}]" if o.low is not None else "")
+                 + (f" ({'|'.join(o.choices)})" if o.choices else "") for o in g.options]
+        notes = [n for n, on in (("needs max_configs", g.needs_budget), ("decides: advisor mode", g.decides),
+                                 ("2+ objectives", g.multi_objective)) if on]
+        table.add_row(g.name, escape(g.summary + (f" ({'; '.join(notes)})" if notes else "")), escape(", ".join(shown)))
+    console.print(table)
+    console.print("every procedure also takes median_stop: {grace_epochs, min_samples} (the median stopping rule)")
 
 
 @main.command("workloads")

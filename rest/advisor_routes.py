@@ -71,3 +71,13 @@ def rank_configs(workload_id: int):  # noqa: ANN201
     """A workload's configs, best first on one of its objectives (latest values; configs without one last)."""
     configs = services().rank_configs(workload_id, request.args.get("metric") or None)
     return [c.to_dict() for c in configs]
+
+
+@api.route("GET", "/procedures", tag="workloads", returns="list")
+def list_procedures():  # noqa: ANN201
+    """Every search procedure: what it does, whether it decides at epoch ends (advisor mode applies), and its options.
+
+    Each option has its kind, default and bounds; a workload gives them as ``procedure_options`` (``median_stop``
+    on any procedure), and a wrong one is a 400 naming ``procedure_options.<name>``.
+    """
+    return [g.to_dict() for g in services().list_procedures()]

@@ -19,6 +19,7 @@ import yaml
 from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
 
 from hopper.engine.errors import HopperError, NotFound, ValidationError
+from hopper.engine.procedure_guide import guide, options_from_fields
 from hopper.engine.services import Services
 from hopper.engine.space import SearchSpace
 from hopper.engine.specs import parse_mapping_text as parse_mapping
@@ -186,23 +187,51 @@ def privacy_feedback(services: Services, enabled: list | None, clip: float | Non
               f"delta {options.get('delta', 1e-5):g}")
 
 
+def wizard_options(ids: list | None, values: list | None) -> dict:
+    """The wizard's procedure option fields (pattern ids and their values) as ``procedure_options``."""
+    return options_from_fields({i["name"]: v for i, v in zip(ids or [], values or [], strict=False)})
+
+
+def procedure_feedback(services: Services, procedure: str | None, ids: list | None, values: list | None,
+                       space: str | None, epochs: Any, configs: Any) -> html.Span:
+    """Live feedback under the procedure's option fields: what the search will do, or which option is wrong."""
+    chosen = guide(procedure or "")
+    try:
+        if chosen is None:
+            raise ValidationError(f"unknown procedure {procedure!r}", field="procedure")
+        text = services.check_procedure(
+            chosen.name, wizard_options(ids, values), space=parse_mapping(space, "space"),
+            max_epochs=_number(epochs, int, "max_epochs") if epochs not in (None, "") else None,
+            max_configs=(_number(configs, int, "max_configs") if chosen.needs_budget and configs not in (None, "")
+                         else None),
+            objectives=[{"metric": "objective", "direction": "max"}] * (2 if chosen.multi_objective else 1))
+    except HopperError as exc:
+        return error(exc)
+    notes = " · needs two or more objectives" if chosen.multi_objective else ""
+    return ok(f"valid: {text}{notes}")
+
+
 def launch_workload(services: Services, name: str | None, description: str | None, model: str | None,  # noqa: PLR0913
                     dataset: str | None, procedure: str | None, space: str | None, epochs: int | None,
                     configs: int | None, metric: str | None, direction: str | None,
-                    privacy: dict | None = None) -> tuple[Any, Any]:
+                    privacy: dict | None = None, procedure_options: dict | None = None,
+                    advisor: bool = False) -> tuple[Any, Any]:
     """Launch a workload from the wizard: (notice, the new workload's path) or (error notice, no_update).
 
-    ``privacy`` is :func:`privacy_options` of the wizard's privacy inputs.
+    ``privacy`` is :func:`privacy_options` of the wizard's privacy inputs, ``procedure_options``
+    :func:`wizard_options` of its procedure fields.
     """
     try:
         spec: dict[str, Any] = {
             "name": name or "", "description": description or "", "dataset": dataset or "",
             "procedure": procedure, "space": parse_mapping(space, "space") or None,
             "objectives": [{"metric": metric or "", "direction": direction}], "max_epochs": epochs or 0,
+            "procedure_options": procedure_options or {}, "advisor": bool(advisor),
         }
         if privacy is not None:
             spec["privacy"] = privacy
-        if procedure in ("random", "tpe") or (procedure == "grid" and configs and configs < 1):
+        chosen = guide(procedure or "")
+        if (chosen is not None and chosen.needs_budget) or (procedure == "grid" and configs and configs < 1):
             spec["max_configs"] = configs
         if model and model.startswith("script:"):
             spec["script"] = _number(model.split(":", 1)[1], int, "model")
@@ -492,9 +521,20 @@ def register_callbacks(app: Dash, services: Services,
        State("wiz-model", "value"), State("wiz-dataset", "value"), State("wiz-procedure", "value"),
        State("wiz-space", "value"), State("wiz-epochs", "value"), State("wiz-configs", "value"),
        State("wiz-metric", "value"), State("wiz-direction", "value"),
-       *PRIVACY_STATES, prevent_initial_call=True)(
-        lambda n, *form: launch_workload(services, *form[:10], privacy_options(*form[10:])) if n
-        else (no_update, no_update))
+       *PRIVACY_STATES, State({"type": "wiz-option", "name": ALL}, "id"),
+       State({"type": "wiz-option", "name": ALL}, "value"), State("wiz-advisor", "value"), prevent_initial_call=True)(
+        lambda n, *form: launch_workload(services, *form[:10], privacy_options(*form[10:16]),
+                                         wizard_options(form[16], form[17]), "advisor" in (form[18] or []))
+        if n else (no_update, no_update))
+
+    cb(Output("wiz-proc-fields", "children"), Input("wiz-procedure", "value"), prevent_initial_call=True)(
+        layout.procedure_fields)
+
+    cb(Output("wiz-proc-feedback", "children"), Input("wiz-procedure", "value"),
+       Input({"type": "wiz-option", "name": ALL}, "id"), Input({"type": "wiz-option", "name": ALL}, "value"),
+       Input("wiz-space", "value"), Input("wiz-epochs", "value"), Input("wiz-configs", "value"))(
+        lambda procedure, ids, values, space, epochs, configs:
+        procedure_feedback(services, procedure, ids, values, space, epochs, configs))
 
     cb(Output("wiz-dp-feedback", "children"), Output("wiz-dp-fields", "style"),
        Input("wiz-private", "value"), Input("wiz-dp-clip", "value"), Input("wiz-dp-mode", "value"),

@@ -7,6 +7,7 @@ import json
 from dash import dash_table, dcc, html
 
 from hopper.engine.catalog import ROSTER
+from hopper.engine.procedure_guide import COMMON_OPTIONS, GUIDES
 from hopper.engine.status import SuggestionStatus
 
 REFRESH_MS = 2000
@@ -82,14 +83,18 @@ def workloads_page(datasets: list, scripts: list) -> html.Div:
                     value=datasets[0].name if datasets else None)),
                 html.Div([
                     field("Procedure", dcc.Dropdown(id="wiz-procedure", clearable=False, value="grid", options=[
-                        {"label": "grid", "value": "grid"}, {"label": "random", "value": "random"},
-                        {"label": "TPE (hyperopt)", "value": "tpe"}, {"label": "manual", "value": "manual"}]),
+                        {"label": g.name, "title": g.summary, "value": g.name} for g in GUIDES.values()]),
                         width="32%"),
                     field("Max epochs", dcc.Input(id="wiz-epochs", type="number", min=1, value=3,
                                                   className="input"), width="32%"),
-                    field("Configs (random/TPE)", dcc.Input(id="wiz-configs", type="number", min=1, value=8,
-                                                            className="input"), width="32%"),
+                    field("Configs (all but grid/manual/PBT)", dcc.Input(id="wiz-configs", type="number", min=1,
+                                                                         value=8, className="input"), width="32%"),
                 ], className="row"),
+                html.Div(procedure_fields("grid"), id="wiz-proc-fields"),
+                dcc.Checklist(id="wiz-advisor", value=[], options=[
+                    {"label": " Advisor mode: the procedure suggests stops, pauses, promotions and exploits; "
+                              "people accept or reject each", "value": "advisor"}]),
+                html.Div(id="wiz-proc-feedback", className="feedback"),
                 html.Div([
                     field("Objective metric", dcc.Input(id="wiz-metric", value="val_accuracy", className="input"),
                           width="49%"),
@@ -142,6 +147,24 @@ def workloads_page(datasets: list, scripts: list) -> html.Div:
         ], className="row bottom card"),
         html.Div(id="ds-notice", className="notice"),
     ])
+
+
+def procedure_fields(procedure: str | None) -> list:
+    """The option fields of a procedure (its own, then the median stopping rule's), each with its default as the
+    placeholder: an empty field keeps the default."""
+    chosen = GUIDES.get(procedure or "")
+    own = list(chosen.options) if chosen else []
+    fields = []
+    for option in [*own, *COMMON_OPTIONS]:
+        control_id = {"type": "wiz-option", "name": option.name}
+        if option.kind == "choice":
+            control = dcc.Dropdown(id=control_id, options=list(option.choices), placeholder=str(option.default))
+        else:
+            control = dcc.Input(id=control_id, type="number", placeholder=str(option.default), className="input",
+                                min=option.low, max=option.high, step=1 if option.kind == "int" else "any")
+        fields.append(field(option.name, control, option.help, width="32%"))
+    summary = html.P(chosen.summary, className="hint", id="wiz-proc-summary") if chosen else None
+    return [summary, html.Div(fields, className="row wrap")]
 
 
 def detail_page(workload, parent) -> html.Div:  # noqa: ANN001

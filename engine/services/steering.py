@@ -17,7 +17,8 @@ from hopper.engine import privacy
 from hopper.engine.catalog import check_hparam_value, check_hparams, get_entry
 from hopper.engine.entities import AppliedDecision, ConfigInfo, SubEpochInfo, WorkloadInfo
 from hopper.engine.errors import Conflict, InvalidState, NotFound, ValidationError
-from hopper.engine.procedures import Decision, Objective, make_procedure
+from hopper.engine.procedure_guide import GUIDES, ProcedureGuide
+from hopper.engine.procedures import PROCEDURES, Decision, Objective, make_procedure
 from hopper.engine.search import decisions_for, propose, with_noise
 from hopper.engine.services._base import ServiceContext, default_actor
 from hopper.engine.space import Choice, Fixed, SearchSpace
@@ -79,6 +80,9 @@ class SteeringServices(ServiceContext):
                 raise ValidationError(f"{spec.model} needs token ids (integer features); dataset "
                                       f"{dataset.name!r} has {feature_dtype}", field="model")
             model_ref = spec.model
+        if spec.procedure_options.get("advisor"):  # the procedures accept it among their options too
+            spec = spec.model_copy(update={"advisor": True, "procedure_options": {
+                k: v for k, v in spec.procedure_options.items() if k != "advisor"}})
         if spec.advisor and spec.procedure == "manual":
             raise ValidationError("advisor mode needs an automatic procedure (asha, hyperband, pbt, ... or any with "
                                   "median_stop): with manual there is nothing to suggest", field="advisor")
@@ -137,6 +141,23 @@ class SteeringServices(ServiceContext):
             raise ValidationError(message, field=field) from None
         n_rows = self.store.datasets.get(dataset).n_train if dataset not in (None, "") else 0
         return parsed.warnings(n_rows)
+
+    def list_procedures(self) -> list[ProcedureGuide]:
+        """Every search procedure with what it does and the options it takes (defaults and bounds)."""
+        return [GUIDES[name] for name in PROCEDURES]
+
+    def check_procedure(self, procedure: str, options: dict, *, space: dict | None = None,
+                        max_epochs: int | None = None, max_configs: int | None = None,
+                        objectives: list[dict] | None = None) -> str:
+        """Validate a procedure's options as a launch would (the wizard checks them as people type); returns a
+        one-line description of the search, or raises ``ValidationError`` naming the option
+        (``procedure_options.eta``)."""
+        parsed = [Objective(o["metric"], o["direction"]) for o in objectives or [{"metric": "val_accuracy",
+                                                                                  "direction": "max"}]]
+        procedure_obj = make_procedure(procedure, SearchSpace.parse(space or {}), parsed[0],
+                                       budget=max_configs, options=options, max_epochs=max_epochs, objectives=parsed)
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(options.items())) or "defaults"
+        return f"{procedure_obj.name} with {shown}"
 
     def list_workloads(self) -> list[WorkloadInfo]:
         """Every workload with its config counts by status and its best config so far."""
