@@ -334,6 +334,34 @@ class ConfigObservation:
 
 
 @dataclass(frozen=True)
+class ObjectiveFront(_Serialisable):
+    """A workload's configs on its declared objectives: the Pareto set now and the hypervolume after each epoch.
+
+    ``points``: {config_id, values: {metric: value}, on_front} per config with every objective measured;
+    ``epochs``: {epoch (1-based), hypervolume, front: [config ids]}, each config at its state after that many
+    epochs (or its last, when it stopped earlier); ``reference``: the fixed point the hypervolumes are measured
+    from, in the objectives' own units.
+    """
+
+    workload_id: int
+    objectives: list
+    reference: dict
+    points: list
+    epochs: list
+
+
+@dataclass(frozen=True)
+class Importance(_Serialisable):
+    """fANOVA importance of each searched hyperparameter for a workload's primary objective (shares sum to 1)."""
+
+    workload_id: int
+    metric: str
+    method: str
+    n_configs: int
+    importances: dict
+
+
+@dataclass(frozen=True)
 class AppliedDecision(_Serialisable):
     """A procedure's decision as applied (or suggested and accepted): the audit trail of automatic search."""
 

@@ -72,7 +72,8 @@ GUIDES: dict[str, ProcedureGuide] = {g.name: g for g in (
     ProcedureGuide("bayesian", "Gaussian-process Bayesian optimisation (KerasTuner's oracle), asked and told", (
         OptionGuide("initial_points", "int", 3, "random configs before the model guides the search", 1, 10_000),
         OptionGuide("alpha", "float", 1e-4, "noise added to the kernel's diagonal (> 0)"),
-        OptionGuide("beta", "float", 2.6, "exploration weight of the upper confidence bound (> 0)")),
+        OptionGuide("beta", "float", 2.6, "exploration weight of the upper confidence bound (> 0)"),
+        OptionGuide("restarts", "int", 8, "restarts of the acquisition optimiser per ask", 1, 1000)),
         needs_budget=True),
     ProcedureGuide("evolution", "regularised evolution: mutate the best of a random tournament of the last "
                    "population configs", (

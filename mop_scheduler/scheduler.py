@@ -242,10 +242,10 @@ class Scheduler:
         so a config paused at a rung (or stopped, or exploited) never starts its next epoch."""
         for workload_id in sorted(self._undecided):
             try:
-                self.services.run_procedure(workload_id)
+                self._run_procedure(workload_id)
             except (Conflict, InvalidState) as exc:
-                # A person changed a config between the procedure's read and its write: decide again next step.
-                log.info("workload %d: decisions deferred (%s)", workload_id, exc.message)
+                # People kept changing its configs between the procedure's reads and writes: next step.
+                log.warning("workload %d: decisions deferred (%s)", workload_id, exc.message)
                 continue
             except HopperError as exc:
                 if isinstance(exc, StoreUnavailable):
@@ -254,6 +254,17 @@ class Scheduler:
             except (ArithmeticError, LookupError, RuntimeError, TypeError, ValueError) as exc:
                 self._fail_procedure(workload_id, f"{type(exc).__name__}: {exc}")
             self._undecided.discard(workload_id)
+
+    def _run_procedure(self, workload_id: int, attempts: int = 3) -> None:
+        for attempt in range(attempts):
+            try:
+                self.services.run_procedure(workload_id)
+                return
+            except (Conflict, InvalidState):
+                # A person changed a config between the procedure's read and its write: decide again, on what
+                # the store says now, before anything is dispatched.
+                if attempt == attempts - 1:
+                    raise
 
     def _fail_procedure(self, workload_id: int, message: str) -> None:
         error = f"procedure failed: {message}"

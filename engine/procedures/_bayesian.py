@@ -18,7 +18,7 @@ from hopper.engine.space import Choice, Range, SearchSpace
 
 class BayesianProcedure(Procedure):
     name = "bayesian"
-    OPTIONS = frozenset({"initial_points", "alpha", "beta"})
+    OPTIONS = frozenset({"initial_points", "alpha", "beta", "restarts"})
     needs_budget = True
     max_outstanding = 2
 
@@ -28,6 +28,9 @@ class BayesianProcedure(Procedure):
         super().__init__(space, objective, seed, budget, options=options, max_epochs=max_epochs,
                          objectives=objectives)
         self.initial_points = int_option(self.options, "initial_points", 3, low=1, high=10_000)
+        # KerasTuner restarts L-BFGS-B 50 times per ask: a minute on a busy 2-core machine, and the scheduler
+        # waits for every ask. 8 restarts of the same acquisition find the same optimum on small spaces.
+        self.restarts = int_option(self.options, "restarts", 8, low=1, high=1000)
         for name in ("alpha", "beta"):
             value = self.options.get(name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
@@ -62,7 +65,7 @@ class BayesianProcedure(Procedure):
         from keras_tuner.src.engine.trial import Trial, TrialStatus
 
         hps = self.space.to_keras_tuner()
-        oracle = kt.oracles.BayesianOptimizationOracle(
+        oracle = _oracle_class()(
             objective=kt.Objective(self.objective.metric, self.objective.direction),
             max_trials=max(self.budget or 0, index + 1), num_initial_points=self.initial_points,
             alpha=float(self.options.get("alpha", 1e-4)), beta=float(self.options.get("beta", 2.6)),
@@ -84,6 +87,7 @@ class BayesianProcedure(Procedure):
             t = trial(f"p{k}", values, TrialStatus.RUNNING)
             oracle.trials[t.trial_id] = t
             oracle.ongoing_trials[f"tuner{k}"] = t
+        oracle.num_restarts = self.restarts
         values = oracle.populate_space(f"new{index}")["values"] or self.space.sample(self.seed, index)
         active = self.space.active_params(values)
         hparams = {}
@@ -93,3 +97,40 @@ class BayesianProcedure(Procedure):
                 value = snap(p, float(value))
             hparams[name] = value
         return hparams
+
+
+def _oracle_class() -> type:
+    """KerasTuner's oracle with its number of acquisition restarts made a parameter (it is fixed at 50 there);
+    the Gaussian process, the trials' encoding and the upper confidence bound are KerasTuner's own."""
+    import numpy as np
+    import scipy.optimize
+    from keras_tuner.src.engine import trial as trial_module
+    from keras_tuner.src.tuners.bayesian import BayesianOptimizationOracle
+
+    class RestartsOracle(BayesianOptimizationOracle):
+        num_restarts = 50
+
+        def populate_space(self, trial_id: str) -> dict:
+            completed = [t for t in self.trials.values() if t.status == "COMPLETED"]
+            if len(completed) < (self.num_initial_points or max(3 * len(self.hyperparameters.space), 3)):
+                return self._random_populate_space()
+            x, y = self._vectorize_trials()
+            x = np.nan_to_num(x, posinf=0, neginf=0)
+            y = np.nan_to_num(y, posinf=0, neginf=0)
+            self.gpr.fit(x, y)
+
+            def upper_confidence_bound(point: np.ndarray) -> float:
+                mu, sigma = self.gpr.predict(point.reshape(1, -1), return_std=True)
+                return float(np.ravel(mu - self.beta * sigma)[0])
+
+            bounds = self._get_hp_bounds()
+            best_value, best_x = float("inf"), None
+            for x_try in self._random_state.uniform(bounds[:, 0], bounds[:, 1],
+                                                    size=(self.num_restarts, bounds.shape[0])):
+                result = scipy.optimize.minimize(upper_confidence_bound, x0=x_try, bounds=bounds, method="L-BFGS-B")
+                value = float(np.ravel(result.fun)[0])
+                if value < best_value:
+                    best_value, best_x = value, result.x
+            return {"status": trial_module.TrialStatus.RUNNING, "values": self._vector_to_values(best_x)}
+
+    return RestartsOracle

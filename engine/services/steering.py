@@ -12,10 +12,18 @@ from functools import partial
 from typing import Any
 
 from hopper.engine import data as data_mod
+from hopper.engine import fronts, privacy
+from hopper.engine import importance as importance_mod
 from hopper.engine import objectives as objective_math
-from hopper.engine import privacy
 from hopper.engine.catalog import check_hparam_value, check_hparams, get_entry
-from hopper.engine.entities import AppliedDecision, ConfigInfo, SubEpochInfo, WorkloadInfo
+from hopper.engine.entities import (
+    AppliedDecision,
+    ConfigInfo,
+    Importance,
+    ObjectiveFront,
+    SubEpochInfo,
+    WorkloadInfo,
+)
 from hopper.engine.errors import Conflict, InvalidState, NotFound, ValidationError
 from hopper.engine.procedure_guide import GUIDES, ProcedureGuide
 from hopper.engine.procedures import PROCEDURES, Decision, Objective, make_procedure
@@ -38,6 +46,11 @@ log = logging.getLogger("hopper.engine.services.steering")
 
 class SteeringServices(ServiceContext):
     """Workloads and their configs."""
+
+    def __init__(self, store: Any, settings: Any) -> None:
+        super().__init__(store, settings)
+        # workload id -> (what it was computed from, the result): fANOVA fits forests, pages poll it.
+        self._importance_cache: dict[int, tuple[object, Importance]] = {}
 
     # -- workloads ----------------------------------------------------------------------------------------------
     def launch_workload(self, spec: dict | WorkloadSpec, *, actor: str | None = None,
@@ -399,6 +412,75 @@ class SteeringServices(ServiceContext):
     def list_decisions(self, workload_id: int) -> list[AppliedDecision]:
         """Every decision a workload's procedure applied (or a person accepted), oldest first."""
         return self.store.configs.decisions(workload_id)
+
+    # -- what the search learnt ---------------------------------------------------------------------------------
+    def objective_front(self, workload_id: int) -> ObjectiveFront:
+        """The Pareto set of a workload's configs on its declared objectives, and its hypervolume per epoch.
+
+        Raises:
+            ValidationError: the workload declares a single objective (it has a best config, not a front).
+        """
+        workload = self.get_workload(workload_id)
+        if len(workload.objectives) < 2:
+            raise ValidationError(f"workload {workload_id} declares one objective ({workload.objectives[0]['metric']});"
+                                  " a Pareto front needs two or more", field="x")
+        metrics = [o["metric"] for o in workload.objectives]
+        signs = [-1.0 if o["direction"] == "max" else 1.0 for o in workload.objectives]
+        history: dict[int, dict[int, dict[str, float]]] = {}  # config -> epoch -> metric -> value
+        for config_id, rows in self.store.configs.workload_metrics(workload_id).items():
+            for row in rows:
+                if row["name"] in metrics:
+                    history.setdefault(config_id, {}).setdefault(row["epoch"] + 1, {})[row["name"]] = row["value"]
+
+        def state_after(config_id: int, epoch: int) -> list[float] | None:
+            known: dict[str, float] = {}
+            for e in sorted(x for x in history[config_id] if x <= epoch):
+                known.update(history[config_id][e])
+            return [known[m] for m in metrics] if all(m in known for m in metrics) else None
+
+        last_epoch = max((max(h) for h in history.values()), default=0)
+        per_epoch = {e: {c: v for c in history if (v := state_after(c, e)) is not None}
+                     for e in range(1, last_epoch + 1)}
+        every = [[s * x for s, x in zip(signs, v, strict=True)] for pts in per_epoch.values() for v in pts.values()]
+        if not every:
+            return ObjectiveFront(workload_id, workload.objectives, {}, [], [])
+        reference = fronts.reference_point(every)
+        epochs = []
+        for epoch, pts in per_epoch.items():
+            ids = list(pts)
+            losses = [[s * x for s, x in zip(signs, pts[c], strict=True)] for c in ids]
+            epochs.append({"epoch": epoch, "hypervolume": fronts.hypervolume(losses, reference),
+                           "front": [ids[i] for i in fronts.pareto_indices(losses)]})
+        latest = per_epoch[last_epoch]
+        ids = list(latest)
+        on_front = {ids[i] for i in fronts.pareto_indices(
+            [[s * x for s, x in zip(signs, latest[c], strict=True)] for c in ids])}
+        points = [{"config_id": c, "values": dict(zip(metrics, latest[c], strict=True)), "on_front": c in on_front}
+                  for c in ids]
+        return ObjectiveFront(workload_id, workload.objectives,
+                              {m: s * r for m, s, r in zip(metrics, signs, reference, strict=True)}, points, epochs)
+
+    def importance(self, workload_id: int) -> Importance:
+        """fANOVA importance of the searched hyperparameters for the primary objective, computed on demand and
+        cached until a config of the workload changes (a new epoch, a new config, a status).
+
+        Raises:
+            Conflict: too few configs have a result yet (or none differ in a searched parameter).
+        """
+        workload = self.get_workload(workload_id)
+        objective = workload.objectives[0]
+        configs = self.list_configs(workload_id)
+        stamp = (workload.updated_at, tuple((c.id, c.version, c.epochs_done) for c in configs))
+        cached = self._importance_cache.get(workload_id)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        results = [(dict(c.hparams), c.latest_metrics[objective["metric"]]) for c in configs
+                   if c.latest_metrics.get(objective["metric"]) is not None]
+        shares = importance_mod.fanova(SearchSpace.parse(workload.search_space), results,
+                                       direction=objective["direction"], seed=workload.seed, metric=objective["metric"])
+        result = Importance(workload_id, objective["metric"], "fanova", len(results), shares)
+        self._importance_cache[workload_id] = (stamp, result)
+        return result
 
     def drill_down(self, config_id: int, space: dict, *, name: str | None = None, procedure: str = "grid",
                    max_configs: int | None = None, max_epochs: int | None = None,
