@@ -452,6 +452,26 @@ def pareto_config(services: Services, click: dict | None, workload_id: int) -> A
 
 
 # -- audit log --------------------------------------------------------------------------------------------
+# -- what the search learnt -------------------------------------------------------------------------------
+def learnt_figures(services: Services, workload_id: int) -> tuple[Any, Any]:
+    """The importance bars and the lineage tree of a workload."""
+    try:
+        importance = services.importance(workload_id)
+        bars = figures.importance_bars(importance.importances, importance.metric)
+    except HopperError as exc:  # too few results yet (409): the reason is the figure
+        bars = figures.empty(exc.message)
+    configs = [c.to_dict() for c in services.list_configs(workload_id)]
+    return bars, layout.lineage_tree(configs, [d.to_dict() for d in services.list_decisions(workload_id)])
+
+
+def front_figures(services: Services, workload_id: int) -> tuple[Any, Any]:
+    """A multi-objective workload's Pareto front and its hypervolume per epoch (its objectives, added ones too)."""
+    try:
+        return figures.objective_front(services.objective_front(workload_id).to_dict())
+    except HopperError as exc:
+        return figures.empty(exc.message), figures.empty(exc.message)
+
+
 # -- advisor mode -----------------------------------------------------------------------------------------
 def suggestion_panel(services: Services, workload_id: int, shown: list | None = None) -> tuple[Any, list]:
     """The suggestions card's items (every pending suggestion, then the 20 most recently decided) and what they
@@ -599,6 +619,15 @@ def register_callbacks(app: Dash, services: Services,
     cb(Output("pareto-config", "children"), Input("graph-pareto", "clickData"), State("pareto-wl-id", "data"),
        prevent_initial_call=True)(
         lambda click, workload_id: pareto_config(services, click, workload_id))
+
+    cb(Output("graph-importance", "figure"), Output("lineage", "children"), Input("tick", "n_intervals"),
+       Input("wl-id", "data"))(
+        lambda _n, workload_id: learnt_figures(services, workload_id))
+
+    # only on the page of a workload with two or more objectives (the graphs exist there alone)
+    cb(Output("graph-front", "figure"), Output("graph-hypervolume", "figure"), Input("tick", "n_intervals"),
+       Input("wl-id", "data"))(
+        lambda _n, workload_id: front_figures(services, workload_id))
 
     # the notice as an input redraws the panel right after a decision, not at the next tick
     cb(Output("suggestions-panel", "children"), Output("suggestions-shown", "data"), Input("tick", "n_intervals"),

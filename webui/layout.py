@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from dash import dash_table, dcc, html
 
@@ -245,9 +246,56 @@ def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
             dcc.Graph(id="graph-curves", config={"displaylogo": False}),
         ], className="card"),
         html.Div([dcc.Graph(id="graph-gantt", config={"displaylogo": False})], className="card"),
+        learnt_card(workload),
         html.Div([dcc.Graph(id="graph-parcoords", config={"displaylogo": False})], className="card"),
         html.Div(id="children-links", className="summary"),
     ])
+
+
+def learnt_card(workload) -> html.Div:  # noqa: ANN001
+    """What the search learnt: hyperparameter importance, the Pareto front and its hypervolume per epoch (two or
+    more objectives), and PBT's lineage (which config took whose weights at which epoch)."""
+    multi = len(workload.objectives) >= 2
+    graphs = [dcc.Graph(id="graph-importance", config={"displaylogo": False})]
+    if multi:
+        graphs += [dcc.Graph(id="graph-front", config={"displaylogo": False}),
+                   dcc.Graph(id="graph-hypervolume", config={"displaylogo": False})]
+    return html.Div([
+        html.H3("What the search learnt"), *graphs,
+        html.H3("Lineage (clones and PBT exploits: parent, then the configs that started from its weights)"),
+        html.Div(id="lineage", className="lineage"),
+    ], className="card", id="learnt-card")
+
+
+def lineage_tree(configs: list[dict], decisions: list[dict]) -> html.Div:
+    """Configs as a tree of weights: each clone under the config whose weights it started from, with the epoch of
+    the exploit and the config it replaced (from the procedure's decisions)."""
+    exploits = {d["result_config_id"]: d for d in decisions if d["kind"] == "exploit" and d["result_config_id"]}
+    children: dict[int | None, list[dict]] = {}
+    ids = {c["id"] for c in configs}
+    for c in sorted(configs, key=lambda c: c["id"]):
+        parent = c["cloned_from_config_id"] if c["cloned_from_config_id"] in ids else None
+        children.setdefault(parent, []).append(c)
+    if not any(parent is not None for parent in children):
+        return html.Div(html.P("No clones or exploits yet: every config started from scratch."))
+
+    def label(c: dict) -> list:
+        text = f"config {c['id']} ({', '.join(f'{k}={v}' for k, v in c['hparams'].items())}) · {c['status']}"
+        exploit = exploits.get(c["id"])
+        if exploit is not None:
+            epoch = re.search(r"@epoch(\d+)", exploit["key"])
+            text += (f" · exploited config {exploit['source_config_id']}"
+                     f"{f' at epoch {epoch.group(1)}' if epoch else ''}, replacing config {exploit['config_id']}")
+        elif c["cloned_from_config_id"] is not None:
+            text += f" · cloned from config {c['cloned_from_config_id']}"
+        return [html.Span(text, id=f"lineage-{c['id']}")]
+
+    def branch(parent: int | None) -> html.Ul:
+        return html.Ul([html.Li([*label(c), *([branch(c["id"])] if c["id"] in children else [])])
+                        for c in children.get(parent, [])])
+
+    roots_with_children = [c for c in children.get(None, []) if c["id"] in children]
+    return html.Div(html.Ul([html.Li([*label(c), branch(c["id"])]) for c in roots_with_children]))
 
 
 def suggestions_card(workload) -> html.Div:  # noqa: ANN001

@@ -171,3 +171,48 @@ def test_procedures_over_rest_and_the_cli_and_submit_flags(services, digits, tmp
     assert result.exit_code == 0 and f"suggestion {sid} rejected" in result.output
     result = runner.invoke(main, ["suggestions", "accept", str(workload.id), str(sid)], env=env)
     assert result.exit_code == 5 and "already rejected" in result.output
+
+
+def test_lineage_importance_and_front_drawings(services, digits) -> None:
+    configs = [{"id": 1, "hparams": {"lr": 0.01}, "status": "done", "cloned_from_config_id": None},
+               {"id": 2, "hparams": {"lr": 0.001}, "status": "stopped", "cloned_from_config_id": None},
+               {"id": 3, "hparams": {"lr": 0.008}, "status": "running", "cloned_from_config_id": 1},
+               {"id": 4, "hparams": {"lr": 0.0064}, "status": "queued", "cloned_from_config_id": 3}]
+    decisions = [{"kind": "exploit", "key": "pbt:exploit:config2@epoch2", "config_id": 2, "source_config_id": 1,
+                  "result_config_id": 3},
+                 {"kind": "stop", "key": "asha:rung1:config9", "config_id": 9, "source_config_id": None,
+                  "result_config_id": None}]
+    tree = layout.lineage_tree(configs, decisions)
+    text = _text(tree)
+    assert "config 3 (lr=0.008) · running · exploited config 1 at epoch 2, replacing config 2" in text
+    assert "config 4 (lr=0.0064) · queued · cloned from config 3" in text
+    root = tree.children.children[0]  # config 1 > config 3 > config 4, nested
+    assert root.children[1].children[0].children[1].children[0].children[0].id == "lineage-4"
+    assert "config 2 " not in text  # no clone of its own, not drawn as a root
+    assert "No clones" in _text(layout.lineage_tree(configs[:2], []))
+
+    bars = cb.figures.importance_bars({"lr": 0.7, "units": 0.2, "dropout": 0.1}, "val_accuracy")
+    assert list(bars.data[0].y) == ["dropout", "units", "lr"] and "fANOVA" in bars.layout.title.text
+    front = {"objectives": [{"metric": "val_accuracy", "direction": "max"}, {"metric": "flops", "direction": "min"}],
+             "points": [{"config_id": 1, "values": {"val_accuracy": 0.9, "flops": 900.0}, "on_front": True},
+                        {"config_id": 2, "values": {"val_accuracy": 0.8, "flops": 100.0}, "on_front": True},
+                        {"config_id": 3, "values": {"val_accuracy": 0.7, "flops": 500.0}, "on_front": False}],
+             "epochs": [{"epoch": 1, "hypervolume": 0.1, "front": [2]}, {"epoch": 2, "hypervolume": 0.4,
+                                                                         "front": [1, 2]}]}
+    scatter, volume = cb.figures.objective_front(front)
+    assert list(scatter.data[1].x) == [0.8, 0.9] and list(scatter.data[0].text) == ["config 3"]
+    assert list(volume.data[0].y) == [0.1, 0.4]
+
+    single = services.launch_workload({"name": "s", "model": "mlp", "dataset": "digits", "procedure": "grid",
+                                       "space": {"lr": {"type": "choice", "values": [0.01, 0.001]}}, "max_epochs": 2})
+    bars, lineage = cb.learnt_figures(services, single.id)
+    assert "configs" in bars.layout.annotations[0].text and "No clones" in _text(lineage)
+    scatter, _ = cb.front_figures(services, single.id)
+    assert "two or more" in scatter.layout.annotations[0].text
+    multi = services.launch_workload({"name": "m", "model": "mlp", "dataset": "digits", "procedure": "grid",
+                                      "space": {"lr": {"type": "choice", "values": [0.01, 0.001]}}, "max_epochs": 2,
+                                      "objectives": {"val_accuracy": "max", "flops": "min"}})
+    page = layout.detail_page(multi, None)
+    assert "graph-hypervolume" in str(page) and "graph-hypervolume" not in str(layout.detail_page(single, None))
+    scatter, volume = cb.front_figures(services, multi.id)
+    assert "No config has every objective" in scatter.layout.annotations[0].text
