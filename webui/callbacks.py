@@ -634,10 +634,13 @@ def register_callbacks(app: Dash, services: Services,
        Input("wl-id", "data"), Input("notice-suggestions", "children"), State("suggestions-shown", "data"))(
         lambda _n, workload_id, _notice, shown: suggestion_panel(services, workload_id, shown))
 
-    # Redrawing the panel re-creates its buttons with no clicks: only a real click (a count) decides.
+    # Redrawing the panel re-creates its buttons with no clicks: only a real click (a count) decides. Dash fires
+    # this callback again for the redrawn buttons, which can supersede the notice of the decision; the decided
+    # item itself says the outcome (accepted by, rejected by, expired: why). The tick pauses meanwhile, so a
+    # redraw rarely races the decision.
     cb(Output("notice-suggestions", "children"), Input({"type": "suggestion-accept", "id": ALL}, "n_clicks"),
        Input({"type": "suggestion-reject", "id": ALL}, "n_clicks"), State("wl-id", "data"),
-       prevent_initial_call=True)(
+       running=[(Output("tick", "disabled"), True, False)], prevent_initial_call=True)(
         lambda _accepts, _rejects, workload_id: decide_suggestion(services, workload_id, ctx.triggered_id)
         if ctx.triggered and ctx.triggered[0].get("value") else no_update)
 

@@ -80,6 +80,9 @@ def test_added_objective_is_measured_on_every_kept_checkpoint_by_a_worker(traine
     values = [c.latest_metrics["val_balanced_accuracy"] for c in ranking]
     assert values == sorted(values, reverse=True)
     assert [c.id for c in services.rank_configs(wid, "flops")] == sorted(c.id for c in configs)  # a tie: by id
+    front = services.objective_front(wid)  # the Pareto front now spans the added objective too
+    assert [o["metric"] for o in front.objectives] == ["val_accuracy", "flops", "val_balanced_accuracy"]
+    assert {p["config_id"] for p in front.points} == {c.id for c in configs}
     events = [e for e in services.list_events(limit=50) if e.action == "add_objective"]
     assert events and events[0].actor == "alice" and events[0].after["checkpoints"] == len(configs) * EPOCHS
 
