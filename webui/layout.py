@@ -316,10 +316,11 @@ def suggestion_item(suggestion) -> html.Div:  # noqa: ANN001
                             className="button primary small"),
                 html.Button("Reject", id={"type": "suggestion-reject", "id": suggestion.id},
                             className="button small")]
+    elif suggestion.status == SuggestionStatus.EXPIRED:
+        found = f" (found when {suggestion.decided_by} accepted it)" if suggestion.decided_by else ""
+        tail = [html.Span(f"expired: {suggestion.detail}{found}", className="decided expired")]
     else:
-        by = f" by {suggestion.decided_by}" if suggestion.decided_by else ""
-        tail = [html.Span(f"{suggestion.status}{by}{f': {suggestion.detail}' if suggestion.detail else ''}",
-                          className=f"decided {suggestion.status}")]
+        tail = [html.Span(f"{suggestion.status} by {suggestion.decided_by}", className=f"decided {suggestion.status}")]
     return html.Div([html.Div(head), html.Div(tail, className="row")], className="suggestion",
                     id=f"suggestion-{suggestion.id}")
 

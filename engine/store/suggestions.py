@@ -51,7 +51,7 @@ def moot_reason(kind: str, config_id: int, status: str) -> str | None:
 def _expire(session, row: SuggestionRow, why: str, actor: str) -> None:  # noqa: ANN001
     check_transition(row.status, SuggestionStatus.EXPIRED, what=f"suggestion {row.id}", action="expire")
     before = row.status
-    row.status, row.detail = SuggestionStatus.EXPIRED, f"expired: {why}"
+    row.status, row.detail = SuggestionStatus.EXPIRED, why
     row.decided_at = utcnow()
     add_event(session, actor, "expire_suggestion", "suggestion", row.id, {"status": before},
               {"status": row.status, "detail": row.detail, "config_id": row.config_id, "kind": row.kind})

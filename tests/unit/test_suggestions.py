@@ -74,7 +74,7 @@ def test_a_suggestion_the_state_made_moot_expires_with_the_reason(services, digi
     with pytest.raises(InvalidState, match=f"expired: config {a} is already stopped; it was not applied"):
         services.accept_suggestion(workload.id, first.id, actor="alice")
     expired = services.list_suggestions(workload.id, status="expired")
-    assert [(s.id, s.detail) for s in expired] == [(first.id, f"expired: config {a} is already stopped")]
+    assert [(s.id, s.detail) for s in expired] == [(first.id, f"config {a} is already stopped")]
     # Moot pending suggestions also expire when the procedure next reports (the scheduler's decision point).
     services.stop_config(b, actor="carol")
     services.route_decision(workload.id, _stop(c))
