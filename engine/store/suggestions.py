@@ -60,7 +60,7 @@ def _expire(session, row: SuggestionRow, why: str, actor: str) -> None:  # noqa:
 class SuggestionStore(Repository):
     def record(self, workload_id: int, procedure: str, decisions: Iterable[DecisionLike]) -> list[SuggestionInfo]:
         """Keep a procedure's decisions as pending suggestions, skipping keys already suggested (a rebuilt procedure
-        repeats itself), and expire the workload's pending suggestions that the state has made moot, in one
+        repeats itself) and decisions already moot, and expire the workload's pending suggestions that the state has made moot, in one
         transaction. Returns the suggestions added now."""
         with self._session() as session:
             get_row(session, WorkloadRow, workload_id, "workload")
@@ -71,6 +71,11 @@ class SuggestionStore(Repository):
                     raise ValidationError(f"a {decision.kind} decision about config {decision.config_id} has no key: "
                                           "it could be suggested twice", field="key")
                 if decision.key in known:
+                    continue
+                config = get_row(session, ConfigRow, decision.config_id, "config")
+                if moot_reason(str(DecisionKind(decision.kind)), config.id, config.status):
+                    # Already true of the config (ASHA's promotion of a config that never paused, since advisor
+                    # mode applied no pause): nothing for a person to decide.
                     continue
                 known.add(decision.key)
                 payload: dict[str, Any] = {}

@@ -19,7 +19,7 @@ from hopper.engine.store.workloads import observations
 
 pytestmark = pytest.mark.slow
 
-MAX_EPOCHS = 3
+MAX_EPOCHS = 2
 
 
 def _wait(predicate, timeout, what):
@@ -55,7 +55,7 @@ def test_asha_and_pbt_decide_with_real_training_and_survive_kill_9(services, dig
                   "layers": 1}}).id
     pbt = services.launch_workload({
         "name": "pbt", "model": "mlp", "dataset": "digits", "procedure": "pbt", "max_epochs": MAX_EPOCHS,
-        "procedure_options": {"population": 3, "interval": 1, "resample_probability": 0.0}, "seed": 5,
+        "procedure_options": {"population": 2, "interval": 1, "resample_probability": 0.0}, "seed": 5,
         "space": {"lr": {"type": "choice", "values": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]}, "units": 32,
                   "layers": 1}}).id
     env = {**os.environ, "HOPPER_HOME": str(settings.home), "HOPPER_DATABASE_URL": settings.database_url,
@@ -114,7 +114,7 @@ def test_asha_and_pbt_decide_with_real_training_and_survive_kill_9(services, dig
 
     # -- PBT: exploits continue from their source's weights -------------------------------------------------------
     exploits = _decisions(services, pbt, "exploit")
-    assert exploits, "the bottom of a population of 3 exploits the top"
+    assert exploits, "the bottom of a population of 2 exploits the top"
     for d in exploits:
         clone = services.get_config(d.result_config_id)
         target = services.get_config(d.config_id)

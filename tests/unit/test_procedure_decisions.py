@@ -217,3 +217,37 @@ def test_samplers_feed_asha():
         proc = build("asha", [], options={"sampler": sampler}, budget=4)
         first = proc.ask(2)
         assert len(first) == 2 and all(SPACE.contains(h) for h in first), sampler
+
+
+# -- multi-objective (Optuna) and Bayesian (KerasTuner) asks ---------------------------------------------------
+def _told(name, n, objectives, options=None):
+    proc = build(name, [], objectives=objectives, options=options, budget=40)
+    for i in range(n):
+        h = SPACE.sample(11, i)
+        proc.tell(Observation(h, "procedure", 0.0, True, config_id=i + 1, status=ConfigStatus.DONE,
+                              metrics={"val_accuracy": 1 - abs(h["lr"] - 0.01) * 10, "params": h["units"] * 100}))
+    return proc
+
+
+@pytest.mark.parametrize("name,options", [("nsga2", {"population_size": 4}), ("motpe", {"n_startup_trials": 4})])
+def test_multi_objective_procedures_ask_from_a_rebuilt_study(name, options):
+    objectives = [ACC, Objective("params", "min")]
+    first = _told(name, 8, objectives, options).ask(2)
+    assert len(first) == 2 and all(SPACE.contains(h) for h in first)
+    assert _told(name, 8, objectives, options).ask(2) == first, "the same configs give the same proposals"
+    assert _told(name, 9, objectives, options).ask(2) != first, "a new result changes what it proposes"
+
+
+def test_bayesian_asks_keras_tuners_oracle_after_its_initial_points():
+    options = {"initial_points": 3, "restarts": 2}
+    random_start = _told("bayesian", 2, [ACC], options).ask(1)
+    assert random_start == [SPACE.sample(0, 2)], "random draws before the initial points are in"
+    proc = _told("bayesian", 4, [ACC], options)
+    proc.observations = [Observation(o.hparams, o.origin, o.metrics["val_accuracy"], True, config_id=o.config_id,
+                                     status=o.status) for o in proc.observations]
+    asked = proc.ask(2)
+    assert len(asked) == 2 and all(SPACE.contains(h) for h in asked) and asked[0] != asked[1]
+    assert all(h not in [o.hparams for o in proc.observations] for h in asked)
+    again = _told("bayesian", 4, [ACC], options)
+    again.observations = list(proc.observations)
+    assert again.ask(2) == asked, "rebuilt from the same configs, the oracle proposes the same"
