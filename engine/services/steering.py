@@ -350,6 +350,9 @@ class SteeringServices(ServiceContext):
         The scheduler calls this after epoch ends and once at start, before it dispatches.
         """
         applied = 0
+        workload = self.get_workload(workload_id)
+        if workload.advisor:  # suggestions this epoch made moot expire now, not at the procedure's next decision
+            self.store.suggestions.record(workload_id, workload.procedure, [])
         for decision in self.procedure_decisions(workload_id):
             try:
                 applied += bool(self.route_decision(workload_id, decision))

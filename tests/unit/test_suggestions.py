@@ -82,10 +82,15 @@ def test_a_suggestion_the_state_made_moot_expires_with_the_reason(services, digi
     assert {s.config_id: s.status for s in services.list_suggestions(workload.id)} == {
         a: "expired", b: "expired", c: "pending"}
     assert second.id in {e.object_id for e in services.list_events(limit=20) if e.action == "expire_suggestion"}
+    # The scheduler's decision point expires what an epoch made moot even when the procedure decides nothing.
+    services.stop_config(c, actor="carol")
+    assert services.run_procedure(workload.id) == 0
+    assert {s.status for s in services.list_suggestions(workload.id)} == {"expired"}
+    services.resume_config(c, actor="carol")
     # A decision already true of its config is not suggested at all (ASHA promoting a config that never paused).
     services.route_decision(workload.id, Decision(DecisionKind.PROMOTE, c, "asha: top of rung 1", key="asha:p:c"))
-    services.route_decision(workload.id, _stop(a, rung=2))
-    assert len(services.list_suggestions(workload.id)) == 3
+    services.route_decision(workload.id, _stop(c, rung=2))
+    assert len(services.list_suggestions(workload.id)) == 4
     with pytest.raises(ValidationError, match="advisor mode needs an automatic procedure") as caught:
         services.launch_workload({"name": "m", "model": "mlp", "dataset": "digits", "procedure": "manual",
                                   "advisor": True})
