@@ -17,7 +17,7 @@ import sys
 import threading
 
 from hopper.edge_deploy.launch import child_env, reap_deployments, start_deployment, stop_deployment
-from hopper.engine.entities import DeploymentInfo, ExportRequestInfo
+from hopper.engine.entities import DeploymentInfo, EvaluationInfo, ExportRequestInfo
 from hopper.engine.errors import HopperError
 from hopper.engine.services import Services
 from hopper.engine.status import DeploymentStatus, JobStatus
@@ -54,8 +54,9 @@ class ExportWorker:
             changed.append(stop_deployment(self.services, row))
         return changed
 
-    def run_once(self) -> DeploymentInfo | ExportRequestInfo | None:
-        """Handle deployments, queue top-k exports, then run the next export request; returns it (or None)."""
+    def run_once(self) -> DeploymentInfo | EvaluationInfo | ExportRequestInfo | None:
+        """Handle deployments, queue top-k exports, then run the next evaluation request (an objective added to a
+        running workload), else the next export request; returns it (or None)."""
         changed = self.run_deployments()
         if not self.exports:
             return changed[-1] if changed else None
@@ -63,6 +64,9 @@ class ExportWorker:
             self.services.enqueue_top_k_exports()
         except HopperError as exc:
             log.warning("export_top_k: %s", exc.message)
+        evaluation = self.run_evaluation()
+        if evaluation is not None:
+            return evaluation
         request = self.services.claim_export_request()
         if request is None:
             return None
@@ -82,6 +86,27 @@ class ExportWorker:
         if current.status == JobStatus.RUNNING:  # the child died before recording its outcome
             current = self.services.finish_export_request(request.id, error=f"export exited with code {code}: "
                                                                                   f"{tail.strip()}")
+        self.done += 1
+        return current
+
+    def run_evaluation(self) -> EvaluationInfo | None:
+        """Measure the next objective added to a running workload on its kept checkpoints, in a child process
+        (TensorFlow stays out of this one); returns the finished request, or None when none was queued."""
+        request = self.services.claim_evaluation()
+        if request is None:
+            return None
+        cmd = [sys.executable, "-m", "hopper.cli", "objective", "evaluate", str(request.id)]
+        log.info("evaluation request %s: %s", request.id, " ".join(cmd[2:]))
+        try:
+            proc = subprocess.run(cmd, env=child_env(self.services.settings), capture_output=True, text=True,
+                                  timeout=self.timeout)
+            tail, code = (proc.stderr or proc.stdout or "")[-2000:], proc.returncode
+        except subprocess.TimeoutExpired:
+            tail, code = f"the evaluation took longer than {self.timeout:.0f} s", -1
+        current = self.services.get_evaluation(request.id)
+        if current.status == JobStatus.RUNNING:  # the child died before recording its outcome
+            current = self.services.finish_evaluation(request.id, error=f"evaluation exited with code {code}: "
+                                                                         f"{tail.strip()}")
         self.done += 1
         return current
 

@@ -163,6 +163,7 @@ class WorkloadInfo(_Serialisable):
     privacy: dict | None = None  # the privacy section as stored (None: trains without DP-SGD)
     warnings: list = field(default_factory=list)  # advice given at launch (a delta that is too large, ...)
     procedure_options: dict = field(default_factory=dict)  # eta, min_epochs, population, median_stop, ...
+    advisor: bool = False  # the procedure suggests its decisions to people instead of applying them
 
     @classmethod
     def from_row(cls, row: Any, config_counts: dict | None = None, best: dict | None = None) -> WorkloadInfo:
@@ -172,7 +173,8 @@ class WorkloadInfo(_Serialisable):
                    row.script_id, row.parent_workload_id, row.parent_config_id, row.error, row.created_at,
                    row.updated_at, config_counts or {}, best, getattr(row, "export_top_k", None),
                    None if privacy is None else dict(privacy), list(getattr(row, "warnings", None) or []),
-                   dict(getattr(row, "procedure_options", None) or {}))
+                   dict(getattr(row, "procedure_options", None) or {}),
+                   advisor=bool(getattr(row, "advisor", False)))
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,84 @@ class EventInfo(_Serialisable):
     @classmethod
     def from_row(cls, row: Any) -> EventInfo:
         return cls(row.id, row.actor, row.action, row.object_type, row.object_id, row.before, row.after, row.at)
+
+
+@dataclass(frozen=True)
+class SuggestionInfo(_Serialisable):
+    """A procedure's decision waiting for (or decided by) a person, in advisor mode."""
+
+    id: int
+    workload_id: int
+    config_id: int
+    procedure: str
+    kind: str
+    payload: dict
+    reason: str
+    key: str
+    status: str
+    decided_by: str | None
+    decided_at: datetime | None
+    detail: str | None
+    created_at: datetime
+
+    @property
+    def summary(self) -> str:
+        """One line for lists and notices: "stop config 7 (suggested by asha)"."""
+        source = self.payload.get("source_config_id")
+        what = f"exploit config {source} into config {self.config_id}" if self.kind == "exploit" and source \
+            else f"{self.kind} config {self.config_id}"
+        return f"{what} (suggested by {self.procedure})"
+
+    @classmethod
+    def from_row(cls, row: Any) -> SuggestionInfo:
+        return cls(row.id, row.workload_id, row.config_id, row.procedure, row.kind, dict(row.payload or {}),
+                   row.reason, row.key, row.status, row.decided_by, row.decided_at, row.detail, row.created_at)
+
+
+@dataclass(frozen=True)
+class EvaluationInfo(_Serialisable):
+    """An objective added to a running workload and its measurement on the checkpoints already trained."""
+
+    id: int
+    workload_id: int
+    objective: dict
+    status: str  # JobStatus
+    actor: str
+    n_expected: int  # configs x kept epoch-end checkpoints that lacked the metric when it was added
+    n_done: int
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> EvaluationInfo:
+        return cls(row.id, row.workload_id, dict(row.objective), row.status, row.actor, row.n_expected, row.n_done,
+                   row.error, row.created_at, row.finished_at)
+
+
+@dataclass(frozen=True)
+class CheckpointToEvaluate:
+    config_id: int
+    epoch: int
+    path: str
+    sha256: str
+    hparams: dict
+
+
+@dataclass(frozen=True)
+class EvaluationWork:
+    """What a worker needs to measure an added objective: how to rebuild the models, the validation split, and
+    every kept epoch-end checkpoint that lacks the metric (oldest first, grouped by config)."""
+
+    request_id: int
+    objective: dict
+    model_ref: str
+    entry_point: str
+    feature_shape: tuple
+    n_outputs: int
+    task: str
+    validation_path: str
+    checkpoints: tuple[CheckpointToEvaluate, ...]
 
 
 @dataclass(frozen=True)
@@ -373,6 +453,7 @@ class SubEpochStart:
     in_checkpoint: tuple[str, str] | None  # (path, sha256) of the config's current checkpoint
     warm_start: tuple[str, str] | None  # a clone's or drill-down's starting weights, before its first commit
     privacy: dict | None = None  # the workload's privacy options: the worker trains with DP-SGD
+    objectives: tuple[dict, ...] = ()  # the workload's objectives that the worker computes (engine.objectives)
 
 
 @dataclass(frozen=True)

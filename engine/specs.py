@@ -17,6 +17,12 @@ class ObjectiveSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     metric: str = Field(min_length=1, max_length=100)
     direction: Literal["max", "min"]
+    cost_matrix: list[list[float]] | None = Field(
+        default=None, description="for val_cost: cost of predicting column j for true class i (K x K, >= 0)")
+
+    def stored(self) -> dict:
+        """The objective as the workload keeps it (no empty options)."""
+        return self.model_dump(exclude_none=True)
 
 
 class PrivacySpec(BaseModel):
@@ -74,6 +80,8 @@ class WorkloadSpec(BaseModel):
         default_factory=dict, description="the procedure's options (asha: min_epochs, eta, sampler; pbt: population, "
         "interval, quantile, resample_probability; median_stop on any), validated by the procedure")
     space: dict[str, Any] | None = None
+    advisor: bool = Field(default=False, description="the procedure suggests its decisions (stop, pause, promote, "
+                                                     "exploit) to people instead of applying them")
     objectives: list[ObjectiveSpec] = Field(
         default_factory=lambda: [ObjectiveSpec(metric="val_accuracy", direction="max")], min_length=1
     )

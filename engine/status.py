@@ -83,6 +83,15 @@ class ScriptValidation(StrEnum):
     REJECTED = "rejected"
 
 
+class SuggestionStatus(StrEnum):
+    """Where an advisor's suggestion is (a procedure run with ``advisor: true`` suggests instead of acting)."""
+
+    PENDING = "pending"  # waiting for a person
+    ACCEPTED = "accepted"  # a person accepted it and it was applied through the steering services
+    REJECTED = "rejected"  # a person rejected it: it never takes effect
+    EXPIRED = "expired"  # the state made it moot (its config stopped, finished or was promoted meanwhile)
+
+
 class DeviceStatus(StrEnum):
     ONLINE = "online"
     OFFLINE = "offline"
@@ -147,6 +156,15 @@ DEVICE_TRANSITIONS: Mapping[DeviceStatus, frozenset[DeviceStatus]] = {
     DeviceStatus.OFFLINE: frozenset({DeviceStatus.ONLINE}),
 }
 
+SUGGESTION_TRANSITIONS: Mapping[SuggestionStatus, frozenset[SuggestionStatus]] = {
+    SuggestionStatus.PENDING: frozenset({SuggestionStatus.ACCEPTED, SuggestionStatus.REJECTED,
+                                         SuggestionStatus.EXPIRED}),
+    # Accepted, then found moot while it was applied (the scheduler finished the config in between).
+    SuggestionStatus.ACCEPTED: frozenset({SuggestionStatus.EXPIRED}),
+    SuggestionStatus.REJECTED: frozenset(),
+    SuggestionStatus.EXPIRED: frozenset(),
+}
+
 _TABLES: dict[type[StrEnum], Mapping] = {
     ConfigStatus: CONFIG_TRANSITIONS,
     WorkloadStatus: WORKLOAD_TRANSITIONS,
@@ -154,6 +172,7 @@ _TABLES: dict[type[StrEnum], Mapping] = {
     JobStatus: JOB_TRANSITIONS,
     DeploymentStatus: DEPLOYMENT_TRANSITIONS,
     DeviceStatus: DEVICE_TRANSITIONS,
+    SuggestionStatus: SUGGESTION_TRANSITIONS,
 }
 
 

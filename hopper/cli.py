@@ -213,14 +213,49 @@ def script_upload(file: str, entry_point: str, dataset_ref: str | None) -> None:
 # -- workloads ----------------------------------------------------------------------------------
 @main.command("submit")
 @click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--procedure", default=None, help="Override the spec's procedure (see `hopper procedures`).")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="A procedure option (repeatable; median_stop.grace_epochs=2 nests), over the spec's.")
+@click.option("--advisor", is_flag=True, default=False,
+              help="Run the procedure as an advisor: its decisions wait for people as suggestions.")
 @_handle_errors
-def submit(spec_file: str) -> None:
+def submit(spec_file: str, procedure: str | None, options: tuple[str, ...], advisor: bool) -> None:
     """Launch a workload from a YAML/JSON spec file (for scripts and cron jobs)."""
     from hopper.engine.specs import load_spec_file
 
-    info = _services().launch_workload(load_spec_file(spec_file))
-    console.print(f"workload {info.id} [bold]{escape(info.name)}[/] launched ({info.procedure}, {info.max_epochs} epochs); "
+    spec = load_spec_file(spec_file)
+    if procedure:
+        spec["procedure"] = procedure
+    if options:
+        merged = dict(spec.get("procedure_options") or {})
+        for key, value in _parse_assignments(options, "--option").items():
+            head, _, tail = key.partition(".")
+            if tail:
+                merged[head] = {**(merged.get(head) if isinstance(merged.get(head), dict) else {}), tail: value}
+            else:
+                merged[key] = value
+        spec["procedure_options"] = merged
+    if advisor:
+        spec["advisor"] = True
+    info = _services().launch_workload(spec)
+    console.print(f"workload {info.id} [bold]{escape(info.name)}[/] launched ({info.procedure}"
+                  f"{', advisor' if info.advisor else ''}, {info.max_epochs} epochs); "
                   "the scheduler picks it up at its next poll")
+
+
+@main.command("procedures")
+@_handle_errors
+def procedures_cmd() -> None:
+    """The search procedures and their options (give them as procedure_options, or --option to submit)."""
+    table = Table("procedure", "what it does", "options (default, bounds)")
+    for g in _services().list_procedures():
+        shown = [f"{o.name}={o.default}" + (f" [{o.low:g}, {o.high:g}]" if o.low is not None else "")
+                 + (f" ({'|'.join(o.choices)})" if o.choices else "") for o in g.options]
+        notes = [n for n, on in (("needs max_configs", g.needs_budget), ("decides: advisor mode", g.decides),
+                                 ("2+ objectives", g.multi_objective)) if on]
+        table.add_row(g.name, escape(g.summary + (f" ({'; '.join(notes)})" if notes else "")), escape(", ".join(shown)))
+    console.print(table)
+    console.print("every procedure also takes median_stop: {grace_epochs, min_samples} (the median stopping rule)")
 
 
 @main.command("workloads")
@@ -272,6 +307,107 @@ def workload_update(workload_id: int, max_epochs: int | None, max_configs: int |
     """Change a workload's epoch or config budget while it runs."""
     info = _services().update_workload(workload_id, max_epochs=max_epochs, max_configs=max_configs)
     console.print(f"workload {workload_id}: max_epochs={info.max_epochs} max_configs={info.max_configs}")
+
+
+@main.group("suggestions")
+def suggestions() -> None:
+    """Advisor mode: list, accept or reject what a workload's procedure suggests."""
+
+
+@suggestions.command("list")
+@click.argument("workload_id", type=int)
+@click.option("--status", type=click.Choice(["pending", "accepted", "rejected", "expired"]), default=None,
+              help="Only suggestions in this state.")
+@_handle_errors
+def suggestions_list(workload_id: int, status: str | None) -> None:
+    """A workload's suggestions with their reasons, pending first."""
+    table = Table("id", "status", "suggestion", "reason", "decided by")
+    for s in _services().list_suggestions(workload_id, status=status):
+        table.add_row(str(s.id), s.status, escape(s.summary), escape(s.reason),
+                      escape(f"{s.decided_by or ''}{f' ({s.detail})' if s.detail else ''}"))
+    console.print(table)
+
+
+@suggestions.command("accept")
+@click.argument("workload_id", type=int)
+@click.argument("suggestion_id", type=int)
+@_handle_errors
+def suggestions_accept(workload_id: int, suggestion_id: int) -> None:
+    """Apply a suggestion as your own action (a moot one expires and says why)."""
+    info = _services().accept_suggestion(workload_id, suggestion_id)
+    console.print(f"suggestion {info.id} accepted: {escape(info.summary)}", highlight=False)
+
+
+@suggestions.command("reject")
+@click.argument("workload_id", type=int)
+@click.argument("suggestion_id", type=int)
+@_handle_errors
+def suggestions_reject(workload_id: int, suggestion_id: int) -> None:
+    """Reject a suggestion: it never takes effect."""
+    info = _services().reject_suggestion(workload_id, suggestion_id)
+    console.print(f"suggestion {info.id} rejected: {escape(info.summary)}", highlight=False)
+
+
+@main.group("objective")
+def objective() -> None:
+    """Objectives added to a running workload (its trained checkpoints are re-evaluated, nothing retrains)."""
+
+
+@objective.command("add")
+@click.argument("workload_id", type=int)
+@click.argument("metric")
+@click.option("--direction", type=click.Choice(["max", "min"]), required=True)
+@click.option("--cost-matrix", "cost_matrix", default=None,
+              help="For val_cost: a JSON list of K rows of K costs (row = true class, column = predicted).")
+@_handle_errors
+def objective_add(workload_id: int, metric: str, direction: str, cost_matrix: str | None) -> None:
+    """Add an objective; the export worker measures it on every kept epoch-end checkpoint."""
+    spec: dict[str, Any] = {"metric": metric, "direction": direction}
+    if cost_matrix:
+        try:
+            spec["cost_matrix"] = json.loads(cost_matrix)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"--cost-matrix is not JSON: {exc}", field="cost_matrix") from None
+    info = _services().add_objective(workload_id, spec)
+    console.print(f"workload {workload_id}: objective {escape(metric)} ({direction}) added; evaluation request "
+                  f"{info.id}: {info.n_expected} checkpoint(s) to re-evaluate ({info.status})", highlight=False)
+
+
+@objective.command("list")
+@click.argument("workload_id", type=int)
+@_handle_errors
+def objective_list(workload_id: int) -> None:
+    """A workload's objectives and the re-evaluations of those added after launch."""
+    services = _services()
+    for o in services.get_workload(workload_id).objectives:
+        console.print(f"{escape(o['metric'])}: {o['direction']}", highlight=False)
+    table = Table("request", "objective", "status", "evaluated", "by", "error")
+    for e in services.list_evaluations(workload_id):
+        table.add_row(str(e.id), escape(e.objective["metric"]), e.status, f"{e.n_done}/{e.n_expected}",
+                      escape(e.actor), escape((e.error or "").splitlines()[0] if e.error else ""))
+    console.print(table)
+
+
+@objective.command("evaluate")
+@click.argument("request_id", type=int)
+@_handle_errors
+def objective_evaluate(request_id: int) -> None:
+    """Run one evaluation request here (the export worker runs each in such a child process)."""
+    from hopper.engine.status import JobStatus
+    from hopper.mop_scheduler.worker.reevaluate import run_evaluation
+
+    services = _services()
+    info = services.get_evaluation(request_id)
+    # Run by hand, a queued request is claimed first, so the export worker does not take it too.
+    if info.status == JobStatus.QUEUED and services.claim_evaluation(request_id) is None \
+            or info.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+        raise ValidationError(f"evaluation request {request_id} is already "
+                              f"{services.get_evaluation(request_id).status}", field="request_id")
+    done = run_evaluation(services.store, request_id)
+    console.print(f"evaluation request {done.id}: {done.status}, {done.n_done}/{done.n_expected} checkpoints",
+                  highlight=False)
+    if done.error:
+        raise ValidationError(f"evaluation request {done.id} failed: {done.error.splitlines()[0]}")
 
 
 @main.command("configs")

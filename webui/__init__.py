@@ -35,6 +35,10 @@ def create_dash(services: Services, *, token: str | Callable[[], str] | None, se
         secret_key: signs the session cookie.
         tensorboard_url: returns the URL of the TensorBoard process for the iframe (or None).
     """
+    # Plotly imports pandas on its first figure; two callback threads racing that import met a half-initialised
+    # module ("partially initialized module 'pandas' has no attribute 'NaT'") and failed their callbacks.
+    import pandas  # noqa: F401
+
     from hopper.rest import create_app
 
     server = server or Flask("hopper")

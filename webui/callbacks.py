@@ -16,13 +16,14 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import yaml
-from dash import Dash, Input, Output, State, ctx, html, no_update
+from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
 
 from hopper.engine.errors import HopperError, NotFound, ValidationError
+from hopper.engine.procedure_guide import guide, options_from_fields
 from hopper.engine.services import Services
 from hopper.engine.space import SearchSpace
 from hopper.engine.specs import parse_mapping_text as parse_mapping
-from hopper.engine.status import ConfigStatus, DeviceStatus
+from hopper.engine.status import ConfigStatus, DeviceStatus, SuggestionStatus
 from hopper.rest.gate import require_editor
 from hopper.webui import figures, layout
 
@@ -186,23 +187,51 @@ def privacy_feedback(services: Services, enabled: list | None, clip: float | Non
               f"delta {options.get('delta', 1e-5):g}")
 
 
+def wizard_options(ids: list | None, values: list | None) -> dict:
+    """The wizard's procedure option fields (pattern ids and their values) as ``procedure_options``."""
+    return options_from_fields({i["name"]: v for i, v in zip(ids or [], values or [], strict=False)})
+
+
+def procedure_feedback(services: Services, procedure: str | None, ids: list | None, values: list | None,
+                       space: str | None, epochs: Any, configs: Any) -> html.Span:
+    """Live feedback under the procedure's option fields: what the search will do, or which option is wrong."""
+    chosen = guide(procedure or "")
+    try:
+        if chosen is None:
+            raise ValidationError(f"unknown procedure {procedure!r}", field="procedure")
+        text = services.check_procedure(
+            chosen.name, wizard_options(ids, values), space=parse_mapping(space, "space"),
+            max_epochs=_number(epochs, int, "max_epochs") if epochs not in (None, "") else None,
+            max_configs=(_number(configs, int, "max_configs") if chosen.needs_budget and configs not in (None, "")
+                         else None),
+            objectives=[{"metric": "objective", "direction": "max"}] * (2 if chosen.multi_objective else 1))
+    except HopperError as exc:
+        return error(exc)
+    notes = " · needs two or more objectives" if chosen.multi_objective else ""
+    return ok(f"valid: {text}{notes}")
+
+
 def launch_workload(services: Services, name: str | None, description: str | None, model: str | None,  # noqa: PLR0913
                     dataset: str | None, procedure: str | None, space: str | None, epochs: int | None,
                     configs: int | None, metric: str | None, direction: str | None,
-                    privacy: dict | None = None) -> tuple[Any, Any]:
+                    privacy: dict | None = None, procedure_options: dict | None = None,
+                    advisor: bool = False) -> tuple[Any, Any]:
     """Launch a workload from the wizard: (notice, the new workload's path) or (error notice, no_update).
 
-    ``privacy`` is :func:`privacy_options` of the wizard's privacy inputs.
+    ``privacy`` is :func:`privacy_options` of the wizard's privacy inputs, ``procedure_options``
+    :func:`wizard_options` of its procedure fields.
     """
     try:
         spec: dict[str, Any] = {
             "name": name or "", "description": description or "", "dataset": dataset or "",
             "procedure": procedure, "space": parse_mapping(space, "space") or None,
             "objectives": [{"metric": metric or "", "direction": direction}], "max_epochs": epochs or 0,
+            "procedure_options": procedure_options or {}, "advisor": bool(advisor),
         }
         if privacy is not None:
             spec["privacy"] = privacy
-        if procedure in ("random", "tpe") or (procedure == "grid" and configs and configs < 1):
+        chosen = guide(procedure or "")
+        if (chosen is not None and chosen.needs_budget) or (procedure == "grid" and configs and configs < 1):
             spec["max_configs"] = configs
         if model and model.startswith("script:"):
             spec["script"] = _number(model.split(":", 1)[1], int, "model")
@@ -423,6 +452,58 @@ def pareto_config(services: Services, click: dict | None, workload_id: int) -> A
 
 
 # -- audit log --------------------------------------------------------------------------------------------
+# -- what the search learnt -------------------------------------------------------------------------------
+def learnt_figures(services: Services, workload_id: int) -> tuple[Any, Any]:
+    """The importance bars and the lineage tree of a workload."""
+    try:
+        importance = services.importance(workload_id)
+        bars = figures.importance_bars(importance.importances, importance.metric)
+    except HopperError as exc:  # too few results yet (409): the reason is the figure
+        bars = figures.empty(exc.message)
+    configs = [c.to_dict() for c in services.list_configs(workload_id)]
+    return bars, layout.lineage_tree(configs, [d.to_dict() for d in services.list_decisions(workload_id)])
+
+
+def front_figures(services: Services, workload_id: int) -> tuple[Any, Any]:
+    """A multi-objective workload's Pareto front and its hypervolume per epoch (its objectives, added ones too)."""
+    try:
+        return figures.objective_front(services.objective_front(workload_id).to_dict())
+    except HopperError as exc:
+        return figures.empty(exc.message), figures.empty(exc.message)
+
+
+# -- advisor mode -----------------------------------------------------------------------------------------
+def suggestion_panel(services: Services, workload_id: int, shown: list | None = None) -> tuple[Any, list]:
+    """The suggestions card's items (every pending suggestion, then the 20 most recently decided) and what they
+    show; unchanged from ``shown`` (what the page shows now) gives ``no_update``: redrawing would replace the
+    buttons under a person's pointer and could swallow a click."""
+    suggestions = services.list_suggestions(workload_id)
+    items = [*(s for s in suggestions if s.status == SuggestionStatus.PENDING),
+             *[s for s in suggestions if s.status != SuggestionStatus.PENDING][:20]]
+    signature = [[s.id, s.status] for s in items]
+    if shown is not None and signature == shown:
+        return no_update, no_update
+    if not items:
+        return [html.P("No suggestions yet: they appear when the procedure decides at an epoch end.")], signature
+    return [layout.suggestion_item(s) for s in items], signature
+
+
+def decide_suggestion(services: Services, workload_id: int, triggered: dict | None) -> html.Span:
+    """Accept or reject the suggestion whose button fired (``triggered``: its pattern id)."""
+    if not triggered or triggered.get("type") not in ("suggestion-accept", "suggestion-reject"):
+        return no_update
+    try:
+        who = require_editor(ACTOR)
+        if triggered["type"] == "suggestion-accept":
+            info = services.accept_suggestion(workload_id, int(triggered["id"]), actor=who)
+            return ok(f"suggestion {info.id} accepted: {info.summary}; it takes effect at the config's next "
+                      "sub-epoch boundary")
+        info = services.reject_suggestion(workload_id, int(triggered["id"]), actor=who)
+    except HopperError as exc:
+        return error(exc)
+    return ok(f"suggestion {info.id} rejected: {info.summary}; it will not take effect")
+
+
 def event_rows(services: Services) -> list[dict]:
     """The audit log table, newest first."""
     return [{"at": e.at.isoformat(timespec="seconds"), "actor": e.actor, "action": e.action,
@@ -460,9 +541,20 @@ def register_callbacks(app: Dash, services: Services,
        State("wiz-model", "value"), State("wiz-dataset", "value"), State("wiz-procedure", "value"),
        State("wiz-space", "value"), State("wiz-epochs", "value"), State("wiz-configs", "value"),
        State("wiz-metric", "value"), State("wiz-direction", "value"),
-       *PRIVACY_STATES, prevent_initial_call=True)(
-        lambda n, *form: launch_workload(services, *form[:10], privacy_options(*form[10:])) if n
-        else (no_update, no_update))
+       *PRIVACY_STATES, State({"type": "wiz-option", "name": ALL}, "id"),
+       State({"type": "wiz-option", "name": ALL}, "value"), State("wiz-advisor", "value"), prevent_initial_call=True)(
+        lambda n, *form: launch_workload(services, *form[:10], privacy_options(*form[10:16]),
+                                         wizard_options(form[16], form[17]), "advisor" in (form[18] or []))
+        if n else (no_update, no_update))
+
+    cb(Output("wiz-proc-fields", "children"), Input("wiz-procedure", "value"), prevent_initial_call=True)(
+        layout.procedure_fields)
+
+    cb(Output("wiz-proc-feedback", "children"), Input("wiz-procedure", "value"),
+       Input({"type": "wiz-option", "name": ALL}, "id"), Input({"type": "wiz-option", "name": ALL}, "value"),
+       Input("wiz-space", "value"), Input("wiz-epochs", "value"), Input("wiz-configs", "value"))(
+        lambda procedure, ids, values, space, epochs, configs:
+        procedure_feedback(services, procedure, ids, values, space, epochs, configs))
 
     cb(Output("wiz-dp-feedback", "children"), Output("wiz-dp-fields", "style"),
        Input("wiz-private", "value"), Input("wiz-dp-clip", "value"), Input("wiz-dp-mode", "value"),
@@ -527,6 +619,30 @@ def register_callbacks(app: Dash, services: Services,
     cb(Output("pareto-config", "children"), Input("graph-pareto", "clickData"), State("pareto-wl-id", "data"),
        prevent_initial_call=True)(
         lambda click, workload_id: pareto_config(services, click, workload_id))
+
+    cb(Output("graph-importance", "figure"), Output("lineage", "children"), Input("tick", "n_intervals"),
+       Input("wl-id", "data"))(
+        lambda _n, workload_id: learnt_figures(services, workload_id))
+
+    # only on the page of a workload with two or more objectives (the graphs exist there alone)
+    cb(Output("graph-front", "figure"), Output("graph-hypervolume", "figure"), Input("tick", "n_intervals"),
+       Input("wl-id", "data"))(
+        lambda _n, workload_id: front_figures(services, workload_id))
+
+    # the notice as an input redraws the panel right after a decision, not at the next tick
+    cb(Output("suggestions-panel", "children"), Output("suggestions-shown", "data"), Input("tick", "n_intervals"),
+       Input("wl-id", "data"), Input("notice-suggestions", "children"), State("suggestions-shown", "data"))(
+        lambda _n, workload_id, _notice, shown: suggestion_panel(services, workload_id, shown))
+
+    # Redrawing the panel re-creates its buttons with no clicks: only a real click (a count) decides. Dash fires
+    # this callback again for the redrawn buttons, which can supersede the notice of the decision; the decided
+    # item itself says the outcome (accepted by, rejected by, expired: why). The tick pauses meanwhile, so a
+    # redraw rarely races the decision.
+    cb(Output("notice-suggestions", "children"), Input({"type": "suggestion-accept", "id": ALL}, "n_clicks"),
+       Input({"type": "suggestion-reject", "id": ALL}, "n_clicks"), State("wl-id", "data"),
+       running=[(Output("tick", "disabled"), True, False)], prevent_initial_call=True)(
+        lambda _accepts, _rejects, workload_id: decide_suggestion(services, workload_id, ctx.triggered_id)
+        if ctx.triggered and ctx.triggered[0].get("value") else no_update)
 
     cb(Output("event-table", "data"), Input("tick", "n_intervals"), Input("url", "pathname"))(
         lambda _n, _path: event_rows(services))

@@ -19,6 +19,11 @@ def colour(config_id: int) -> str:
     return _PALETTE[config_id % len(_PALETTE)]
 
 
+def empty(message: str) -> go.Figure:
+    """A figure that only says why there is nothing to draw yet."""
+    return _empty(message)
+
+
 def _empty(message: str) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=message, showarrow=False, font={"size": 14, "color": "#888"})
@@ -142,3 +147,44 @@ def pareto(document: ParetoFront) -> go.Figure:
                       height=460, margin={"l": 60, "r": 20, "t": 30, "b": 50}, uirevision="keep",
                       legend={"orientation": "h", "y": 1.08})
     return fig
+
+
+def importance_bars(importances: dict[str, float], metric: str) -> go.Figure:
+    """fANOVA importance of each searched hyperparameter, largest on top."""
+    if not importances:
+        return _empty("No importance yet")
+    ranked = sorted(importances.items(), key=lambda kv: kv[1])
+    fig = go.Figure(go.Bar(x=[v for _, v in ranked], y=[k for k, _ in ranked], orientation="h",
+                           marker={"color": "#4c78a8"}, text=[f"{v:.0%}" for _, v in ranked], textposition="auto"))
+    fig.update_layout(title=f"Hyperparameter importance for {metric} (fANOVA)", xaxis_title="share of the variance",
+                      height=120 + 40 * len(ranked), margin={"l": 120, "r": 20, "t": 50, "b": 40}, uirevision="keep")
+    return fig
+
+
+def objective_front(front: dict) -> tuple[go.Figure, go.Figure]:
+    """A multi-objective workload's configs on its first two objectives (the Pareto set joined and marked), and the
+    front's hypervolume after each epoch (one fixed reference point, so the values compare across epochs)."""
+    metrics = [o["metric"] for o in front["objectives"]]
+    points = front["points"]
+    if not points:
+        empty = _empty("No config has every objective measured yet")
+        return empty, empty
+    x_name, y_name = metrics[0], metrics[1]
+    scatter = go.Figure()
+    rest = [p for p in points if not p["on_front"]]
+    best = sorted((p for p in points if p["on_front"]), key=lambda p: p["values"][x_name])
+    scatter.add_trace(go.Scatter(x=[p["values"][x_name] for p in rest], y=[p["values"][y_name] for p in rest],
+                                 mode="markers", name="dominated", marker={"color": "#bab0ac", "size": 9},
+                                 text=[f"config {p['config_id']}" for p in rest]))
+    scatter.add_trace(go.Scatter(x=[p["values"][x_name] for p in best], y=[p["values"][y_name] for p in best],
+                                 mode="lines+markers", name="Pareto set", line={"shape": "hv", "color": "#e45756"},
+                                 marker={"size": 11}, text=[f"config {p['config_id']}" for p in best]))
+    scatter.update_layout(title=f"Pareto front: {x_name} vs {y_name}", xaxis_title=x_name, yaxis_title=y_name,
+                          height=360, margin={"l": 60, "r": 20, "t": 50, "b": 40}, uirevision="keep")
+    epochs = front["epochs"]
+    volume = go.Figure(go.Scatter(x=[e["epoch"] for e in epochs], y=[e["hypervolume"] for e in epochs],
+                                  mode="lines+markers", line={"color": "#54a24b"},
+                                  text=[f"front: configs {', '.join(map(str, e['front']))}" for e in epochs]))
+    volume.update_layout(title="Hypervolume of the front per epoch", xaxis_title="epoch", yaxis_title="hypervolume",
+                         height=300, margin={"l": 60, "r": 20, "t": 50, "b": 40}, uirevision="keep")
+    return scatter, volume

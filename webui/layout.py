@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 from dash import dash_table, dcc, html
 
 from hopper.engine.catalog import ROSTER
+from hopper.engine.procedure_guide import COMMON_OPTIONS, GUIDES
+from hopper.engine.status import SuggestionStatus
 
 REFRESH_MS = 2000
 EXAMPLE_SPACE = """lr: {type: choice, values: [0.001, 0.003]}
@@ -81,14 +84,18 @@ def workloads_page(datasets: list, scripts: list) -> html.Div:
                     value=datasets[0].name if datasets else None)),
                 html.Div([
                     field("Procedure", dcc.Dropdown(id="wiz-procedure", clearable=False, value="grid", options=[
-                        {"label": "grid", "value": "grid"}, {"label": "random", "value": "random"},
-                        {"label": "TPE (hyperopt)", "value": "tpe"}, {"label": "manual", "value": "manual"}]),
+                        {"label": g.name, "title": g.summary, "value": g.name} for g in GUIDES.values()]),
                         width="32%"),
                     field("Max epochs", dcc.Input(id="wiz-epochs", type="number", min=1, value=3,
                                                   className="input"), width="32%"),
-                    field("Configs (random/TPE)", dcc.Input(id="wiz-configs", type="number", min=1, value=8,
-                                                            className="input"), width="32%"),
+                    field("Configs (all but grid/manual/PBT)", dcc.Input(id="wiz-configs", type="number", min=1,
+                                                                         value=8, className="input"), width="32%"),
                 ], className="row"),
+                html.Div(procedure_fields("grid"), id="wiz-proc-fields"),
+                dcc.Checklist(id="wiz-advisor", value=[], options=[
+                    {"label": " Advisor mode: the procedure suggests stops, pauses, promotions and exploits; "
+                              "people accept or reject each", "value": "advisor"}]),
+                html.Div(id="wiz-proc-feedback", className="feedback"),
                 html.Div([
                     field("Objective metric", dcc.Input(id="wiz-metric", value="val_accuracy", className="input"),
                           width="49%"),
@@ -143,6 +150,24 @@ def workloads_page(datasets: list, scripts: list) -> html.Div:
     ])
 
 
+def procedure_fields(procedure: str | None) -> list:
+    """The option fields of a procedure (its own, then the median stopping rule's), each with its default as the
+    placeholder: an empty field keeps the default."""
+    chosen = GUIDES.get(procedure or "")
+    own = list(chosen.options) if chosen else []
+    fields = []
+    for option in [*own, *COMMON_OPTIONS]:
+        control_id = {"type": "wiz-option", "name": option.name}
+        if option.kind == "choice":
+            control = dcc.Dropdown(id=control_id, options=list(option.choices), placeholder=str(option.default))
+        else:
+            control = dcc.Input(id=control_id, type="number", placeholder=str(option.default), className="input",
+                                min=option.low, max=option.high, step=1 if option.kind == "int" else "any")
+        fields.append(field(option.name, control, option.help, width="32%"))
+    summary = html.P(chosen.summary, className="hint", id="wiz-proc-summary") if chosen else None
+    return [summary, html.Div(fields, className="row wrap")]
+
+
 def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
     """One workload: its configs, charts and the steering controls (stop, clone, drill down, edge)."""
     crumbs = [dcc.Link("Workloads", href="/"), " / "]
@@ -156,6 +181,7 @@ def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
         html.Div(crumbs, className="crumbs"),
         html.H1(workload.name, id="wl-title"),
         html.Div(id="wl-summary", className="summary"),
+        *([suggestions_card(workload)] if workload.advisor else []),
         dash_table.DataTable(
             id="cfg-table", columns=[
                 {"name": "id", "id": "id"}, {"name": "status", "id": "status"},
@@ -220,9 +246,83 @@ def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
             dcc.Graph(id="graph-curves", config={"displaylogo": False}),
         ], className="card"),
         html.Div([dcc.Graph(id="graph-gantt", config={"displaylogo": False})], className="card"),
+        learnt_card(workload),
         html.Div([dcc.Graph(id="graph-parcoords", config={"displaylogo": False})], className="card"),
         html.Div(id="children-links", className="summary"),
     ])
+
+
+def learnt_card(workload) -> html.Div:  # noqa: ANN001
+    """What the search learnt: hyperparameter importance, the Pareto front and its hypervolume per epoch (two or
+    more objectives), and PBT's lineage (which config took whose weights at which epoch)."""
+    multi = len(workload.objectives) >= 2
+    graphs = [dcc.Graph(id="graph-importance", config={"displaylogo": False})]
+    if multi:
+        graphs += [dcc.Graph(id="graph-front", config={"displaylogo": False}),
+                   dcc.Graph(id="graph-hypervolume", config={"displaylogo": False})]
+    return html.Div([
+        html.H3("What the search learnt"), *graphs,
+        html.H3("Lineage (clones and PBT exploits: parent, then the configs that started from its weights)"),
+        html.Div(id="lineage", className="lineage"),
+    ], className="card", id="learnt-card")
+
+
+def lineage_tree(configs: list[dict], decisions: list[dict]) -> html.Div:
+    """Configs as a tree of weights: each clone under the config whose weights it started from, with the epoch of
+    the exploit and the config it replaced (from the procedure's decisions)."""
+    exploits = {d["result_config_id"]: d for d in decisions if d["kind"] == "exploit" and d["result_config_id"]}
+    children: dict[int | None, list[dict]] = {}
+    ids = {c["id"] for c in configs}
+    for c in sorted(configs, key=lambda c: c["id"]):
+        parent = c["cloned_from_config_id"] if c["cloned_from_config_id"] in ids else None
+        children.setdefault(parent, []).append(c)
+    if not any(parent is not None for parent in children):
+        return html.Div(html.P("No clones or exploits yet: every config started from scratch."))
+
+    def label(c: dict) -> list:
+        text = f"config {c['id']} ({', '.join(f'{k}={v}' for k, v in c['hparams'].items())}) · {c['status']}"
+        exploit = exploits.get(c["id"])
+        if exploit is not None:
+            epoch = re.search(r"@epoch(\d+)", exploit["key"])
+            text += (f" · exploited config {exploit['source_config_id']}"
+                     f"{f' at epoch {epoch.group(1)}' if epoch else ''}, replacing config {exploit['config_id']}")
+        elif c["cloned_from_config_id"] is not None:
+            text += f" · cloned from config {c['cloned_from_config_id']}"
+        return [html.Span(text, id=f"lineage-{c['id']}")]
+
+    def branch(parent: int | None) -> html.Ul:
+        return html.Ul([html.Li([*label(c), *([branch(c["id"])] if c["id"] in children else [])])
+                        for c in children.get(parent, [])])
+
+    roots_with_children = [c for c in children.get(None, []) if c["id"] in children]
+    return html.Div(html.Ul([html.Li([*label(c), branch(c["id"])]) for c in roots_with_children]))
+
+
+def suggestions_card(workload) -> html.Div:  # noqa: ANN001
+    """Advisor mode: what the workload's procedure suggests, each with its reason and Accept / Reject buttons."""
+    return html.Div([
+        html.H3(f"Suggestions from {workload.procedure} (advisor mode: nothing happens until you accept)"),
+        html.Div(id="suggestions-panel", className="suggestions"),
+        dcc.Store(id="suggestions-shown"),  # what the panel shows, so an unchanged list is not redrawn
+        html.Div(id="notice-suggestions", className="notice"),
+    ], className="card", id="suggestions-card")
+
+
+def suggestion_item(suggestion) -> html.Div:  # noqa: ANN001
+    """One suggestion: what, why, and either the buttons (pending) or who decided it."""
+    head = [html.Strong(suggestion.summary), html.Span(f" · {suggestion.reason}", className="reason")]
+    if suggestion.status == SuggestionStatus.PENDING:
+        tail = [html.Button("Accept", id={"type": "suggestion-accept", "id": suggestion.id},
+                            className="button primary small"),
+                html.Button("Reject", id={"type": "suggestion-reject", "id": suggestion.id},
+                            className="button small")]
+    elif suggestion.status == SuggestionStatus.EXPIRED:
+        found = f" (found when {suggestion.decided_by} accepted it)" if suggestion.decided_by else ""
+        tail = [html.Span(f"expired: {suggestion.detail}{found}", className="decided expired")]
+    else:
+        tail = [html.Span(f"{suggestion.status} by {suggestion.decided_by}", className=f"decided {suggestion.status}")]
+    return html.Div([html.Div(head), html.Div(tail, className="row")], className="suggestion",
+                    id=f"suggestion-{suggestion.id}")
 
 
 def _space_text(space: dict) -> str:

@@ -19,16 +19,19 @@ from typing import TYPE_CHECKING, Any
 from hopper.engine.entities import ExportSource, ScriptValidator
 from hopper.engine.services._base import ServiceContext, default_actor
 from hopper.engine.services.admin import AdminServices
+from hopper.engine.services.advisor import AdvisorServices
 from hopper.engine.services.data import MAX_SCRIPT_BYTES, DataServices
 from hopper.engine.services.edge import EdgeServices, metric_names, pareto_mask
 from hopper.engine.services.identity import IdentityServices
+from hopper.engine.services.objectives import ObjectiveServices
 from hopper.engine.services.steering import SteeringServices
 from hopper.engine.store import Store
 
 if TYPE_CHECKING:
     from hopper.settings import Settings
 
-__all__ = ["MAX_SCRIPT_BYTES", "AdminServices", "DataServices", "EdgeServices", "ExportSource", "IdentityServices", "ScriptValidator",
+__all__ = ["MAX_SCRIPT_BYTES", "AdminServices", "AdvisorServices", "DataServices", "EdgeServices", "ExportSource", "IdentityServices", "ObjectiveServices",
+           "ScriptValidator",
            "Services", "SteeringServices", "default_actor", "metric_names", "open_services", "pareto_mask"]
 
 
@@ -57,8 +60,11 @@ class Services:
         self.edge = EdgeServices(store, settings)
         self.admin = AdminServices(store, settings)
         self.identity = IdentityServices(store, settings)
+        self.advisor = AdvisorServices(store, settings, self.steering)
+        self.objectives = ObjectiveServices(store, settings)
         self._actions: dict[str, Callable[..., Any]] = {}
-        for context in (self.steering, self.data, self.edge, self.admin, self.identity):
+        for context in (self.steering, self.data, self.edge, self.admin, self.identity, self.advisor,
+                        self.objectives):
             for name in dir(type(context)):
                 if name.startswith("_") or name in dir(ServiceContext) or not callable(getattr(context, name)):
                     continue

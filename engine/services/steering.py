@@ -14,6 +14,7 @@ from typing import Any
 from hopper.engine import data as data_mod
 from hopper.engine import fronts, privacy
 from hopper.engine import importance as importance_mod
+from hopper.engine import objectives as objective_math
 from hopper.engine.catalog import check_hparam_value, check_hparams, get_entry
 from hopper.engine.entities import (
     AppliedDecision,
@@ -24,11 +25,12 @@ from hopper.engine.entities import (
     WorkloadInfo,
 )
 from hopper.engine.errors import Conflict, InvalidState, NotFound, ValidationError
-from hopper.engine.procedures import Decision, Objective, make_procedure
+from hopper.engine.procedure_guide import GUIDES, ProcedureGuide
+from hopper.engine.procedures import PROCEDURES, Decision, Objective, make_procedure
 from hopper.engine.search import decides, decisions_for, propose, with_noise
 from hopper.engine.services._base import ServiceContext, default_actor
 from hopper.engine.space import Choice, Fixed, SearchSpace
-from hopper.engine.specs import PrivacySpec, WorkloadSpec, parse_spec
+from hopper.engine.specs import ObjectiveSpec, PrivacySpec, WorkloadSpec, parse_spec
 from hopper.engine.status import (
     FINISHED_CONFIG,
     RUNNABLE_CONFIG,
@@ -96,6 +98,12 @@ class SteeringServices(ServiceContext):
                 raise ValidationError(f"{spec.model} needs token ids (integer features); dataset "
                                       f"{dataset.name!r} has {feature_dtype}", field="model")
             model_ref = spec.model
+        if spec.procedure_options.get("advisor"):  # the procedures accept it among their options too
+            spec = spec.model_copy(update={"advisor": True, "procedure_options": {
+                k: v for k, v in spec.procedure_options.items() if k != "advisor"}})
+        if spec.advisor and spec.procedure == "manual":
+            raise ValidationError("advisor mode needs an automatic procedure (asha, hyperband, pbt, ... or any with "
+                                  "median_stop): with manual there is nothing to suggest", field="advisor")
         if space_raw is None:
             if spec.procedure != "manual":
                 raise ValidationError(f"procedure {spec.procedure!r} needs a search space", field="space")
@@ -126,11 +134,13 @@ class SteeringServices(ServiceContext):
             privacy=privacy_options, warnings=warnings or None,
             propose=partial(propose, n_workers=self.settings.workers),
             name=spec.name, description=spec.description, procedure=spec.procedure, search_space=space.to_dict(),
-            objectives=[o.model_dump() for o in spec.objectives], max_epochs=spec.max_epochs,
+            objectives=objective_math.resolve([o.stored() for o in spec.objectives], task=dataset.task,
+                                              classes=dataset.classes), max_epochs=spec.max_epochs,
             max_configs=spec.max_configs, seed=spec.seed, dataset_id=dataset.id, model_ref=model_ref,
             script_id=script_id, parent_workload_id=parent_workload_id, parent_config_id=parent_config_id,
             warm_start_checkpoint_id=warm_start_checkpoint_id, export_top_k=spec.export_top_k,
             procedure_options=spec.procedure_options or None,
+            advisor=spec.advisor,
         )
 
     def check_privacy(self, options: dict, dataset: str | int | None = None) -> list[str]:
@@ -149,6 +159,23 @@ class SteeringServices(ServiceContext):
             raise ValidationError(message, field=field) from None
         n_rows = self.store.datasets.get(dataset).n_train if dataset not in (None, "") else 0
         return parsed.warnings(n_rows)
+
+    def list_procedures(self) -> list[ProcedureGuide]:
+        """Every search procedure with what it does and the options it takes (defaults and bounds)."""
+        return [GUIDES[name] for name in PROCEDURES]
+
+    def check_procedure(self, procedure: str, options: dict, *, space: dict | None = None,
+                        max_epochs: int | None = None, max_configs: int | None = None,
+                        objectives: list[dict] | None = None) -> str:
+        """Validate a procedure's options as a launch would (the wizard checks them as people type); returns a
+        one-line description of the search, or raises ``ValidationError`` naming the option
+        (``procedure_options.eta``)."""
+        parsed = [Objective(o["metric"], o["direction"]) for o in objectives or [{"metric": "val_accuracy",
+                                                                                  "direction": "max"}]]
+        procedure_obj = make_procedure(procedure, SearchSpace.parse(space or {}), parsed[0],
+                                       budget=max_configs, options=options, max_epochs=max_epochs, objectives=parsed)
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(options.items())) or "defaults"
+        return f"{procedure_obj.name} with {shown}"
 
     def list_workloads(self) -> list[WorkloadInfo]:
         """Every workload with its config counts by status and its best config so far."""
@@ -328,6 +355,9 @@ class SteeringServices(ServiceContext):
         The scheduler calls this after epoch ends and once at start, before it dispatches.
         """
         applied = 0
+        workload = self.get_workload(workload_id)
+        if workload.advisor:  # suggestions this epoch made moot expire now, not at the procedure's next decision
+            self.store.suggestions.record(workload_id, workload.procedure, [])
         for decision in self.procedure_decisions(workload_id):
             try:
                 applied += bool(self.route_decision(workload_id, decision))
@@ -338,9 +368,13 @@ class SteeringServices(ServiceContext):
         return applied
 
     def route_decision(self, workload_id: int, decision: Decision) -> bool:
-        """Where a procedure's decision goes: applied at once (the branch point for advisor mode, which turns it
-        into a stored suggestion instead). True when it took effect."""
+        """Where a procedure's decision goes: applied at once, or, when the workload runs its procedure as an
+        advisor, kept as a suggestion for people (once per key: a rejected one is not suggested again). True when
+        it took effect."""
         workload = self.get_workload(workload_id)
+        if workload.advisor:
+            self.store.suggestions.record(workload_id, workload.procedure, [decision])
+            return False
         return self.apply_decision(workload_id, decision, actor=f"procedure:{workload.procedure}") is not None
 
     def apply_decision(self, workload_id: int, decision: Decision, actor: str) -> ConfigInfo | None:
@@ -483,7 +517,8 @@ class SteeringServices(ServiceContext):
             "name": name or f"{parent.name} / drill-down from config {config_id}",
             "description": f"Drill-down from workload {parent.id}, config {config_id}",
             "dataset": parent.dataset_id, "procedure": procedure, "space": refined.to_dict(),
-            "objectives": parent.objectives, "max_epochs": max_epochs or parent.max_epochs,
+            "objectives": [{k: v for k, v in o.items() if k in ObjectiveSpec.model_fields} for o in parent.objectives],
+            "max_epochs": max_epochs or parent.max_epochs,
             "max_configs": max_configs, "seed": parent.seed + 1,
         }
         if parent.privacy is not None:

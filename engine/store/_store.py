@@ -24,9 +24,11 @@ from hopper.engine.errors import Conflict, HopperError, SchemaOutOfDate, StoreUn
 from hopper.engine.store.configs import ConfigStore
 from hopper.engine.store.datasets import DatasetStore, ScriptStore
 from hopper.engine.store.edge import EdgeStore
+from hopper.engine.store.evaluations import EvaluationStore
 from hopper.engine.store.identity import IdentityStore
 from hopper.engine.store.lease import LeaseStore
 from hopper.engine.store.schedule import EventStore, ScheduleStore
+from hopper.engine.store.suggestions import SuggestionStore
 from hopper.engine.store.workloads import WorkloadStore
 
 log = logging.getLogger("hopper.engine.store")
@@ -111,6 +113,8 @@ class Store:
         self.edge = EdgeStore(self)
         self.identity = IdentityStore(self)
         self.lease = LeaseStore(self)
+        self.suggestions = SuggestionStore(self)
+        self.evaluations = EvaluationStore(self)
         if check_schema:
             self.check_schema()
 

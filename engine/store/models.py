@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -97,6 +98,9 @@ class WorkloadRow(Base):
     procedure_options: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    # Advisor mode: the procedure's decisions (stop, pause, promote, exploit) become suggestions for people.
+    advisor: Mapped[bool] = mapped_column(Boolean, default=False,
+                                          server_default=false())
 
 
 class ConfigRow(Base):
@@ -213,6 +217,46 @@ class DecisionRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     actor: Mapped[str] = mapped_column(String(100))
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SuggestionRow(Base):
+    """A procedure's decision held for a person (advisor mode): accepted, it is applied like a manual action."""
+
+    __tablename__ = "suggestion"
+    __table_args__ = (UniqueConstraint("workload_id", "key", name="uq_suggestion_workload_key"),
+                      Index("ix_suggestion_workload_status", "workload_id", "status"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workload_id: Mapped[int] = mapped_column(ForeignKey("workload.id"))
+    config_id: Mapped[int] = mapped_column(ForeignKey("config.id"))
+    procedure: Mapped[str] = mapped_column(String(30))  # who suggested it (asha, pbt, ...)
+    kind: Mapped[str] = mapped_column(String(20))  # DecisionKind
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)  # source_config_id, hparams (exploit)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    key: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    decided_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it expired, what applying it did
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class EvaluationRequestRow(Base):
+    """An objective added to a running workload, to measure on every kept epoch-end checkpoint (a worker's job)."""
+
+    __tablename__ = "evaluation_request"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workload_id: Mapped[int] = mapped_column(ForeignKey("workload.id"))
+    objective: Mapped[dict] = mapped_column(JSON)  # as the workload stores it (metric, direction, class_index, ...)
+    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)  # JobStatus
+    actor: Mapped[str] = mapped_column(String(100))
+    n_expected: Mapped[int] = mapped_column(Integer, default=0)  # configs x kept epoch-end checkpoints
+    n_done: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class ExportRow(Base):

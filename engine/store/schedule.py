@@ -22,6 +22,7 @@ from hopper.engine.entities import (
     SubEpochStats,
 )
 from hopper.engine.errors import NotFound
+from hopper.engine.objectives import computed_objectives
 from hopper.engine.status import (
     RUNNABLE_CONFIG,
     ConfigStatus,
@@ -165,7 +166,8 @@ class ScheduleStore(Repository):
             session.flush()
             return SubEpochStart(row.id, config.id, workload.id, workload.seed, config.epochs_done, partition,
                                  dict(config.hparams), layout, model_ref, entry_point, in_ckpt, warm,
-                                 None if workload.privacy is None else dict(workload.privacy))
+                                 None if workload.privacy is None else dict(workload.privacy),
+                                 computed_objectives(workload.objectives))
 
     def commit_ok(self, *, sub_epoch_id: int, config_id: int, n_partitions: int, checkpoint_path: str,
                   checkpoint_sha256: str, checkpoint_bytes: int, stats: SubEpochStats, val_metrics: dict[str, float],

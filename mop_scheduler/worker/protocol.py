@@ -32,6 +32,9 @@ class SubEpochTask:
     # The workload's privacy options (PrivacySpec.model_dump()); set: train with DP-SGD. The config's
     # hparams already carry the resolved noise_multiplier when the workload asked for a target epsilon.
     privacy: dict | None = None
+    # The workload's objectives that the worker computes itself (flops, val_balanced_accuracy, val_cost, ...),
+    # resolved at launch (class indices, cost matrix); empty: Keras' own metrics only.
+    objectives: tuple[dict, ...] = ()
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 
 from hopper.engine.catalog import default_for
 from hopper.engine.entities import DatasetLayout
+from hopper.mop_scheduler.worker.objectives import extra_objectives
 from hopper.mop_scheduler.worker.protocol import SubEpochResult, SubEpochTask
 
 log = logging.getLogger("hopper.mop_scheduler.worker.runner")
@@ -184,6 +185,7 @@ class SubEpochRunner:
             result.val_metrics = {f"val_{k}": float(v) for k, v in values.items()}
             # The model's size as an objective (params: min) beside accuracy and edge latency.
             result.val_metrics["params"] = float(model.count_params())
+            result.val_metrics.update(extra_objectives(model, xv, yv, task.objectives, task.dataset.n_outputs))
         t3 = time.perf_counter()
         sha, size = save_checkpoint(model, task.out_path)
         t4 = time.perf_counter()

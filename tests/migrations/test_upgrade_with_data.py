@@ -239,13 +239,33 @@ def rows_at(revision: str) -> dict[str, list[dict]]:
              "source_config_id": 2, "result_config_id": 2, "reason": "pbt: bottom quantile — exploit ✓",
              "actor": "Zoë.viewer@lab", "at": T2},
         ]
+    if _at_least(revision, "0009"):
+        for row in data["workload"]:
+            row["advisor"] = row["id"] == 2
+        data["suggestion"] = [
+            {"id": 1, "workload_id": 2, "config_id": 4, "procedure": "asha", "kind": "stop", "payload": {},
+             "reason": "asha: rung 1 (epoch 1), rank 2/2, val_loss 0.75 > cutoff 0.625", "key": "asha:rung1:config4",
+             "status": "pending", "decided_by": None, "decided_at": None, "detail": None, "created_at": T1},
+            {"id": 2, "workload_id": 1, "config_id": 2, "procedure": "pbt", "kind": "exploit",
+             "payload": {"source_config_id": 1, "hparams": {"lr": 0.0008, "units": 32}},
+             "reason": "pbt: bottom 25 % at epoch 1", "key": "pbt:exploit:config2@epoch1", "status": "accepted",
+             "decided_by": "Zoë", "decided_at": T2, "detail": None, "created_at": T1},
+        ]
+        data["evaluation_request"] = [
+            {"id": 1, "workload_id": 1, "objective": {"metric": "val_recall@3", "direction": "max", "class_index": 3},
+             "status": "done", "actor": "alice", "n_expected": 2, "n_done": 2, "error": None, "created_at": T1,
+             "claimed_at": T1, "finished_at": T2},
+            {"id": 2, "workload_id": 2, "objective": {"metric": "flops", "direction": "min"}, "status": "queued",
+             "actor": "bob", "n_expected": 1, "n_done": 0, "error": None, "created_at": T2, "claimed_at": None,
+             "finished_at": None},
+        ]
     if revision not in _FIXTURED:
         raise AssertionError(f"migration {revision} has no fixture rows: extend rows_at() and UPGRADED_COLUMNS in "
                              f"{__file__} with the tables and columns it adds")
     return data
 
 
-_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"}
+_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009"}
 
 # Columns set after the row exists: cyclic foreign keys (config <-> checkpoint, workload -> config).
 DEFERRED = {("config", "current_checkpoint_id"): {1: 2, 4: 3}, ("config", "warm_start_checkpoint_id"): {2: 1},
@@ -259,7 +279,8 @@ UPGRADED_COLUMNS = {"0004": {("workload", "export_top_k"): None},
                              ("sub_epoch", "dp_q"): None, ("sub_epoch", "dp_sigma"): None,
                              ("sub_epoch", "dp_steps"): None},
                     "0007": {("deployment", "actor"): None, ("profile_job", "actor"): None},
-                    "0008": {("workload", "procedure_options"): None}}
+                    "0008": {("workload", "procedure_options"): None},
+                    "0009": {("workload", "advisor"): False}}
 
 
 def _with_deferred(data: dict[str, list[dict]]) -> dict[str, list[dict]]:
