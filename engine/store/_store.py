@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -11,6 +11,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError as AlembicCommandError
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -18,7 +19,7 @@ from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from hopper.engine.errors import Conflict, HopperError, SchemaOutOfDate, StoreUnavailable
+from hopper.engine.errors import Conflict, HopperError, SchemaOutOfDate, StoreUnavailable, ValidationError
 from hopper.engine.store.configs import ConfigStore
 from hopper.engine.store.datasets import DatasetStore, ScriptStore
 from hopper.engine.store.edge import EdgeStore
@@ -137,10 +138,33 @@ class Store:
             )
 
     def upgrade(self, revision: str = "head") -> None:
-        command.upgrade(self._alembic_config(), revision)
+        """Migrate up to ``revision``.
+
+        Raises:
+            ValidationError: ``revision`` names no migration, or lies below the store's current one.
+        """
+        self._migrate(command.upgrade, revision)
 
     def downgrade(self, revision: str = "base") -> None:
-        command.downgrade(self._alembic_config(), revision)
+        """Migrate down to ``revision``.
+
+        Raises:
+            ValidationError: ``revision`` names no migration, or lies above the store's current one.
+        """
+        self._migrate(command.downgrade, revision)
+
+    def _migrate(self, step: Callable[[AlembicConfig, str], None], revision: str) -> None:
+        try:
+            step(self._alembic_config(), revision)
+        except AlembicCommandError as exc:
+            # Alembic's own words name the revision; a person needs them, not its traceback.
+            raise ValidationError(f"{exc}; known revisions: {', '.join(self.revisions())}",
+                                  field="revision") from exc
+
+    def revisions(self) -> list[str]:
+        """Every migration's revision id, oldest first (plus ``base`` and ``head``)."""
+        script = ScriptDirectory.from_config(self._alembic_config())
+        return ["base", *reversed([r.revision for r in script.walk_revisions()]), "head"]
 
     def _safe_url(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)
