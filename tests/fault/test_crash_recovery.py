@@ -11,7 +11,7 @@ from collections import Counter
 
 import psutil
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hopper.engine.store import CheckpointRow, ConfigRow, MetricRow, SubEpochRow
 from hopper.mop_scheduler.worker.checkpoints import file_sha256
@@ -22,9 +22,17 @@ EPOCHS, ROUNDS = 4, 3
 METRICS = {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "params", "epoch_seconds"}
 
 
-def _running_sub_epochs(services):
+def _running_sub_epochs(services, after: int = 0):
+    """A sub-epoch running now, started after sub-epoch ``after`` (a killed scheduler leaves its own "running"
+    until the next one recovers them)."""
     with services.store.session() as s:
-        return s.scalar(select(SubEpochRow.id).where(SubEpochRow.outcome == "running").limit(1))
+        return s.scalar(select(SubEpochRow.id).where(SubEpochRow.outcome == "running", SubEpochRow.id > after)
+                        .limit(1))
+
+
+def _last_sub_epoch(services) -> int:
+    with services.store.session() as s:
+        return s.scalar(select(func.max(SubEpochRow.id))) or 0
 
 
 def _workers(scheduler: psutil.Process) -> list[psutil.Process]:
@@ -63,9 +71,10 @@ def test_kill_9_workers_and_scheduler_then_restart(services, digits, settings):
     kills = {"worker": 0, "scheduler": 0}
     for round_ in range(ROUNDS):
         log_path = settings.home / f"scheduler-{round_}.log"
+        last = _last_sub_epoch(services)
         with open(log_path, "wb") as log_file:
             proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
-        _wait(lambda: _running_sub_epochs(services), 120, "a sub-epoch to start")
+        _wait(lambda last=last: _running_sub_epochs(services, last), 120, "a sub-epoch of this scheduler to start")
         time.sleep(rng.uniform(0.0, 0.4))
         workers = _workers(psutil.Process(proc.pid))
         assert len(workers) == 2, [" ".join(c.cmdline()) for c in psutil.Process(proc.pid).children()]
@@ -76,7 +85,8 @@ def test_kill_9_workers_and_scheduler_then_restart(services, digits, settings):
             # the scheduler itself names the process it lost as one of its workers
             _wait(lambda v=victim, p=log_path: f"worker process {v} exited with code -9" in p.read_text(), 60,
                   f"the scheduler to report worker {victim} lost")
-            _wait(lambda: _running_sub_epochs(services), 120, "work to resume after the worker kill")
+            last = _last_sub_epoch(services)
+            _wait(lambda last=last: _running_sub_epochs(services, last), 120, "work to resume after the worker kill")
             time.sleep(rng.uniform(0.0, 0.4))
         workers = _workers(psutil.Process(proc.pid))
         os.kill(proc.pid, signal.SIGKILL)
