@@ -182,7 +182,9 @@ class Store:
             raise
         except StaleDataError as exc:
             session.rollback()
-            raise Conflict("the object was changed by someone else; reload and try again") from exc
+            # The optimistic lock on the row's version fired: the same stale write as a stale If-Match.
+            raise Conflict("the object was changed by someone else; reload and try again",
+                           field="version") from exc
         except IntegrityError as exc:
             session.rollback()
             raise Conflict(f"conflicting write: {exc.orig}") from exc
