@@ -126,8 +126,6 @@ def test_db_downgrade_and_upgrade_keep_a_populated_store_usable(hopper):
     proc = hopper("events", "--limit", "-1", ok=False)
     assert proc.returncode == 2 and "-1 is not in the range" in proc.stderr
     assert "config store at revision 0003" in hopper("db", "downgrade", "0003").stdout
-    proc = hopper("db", "downgrade", head, ok=False)  # above the current revision: alembic refuses
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "[revision]" in proc.stderr, proc.stderr
     proc = hopper("workloads", ok=False)
     assert proc.returncode == 6 and "is at revision 0003" in proc.stderr and "hopper db upgrade" in proc.stderr
     assert f"config store at revision {head}" in hopper("db", "upgrade").stdout
