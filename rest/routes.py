@@ -181,7 +181,7 @@ def get_dataset(dataset_id: int):  # noqa: ANN201
 
 
 @api.route("POST", "/scripts", tag="scripts",
-           body=ScriptBody, status=202, errors=(INVALID, 422, 429))
+           body=ScriptBody, status=202, errors=(INVALID, NOT_FOUND, 422, 429))
 def upload_script(body: ScriptBody):  # noqa: ANN201
     """Upload a model script; it is validated in a contained process after this returns.
 
