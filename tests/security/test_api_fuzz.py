@@ -16,8 +16,9 @@ OPERATIONS = [(route.method, api.prefix + route.openapi_path) for route in api.r
 
 TOKEN = "fuzz-token"
 # Authenticated requests per operation, with every check. 200 (HOPPER_FUZZ_EXAMPLES=200) passes with zero
-# failures but takes about 15 minutes on 2 loaded cores, over the suite's budget: CI runs 60.
-EXAMPLES_PER_OPERATION = int(os.environ.get("HOPPER_FUZZ_EXAMPLES", "60"))
+# failures but takes about 18 minutes on 2 loaded cores, over the suite's budget: CI runs 40, which costs what
+# the three passes this test replaced did (60 + 10 examples with fewer checks, 10 without a token).
+EXAMPLES_PER_OPERATION = int(os.environ.get("HOPPER_FUZZ_EXAMPLES", "40"))
 # What schema-valid data may get: Schemathesis's defaults plus 422 (documented), without 5xx (see below).
 VALID_DATA_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "422", "429"]
 
