@@ -56,6 +56,14 @@ class InvalidState(HopperError):
     code = "invalid_state"
 
 
+class Unprocessable(ValidationError):
+    """Well-formed input the service refuses for what it means: a name that refers to nothing, a space outside
+    its parent's, hyperparameters the model does not take. Over REST: 422 where a request matched the API's
+    schema (400 stays for requests that do not)."""
+
+    http_status = 422
+
+
 class PathNotAllowed(ValidationError):
     """A path lies outside the configured data roots."""
 

@@ -32,7 +32,10 @@ class PrivacySpec(BaseModel):
     config's hparams, where they override these workload-wide values (see ``hopper.engine.privacy.plan``).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    # The document says what _one_noise_source enforces: exactly one of the two is a number.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["noise_multiplier"], "properties": {"noise_multiplier": {"type": "number"}}},
+        {"required": ["target_epsilon"], "properties": {"target_epsilon": {"type": "number"}}}]})
     l2_norm_clip: float = Field(default=1.0, gt=0.0, le=1e6,
                                 description="each example's gradient is clipped to this L2 norm (C)")
     noise_multiplier: float | None = Field(default=None, ge=0.0, le=1e4,

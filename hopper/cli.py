@@ -565,7 +565,7 @@ def serve_model_cmd(config_id: int, fmt: str, host: str, port: int | None, name:
 
 
 @main.command("export-worker")
-@click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between polls.")
+@click.option("--poll", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Seconds between polls.")
 @click.option("--once", is_flag=True, help="Run the queued requests, then exit.")
 @_handle_errors
 def export_worker_cmd(poll: float, once: bool) -> None:
@@ -600,7 +600,7 @@ def edge_agent_cmd(args: tuple[str, ...]) -> None:
 
 
 @main.command("events")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
 @_handle_errors
 def events(limit: int) -> None:
     """Show the audit log: who did what, when."""
@@ -641,7 +641,7 @@ def _run_scheduler(services: Any, *, epoch_barrier: bool, until_done: bool, time
 
 
 @main.command("scheduler")
-@click.option("--workers", type=int, default=None, help="Override HOPPER_WORKERS.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Override HOPPER_WORKERS.")
 @click.option("--backend", type=click.Choice(["local", "spark"]), default=None,
               help="Where sub-epochs run (overrides HOPPER_BACKEND; default local).")
 @click.option("--spark-master", default=None, metavar="URL",
@@ -650,8 +650,8 @@ def _run_scheduler(services: Any, *, epoch_barrier: bool, until_done: bool, time
               help="Address Spark tasks reach this process at (HOPPER_SPARK_DRIVER_HOST).")
 @click.option("--epoch-barrier", is_flag=True, help="Strict MOP template: epochs advance together.")
 @click.option("--until-done", is_flag=True, help="Exit once no workload is running.")
-@click.option("--timeout", type=float, default=None, help="Give up after this many seconds.")
-@click.option("--threads", type=int, default=1, show_default=True, help="TensorFlow threads per worker.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Give up after this many seconds.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="TensorFlow threads per worker.")
 @_handle_errors
 def scheduler_cmd(workers: int | None, backend: str | None, spark_master: str | None, spark_driver_host: str | None,
                   epoch_barrier: bool, until_done: bool, timeout: float | None, threads: int) -> None:
@@ -664,8 +664,8 @@ def scheduler_cmd(workers: int | None, backend: str | None, spark_master: str | 
 
 
 @main.command("spark-cluster")
-@click.option("--workers", type=int, default=2, show_default=True, help="Spark worker daemons to start.")
-@click.option("--cores", type=int, default=1, show_default=True, help="Cores each worker offers.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Spark worker daemons to start.")
+@click.option("--cores", type=click.IntRange(min=1), default=1, show_default=True, help="Cores each worker offers.")
 @click.option("--memory", default="2g", show_default=True, help="Memory each worker offers to executors.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the daemons bind to.")
 @click.option("--port", type=int, default=7077, show_default=True, help="Master port.")
@@ -713,7 +713,7 @@ def spark_daemon_cmd(role: str, spark_args: tuple[str, ...]) -> None:
 
 
 @main.command("demo")
-@click.option("--epochs", type=int, default=5, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--model", default="mlp", show_default=True)
 @click.option("--if-missing", is_flag=True, help="Do nothing when a workload already exists.")
 @_handle_errors
@@ -730,7 +730,7 @@ def demo(epochs: int, model: str, if_missing: bool) -> None:
 
 
 @main.command("run")
-@click.option("--epochs", type=int, default=5, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--until-done", is_flag=True, help="No UI: exit when the demo workload finishes.")
 @click.option("--port", type=int, default=8050, show_default=True)
 @_handle_errors

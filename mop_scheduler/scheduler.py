@@ -80,6 +80,11 @@ class Scheduler:
         self._lease_thread: threading.Thread | None = None
 
     @property
+    def buffered(self) -> list[int]:
+        """Sub-epoch ids of finished work held in memory, not yet committed (the store was unreachable)."""
+        return [getattr(c, "sub_epoch_id", None) or c.task.sub_epoch_id for c in list(self._pending)]
+
+    @property
     def stats(self) -> dict[str, int]:
         return {"dispatched": self._dispatched, **self.ledger.stats}
 

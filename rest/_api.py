@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 from pydantic import BaseModel
 
-from hopper.engine.errors import ValidationError
+from hopper.engine.errors import Unprocessable, ValidationError
 from hopper.engine.specs import parse_spec
 
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/>])(/[^\s\"'(),:;<>]+)+")
@@ -91,7 +91,14 @@ class Api:
             def view(**kwargs: Any) -> Any:
                 if spec.body is not None:
                     kwargs["body"] = parse_spec(spec.body, json_body())
-                result = fn(**kwargs)
+                try:
+                    result = fn(**kwargs)
+                except ValidationError as exc:
+                    if type(exc) is not ValidationError:
+                        raise  # its own status: 403 for a path, 422 for a script, 400 for a malformed request
+                    # The request matched the document (the body parsed above, query and headers by
+                    # RequestInvalid): what the service refuses is its meaning, which is a 422.
+                    raise Unprocessable(exc.message, field=exc.field) from exc
                 if isinstance(result, tuple):
                     return result
                 response = jsonify(result)
@@ -120,13 +127,17 @@ def split_docstring(fn: Callable) -> tuple[str, str]:
     return " ".join(first.split()).rstrip("."), rest.strip()
 
 
+class RequestInvalid(ValidationError):
+    """The request itself is malformed (a query parameter, a header, the body's JSON): always a 400."""
+
+
 def json_body() -> Any:
     """The request's JSON; a wrong content type or malformed JSON is a 400 naming the problem."""
     if not request.is_json:
-        raise ValidationError("the request body must be JSON (Content-Type: application/json)", field="body")
+        raise RequestInvalid("the request body must be JSON (Content-Type: application/json)", field="body")
     data = request.get_json(silent=True)
     if data is None:
-        raise ValidationError("the request body is not valid JSON", field="body")
+        raise RequestInvalid("the request body is not valid JSON", field="body")
     return data
 
 
@@ -160,7 +171,7 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ValidationError(f"query parameter {name} must be an integer", field=name) from None
+        raise RequestInvalid(f"query parameter {name} must be an integer", field=name) from None
     if not low <= value <= high:
-        raise ValidationError(f"query parameter {name} must be in [{low}, {high}]", field=name)
+        raise RequestInvalid(f"query parameter {name} must be in [{low}, {high}]", field=name)
     return value

@@ -18,7 +18,8 @@ ERROR_SCHEMA = {
 }
 _ERROR_TEXT = {400: "Invalid input", 401: "Missing token", 403: "Bad token or path outside the data roots",
                404: "Not found", 409: "Version conflict or wrong state", 413: "Body too large",
-               422: "Script rejected"}
+               422: "Well-formed but refused for its meaning: it names something that does not exist, a space "
+                    "outside its parent's, hyperparameters the model does not take, a script that does not run"}
 
 
 def _schema_for(model: type[BaseModel], components: dict) -> dict:
@@ -46,7 +47,8 @@ def build_document(api: Api) -> dict:
                                                                                       "maximum": 2**31 - 1}}
                   for p in route.path_params]
         params += [{"name": n, "in": "query", "required": False, "description": d,
-                    "schema": {"type": t, **({"minimum": lo, "maximum": hi} if t == "integer" else {})}}
+                    "schema": {"type": t, **({"minimum": lo, "maximum": hi} if t == "integer" else
+                                             {"enum": list(lo)} if lo else {})}}
                    for n, t, d, lo, hi in route.query]
         if route.body is not None and route.body.__name__ in ("VersionedBody", "CloneBody", "PriorityBody"):
             params.append({"name": "If-Match", "in": "header", "required": False,
@@ -77,8 +79,11 @@ def build_document(api: Api) -> dict:
                                    "unchanged (on a config, the ETag is its version, for If-Match)",
                     "schema": {"type": "string"}}}
                 responses["304"] = {"description": "Not modified: If-None-Match named the current content"}
+        # 422: the request matched this document but the service refused what it means (a name that refers to
+        # nothing, a space outside its parent's, a script that does not run); any input can carry that.
+        has_input = bool(route.body or route.query or route.path_params)
         for code in sorted({401, 403, *route.errors, *((400, 413) if route.body else ()), *((400,) if route.query else ()),
-                            *((404,) if route.path_params else ())}):
+                            *((404,) if route.path_params else ()), *((422,) if has_input else ())}):
             responses[str(code)] = {"description": _ERROR_TEXT.get(code, "Error"),
                                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
         op["responses"] = responses

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import jsonify, request, send_file
 
 from hopper.engine.entities import Role, SubEpochInfo
-from hopper.engine.errors import ValidationError
 from hopper.engine.specs import DatasetSpec, WorkloadSpec
-from hopper.rest._api import Api, actor, int_arg, principal, scrub_paths, services
+from hopper.engine.status import ConfigStatus, JobStatus
+from hopper.rest._api import Api, RequestInvalid, actor, int_arg, principal, scrub_paths, services
 from hopper.rest.schemas import (
     AddConfigBody,
     CloneBody,
@@ -37,7 +37,7 @@ def _expected_version(body: VersionedBody | None) -> int | None:
     if header:
         raw = header.strip().removeprefix("W/").strip('"')
         if not raw.isdigit():
-            raise ValidationError("If-Match must be the config's ETag, e.g. \"3\"", field="If-Match")
+            raise RequestInvalid("If-Match must be the config's ETag, e.g. \"3\"", field="If-Match")
         return int(raw)
     return body.version if body is not None else None
 
@@ -82,7 +82,7 @@ def patch_workload(workload_id: int, body: WorkloadPatch):  # noqa: ANN201
 
 
 @api.route("GET", "/workloads/<int:workload_id>/configs", tag="configs", returns="page", errors=(NOT_FOUND,),
-           query=(("status", "string", "only configs in this state", None, None),
+           query=(("status", "string", "only configs in this state", tuple(ConfigStatus), None),
                   ("limit", "integer", "page size", 1, 1000), ("offset", "integer", "rows to skip", 0, 10**9)))
 def list_configs(workload_id: int):  # noqa: ANN201
     """List a workload's configs (filter and page)."""
@@ -189,7 +189,7 @@ def get_dataset(dataset_id: int):  # noqa: ANN201
 
 
 @api.route("POST", "/scripts", tag="scripts",
-           body=ScriptBody, status=202, errors=(INVALID, 422, 429))
+           body=ScriptBody, status=202, errors=(INVALID, NOT_FOUND, 422, 429))
 def upload_script(body: ScriptBody):  # noqa: ANN201
     """Upload a model script; it is validated in a contained process after this returns.
 
@@ -338,7 +338,7 @@ def claim_job(device_id: int):  # noqa: ANN201
 
 
 @api.route("GET", "/jobs", tag="edge", returns="list",
-           query=(("status", "string", "only jobs in this state", None, None),
+           query=(("status", "string", "only jobs in this state", tuple(JobStatus), None),
                   ("export_id", "integer", "only jobs of this export", 0, 2**31 - 1)))
 def list_jobs():  # noqa: ANN201
     """List profiling jobs, newest first."""
@@ -384,7 +384,7 @@ def list_profiles():  # noqa: ANN201
 
 @api.route("GET", "/workloads/<int:workload_id>/pareto", tag="edge", errors=(INVALID, NOT_FOUND), query=(
     ("x", "string", "latency (default) or bytes: exports on a device; objectives: the configs on the workload's "
-     "declared objectives, with the hypervolume after each epoch", None, None),
+     "declared objectives, with the hypervolume after each epoch", ("latency", "bytes", "objectives"), None),
     ("device", "string", "device name for latency", None, None)))
 def pareto(workload_id: int):  # noqa: ANN201
     """Exports as accuracy vs latency (or size), front marked; or (x=objectives) the Pareto set of the

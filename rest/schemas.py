@@ -49,7 +49,8 @@ class DrillDownBody(_Body):
 
 
 class ScriptBody(_Body):
-    name: str = Field(min_length=1, max_length=200)
+    # No NUL: it is the file name Python compiles under, and PostgreSQL text cannot hold it.
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$")
     content: str = Field(min_length=1, max_length=1_000_000)
     entry_point: str = Field(default="build_model", min_length=1, max_length=200)
     dataset: str | int | None = None

@@ -132,6 +132,8 @@ class DataServices(ServiceContext):
         except SyntaxError as exc:
             raise ScriptRejected(f"syntax error at line {exc.lineno}: {exc.msg}", details=str(exc),
                                  field="script") from None
+        except ValueError as exc:  # a NUL character (found by the API fuzzer: it was a 500)
+            raise ScriptRejected(f"the script cannot be compiled: {exc}", field="script") from None
         sha = hashlib.sha256(raw).hexdigest()
         scripts_dir = self.settings.artifact_dir / "scripts"
         scripts_dir.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,6 +13,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError as AlembicCommandError
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -20,7 +21,7 @@ from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from hopper.engine.errors import Conflict, HopperError, SchemaOutOfDate, StoreUnavailable
+from hopper.engine.errors import Conflict, HopperError, SchemaOutOfDate, StoreUnavailable, ValidationError
 from hopper.engine.store.configs import ConfigStore
 from hopper.engine.store.datasets import DatasetStore, ScriptStore
 from hopper.engine.store.edge import EdgeStore
@@ -145,10 +146,33 @@ class Store:
             )
 
     def upgrade(self, revision: str = "head") -> None:
-        command.upgrade(self._alembic_config(), revision)
+        """Migrate up to ``revision``.
+
+        Raises:
+            ValidationError: ``revision`` names no migration, or lies below the store's current one.
+        """
+        self._migrate(command.upgrade, revision)
 
     def downgrade(self, revision: str = "base") -> None:
-        command.downgrade(self._alembic_config(), revision)
+        """Migrate down to ``revision``.
+
+        Raises:
+            ValidationError: ``revision`` names no migration, or lies above the store's current one.
+        """
+        self._migrate(command.downgrade, revision)
+
+    def _migrate(self, step: Callable[[AlembicConfig, str], None], revision: str) -> None:
+        try:
+            step(self._alembic_config(), revision)
+        except AlembicCommandError as exc:
+            # Alembic's own words name the revision; a person needs them, not its traceback.
+            raise ValidationError(f"{exc}; known revisions: {', '.join(self.revisions())}",
+                                  field="revision") from exc
+
+    def revisions(self) -> list[str]:
+        """Every migration's revision id, oldest first (plus ``base`` and ``head``)."""
+        script = ScriptDirectory.from_config(self._alembic_config())
+        return ["base", *reversed([r.revision for r in script.walk_revisions()]), "head"]
 
     def _safe_url(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)
@@ -166,7 +190,9 @@ class Store:
             raise
         except StaleDataError as exc:
             session.rollback()
-            raise Conflict("the object was changed by someone else; reload and try again") from exc
+            # The optimistic lock on the row's version fired: the same stale write as a stale If-Match.
+            raise Conflict("the object was changed by someone else; reload and try again",
+                           field="version") from exc
         except IntegrityError as exc:
             session.rollback()
             raise Conflict(f"conflicting write: {exc.orig}") from exc

@@ -218,13 +218,24 @@ class SparkBackend(Backend):
             raise ValueError("the Spark backend needs spark.python.worker.reuse=false (each task keeps "
                              "TensorFlow and a sandbox in its Python worker)")
         host = self._driver_host or sc.getConf().get("spark.driver.host", "127.0.0.1")
+        self.open_channel(host)
+        thread = threading.Thread(target=self._job_loop, name="hopper-spark-job", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def open_channel(self, host: str) -> tuple[str, int]:
+        """Listen for the worker tasks on ``host`` (HMAC handshake with a fresh secret); returns the address.
+
+        ``start`` calls it before submitting the barrier job; on its own it lets the driver's side of the
+        channel (hello, ready, heartbeats, results, losses) run without a cluster.
+        """
         self._authkey = secrets.token_bytes(32)
         self._listener = Listener((host, 0), authkey=self._authkey)
         self._stopping.clear()
-        for target, name in ((self._accept_loop, "spark-accept"), (self._job_loop, "spark-job")):
-            thread = threading.Thread(target=target, name=f"hopper-{name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        thread = threading.Thread(target=self._accept_loop, name="hopper-spark-accept", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self._listener.address
 
     def _task_settings(self) -> TaskSettings:
         return TaskSettings(address=self._listener.address, authkey=self._authkey, run_id=self._run_id,

@@ -1,11 +1,13 @@
 """Edge agents as real subprocesses (tflite-runtime and ai-edge-litert) against a real HTTP server."""
 
+import hashlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -107,15 +109,23 @@ def test_a_killed_agent_loses_its_job_to_another_after_the_lease(edge_server, ag
     slow = agents.start("doomed", "ai-edge-litert", "--runs", "50000000", "--warmup", "0")
     doomed = _device(server, "doomed")["id"]
     job = server.post(f"/exports/{server.exports[0].id}/profile", {}, status=201)[0]
-    server.wait(lambda: server.get(f"/jobs/{job['id']}")["claimed_by"] == doomed, 30, "the doomed agent to claim")
+    held = server.wait(lambda: (j := server.get(f"/jobs/{job['id']}"))["claimed_by"] == doomed and j, 30,
+                       "the doomed agent to claim")
     slow.send_signal(signal.SIGKILL)
     slow.wait(10)
-    assert server.get(f"/jobs/{job['id']}")["status"] == "running"  # nobody knows yet
+    # Nobody knows yet: the job stays the dead agent's until its lease (2 s, extended by each heartbeat) runs
+    # out. Read after the kill (no heartbeat can extend it any more), unless a loaded machine took longer
+    # than the lease to get here and the job was re-queued already.
+    after_kill = server.get(f"/jobs/{job['id']}")
+    if after_kill["status"] == "running" and after_kill["claimed_by"] == doomed:
+        held = after_kill
+    lease_ran_out = datetime.fromisoformat(held["lease_expires_at"])
     agents.start("rescuer", "tflite-runtime", "--runs", "30", "--warmup", "2")
     rescuer = _device(server, "rescuer")["id"]
     done = server.wait(lambda: (j := server.get(f"/jobs/{job['id']}"))["status"] == "done" and j, 60,
                        "the re-queued job to finish")
     assert done["attempts"] == 2 and done["claimed_by"] == rescuer
+    assert datetime.fromisoformat(done["claimed_at"]) >= lease_ran_out, (done["claimed_at"], lease_ran_out)
     assert done["result"]["runs"] == 30
     server.wait(lambda: _device(server, "doomed")["status"] == "offline", 10, "the dead device to show offline")
     assert _device(server, "rescuer")["status"] == "online"
@@ -137,7 +147,10 @@ def test_a_corrupted_artifact_is_caught_by_its_checksum(edge_server, agents, tmp
         failed = server.wait(lambda: (j := server.get(f"/jobs/{job['id']}"))["status"] == "failed" and j, 60,
                              "the job to fail")
         assert failed["attempts"] == 3
-        assert "checksum mismatch on all 2 downloads" in failed["error"] and export.sha256 in failed["error"]
+        corrupted_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        # both sums, in full: the one recorded at export and the one of what was downloaded
+        assert "checksum mismatch on all 2 downloads" in failed["error"]
+        assert f"expected sha256 {export.sha256}, got {corrupted_sha256}" in failed["error"], failed["error"]
         log = agents.log("checker")
         assert log.count("checksum mismatch on download") == 6  # 2 downloads x 3 attempts, each retried
     finally:

@@ -11,7 +11,7 @@ from collections import Counter
 
 import psutil
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hopper.engine.store import CheckpointRow, ConfigRow, MetricRow, SubEpochRow
 from hopper.mop_scheduler.worker.checkpoints import file_sha256
@@ -22,9 +22,32 @@ EPOCHS, ROUNDS = 4, 3
 METRICS = {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "params", "epoch_seconds"}
 
 
-def _running_sub_epochs(services):
+def _running_sub_epochs(services, after: int = 0):
+    """A sub-epoch running now, started after sub-epoch ``after`` (a killed scheduler leaves its own "running"
+    until the next one recovers them)."""
     with services.store.session() as s:
-        return s.scalar(select(SubEpochRow.id).where(SubEpochRow.outcome == "running").limit(1))
+        return s.scalar(select(SubEpochRow.id).where(SubEpochRow.outcome == "running", SubEpochRow.id > after)
+                        .limit(1))
+
+
+def _last_sub_epoch(services) -> int:
+    with services.store.session() as s:
+        return s.scalar(select(func.max(SubEpochRow.id))) or 0
+
+
+def _workers(scheduler: psutil.Process) -> list[psutil.Process]:
+    """The scheduler's training workers: the children multiprocessing spawned to run the worker loop (their
+    command line calls ``spawn_main``), never its resource tracker (``resource_tracker import main``) nor
+    anything else it may start."""
+    workers = []
+    for child in scheduler.children():
+        try:
+            command = " ".join(child.cmdline())
+        except psutil.Error:
+            continue  # gone already
+        if "multiprocessing.spawn import spawn_main" in command and "resource_tracker" not in command:
+            workers.append(child)
+    return workers
 
 
 def _wait(predicate, timeout, what):
@@ -46,17 +69,26 @@ def test_kill_9_workers_and_scheduler_then_restart(services, digits, settings):
            "HOPPER_POLL_INTERVAL": "0.05"}
     command = [sys.executable, "-m", "hopper.cli", "scheduler"]
     kills = {"worker": 0, "scheduler": 0}
-    for _ in range(ROUNDS):
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait(lambda: _running_sub_epochs(services), 120, "a sub-epoch to start")
+    for round_ in range(ROUNDS):
+        log_path = settings.home / f"scheduler-{round_}.log"
+        last = _last_sub_epoch(services)
+        with open(log_path, "wb") as log_file:
+            proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
+        _wait(lambda last=last: _running_sub_epochs(services, last), 120, "a sub-epoch of this scheduler to start")
         time.sleep(rng.uniform(0.0, 0.4))
-        workers = psutil.Process(proc.pid).children()
-        if workers and rng.random() < 0.8:
-            os.kill(rng.choice(workers).pid, signal.SIGKILL)
+        workers = _workers(psutil.Process(proc.pid))
+        assert len(workers) == 2, [" ".join(c.cmdline()) for c in psutil.Process(proc.pid).children()]
+        if rng.random() < 0.8:
+            victim = rng.choice(workers).pid
+            os.kill(victim, signal.SIGKILL)
             kills["worker"] += 1
-            _wait(lambda: _running_sub_epochs(services), 120, "work to resume after the worker kill")
+            # the scheduler itself names the process it lost as one of its workers
+            _wait(lambda v=victim, p=log_path: f"worker process {v} exited with code -9" in p.read_text(), 60,
+                  f"the scheduler to report worker {victim} lost")
+            last = _last_sub_epoch(services)
+            _wait(lambda last=last: _running_sub_epochs(services, last), 120, "work to resume after the worker kill")
             time.sleep(rng.uniform(0.0, 0.4))
-        workers = psutil.Process(proc.pid).children()
+        workers = _workers(psutil.Process(proc.pid))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         kills["scheduler"] += 1

@@ -120,6 +120,14 @@ def test_db_downgrade_and_upgrade_keep_a_populated_store_usable(hopper):
     hopper("db", "upgrade")
     hopper("demo", "--epochs", "1")
     head = hopper("db", "current").stdout.split()[1]
+    # a revision that does not exist, or lies on the wrong side of the current one: one line, exit code 2
+    proc = hopper("db", "downgrade", "nonsense", ok=False)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "error [revision]: Can't locate revision identified by 'nonsense'" in proc.stderr
+    assert "known revisions: base, 0001" in proc.stderr and f"{head}, head" in proc.stderr
+    proc = hopper("events", "--limit", "-1", ok=False)
+    assert proc.returncode == 2 and "-1 is not in the range" in proc.stderr
     assert "config store at revision 0003" in hopper("db", "downgrade", "0003").stdout
     proc = hopper("workloads", ok=False)
     assert proc.returncode == 6 and "is at revision 0003" in proc.stderr and "hopper db upgrade" in proc.stderr

@@ -17,7 +17,7 @@ RESULT = {"latency_p50_ms": 0.5, "latency_p95_ms": 0.9, "size_bytes": 1234, "pea
 
 @pytest.fixture
 def edge(settings):
-    settings = settings.with_overrides(edge_lease_seconds=0.5, edge_max_attempts=2)
+    settings = settings.with_overrides(edge_lease_seconds=1.0, edge_max_attempts=2)
     services = open_services(settings, check_schema=False)
     services.store.upgrade()
     store = services.store
@@ -76,26 +76,46 @@ def test_claims_are_atomic_and_results_become_metrics(edge):
         services.complete_job(claimed[0][1], claimed[0][0], RESULT)  # done already
 
 
+def _poll(predicate, timeout: float, what: str):
+    """Call ``predicate`` until it returns something truthy (generous deadline: the machine may be loaded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
 def test_expired_leases_requeue_and_give_up_after_max_attempts(edge):
+    """Asserted against the leases' own expiry times, not against sleeps: the job moves to another device
+    only once the lease (as extended by the last heartbeat) has run out, however slow the machine is."""
     services, exports = edge
     a = services.register_device("a", interpreter="tflite-runtime")
     b = services.register_device("b", interpreter="ai-edge-litert")
     job = services.enqueue_profiling(exports[0][0])[0]
-    assert services.claim_job(a.id).id == job.id
+    first = services.claim_job(a.id)
+    assert first.id == job.id and first.attempts == 1
+    claimed_until = services.get_job(job.id).lease_expires_at
     assert services.claim_job(b.id) is None
-    time.sleep(0.3)
-    assert services.heartbeat(a.id).extended_jobs == 1  # a heartbeat keeps the lease
-    time.sleep(0.3)
-    assert services.get_job(job.id).status == "running"
-    time.sleep(0.4)  # a stops heartbeating
-    again = services.claim_job(b.id)
+    beat = services.heartbeat(a.id)  # a heartbeat keeps the lease
+    assert beat.extended_jobs == 1
+    held = services.get_job(job.id)
+    assert held.status == "running" and held.claimed_by == a.id and held.lease_expires_at > claimed_until
+    # a stops heartbeating: b gets the job, but never before a's extended lease ran out
+    again = _poll(lambda: services.claim_job(b.id), 60, "a's lease to run out and b to claim the job")
     assert again.id == job.id and again.attempts == 2 and "stopped responding" in again.error
+    assert services.get_job(job.id).claimed_at >= held.lease_expires_at
     with pytest.raises(Conflict, match="not held"):
         services.complete_job(job.id, a.id, RESULT)  # a woke up too late
-    time.sleep(0.7)
-    assert services.claim_job(a.id) is None
-    final = services.get_job(job.id)
-    assert final.status == "failed" and "gave up after 2 attempts" in final.error
+    # b goes silent too: after max_attempts (2) claims the job fails instead of returning to the queue
+    b_until = services.get_job(job.id).lease_expires_at
+
+    def given_up():
+        assert services.claim_job(a.id) is None, "a job past its attempts must not be handed out again"
+        return (job_now := services.get_job(job.id)).status == "failed" and job_now
+
+    final = _poll(given_up, 60, "the job to be given up")
+    assert final.finished_at >= b_until and "gave up after 2 attempts" in final.error
 
 
 def test_failed_jobs_retry_then_fail_and_targets_are_respected(edge):

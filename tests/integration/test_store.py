@@ -85,21 +85,24 @@ def test_metric_rows_are_unique_per_epoch_and_name(migrated_store):
 def test_concurrent_writers_get_a_conflict_not_a_lost_update(migrated_store):
     config_id = _seed(migrated_store)
     both_loaded = threading.Barrier(2)
+    first_committed = threading.Event()
     outcomes: dict[str, object] = {}
 
     def writer(name: str, priority: int) -> None:
         try:
             with migrated_store.session() as s:
                 row = s.get(ConfigRow, config_id)
-                both_loaded.wait(timeout=10)
+                both_loaded.wait(timeout=60)
                 row.priority = priority
                 if name == "second":
-                    import time
-
-                    time.sleep(0.3)  # let the first writer commit first
+                    # commit only once the first writer has (waited for, not slept on: a loaded machine)
+                    assert first_committed.wait(timeout=60), "the first writer never committed"
             outcomes[name] = "ok"
         except Conflict as exc:
             outcomes[name] = exc
+        finally:
+            if name == "first":
+                first_committed.set()
 
     threads = [threading.Thread(target=writer, args=("first", 5)), threading.Thread(target=writer, args=("second", 9))]
     for t in threads:
