@@ -89,6 +89,7 @@ class Api:
 
             @wraps(fn)
             def view(**kwargs: Any) -> Any:
+                check_enum_args(spec)
                 if spec.body is not None:
                     kwargs["body"] = parse_spec(spec.body, json_body())
                 try:
@@ -129,6 +130,15 @@ def split_docstring(fn: Callable) -> tuple[str, str]:
 
 class RequestInvalid(ValidationError):
     """The request itself is malformed (a query parameter, a header, the body's JSON): always a 400."""
+
+
+def check_enum_args(route: Route) -> None:
+    """A string query parameter whose route lists its values must be one of them: anything else does not match
+    the document, a 400 naming the parameter and the values."""
+    for name, kind, _description, values, _high in route.query:
+        raw = request.args.get(name)
+        if kind == "string" and values and raw not in (None, "") and raw not in values:
+            raise RequestInvalid(f"query parameter {name} must be one of {', '.join(map(str, values))}", field=name)
 
 
 def json_body() -> Any:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from flask import request
 
 from hopper.engine.specs import ObjectiveSpec
+from hopper.engine.status import SuggestionStatus
 from hopper.rest._api import actor, services
 from hopper.rest.routes import CONFLICT, INVALID, NOT_FOUND, api
 
 
 @api.route("GET", "/workloads/<int:workload_id>/suggestions", tag="suggestions", returns="list",
            errors=(INVALID, NOT_FOUND),
-           query=(("status", "string", "only suggestions in this state: pending, accepted, rejected, expired",
-                   None, None),))
+           query=(("status", "string", "only suggestions in this state", tuple(SuggestionStatus), None),))
 def list_suggestions(workload_id: int):  # noqa: ANN201
     """List an advisor-mode workload's suggestions with their reasons (pending first).
 
