@@ -195,6 +195,7 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
         if line.startswith(_MARKER):
             data = json.loads(line[len(_MARKER):])
             data["notes"] = tuple(data.get("notes") or ())
+            data["needs_entry_args"] = tuple(data.get("needs_entry_args") or ())
             return ScriptCheck(**data)
     tail = (proc.stderr or "").strip().splitlines()[-15:]
     reason = f"exit code {proc.returncode}"
@@ -221,22 +222,34 @@ def _child(args: dict) -> ScriptCheck:
     lock_down()
     stage = "import"
     try:
-        factory = ModelFactory("script:" + args["path"], tuple(args["input_shape"]), int(args["n_outputs"]),
-                               args["task"], entry_point=args["entry_point"])
+        from hopper.mop_scheduler.worker.factory import SCRIPT_PREFIX, load_script_module, required_init_args, \
+            resolve_entry
+
+        module = load_script_module(args["path"])
+        stage = "find the entry"
+        name, entry, kind = resolve_entry(module, args["entry_point"])
+        missing = required_init_args(entry) if kind == "hypermodel" and isinstance(entry, type) else []
+        if missing:
+            # Usable once a workload gives the arguments: accepted, and the launch checks they are there.
+            needs = ", ".join(missing)
+            return ScriptCheck(True, kind, f"ok: {name} is a HyperModel class whose __init__ needs {needs}: give them "
+                               f"in the workload spec as entry_args, or use an instance (hypermodel = {name}(...), "
+                               f"--entry hypermodel)", entry=name, needs_entry_args=tuple(missing))
+        factory = ModelFactory(SCRIPT_PREFIX + args["path"], tuple(args["input_shape"]), int(args["n_outputs"]),
+                               args["task"], entry_point=name)
         stage = "read search space"
         space = factory.search_space_from_script()
         stage = "build"
         model = factory.build(dict(args.get("sample_config") or {}))
-        return ScriptCheck(True, factory.kind, f"ok: {factory.kind} building {model.name} "
+        return ScriptCheck(True, factory.kind, f"ok: {factory.kind} {name} building {model.name} "
                            f"({model.count_params()} parameters)", space=space,
                            compiled=not factory.compiled_by_factory, params=int(model.count_params()),
-                           notes=tuple(factory.notes))
+                           notes=tuple(factory.notes), entry=name)
     except HopperError as exc:
         return ScriptCheck(False, None, f"{stage}: {exc.message}", details=traceback.format_exc())
     except BaseException as exc:  # noqa: BLE001 - report anything the user's code raises
         return ScriptCheck(False, None, f"{stage} failed: {type(exc).__name__}: {exc}",
                            details=traceback.format_exc())
-
 
 if __name__ == "__main__":
     result = _child(json.loads(sys.argv[1]))
