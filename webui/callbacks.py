@@ -122,7 +122,9 @@ def workload_rows(services: Services) -> list[dict]:
         best = f"{w.best['metric']} {w.best['value']:.4f} (config {w.best['config_id']})" if w.best else ""
         rows.append({"id": w.id, "link": f"[{_md(w.name)}](/workloads/{w.id})", "status": w.status,
                      "procedure": w.procedure, "model_ref": w.model_ref,
-                     "progress": f"{finished}/{total} configs finished", "best": best})
+                     "progress": f"{finished}/{total} configs finished", "best": best,
+                     # The first line: a workload whose every config failed says the error they share.
+                     "error": (w.error or "").strip().split("\n")[0][:300]})
     return rows
 
 

@@ -66,7 +66,7 @@ def workloads_page(datasets: list, scripts: list) -> html.Div:
                 {"name": "id", "id": "id"}, {"name": "name", "id": "link", "presentation": "markdown"},
                 {"name": "status", "id": "status"}, {"name": "procedure", "id": "procedure"},
                 {"name": "model", "id": "model_ref"}, {"name": "progress", "id": "progress"},
-                {"name": "best", "id": "best"}],
+                {"name": "best", "id": "best"}, {"name": "error", "id": "error"}],
             data=[], sort_action="native", page_size=20, markdown_options={"link_target": "_self"}, **TABLE_STYLE),
         html.H2("Launch a workload"),
         html.Div([
