@@ -66,8 +66,8 @@ def export_config(services: Services, config_id: int, quantizations: tuple[str, 
                   out_dir: Path | None = None, actor: str | None = None) -> list[ExportInfo]:
     """Export ``config_id`` in each quantisation; returns the recorded exports."""
     from hopper.engine.data import read_partition
-    from hopper.mop_scheduler.worker.checkpoints import load_checkpoint
     from hopper.mop_scheduler.worker.build_data import SAMPLE_ROWS, BuildData
+    from hopper.mop_scheduler.worker.checkpoints import load_checkpoint
     from hopper.mop_scheduler.worker.factory import ModelFactory
 
     source: ExportSource = services.export_source(config_id)

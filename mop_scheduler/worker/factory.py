@@ -25,7 +25,7 @@ from typing import Any
 
 from hopper.engine.catalog import default_for, get_entry
 from hopper.engine.errors import ValidationError
-from hopper.mop_scheduler.worker.build_data import BINDABLE, BuildData
+from hopper.mop_scheduler.worker.build_data import BuildData
 from hopper.roster._compile import apply_learning_rate, compile_for_task, logits_output
 
 SCRIPT_PREFIX = "script:"

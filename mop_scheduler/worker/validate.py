@@ -222,8 +222,12 @@ def _child(args: dict) -> ScriptCheck:
     lock_down()
     stage = "import"
     try:
-        from hopper.mop_scheduler.worker.factory import SCRIPT_PREFIX, load_script_module, required_init_args, \
-            resolve_entry
+        from hopper.mop_scheduler.worker.factory import (
+            SCRIPT_PREFIX,
+            load_script_module,
+            required_init_args,
+            resolve_entry,
+        )
 
         module = load_script_module(args["path"])
         stage = "find the entry"
