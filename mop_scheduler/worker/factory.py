@@ -186,6 +186,10 @@ def resolve_entry(module: Any, entry_point: str) -> tuple[str, Any, str]:
         obj = getattr(module, entry_point)
         return entry_point, obj, classify_entry(obj, entry_point)
     candidates = entry_candidates(module)
+    models = [n for n, k in candidates.items() if k == "model"]
+    if len(models) == 1 and all(k in ("model", "noarg_fn") for k in candidates.values()):
+        # `model = get_model(); model.compile(...)`, as Keras examples go: the compiled model is what runs.
+        candidates = {models[0]: "model"}
     if entry_point in ("", DEFAULT_ENTRY) and len(candidates) == 1:
         name, kind = next(iter(candidates.items()))
         return name, getattr(module, name), kind

@@ -49,6 +49,13 @@ SCRIPTS = {
         model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=0.003),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     """,
+    "model_from_function": """
+        import keras
+        def get_model():
+            return keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
+        model = get_model()
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    """,
     "hypermodel_args": """
         import keras, keras_tuner as kt
         class Classifier(kt.HyperModel):
@@ -184,7 +191,7 @@ def _factory(ref: str, entry: str = "build_model", **kwargs) -> ModelFactory:
     ("config_fn", "build_model", "config_fn"), ("hp_fn_other_name", "build_model", "hp_fn"),
     ("noarg_globals", "build_model", "noarg_fn"), ("module_model", "build_model", "model"),
     ("hypermodel_instance", "build_model", "hypermodel"), ("data_param", "build_model", "hp_fn"),
-    ("ambiguous", "build_b", "config_fn")])
+    ("ambiguous", "build_b", "config_fn"), ("model_from_function", "build_model", "model")])
 def test_every_entry_kind_builds_a_compiled_built_model(scripts, script, entry, kind) -> None:
     factory = _factory(scripts[script], entry)
     assert factory.kind == kind
