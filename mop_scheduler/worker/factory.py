@@ -420,14 +420,20 @@ class ModelFactory:
                        + ("; its output has no activation (logits): loss from_logits=True" if from_logits else ""))
         else:
             self._note(apply_learning_rate(model, hparams))
-        if self._kind != "model" and logits_output(model) and self.task == "classification" and not self._compiled_by_factory:
+        if self.task == "classification" and not self._compiled_by_factory and logits_output(model):
             self._note_compiled_logits(model)
         return model
 
     def _note_compiled_logits(self, model: Any) -> None:
+        """Warn when the script compiled a logits output with a crossentropy that expects probabilities (a
+        custom loss function is the script's business)."""
         loss = getattr(model, "loss", None)
-        config = getattr(loss, "get_config", dict)() if not isinstance(loss, str) else {}
-        if isinstance(loss, str) or not config.get("from_logits", False):
+        if isinstance(loss, str):
+            expects_probabilities = "crossentropy" in loss
+        else:
+            config = loss.get_config() if hasattr(loss, "get_config") else {}
+            expects_probabilities = config.get("from_logits") is False
+        if expects_probabilities:
             self._note("the model outputs logits (no final activation) but its loss expects probabilities: "
                        "compile it with from_logits=True")
 
