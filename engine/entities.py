@@ -72,11 +72,14 @@ class ScriptCheck:
     entry: str | None = None  # the entry the script resolved to (picked when it was the only candidate)
     # A HyperModel class entry's constructor parameters without defaults: a workload must give them (entry_args).
     needs_entry_args: tuple[str, ...] = ()
+    # Module globals the script reads but never defines: a workload must bind them (bind_globals).
+    needs_bind_globals: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "kind": self.kind, "message": self.message, "details": self.details,
                 "space": self.space, "compiled": self.compiled, "params": self.params, "notes": list(self.notes),
-                "entry": self.entry, "needs_entry_args": list(self.needs_entry_args)}
+                "entry": self.entry, "needs_entry_args": list(self.needs_entry_args),
+                "needs_bind_globals": list(self.needs_bind_globals)}
 
 
 class ScriptValidator(Protocol):

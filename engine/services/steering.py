@@ -336,6 +336,13 @@ def _check_entry_options(spec: WorkloadSpec, script: ScriptInfo) -> None:
             f"entry_args: script {script.id}'s {entry}.__init__ needs {', '.join(missing)}: give them as entry_args: "
             f"{{{', '.join(f'{a}: ...' for a in missing)}}}, or upload a script whose entry is an instance "
             f"(hypermodel = {entry}(...))", field="entry_args")
+    unbound = [name for name in script.validation.get("needs_bind_globals") or [] if name not in
+               (spec.bind_globals or {})]
+    if unbound:
+        raise ValidationError(
+            f"bind_globals: script {script.id} reads module globals it does not define ({', '.join(unbound)}): bind "
+            f"them to the training sample, e.g. bind_globals: {{{', '.join(f'{n}: x' for n in unbound)}}} "
+            "(x features, y labels, frame the typed table)", field="bind_globals")
 
 
 def _check_space_for_model(model_ref: str, space: SearchSpace) -> None:

@@ -206,6 +206,31 @@ def resolve_entry(module: Any, entry_point: str) -> tuple[str, Any, str]:
                           f"choose one with --entry NAME (entry_point in the REST body)", field="entry_point")
 
 
+def guess_binding(name: str) -> str:
+    """What a free module global most likely names: the labels, the typed table, else the features."""
+    lowered = name.lower()
+    if lowered.startswith("y") or any(w in lowered for w in ("label", "target")):
+        return "y"
+    if "frame" in lowered or lowered.startswith("df") or lowered.endswith("df"):
+        return "frame"
+    return "x"
+
+
+def import_with_free_globals(path: str | Path, sample: BuildData, limit: int = 8) -> tuple[Any, dict[str, str]]:
+    """Import a script that may read module globals it never defines (``x_train``, ``train_dataframe``), binding
+    each such name to the sample as it is met. Returns the module and the bindings it needed (name -> x/y/frame):
+    what a workload must give as ``bind_globals``."""
+    guesses: dict[str, str] = {}
+    while True:
+        try:
+            bindings = {n: sample.value(w) for n, w in guesses.items()} or None
+            return load_script_module(path, bindings), guesses
+        except NameError as exc:
+            if not exc.name or exc.name in guesses or len(guesses) >= limit:
+                raise
+            guesses[exc.name] = guess_binding(exc.name)
+
+
 def synthetic_data(input_shape: tuple, n_outputs: int, task: str, rows: int = 64) -> BuildData:
     """A stand-in sample of the dataset's shape, for building where no training data is at hand."""
     import numpy as np
@@ -216,7 +241,11 @@ def synthetic_data(input_shape: tuple, n_outputs: int, task: str, rows: int = 64
         y = rng.integers(0, max(n_outputs, 2), size=rows).astype("int32")
     else:
         y = rng.normal(size=(rows, n_outputs) if n_outputs > 1 else rows).astype("float32")
-    return BuildData(x, y)
+    import pandas as pd
+
+    frame = pd.DataFrame(x.reshape(rows, -1), columns=[f"f{i}" for i in range(int(np.prod(input_shape)))])
+    frame["label"] = y if y.ndim == 1 else list(y)
+    return BuildData(x, y, frame)
 
 
 @dataclass

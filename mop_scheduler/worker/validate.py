@@ -196,6 +196,7 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
             data = json.loads(line[len(_MARKER):])
             data["notes"] = tuple(data.get("notes") or ())
             data["needs_entry_args"] = tuple(data.get("needs_entry_args") or ())
+            data["needs_bind_globals"] = tuple(data.get("needs_bind_globals") or ())
             return ScriptCheck(**data)
     tail = (proc.stderr or "").strip().splitlines()[-15:]
     reason = f"exit code {proc.returncode}"
@@ -204,6 +205,14 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
         name = signal.Signals(-proc.returncode).name
         reason = f"{name}: " + (template.format(cpu=limits.cpu_seconds, file=limits.file_mb) if template else name)
     return ScriptCheck(False, None, f"the validation process died ({reason})", details="\n".join(tail))
+
+
+def _free_globals_note(free_globals: dict[str, str]) -> tuple[str, ...]:
+    if not free_globals:
+        return ()
+    binding = ", ".join(f"{n}: {w}" for n, w in free_globals.items())
+    return (f"the script reads module globals it does not define ({', '.join(free_globals)}): launch it with "
+            f"bind_globals: {{{binding}}} (validated with a synthetic sample bound to them)",)
 
 
 def _child(args: dict) -> ScriptCheck:
@@ -224,12 +233,14 @@ def _child(args: dict) -> ScriptCheck:
     try:
         from hopper.mop_scheduler.worker.factory import (
             SCRIPT_PREFIX,
-            load_script_module,
+            import_with_free_globals,
             required_init_args,
             resolve_entry,
+            synthetic_data,
         )
 
-        module = load_script_module(args["path"])
+        sample = synthetic_data(tuple(args["input_shape"]), int(args["n_outputs"]), args["task"])
+        module, free_globals = import_with_free_globals(args["path"], sample)
         stage = "find the entry"
         name, entry, kind = resolve_entry(module, args["entry_point"])
         missing = required_init_args(entry) if kind == "hypermodel" and isinstance(entry, type) else []
@@ -238,9 +249,11 @@ def _child(args: dict) -> ScriptCheck:
             needs = ", ".join(missing)
             return ScriptCheck(True, kind, f"ok: {name} is a HyperModel class whose __init__ needs {needs}: give them "
                                f"in the workload spec as entry_args, or use an instance (hypermodel = {name}(...), "
-                               f"--entry hypermodel)", entry=name, needs_entry_args=tuple(missing))
+                               f"--entry hypermodel)", entry=name, needs_entry_args=tuple(missing),
+                               needs_bind_globals=tuple(free_globals))
         factory = ModelFactory(SCRIPT_PREFIX + args["path"], tuple(args["input_shape"]), int(args["n_outputs"]),
-                               args["task"], entry_point=name)
+                               args["task"], entry_point=name, bind_globals=free_globals or None,
+                               data_source=lambda: sample)
         stage = "read search space"
         space = factory.search_space_from_script()
         stage = "build"
@@ -248,7 +261,8 @@ def _child(args: dict) -> ScriptCheck:
         return ScriptCheck(True, factory.kind, f"ok: {factory.kind} {name} building {model.name} "
                            f"({model.count_params()} parameters)", space=space,
                            compiled=not factory.compiled_by_factory, params=int(model.count_params()),
-                           notes=tuple(factory.notes), entry=name)
+                           notes=tuple(factory.notes) + _free_globals_note(free_globals), entry=name,
+                           needs_bind_globals=tuple(free_globals))
     except HopperError as exc:
         return ScriptCheck(False, None, f"{stage}: {exc.message}", details=traceback.format_exc())
     except BaseException as exc:  # noqa: BLE001 - report anything the user's code raises

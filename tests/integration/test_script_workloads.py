@@ -1,4 +1,4 @@
-"""Scripts through the real scheduler and worker processes, on digits: a KerasTuner HyperModel whose ``fit``
+"""Scripts through the real scheduler and a worker process, on digits: a KerasTuner HyperModel whose ``fit``
 preprocesses and returns a float objective, and a script whose every config fails.
 
 One scheduler run serves both workloads (worker start-up is the expensive part).
@@ -61,7 +61,10 @@ def run(tmp_path_factory):  # noqa: ANN001, ANN201
     from hopper.engine.demo import ensure_digits
     from tests.conftest import make_settings
 
-    services = open_services(make_settings(tmp_path_factory.mktemp("scripts") / "home"), check_schema=False)
+    # One worker: starting worker processes (each imports TensorFlow) is what this test would pay for most; the
+    # mid-epoch sub-epochs of a multi-partition epoch are covered by tests/unit/test_script_entries.py.
+    services = open_services(make_settings(tmp_path_factory.mktemp("scripts") / "home", workers=1),
+                             check_schema=False)
     services.store.upgrade()
     ensure_digits(services)
     common = {"dataset": "digits", "procedure": "grid", "max_epochs": 1, "max_configs": 2}

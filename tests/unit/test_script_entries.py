@@ -226,6 +226,11 @@ def test_builders_receive_the_training_sample_and_bound_globals(scripts) -> None
     sample = _sample()
     model = _factory(scripts["data_param"]).build({})
     assert np.allclose(np.asarray(model.layers[0].mean).ravel(), sample.x.mean(axis=0), atol=1e-4)
+    from hopper.mop_scheduler.worker.factory import import_with_free_globals
+
+    # Validation finds the globals a script reads without defining them: what the workload must bind.
+    _, free = import_with_free_globals(scripts["bound_globals"][len("script:"):] + "", sample)
+    assert free == {"x_train": "x", "y_train": "y"}
     factory = _factory(scripts["bound_globals"], bind_globals={"x_train": "x", "y_train": "y"})
     assert factory.kind == "noarg_fn"
     assert np.allclose(np.asarray(factory.build({}).layers[0].mean).ravel(), sample.x.mean(axis=0), atol=1e-4)

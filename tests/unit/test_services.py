@@ -158,3 +158,12 @@ def test_a_hypermodel_class_that_needs_constructor_arguments_gets_them_from_entr
 
         row = session.get(WorkloadRow, workload.id)
         assert row.entry_options == {"entry_args": {"num_classes": 10}, "bind_globals": {"x_train": "x"}}
+
+
+def test_a_script_reading_undefined_module_globals_needs_them_bound(services, digits):
+    script = _script_row(services, "noarg_fn", {"entry": "build", "needs_bind_globals": ["x_train", "y_train"]})
+    with pytest.raises(ValidationError) as info:
+        _launch(services, model=None, script=script, bind_globals={"x_train": "x"})
+    assert info.value.field == "bind_globals" and "(y_train)" in info.value.message
+    assert "bind_globals: {y_train: x}" in info.value.message
+    assert _launch(services, model=None, script=script, bind_globals={"x_train": "x", "y_train": "y"}).id
