@@ -90,7 +90,7 @@ class WorkloadSpec(BaseModel):
     def _identifier_keys(cls, value: dict | None) -> dict | None:
         for key in value or {}:
             if not key.isidentifier():
-                raise PydanticCustomError("identifier", "{key!r} is not a Python identifier", {"key": key})
+                raise PydanticCustomError("identifier", "'{key}' is not a Python identifier", {"key": key})
         return value
 
     @field_validator("objectives", mode="before")
