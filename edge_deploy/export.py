@@ -66,14 +66,18 @@ def export_config(services: Services, config_id: int, quantizations: tuple[str, 
                   out_dir: Path | None = None, actor: str | None = None) -> list[ExportInfo]:
     """Export ``config_id`` in each quantisation; returns the recorded exports."""
     from hopper.engine.data import read_partition
+    from hopper.mop_scheduler.worker.build_data import SAMPLE_ROWS, BuildData
     from hopper.mop_scheduler.worker.checkpoints import load_checkpoint
     from hopper.mop_scheduler.worker.factory import ModelFactory
 
     source: ExportSource = services.export_source(config_id)
     x_val, y_val = read_partition(source.validation_path, source.feature_shape)
     x_val = x_val.astype(np.float32)
+    options = source.entry_options or {}
     factory = ModelFactory(source.model_ref, source.feature_shape, source.n_outputs, source.task,
-                           entry_point=source.entry_point)
+                           entry_point=source.entry_point, entry_args=options.get("entry_args"),
+                           bind_globals=options.get("bind_globals"),
+                           data_source=lambda: BuildData(x_val[:SAMPLE_ROWS], y_val[:SAMPLE_ROWS]))
     model = factory.build(source.hparams)
     load_checkpoint(model, source.checkpoint_path, source.checkpoint_sha256)
     keras_accuracy = _accuracy(model.predict(x_val, batch_size=512, verbose=0), y_val, source.task)

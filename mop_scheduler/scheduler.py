@@ -284,6 +284,8 @@ class Scheduler:
             model_ref=start.model_ref, entry_point=start.entry_point, hparams=start.hparams, dataset=start.dataset,
             out_path=str(out_path), seed=visit_key(start.workload_seed, start.config_id, start.epoch, worker),
             evaluate=evaluate, in_checkpoint=start.in_checkpoint, warm_start=start.warm_start, privacy=start.privacy,
+            entry_args=(start.entry_options or {}).get("entry_args") or None,
+            bind_globals=(start.entry_options or {}).get("bind_globals") or None, objective=start.objective,
         )
 
     # -- completion ---------------------------------------------------------------------------------------------

@@ -51,9 +51,32 @@ def loss_and_metrics(task: str) -> tuple[str, list[str]]:
     return "mse", ["mae"]
 
 
-def compile_for_task(model, config: dict[str, Any], task: str) -> None:  # noqa: ANN001
+def logits_output(model) -> bool:  # noqa: ANN001
+    """Whether the model's single output is a ``Dense`` layer with no (linear) activation: it emits logits."""
+    import keras
+
+    outputs = getattr(model, "outputs", None)
+    if outputs is not None and len(outputs) != 1:
+        return False
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    last = layers[-1] if layers else None
+    if not isinstance(last, keras.layers.Dense | keras.layers.EinsumDense):
+        return False
+    activation = getattr(last, "activation", None)
+    return activation is None or getattr(activation, "__name__", "") == "linear"
+
+
+def compile_for_task(model, config: dict[str, Any], task: str) -> bool:  # noqa: ANN001
+    """Compile with the config's optimizer and the task's loss; a classifier whose output is logits gets a
+    ``from_logits=True`` loss. Returns whether it did."""
+    import keras
+
     loss, metrics = loss_and_metrics(task)
+    from_logits = task == "classification" and logits_output(model)
+    if from_logits:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=make_optimizer(config), loss=loss, metrics=metrics)
+    return from_logits
 
 
 def output_layer(n_outputs: int, task: str):  # noqa: ANN201

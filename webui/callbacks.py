@@ -122,7 +122,9 @@ def workload_rows(services: Services) -> list[dict]:
         best = f"{w.best['metric']} {w.best['value']:.4f} (config {w.best['config_id']})" if w.best else ""
         rows.append({"id": w.id, "link": f"[{_md(w.name)}](/workloads/{w.id})", "status": w.status,
                      "procedure": w.procedure, "model_ref": w.model_ref,
-                     "progress": f"{finished}/{total} configs finished", "best": best})
+                     "progress": f"{finished}/{total} configs finished", "best": best,
+                     # The first line: a workload whose every config failed says the error they share.
+                     "error": (w.error or "").strip().split("\n")[0][:300]})
     return rows
 
 
@@ -189,10 +191,11 @@ def privacy_feedback(services: Services, enabled: list | None, clip: float | Non
 def launch_workload(services: Services, name: str | None, description: str | None, model: str | None,  # noqa: PLR0913
                     dataset: str | None, procedure: str | None, space: str | None, epochs: int | None,
                     configs: int | None, metric: str | None, direction: str | None,
-                    privacy: dict | None = None) -> tuple[Any, Any]:
+                    privacy: dict | None = None, entry_options: str | None = None) -> tuple[Any, Any]:
     """Launch a workload from the wizard: (notice, the new workload's path) or (error notice, no_update).
 
-    ``privacy`` is :func:`privacy_options` of the wizard's privacy inputs.
+    ``privacy`` is :func:`privacy_options` of the wizard's privacy inputs; ``entry_options`` the YAML of a
+    script's ``entry_args`` / ``bind_globals`` (validated with the rest of the spec).
     """
     try:
         spec: dict[str, Any] = {
@@ -202,6 +205,7 @@ def launch_workload(services: Services, name: str | None, description: str | Non
         }
         if privacy is not None:
             spec["privacy"] = privacy
+        spec.update(parse_mapping(entry_options, "entry options"))
         if procedure in ("random", "tpe") or (procedure == "grid" and configs and configs < 1):
             spec["max_configs"] = configs
         if model and model.startswith("script:"):
@@ -460,8 +464,8 @@ def register_callbacks(app: Dash, services: Services,
        State("wiz-model", "value"), State("wiz-dataset", "value"), State("wiz-procedure", "value"),
        State("wiz-space", "value"), State("wiz-epochs", "value"), State("wiz-configs", "value"),
        State("wiz-metric", "value"), State("wiz-direction", "value"),
-       *PRIVACY_STATES, prevent_initial_call=True)(
-        lambda n, *form: launch_workload(services, *form[:10], privacy_options(*form[10:])) if n
+       *PRIVACY_STATES, State("wiz-entry", "value"), prevent_initial_call=True)(
+        lambda n, *form: launch_workload(services, *form[:10], privacy_options(*form[10:-1]), form[-1]) if n
         else (no_update, no_update))
 
     cb(Output("wiz-dp-feedback", "children"), Output("wiz-dp-fields", "style"),

@@ -93,6 +93,8 @@ class WorkloadRow(Base):
     # for); None: the workload trains without DP-SGD. ``warnings``: advice given at launch (a large delta).
     privacy: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     warnings: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    # A script's entry options from the spec: {"entry_args": {...}, "bind_globals": {name: x|y|frame}}.
+    entry_options: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 

@@ -32,6 +32,12 @@ class SubEpochTask:
     # The workload's privacy options (PrivacySpec.model_dump()); set: train with DP-SGD. The config's
     # hparams already carry the resolved noise_multiplier when the workload asked for a target epsilon.
     privacy: dict | None = None
+    # A script's entry options from the workload spec: a HyperModel class's constructor arguments, and the
+    # module globals bound to the training sample before the script runs.
+    entry_args: dict | None = None
+    bind_globals: dict | None = None
+    # The workload's first objective (metric, direction): a float a HyperModel's fit returns is its value.
+    objective: tuple[str, str] = ("val_accuracy", "max")
 
 
 @dataclass
@@ -56,3 +62,6 @@ class SubEpochResult:
     retryable: bool = False
     # The DP-SGD blocks (q, noise_multiplier, steps) this sub-epoch ran; the store accounts them on commit.
     dp_events: list[tuple[float, float, int]] = field(default_factory=list)
+    # Hyperparameters the script declared that the workload's space lacks (a SearchSpace dict): first seen in
+    # a later build (conditional layers) or in a HyperModel's fit. The scheduler grows the space with them.
+    new_space: dict = field(default_factory=dict)

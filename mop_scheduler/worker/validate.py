@@ -195,6 +195,8 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
         if line.startswith(_MARKER):
             data = json.loads(line[len(_MARKER):])
             data["notes"] = tuple(data.get("notes") or ())
+            data["needs_entry_args"] = tuple(data.get("needs_entry_args") or ())
+            data["needs_bind_globals"] = tuple(data.get("needs_bind_globals") or ())
             return ScriptCheck(**data)
     tail = (proc.stderr or "").strip().splitlines()[-15:]
     reason = f"exit code {proc.returncode}"
@@ -203,6 +205,14 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
         name = signal.Signals(-proc.returncode).name
         reason = f"{name}: " + (template.format(cpu=limits.cpu_seconds, file=limits.file_mb) if template else name)
     return ScriptCheck(False, None, f"the validation process died ({reason})", details="\n".join(tail))
+
+
+def _free_globals_note(free_globals: dict[str, str]) -> tuple[str, ...]:
+    if not free_globals:
+        return ()
+    binding = ", ".join(f"{n}: {w}" for n, w in free_globals.items())
+    return (f"the script reads module globals it does not define ({', '.join(free_globals)}): launch it with "
+            f"bind_globals: {{{binding}}} (validated with a synthetic sample bound to them)",)
 
 
 def _child(args: dict) -> ScriptCheck:
@@ -221,22 +231,43 @@ def _child(args: dict) -> ScriptCheck:
     lock_down()
     stage = "import"
     try:
-        factory = ModelFactory("script:" + args["path"], tuple(args["input_shape"]), int(args["n_outputs"]),
-                               args["task"], entry_point=args["entry_point"])
+        from hopper.mop_scheduler.worker.factory import (
+            SCRIPT_PREFIX,
+            import_with_free_globals,
+            required_init_args,
+            resolve_entry,
+            synthetic_data,
+        )
+
+        sample = synthetic_data(tuple(args["input_shape"]), int(args["n_outputs"]), args["task"])
+        module, free_globals = import_with_free_globals(args["path"], sample)
+        stage = "find the entry"
+        name, entry, kind = resolve_entry(module, args["entry_point"])
+        missing = required_init_args(entry) if kind == "hypermodel" and isinstance(entry, type) else []
+        if missing:
+            # Usable once a workload gives the arguments: accepted, and the launch checks they are there.
+            needs = ", ".join(missing)
+            return ScriptCheck(True, kind, f"ok: {name} is a HyperModel class whose __init__ needs {needs}: give them "
+                               f"in the workload spec as entry_args, or use an instance (hypermodel = {name}(...), "
+                               f"--entry hypermodel)", entry=name, needs_entry_args=tuple(missing),
+                               needs_bind_globals=tuple(free_globals))
+        factory = ModelFactory(SCRIPT_PREFIX + args["path"], tuple(args["input_shape"]), int(args["n_outputs"]),
+                               args["task"], entry_point=name, bind_globals=free_globals or None,
+                               data_source=lambda: sample)
         stage = "read search space"
         space = factory.search_space_from_script()
         stage = "build"
         model = factory.build(dict(args.get("sample_config") or {}))
-        return ScriptCheck(True, factory.kind, f"ok: {factory.kind} building {model.name} "
+        return ScriptCheck(True, factory.kind, f"ok: {factory.kind} {name} building {model.name} "
                            f"({model.count_params()} parameters)", space=space,
                            compiled=not factory.compiled_by_factory, params=int(model.count_params()),
-                           notes=tuple(factory.notes))
+                           notes=tuple(factory.notes) + _free_globals_note(free_globals), entry=name,
+                           needs_bind_globals=tuple(free_globals))
     except HopperError as exc:
         return ScriptCheck(False, None, f"{stage}: {exc.message}", details=traceback.format_exc())
     except BaseException as exc:  # noqa: BLE001 - report anything the user's code raises
         return ScriptCheck(False, None, f"{stage} failed: {type(exc).__name__}: {exc}",
                            details=traceback.format_exc())
-
 
 if __name__ == "__main__":
     result = _child(json.loads(sys.argv[1]))

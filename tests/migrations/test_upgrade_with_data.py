@@ -227,13 +227,17 @@ def rows_at(revision: str) -> dict[str, list[dict]]:
             {"id": 1, "holder": "9f" * 16, "host": "node-ä.example", "pid": 2 ** 22, "started_at": T0,
              "heartbeat_at": T1, "expires_at": T2},
         ]
+    if _at_least(revision, "0008"):
+        for row in data["workload"]:
+            row["entry_options"] = ({"entry_args": {"num_classes": 10, "name": "Zoë"}, "bind_globals": {"x_train": "x"}}
+                                    if row["id"] == 2 else None)
     if revision not in _FIXTURED:
         raise AssertionError(f"migration {revision} has no fixture rows: extend rows_at() and UPGRADED_COLUMNS in "
                              f"{__file__} with the tables and columns it adds")
     return data
 
 
-_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007"}
+_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"}
 
 # Columns set after the row exists: cyclic foreign keys (config <-> checkpoint, workload -> config).
 DEFERRED = {("config", "current_checkpoint_id"): {1: 2, 4: 3}, ("config", "warm_start_checkpoint_id"): {2: 1},
@@ -246,7 +250,8 @@ UPGRADED_COLUMNS = {"0004": {("workload", "export_top_k"): None},
                     "0005": {("workload", "privacy"): None, ("workload", "warnings"): None,
                              ("sub_epoch", "dp_q"): None, ("sub_epoch", "dp_sigma"): None,
                              ("sub_epoch", "dp_steps"): None},
-                    "0007": {("deployment", "actor"): None, ("profile_job", "actor"): None}}
+                    "0007": {("deployment", "actor"): None, ("profile_job", "actor"): None},
+                    "0008": {("workload", "entry_options"): None}}
 
 
 def _with_deferred(data: dict[str, list[dict]]) -> dict[str, list[dict]]:
