@@ -42,7 +42,7 @@ def load_split(services, dataset_name: str):
     """The exact train/validation split Hopper made (all partitions = the full training set)."""
     import numpy as np
 
-    from hopper.engine.data import read_partition
+    from hopper.engine.data import as_matrix, read_partition
     from hopper.engine.store import DatasetRow
 
     info = services.get_dataset(dataset_name)
@@ -50,9 +50,10 @@ def load_split(services, dataset_name: str):
         row = s.get(DatasetRow, info.id)
         parts, val = list(row.partition_paths), row.validation_path
     pieces = [read_partition(p, info.feature_shape) for p in parts]
-    x = np.concatenate([p[0] for p in pieces])
+    x = np.concatenate([as_matrix(p[0]) for p in pieces])
     y = np.concatenate([p[1] for p in pieces])
-    return (x, y), read_partition(val, info.feature_shape), info
+    x_val, y_val = read_partition(val, info.feature_shape)
+    return (x, y), (as_matrix(x_val), y_val), info
 
 
 # -- sequential: KerasTuner ---------------------------------------------------------------------------

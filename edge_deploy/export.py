@@ -57,9 +57,9 @@ def convert(model, quantization: str, representative: np.ndarray) -> bytes:  # n
 
 
 def _accuracy(predictions: np.ndarray, y: np.ndarray, task: str) -> float | None:
-    if task != "classification":
-        return None
-    return float(np.mean(np.argmax(predictions, axis=1) == y))
+    if task != "classification" or (y.ndim == 2 and not np.all(y.sum(axis=1) == 1)):
+        return None  # regression, or multi-label: no single class per row to compare
+    return float(np.mean(np.argmax(predictions, axis=1) == (np.argmax(y, axis=1) if y.ndim == 2 else y)))
 
 
 def export_config(services: Services, config_id: int, quantizations: tuple[str, ...] = QUANTIZATIONS,
@@ -69,17 +69,23 @@ def export_config(services: Services, config_id: int, quantizations: tuple[str, 
     from hopper.mop_scheduler.worker.build_data import SAMPLE_ROWS, BuildData
     from hopper.mop_scheduler.worker.checkpoints import load_checkpoint
     from hopper.mop_scheduler.worker.factory import ModelFactory
+    from hopper.mop_scheduler.worker.inputs import features_for
 
     source: ExportSource = services.export_source(config_id)
-    x_val, y_val = read_partition(source.validation_path, source.feature_shape)
-    x_val = x_val.astype(np.float32)
+    columns, y_val = read_partition(source.validation_path, source.feature_shape)
     options = source.entry_options or {}
     factory = ModelFactory(source.model_ref, source.feature_shape, source.n_outputs, source.task,
                            entry_point=source.entry_point, entry_args=options.get("entry_args"),
                            bind_globals=options.get("bind_globals"),
-                           data_source=lambda: BuildData(x_val[:SAMPLE_ROWS], y_val[:SAMPLE_ROWS]))
+                           data_source=lambda: BuildData(columns[:SAMPLE_ROWS], y_val[:SAMPLE_ROWS]))
     model = factory.build(source.hparams)
     load_checkpoint(model, source.checkpoint_path, source.checkpoint_sha256)
+    x_val = features_for(model, columns)
+    if not isinstance(x_val, np.ndarray) or x_val.dtype.kind not in "biuf":
+        # The interpreter is fed one numeric tensor (and int8 calibration one numeric sample at a time).
+        raise ValidationError(f"config {config_id}'s model takes named or string inputs; TFLite export handles "
+                              "models with one numeric input", field="config")
+    x_val = x_val.astype(np.float32)
     keras_accuracy = _accuracy(model.predict(x_val, batch_size=512, verbose=0), y_val, source.task)
     out_dir = Path(out_dir or services.settings.artifact_dir / "exports" / f"workload-{source.workload_id}")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,11 @@ class _Serialisable:
         return out
 
 
+def label_kind_of(schema: dict, task: str) -> str:
+    """A dataset's label kind from its schema; datasets registered before label kinds get one from the task."""
+    return str((schema.get("label") or {}).get("kind") or ("sparse" if task == "classification" else "regression"))
+
+
 @dataclass(frozen=True)
 class DatasetInfo(_Serialisable):
     id: int
@@ -41,16 +46,27 @@ class DatasetInfo(_Serialisable):
     classes: list | None
     partition_count: int
     created_at: datetime
+    # Feature columns' types (tables), the label's kind and k: ``{"columns": [...], "label": {...}, ...}``.
+    schema: dict = field(default_factory=dict)
 
     @property
     def n_outputs(self) -> int:
+        label = self.schema.get("label") or {}
+        if label.get("kind") in ("one_hot", "multi_label", "regression"):
+            return int(label.get("k", 1))
         return len(self.classes) if self.classes else 1
+
+    @property
+    def label_kind(self) -> str:
+        """sparse / one_hot / multi_label / regression (datasets registered before label kinds: from the task)."""
+        return label_kind_of(self.schema, self.task)
 
     @classmethod
     def from_row(cls, row: Any) -> DatasetInfo:
         return cls(row.id, row.name, row.source_path, row.format, list(row.feature_columns), row.label_column,
                    row.task, row.n_rows, row.n_train, row.n_validation, list(row.feature_shape),
-                   None if row.classes is None else list(row.classes), row.partition_count, row.created_at)
+                   None if row.classes is None else list(row.classes), row.partition_count, row.created_at,
+                   dict(row.schema or {}))
 
 
 @dataclass(frozen=True)
@@ -92,7 +108,8 @@ class ScriptValidator(Protocol):
     def __call__(self, path: str | Path, entry_point: str = "build_model", *, input_shape: tuple = (64,),
                  n_outputs: int = 10, task: str = "classification", sample_config: dict | None = None,
                  timeout: float = 60.0, memory_mb: int = 0, allowed_roots: Sequence[str] = (),
-                 cpu_seconds: int = 0, processes: int = 0, file_mb: int = 0, user: str = "") -> ScriptCheck: ...
+                 cpu_seconds: int = 0, processes: int = 0, file_mb: int = 0, user: str = "",
+                 label_kind: str | None = None, columns: Sequence[dict] | None = None) -> ScriptCheck: ...
 
 
 @dataclass(frozen=True)
@@ -240,6 +257,11 @@ class DatasetLayout:
     n_outputs: int
     task: str
     schema: dict
+
+    @property
+    def label_kind(self) -> str:
+        """sparse / one_hot / multi_label / regression (datasets registered before label kinds: from the task)."""
+        return label_kind_of(self.schema, self.task)
 
 
 @dataclass(frozen=True)

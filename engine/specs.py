@@ -108,8 +108,11 @@ class DatasetSpec(BaseModel):
     path: str = Field(min_length=1, max_length=4096)
     format: Literal["csv", "parquet", "npz", "image_folder"] | None = None
     feature_columns: list[str] | None = None
-    label_column: str | None = None
+    # One column, or several that together hold k values per row (one-hot, multi-label, multi-output regression).
+    label_column: str | list[str] | None = None
     task: Literal["classification", "regression"] | None = None
+    # How the labels are given; inferred from the values when left out (README, "Labels").
+    label_kind: Literal["sparse", "one_hot", "multi_label", "regression"] | None = None
     validation_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
     seed: int = Field(default=0, ge=0)
     image_size: tuple[int, int] | None = None

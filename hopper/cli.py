@@ -151,15 +151,19 @@ def dataset() -> None:
 @click.argument("path")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "npz", "image_folder"]), default=None)
 @click.option("--features", default=None, help="Comma-separated feature columns (default: all but the label).")
-@click.option("--label", default=None, help="Label column (default: the last column / 'y').")
+@click.option("--label", default=None, help="Label column (default: the last column / 'y'); comma-separated columns "
+              "for k values per row (one-hot, multi-label, multi-output regression).")
 @click.option("--task", type=click.Choice(["classification", "regression"]), default=None)
+@click.option("--label-kind", type=click.Choice(["sparse", "one_hot", "multi_label", "regression"]), default=None,
+              help="How the labels are given (default: inferred from the values).")
 @click.option("--validation-fraction", type=float, default=0.2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @_handle_errors
 def dataset_register(name: str, path: str, fmt: str | None, features: str | None, label: str | None,
-                     task: str | None, validation_fraction: float, seed: int) -> None:
+                     task: str | None, label_kind: str | None, validation_fraction: float, seed: int) -> None:
     """Register the dataset at PATH (inside a data root) as NAME and partition it for the workers."""
-    spec = {"name": name, "path": path, "format": fmt, "label_column": label, "task": task,
+    label_column = label.split(",") if label and "," in label else label
+    spec = {"name": name, "path": path, "format": fmt, "label_column": label_column, "task": task, "label_kind": label_kind,
             "feature_columns": features.split(",") if features else None,
             "validation_fraction": validation_fraction, "seed": seed}
     with console.status(f"reading and partitioning {path} ..."):

@@ -14,7 +14,8 @@ def encoder_sizes(config: dict, base: dict) -> dict:
     return {**preset, **explicit}
 
 
-def _build_encoder(config: dict, input_shape: tuple, n_outputs: int, task: str, base: dict, name: str):  # noqa: ANN202
+def _build_encoder(config: dict, input_shape: tuple, n_outputs: int, task: str, base: dict, name: str,
+                   label_kind: str | None = None):  # noqa: ANN202
     import keras
 
     from hopper.roster._compile import compile_for_task, maybe_load_weights, output_layer
@@ -37,15 +38,15 @@ def _build_encoder(config: dict, input_shape: tuple, n_outputs: int, task: str, 
             ff = keras.layers.Dropout(dropout)(ff)
         x = keras.layers.LayerNormalization(epsilon=1e-12)(x + ff)
     pooled = keras.layers.Dense(hidden, activation="tanh", name="pooler")(x[:, 0, :])
-    model = keras.Model(tokens, output_layer(n_outputs, task)(pooled), name=name)
+    model = keras.Model(tokens, output_layer(n_outputs, task, label_kind)(pooled), name=name)
     maybe_load_weights(model, config)
-    compile_for_task(model, config, task)
+    compile_for_task(model, config, task, label_kind)
     return model
 
 
-def build_bert_base(config: dict, input_shape: tuple, n_outputs: int, task: str):  # noqa: ANN201
-    return _build_encoder(config, input_shape, n_outputs, task, BERT_BASE, "bert_base")
+def build_bert_base(config: dict, input_shape: tuple, n_outputs: int, task: str, label_kind: str | None = None):  # noqa: ANN201
+    return _build_encoder(config, input_shape, n_outputs, task, BERT_BASE, "bert_base", label_kind)
 
 
-def build_distilbert(config: dict, input_shape: tuple, n_outputs: int, task: str):  # noqa: ANN201
-    return _build_encoder(config, input_shape, n_outputs, task, DISTILBERT, "distilbert")
+def build_distilbert(config: dict, input_shape: tuple, n_outputs: int, task: str, label_kind: str | None = None):  # noqa: ANN201
+    return _build_encoder(config, input_shape, n_outputs, task, DISTILBERT, "distilbert", label_kind)

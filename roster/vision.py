@@ -13,7 +13,7 @@ def _hp(config: dict, key: str, default: Any) -> Any:
     return default if value is None else value
 
 
-def build_mlp(config: dict, input_shape: tuple, n_outputs: int, task: str):  # noqa: ANN201
+def build_mlp(config: dict, input_shape: tuple, n_outputs: int, task: str, label_kind: str | None = None):  # noqa: ANN201
     import keras
 
     inputs = keras.Input(shape=tuple(input_shape), name="features")
@@ -23,9 +23,9 @@ def build_mlp(config: dict, input_shape: tuple, n_outputs: int, task: str):  # n
                                name=f"dense_{i}")(x)
         if float(_hp(config, "dropout", 0.0)) > 0:
             x = keras.layers.Dropout(float(config["dropout"]))(x)
-    model = keras.Model(inputs, output_layer(n_outputs, task)(x), name="mlp")
+    model = keras.Model(inputs, output_layer(n_outputs, task, label_kind)(x), name="mlp")
     maybe_load_weights(model, config)
-    compile_for_task(model, config, task)
+    compile_for_task(model, config, task, label_kind)
     return model
 
 
@@ -45,7 +45,7 @@ def _as_image(inputs, input_shape: tuple):  # noqa: ANN001, ANN202
     return keras.layers.Reshape((side, side, 1))(inputs), (side, side, 1)
 
 
-def build_cnn(config: dict, input_shape: tuple, n_outputs: int, task: str):  # noqa: ANN201
+def build_cnn(config: dict, input_shape: tuple, n_outputs: int, task: str, label_kind: str | None = None):  # noqa: ANN201
     import keras
 
     inputs = keras.Input(shape=tuple(input_shape), name="features")
@@ -62,13 +62,14 @@ def build_cnn(config: dict, input_shape: tuple, n_outputs: int, task: str):  # n
     x = keras.layers.Dense(int(_hp(config, "dense_units", 64)), activation="relu", name="dense")(x)
     if float(_hp(config, "dropout", 0.0)) > 0:
         x = keras.layers.Dropout(float(config["dropout"]))(x)
-    model = keras.Model(inputs, output_layer(n_outputs, task)(x), name="cnn")
+    model = keras.Model(inputs, output_layer(n_outputs, task, label_kind)(x), name="cnn")
     maybe_load_weights(model, config)
-    compile_for_task(model, config, task)
+    compile_for_task(model, config, task, label_kind)
     return model
 
 
-def _application(app_name: str, config: dict, input_shape: tuple, n_outputs: int, task: str, **kwargs: Any):  # noqa: ANN202
+def _application(app_name: str, config: dict, input_shape: tuple, n_outputs: int, task: str,
+                 label_kind: str | None = None, **kwargs: Any):  # noqa: ANN202
     import keras
 
     inputs = keras.Input(shape=tuple(input_shape), name="features")
@@ -83,15 +84,15 @@ def _application(app_name: str, config: dict, input_shape: tuple, n_outputs: int
     x = base(x)
     if float(_hp(config, "dropout", 0.0)) > 0:
         x = keras.layers.Dropout(float(config["dropout"]))(x)
-    model = keras.Model(inputs, output_layer(n_outputs, task)(x), name=app_name.lower())
+    model = keras.Model(inputs, output_layer(n_outputs, task, label_kind)(x), name=app_name.lower())
     maybe_load_weights(model, config)
-    compile_for_task(model, config, task)
+    compile_for_task(model, config, task, label_kind)
     return model
 
 
-def build_mobilenet_v2(config: dict, input_shape: tuple, n_outputs: int, task: str):  # noqa: ANN201
-    return _application("MobileNetV2", config, input_shape, n_outputs, task, alpha=float(_hp(config, "alpha", 0.35)))
+def build_mobilenet_v2(config: dict, input_shape: tuple, n_outputs: int, task: str, label_kind: str | None = None):  # noqa: ANN201
+    return _application("MobileNetV2", config, input_shape, n_outputs, task, label_kind, alpha=float(_hp(config, "alpha", 0.35)))
 
 
-def build_resnet50(config: dict, input_shape: tuple, n_outputs: int, task: str):  # noqa: ANN201
-    return _application("ResNet50", config, input_shape, n_outputs, task)
+def build_resnet50(config: dict, input_shape: tuple, n_outputs: int, task: str, label_kind: str | None = None):  # noqa: ANN201
+    return _application("ResNet50", config, input_shape, n_outputs, task, label_kind)

@@ -86,7 +86,7 @@ class DataServices(ServiceContext):
             raise Conflict(f"a dataset named {spec.name!r} already exists", field="name")
         fmt = spec.format or data_mod.detect_format(path)
         loaded = data_mod.load_source(path, fmt, spec.feature_columns, spec.label_column, task=spec.task,
-                                      image_size=spec.image_size)
+                                      image_size=spec.image_size, label_kind=spec.label_kind)
         out_dir = self.settings.artifact_dir / "datasets" / spec.name
         parts = data_mod.split_and_partition(loaded, out_dir, workers=self.settings.workers,
                                              validation_fraction=spec.validation_fraction, seed=spec.seed)
@@ -94,7 +94,7 @@ class DataServices(ServiceContext):
             actor=actor or default_actor(), name=spec.name, source_path=str(path), format=fmt,
             feature_columns=loaded.feature_columns, label_column=loaded.label_column, task=loaded.task,
             n_rows=int(len(loaded.x)), n_train=parts["n_train"], n_validation=parts["n_validation"],
-            feature_shape=list(loaded.x.shape[1:]), classes=loaded.classes, partition_count=self.settings.workers,
+            feature_shape=data_mod.feature_shape(loaded.x), classes=loaded.classes, partition_count=self.settings.workers,
             partition_paths=parts["partition_paths"], validation_path=parts["validation_path"], schema=loaded.schema,
         )
 
@@ -138,10 +138,12 @@ class DataServices(ServiceContext):
         path = scripts_dir / f"{sha}.py"
         path.write_bytes(raw)
         shape, n_outputs, task = (64,), 10, "classification"
+        check: dict = {}
         if dataset is not None:
             ds = self.get_dataset(dataset)
             shape, n_outputs, task = tuple(ds.feature_shape), ds.n_outputs, ds.task
-        check = dict(input_shape=shape, n_outputs=n_outputs, task=task, sample_config=sample_config)
+            check = dict(label_kind=ds.label_kind, columns=ds.schema.get("columns"))
+        check.update(input_shape=shape, n_outputs=n_outputs, task=task, sample_config=sample_config)
         actor = actor or default_actor()
         if wait:
             result = self._validate(path, entry_point, check)

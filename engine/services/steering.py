@@ -71,6 +71,11 @@ class SteeringServices(ServiceContext):
                                       field="entry_args" if spec.entry_args else "bind_globals")
             entry = get_entry(spec.model)
             feature_dtype = self.store.datasets.layout(dataset.id).schema.get("feature_dtype")
+            if feature_dtype == "string":
+                strings = [c["name"] for c in dataset.schema.get("columns", []) if c["type"] in ("string", "text")]
+                raise ValidationError(f"{spec.model} takes one numeric matrix but dataset {dataset.name!r} has string "
+                                      f"columns ({', '.join(strings)}); upload a script whose keras.Inputs are named "
+                                      "after the columns, or register the dataset without them", field="model")
             if entry.input_kind == "tokens" and feature_dtype != "int32":
                 raise ValidationError(f"{spec.model} needs token ids (integer features); dataset "
                                       f"{dataset.name!r} has {feature_dtype}", field="model")

@@ -26,7 +26,7 @@ from typing import Any
 from hopper.engine.catalog import default_for, get_entry
 from hopper.engine.errors import ValidationError
 from hopper.mop_scheduler.worker.build_data import BuildData
-from hopper.roster._compile import apply_learning_rate, compile_for_task, logits_output
+from hopper.roster._compile import apply_learning_rate, compile_for_task, logits_output, loss_mismatch
 
 SCRIPT_PREFIX = "script:"
 DEFAULT_ENTRY = "build_model"
@@ -262,6 +262,8 @@ class ModelFactory:
             script runs (the workload spec's ``bind_globals``).
         data_source: gives the training sample (called at most once, only when an entry or a binding wants
             it); without one a synthetic sample of the dataset's shape stands in.
+        label_kind: how the dataset's labels are given (sparse / one_hot / multi_label / regression): the
+            default compile's loss follows it.
     """
 
     model_ref: str
@@ -273,6 +275,7 @@ class ModelFactory:
     bind_globals: dict | None = None
     data_source: Callable[[], BuildData] | None = None
     notes: list[str] = field(default_factory=list)
+    label_kind: str | None = None
 
     def __post_init__(self) -> None:
         self.input_shape = tuple(int(d) for d in self.input_shape)
@@ -429,7 +432,7 @@ class ModelFactory:
         import keras
 
         if self._kind == "roster":
-            return self._entry(dict(hparams), self.input_shape, self.n_outputs, self.task)
+            return self._entry(dict(hparams), self.input_shape, self.n_outputs, self.task, label_kind=self.label_kind)
         hp = hp if hp is not None else self.hyperparameters(hparams)
         model = self._script_model(hparams, hp)
         if not isinstance(model, keras.Model):
@@ -441,14 +444,18 @@ class ModelFactory:
         if self._kind == "model" and self._prototype.compiled:
             self._note(self._compile_like_prototype(model, hparams))
         elif getattr(model, "optimizer", None) is None or not getattr(model, "compiled", True):
-            from_logits = compile_for_task(model, hparams, self.task)
+            choice = compile_for_task(model, hparams, self.task, self.label_kind)
             self._compiled_by_factory = True
             self._note(f"{self.entry_point} returned an uncompiled model: compiled with "
                        f"optimizer={hparams.get('optimizer', default_for('optimizer'))} "
-                       f"lr={hparams.get('lr', default_for('lr'))} for {self.task}"
-                       + ("; its output has no activation (logits): loss from_logits=True" if from_logits else ""))
+                       f"lr={hparams.get('lr', default_for('lr'))} for {self.task}, loss {choice.loss} "
+                       f"because {choice.reason}"
+                       + ("; its output has no activation (logits): loss from_logits=True" if choice.from_logits
+                          else ""))
         else:
             self._note(apply_learning_rate(model, hparams))
+        if not self._compiled_by_factory:
+            self._note(loss_mismatch(getattr(model, "loss", None), self.label_kind))
         if self.task == "classification" and not self._compiled_by_factory and logits_output(model):
             self._note_compiled_logits(model)
         return model

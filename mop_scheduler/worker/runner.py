@@ -75,15 +75,26 @@ class SubEpochRunner:
 
     def _build_sample(self, ref: DatasetLayout):  # noqa: ANN202
         """The training sample a script's builder receives: the head of partition 0, the same on every worker."""
+        from hopper.engine.data import Columns
         from hopper.mop_scheduler.worker.build_data import sample_of
 
         x, y = (self._data[ref.dataset_id] if self.worker == 0 and ref.dataset_id in self._data
                 else self._read(ref.partition_paths[0], ref.feature_shape))
+        if isinstance(x, Columns):
+            import numpy as np
+
+            from hopper.mop_scheduler.worker.build_data import SAMPLE_ROWS, BuildData
+
+            # A typed table: its columns as the DataFrame a script would have read, and the numeric matrix as x
+            # when there is one (a table with string columns keeps its Columns, indexable by name).
+            head = x.take(np.arange(min(len(x), SAMPLE_ROWS)))
+            return BuildData(head.matrix if not head.string_columns else head, y[:SAMPLE_ROWS], head.to_frame())
         return sample_of(x, y)
 
     def _factory(self, task: SubEpochTask):  # noqa: ANN202
         key = (task.model_ref, task.entry_point, task.dataset.feature_shape, task.dataset.n_outputs, task.dataset.task,
-               repr(sorted((task.entry_args or {}).items())), repr(sorted((task.bind_globals or {}).items())))
+               repr(sorted((task.entry_args or {}).items())), repr(sorted((task.bind_globals or {}).items())),
+               task.dataset.label_kind)
         if key not in self._factories:
             from functools import partial
 
@@ -92,8 +103,16 @@ class SubEpochRunner:
             self._factories[key] = ModelFactory(task.model_ref, task.dataset.feature_shape, task.dataset.n_outputs,
                                                 task.dataset.task, entry_point=task.entry_point,
                                                 entry_args=task.entry_args, bind_globals=task.bind_globals,
-                                                data_source=partial(self._build_sample, task.dataset))
+                                                data_source=partial(self._build_sample, task.dataset),
+                                                label_kind=task.dataset.label_kind)
         return self._factories[key]
+
+    @staticmethod
+    def _features_for(model: Any, x: Any) -> Any:
+        """A partition as this model takes it: the array, or named columns for Inputs named after them."""
+        from hopper.mop_scheduler.worker.inputs import features_for
+
+        return features_for(model, x)
 
     def _model_for(self, task: SubEpochTask, result: SubEpochResult):  # noqa: ANN202
         from hopper.mop_scheduler.worker.checkpoints import load_checkpoint, transfer_weights
@@ -166,11 +185,13 @@ class SubEpochRunner:
         factory = self._factory(task)
         reported: dict[str, float] | None = None
         if factory.fits_itself:
-            history, reported = self._fit_like_keras_tuner(factory, model, task, x, y, result)
+            history, reported = self._fit_like_keras_tuner(factory, model, task, self._features_for(model, x), y,
+                                                           result)
         else:
             history = factory.fit(
-                model, task.hparams, x, y, batch_size=int(task.hparams.get("batch_size", default_for("batch_size"))),
-                epochs=1, shuffle=True, verbose=0,
+                model, task.hparams, self._features_for(model, x), y,
+                batch_size=int(task.hparams.get("batch_size", default_for("batch_size"))), epochs=1, shuffle=True,
+                verbose=0,
             )
         t2 = time.perf_counter()
         if task.privacy is not None:
@@ -198,7 +219,7 @@ class SubEpochRunner:
             result.val_metrics = reported
         elif task.evaluate:
             xv, yv = self._validation_split(task.dataset)
-            values = model.evaluate(xv, yv, batch_size=512, verbose=0, return_dict=True)
+            values = model.evaluate(self._features_for(model, xv), yv, batch_size=512, verbose=0, return_dict=True)
             result.val_metrics = {f"val_{k}": float(v) for k, v in values.items()}
         if task.evaluate:
             # The model's size as an objective (params: min) beside accuracy and edge latency.
@@ -228,7 +249,10 @@ class SubEpochRunner:
         from hopper.mop_scheduler.worker.factory import metrics_from_fit
 
         hp = factory.hyperparameters(task.hparams)
-        validation = self._validation_split(task.dataset) if task.evaluate else None
+        validation = None
+        if task.evaluate:
+            xv, yv = self._validation_split(task.dataset)
+            validation = (self._features_for(model, xv), yv)
         outcome = factory.fit_like_keras_tuner(model, hp, x, y, validation_data=validation)
         result.new_space.update(factory.new_hparams(hp, task.hparams))
         result.notes.extend(n for n in factory.notes if n not in result.notes)

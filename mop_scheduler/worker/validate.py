@@ -160,8 +160,12 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
                     n_outputs: int = 10, task: str = "classification", sample_config: dict | None = None,
                     timeout: float = 60.0, memory_mb: int = 4096, allowed_roots: Sequence[str] = (),
                     cpu_seconds: int = 120, processes: int = 256, file_mb: int = 1024, user: str = "",
-                    limits: Limits | None = None) -> ScriptCheck:
+                    limits: Limits | None = None, label_kind: str | None = None,
+                    columns: Sequence[dict] | None = None) -> ScriptCheck:
     """Import the script and build one model in a contained child process, within a time limit.
+
+    ``label_kind`` (the dataset's labels) picks the default compile's loss; ``columns`` (a table's column
+    schema) lets the check say at upload, not at the first sub-epoch, that the model's inputs do not fit it.
 
     Returns:
         a ScriptCheck; ``ok`` is False with the reason and traceback when the script is unusable.
@@ -169,7 +173,8 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
     limits = limits or Limits(memory_mb=memory_mb, cpu_seconds=cpu_seconds, processes=processes, file_mb=file_mb)
     args = {"path": str(path), "entry_point": entry_point, "input_shape": list(input_shape),
             "n_outputs": n_outputs, "task": task, "sample_config": sample_config or {},
-            "allowed_roots": [str(r) for r in allowed_roots]}
+            "allowed_roots": [str(r) for r in allowed_roots], "label_kind": label_kind,
+            "columns": list(columns) if columns else None}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     identity = sandbox_identity(user)
     run_dir = None
@@ -240,6 +245,8 @@ def _child(args: dict) -> ScriptCheck:
         )
 
         sample = synthetic_data(tuple(args["input_shape"]), int(args["n_outputs"]), args["task"])
+        if args.get("columns"):
+            sample = _synthetic_table(args["columns"], sample)
         module, free_globals = import_with_free_globals(args["path"], sample)
         stage = "find the entry"
         name, entry, kind = resolve_entry(module, args["entry_point"])
@@ -253,11 +260,17 @@ def _child(args: dict) -> ScriptCheck:
                                needs_bind_globals=tuple(free_globals))
         factory = ModelFactory(SCRIPT_PREFIX + args["path"], tuple(args["input_shape"]), int(args["n_outputs"]),
                                args["task"], entry_point=name, bind_globals=free_globals or None,
-                               data_source=lambda: sample)
+                               data_source=lambda: sample, label_kind=args.get("label_kind"))
         stage = "read search space"
         space = factory.search_space_from_script()
         stage = "build"
         model = factory.build(dict(args.get("sample_config") or {}))
+        if args.get("columns"):
+            from hopper.engine.data import Columns
+            from hopper.mop_scheduler.worker.inputs import features_for
+
+            stage = "inputs"
+            features_for(model, Columns.empty(args["columns"]))
         return ScriptCheck(True, factory.kind, f"ok: {factory.kind} {name} building {model.name} "
                            f"({model.count_params()} parameters)", space=space,
                            compiled=not factory.compiled_by_factory, params=int(model.count_params()),
@@ -268,6 +281,29 @@ def _child(args: dict) -> ScriptCheck:
     except BaseException as exc:  # noqa: BLE001 - report anything the user's code raises
         return ScriptCheck(False, None, f"{stage} failed: {type(exc).__name__}: {exc}",
                            details=traceback.format_exc())
+
+def _synthetic_table(columns: Sequence[dict], sample):  # noqa: ANN001, ANN202
+    """A stand-in sample of a typed table (its column names and types), so that a builder or a bound
+    ``train_dataframe`` sees the columns it will get in training: ``frame`` the table, ``x`` its matrix."""
+    import numpy as np
+
+    from hopper.engine.data import _STRING_TYPES, INT, TOKEN_IDS, Columns
+    from hopper.mop_scheduler.worker.build_data import BuildData
+
+    rows, rng = len(sample.y), np.random.default_rng(0)
+    arrays = []
+    for column in columns:
+        if column["type"] == TOKEN_IDS:
+            arrays.append(rng.integers(1, 100, size=(rows, int(column.get("length", 8)))).astype(np.int32))
+        elif column["type"] in _STRING_TYPES:
+            arrays.append(np.asarray([f"value {i % 5}" for i in range(rows)], dtype=object))
+        elif column["type"] == INT:
+            arrays.append(rng.integers(0, 4, size=rows).astype(np.int64))
+        else:
+            arrays.append(rng.normal(size=rows).astype(np.float32))
+    table = Columns(tuple(c["name"] for c in columns), tuple(c["type"] for c in columns), tuple(arrays))
+    return BuildData(table.matrix if not table.string_columns else table, sample.y, table.to_frame())
+
 
 if __name__ == "__main__":
     result = _child(json.loads(sys.argv[1]))

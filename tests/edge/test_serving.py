@@ -27,11 +27,11 @@ def _keras_predictions(services, config_id, x):
 
 
 def _validation(services, config_id):
-    from hopper.engine.data import read_partition
+    from hopper.engine.data import as_matrix, read_partition
 
     source = services.export_source(config_id)
     x, y = read_partition(source.validation_path, source.feature_shape)
-    return x.astype(np.float32), y
+    return as_matrix(x).astype(np.float32), y
 
 
 def _predict(url, x):

@@ -81,6 +81,9 @@ def test_dataset_register_with_label_and_features(hopper):
     # without --features: every column but the label
     out = hopper("dataset", "register", "plants-all", str(csv), "--label", "species").stdout
     assert "features (4,)" in out
+    # several label columns: k values per row (two numbers: multi-output regression)
+    out = hopper("dataset", "register", "plants-2d", str(csv), "--label", "height,width", "--features", "row_id").stdout
+    assert "plants-2d" in out and "regression" in out
     # precise errors naming the option's field
     proc = hopper("dataset", "register", "x", str(csv), "--label", "genus", ok=False)
     assert proc.returncode == 2 and "[label_column]" in proc.stderr and "genus" in proc.stderr
@@ -88,7 +91,7 @@ def test_dataset_register_with_label_and_features(hopper):
     assert proc.returncode == 2 and "[feature_columns]" in proc.stderr and "nope" in proc.stderr
     proc = hopper("dataset", "register", "z", str(csv), "--label", "species", "--features", "species", ok=False)
     assert proc.returncode == 2 and "both a feature and the label" in proc.stderr
-    assert [r.name for r in query(hopper.url, "SELECT name FROM dataset ORDER BY id")] == ["plants", "plants-all"]
+    assert [r.name for r in query(hopper.url, "SELECT name FROM dataset ORDER BY id")] == ["plants", "plants-all", "plants-2d"]
 
 
 def test_script_upload_accepts_a_valid_script_and_rejects_a_broken_one(hopper, tmp_path):

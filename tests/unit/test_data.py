@@ -31,7 +31,7 @@ def test_csv_is_split_and_partitioned_once_per_worker(services, settings):
         parts = [read_partition(p, [2]) for p in row.partition_paths]
     assert sum(len(x) for x, _ in parts) == info.n_train
     assert abs(len(parts[0][0]) - len(parts[1][0])) <= 1
-    assert parts[0][0].dtype == np.float32 and set(np.unique(parts[0][1])) <= {0, 1, 2}
+    assert parts[0][0].matrix.dtype == np.float32 and set(np.unique(parts[0][1])) <= {0, 1, 2}
 
 
 def test_partitions_are_readable_by_petastorm(services, digits):
@@ -54,7 +54,7 @@ def test_partitions_are_readable_by_petastorm(services, digits):
 @pytest.mark.parametrize("spec, error, field", [
     ({"feature_columns": ["a", "zz"], "label_column": "species"}, "'zz' is not in the data", "feature_columns"),
     ({"label_column": "nope"}, "'nope' is not in the data", "label_column"),
-    ({"feature_columns": ["a", "species"], "label_column": "b"}, "not numeric", "feature_columns"),
+    ({"label_column": "species", "label_kind": "one_hot"}, "needs k values per row", "label_kind"),
 ])
 def test_missing_or_bad_columns_are_named(services, settings, spec, error, field):
     path = _csv(settings.data_roots[0])
