@@ -33,7 +33,7 @@ TOKEN = "compat-token-123"
 # For working on a few scripts: HOPPER_COMPAT_ONLY=name,name runs only those (a full run takes them all).
 ONLY = [n for n in os.environ.get("HOPPER_COMPAT_ONLY", "").split(",") if n]
 SELECTED = tuple(c for c in CASES if not ONLY or c.name in ONLY)
-NOISE = json.loads((Path(__file__).parent / "noise.json").read_text())
+NOISE_FILE = Path(__file__).parent / "noise.json"
 # Generous: the machine is shared and loaded; the whole run normally takes a fraction of this.
 DEADLINE_S = 900
 
@@ -48,7 +48,9 @@ def tolerance(case: Case, index: int, n_validation: int) -> float:
     comparisons per run). The floor covers configs whose seeds happened to agree: two validation rows
     for a rate, 2 % of the value for a loss.
     """
-    scores = NOISE[case.name][str(index)]
+    noise = json.loads(NOISE_FILE.read_text())
+    assert case.name in noise, f"no seed-noise measurement for {case.name}: run python -m tests.compat.measure_noise"
+    scores = noise[case.name][str(index)]
     mean = sum(scores) / len(scores)
     sd = math.sqrt(sum((s - mean) ** 2 for s in scores) / (len(scores) - 1))
     floor = 2.0 / n_validation if case.metric.endswith("accuracy") else 0.02 * abs(mean)
