@@ -247,6 +247,7 @@ def _child(args: dict) -> ScriptCheck:
         sample = synthetic_data(tuple(args["input_shape"]), int(args["n_outputs"]), args["task"])
         if args.get("columns"):
             sample = _synthetic_table(args["columns"], sample)
+        sample = _labels_of_kind(sample, args.get("label_kind"), int(args["n_outputs"]))
         module, free_globals = import_with_free_globals(args["path"], sample)
         stage = "find the entry"
         name, entry, kind = resolve_entry(module, args["entry_point"])
@@ -281,6 +282,22 @@ def _child(args: dict) -> ScriptCheck:
     except BaseException as exc:  # noqa: BLE001 - report anything the user's code raises
         return ScriptCheck(False, None, f"{stage} failed: {type(exc).__name__}: {exc}",
                            details=traceback.format_exc())
+
+def _labels_of_kind(sample, label_kind: str | None, n_outputs: int):  # noqa: ANN001, ANN202
+    """The stand-in sample with labels shaped like the dataset's (one-hot or multi-hot rows), so that a ``fit``
+    run to discover its hyperparameters trains with the loss the script compiled for those labels."""
+    import numpy as np
+
+    from hopper.engine.data import MULTI_LABEL, ONE_HOT
+    from hopper.mop_scheduler.worker.build_data import BuildData
+
+    if label_kind not in (ONE_HOT, MULTI_LABEL):
+        return sample
+    k, rows, rng = max(n_outputs, 2), len(sample.y), np.random.default_rng(1)
+    y = (np.eye(k, dtype=np.float32)[rng.integers(0, k, rows)] if label_kind == ONE_HOT
+         else (rng.random((rows, k)) < 0.5).astype(np.float32))
+    return BuildData(sample.x, y, sample.frame)
+
 
 def _synthetic_table(columns: Sequence[dict], sample):  # noqa: ANN001, ANN202
     """A stand-in sample of a typed table (its column names and types), so that a builder or a bound
