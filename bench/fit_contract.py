@@ -8,8 +8,9 @@ with the same model (the roster ``mlp`` builder) and the same training arguments
     ``model.fit(x, y, batch_size=32, shuffle=True, verbose=0, validation_batch_size=512, **kwargs)``; Hopper
     calls it as KerasTuner's ``Tuner.run_trial`` does and reads the epoch's metrics back from its History.
 The two alternate (plain, faithful, plain, ...) after a warm-up of each, and each sub-epoch's wall time is
-``runner.run``'s (build is cached; fit, read-back and the checkpoint write included). Reported: the medians and
-the median of the per-pair ratios faithful / plain, for mid-epoch and epoch-ending sub-epochs. Target <= 1.05.
+``runner.run``'s (build is cached; fit, read-back and the checkpoint write included), in wall and in CPU time.
+Reported: the medians and the median of the per-pair ratios faithful / plain, for mid-epoch and epoch-ending
+sub-epochs. Target <= 1.05.
 
 Usage: python bench/fit_contract.py [--repeats R] [--quick]
 """
@@ -85,30 +86,37 @@ def main() -> None:
             task = SubEpochTask(sub_epoch_id=n, config_id=config_id, epoch=0, partition=0, model_ref=refs[path],
                                 entry_point="build_model", hparams=hparams, dataset=layout,
                                 out_path=str(Path(work) / f"{path}-{n}.npz"), seed=n, evaluate=evaluate)
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             result = runner.run(task)
-            elapsed = time.perf_counter() - started
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
             if not result.ok:
                 raise SystemExit(f"{path}: {result.error}\n{result.details}")
             os.unlink(task.out_path)
+            cpu_times[(path, evaluate)].append(cpu)
             return elapsed
 
         timings: dict[tuple[str, bool], list[float]] = {(p, e): [] for p in refs for e in (False, True)}
+        cpu_times: dict[tuple[str, bool], list[float]] = {(p, e): [] for p in refs for e in (False, True)}
         for path, config_id in (("plain", 1), ("faithful", 2)):
             for evaluate in (False, True):
                 one(path, config_id, evaluate)  # warm-up: build, trace fit/evaluate once
+                cpu_times[(path, evaluate)].clear()
         for _ in range(repeats):
             for evaluate in (False, True):
                 for path, config_id in (("plain", 1), ("faithful", 2)):
                     timings[(path, evaluate)].append(one(path, config_id, evaluate))
 
     def summary(evaluate: bool) -> dict:
-        plain, faithful = timings[("plain", evaluate)], timings[("faithful", evaluate)]
-        ratios = [f / p for p, f in zip(plain, faithful, strict=True)]
-        return {"plain_ms_median": round(statistics.median(plain) * 1000, 2),
-                "faithful_ms_median": round(statistics.median(faithful) * 1000, 2),
-                "ratio_median": round(statistics.median(ratios), 4),
-                "ratio_min": round(min(ratios), 4), "ratio_max": round(max(ratios), 4)}
+        out = {}
+        # Wall time is what a worker spends; CPU time (this process, all threads) is steadier on a shared machine.
+        for label, table in (("wall", timings), ("cpu", cpu_times)):
+            plain, faithful = table[("plain", evaluate)], table[("faithful", evaluate)]
+            ratios = [f / p for p, f in zip(plain, faithful, strict=True)]
+            out[label] = {"plain_ms_median": round(statistics.median(plain) * 1000, 2),
+                          "faithful_ms_median": round(statistics.median(faithful) * 1000, 2),
+                          "ratio_median": round(statistics.median(ratios), 4),
+                          "ratio_min": round(min(ratios), 4), "ratio_max": round(max(ratios), 4)}
+        return out
 
     emit("fit_contract", {"model": "mlp", "rows_per_sub_epoch": int(len(train[0])), "repeats": repeats,
                           "mid_epoch_sub_epoch": summary(False), "epoch_end_sub_epoch": summary(True),

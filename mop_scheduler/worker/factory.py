@@ -98,9 +98,10 @@ def required_init_args(cls: type) -> list[str]:
 
 def _function_kind(fn: Callable) -> str | None:
     params = _parameters(fn)
-    if params and (params[0].name in _HP_NAMES or "HyperParameters" in str(params[0].annotation)):
-        return "hp_fn"
     required = [p for p in params if p.default is p.empty]
+    if params and (params[0].name in _HP_NAMES or "HyperParameters" in str(params[0].annotation)):
+        # A helper such as add_block(hp, model) is not an entry: Hopper passes hp alone.
+        return "hp_fn" if len(required) <= 1 else None
     if not required:
         return "noarg_fn"
     if len(required) == 1:

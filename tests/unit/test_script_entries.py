@@ -100,6 +100,8 @@ SCRIPTS = {
             return keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
         def build_b(config):
             return keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+        def add_block(hp, model):  # a helper, not an entry
+            model.add(keras.layers.Dense(hp.Int("units", 4, 8)))
     """,
     "nothing": """
         import keras
