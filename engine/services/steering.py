@@ -70,7 +70,7 @@ class SteeringServices(ServiceContext):
                 raise ValidationError("entry_args and bind_globals apply to a script's entry, not to a roster model",
                                       field="entry_args" if spec.entry_args else "bind_globals")
             entry = get_entry(spec.model)
-            feature_dtype = self.store.datasets.layout(dataset.id).schema.get("feature_dtype")
+            feature_dtype = dataset.schema.get("feature_dtype")
             if feature_dtype == "string":
                 strings = [c["name"] for c in dataset.schema.get("columns", []) if c["type"] in ("string", "text")]
                 raise ValidationError(f"{spec.model} takes one numeric matrix but dataset {dataset.name!r} has string "

@@ -32,7 +32,7 @@ def _tensor(array: np.ndarray) -> Any:
     if array.dtype == object:
         import tensorflow as tf
 
-        return tf.constant(array.astype(str).astype(object), dtype=tf.string)
+        return tf.constant(array, dtype=tf.string)
     return array
 
 
