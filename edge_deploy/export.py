@@ -66,14 +66,18 @@ def export_config(services: Services, config_id: int, quantizations: tuple[str, 
                   out_dir: Path | None = None, actor: str | None = None) -> list[ExportInfo]:
     """Export ``config_id`` in each quantisation; returns the recorded exports."""
     from hopper.engine.data import read_partition
+    from hopper.mop_scheduler.worker.build_data import SAMPLE_ROWS, BuildData
     from hopper.mop_scheduler.worker.checkpoints import load_checkpoint
     from hopper.mop_scheduler.worker.factory import ModelFactory
     from hopper.mop_scheduler.worker.inputs import features_for
 
     source: ExportSource = services.export_source(config_id)
     columns, y_val = read_partition(source.validation_path, source.feature_shape)
+    options = source.entry_options or {}
     factory = ModelFactory(source.model_ref, source.feature_shape, source.n_outputs, source.task,
-                           entry_point=source.entry_point)
+                           entry_point=source.entry_point, entry_args=options.get("entry_args"),
+                           bind_globals=options.get("bind_globals"),
+                           data_source=lambda: BuildData(columns[:SAMPLE_ROWS], y_val[:SAMPLE_ROWS]))
     model = factory.build(source.hparams)
     load_checkpoint(model, source.checkpoint_path, source.checkpoint_sha256)
     x_val = features_for(model, columns)

@@ -60,8 +60,10 @@ def keras_predictor(services: Services, config_id: int) -> Callable[[np.ndarray]
     from hopper.mop_scheduler.worker.factory import ModelFactory
 
     source = services.export_source(config_id)
+    options = source.entry_options or {}
     model = ModelFactory(source.model_ref, source.feature_shape, source.n_outputs, source.task,
-                         entry_point=source.entry_point).build(source.hparams)
+                         entry_point=source.entry_point, entry_args=options.get("entry_args"),
+                         bind_globals=options.get("bind_globals")).build(source.hparams)
     load_checkpoint(model, source.checkpoint_path, source.checkpoint_sha256)
     return lambda x: np.asarray(model.predict(x, batch_size=512, verbose=0))
 

@@ -99,10 +99,17 @@ class ScriptCheck:
     compiled: bool | None = None
     params: int | None = None
     notes: tuple[str, ...] = ()
+    entry: str | None = None  # the entry the script resolved to (picked when it was the only candidate)
+    # A HyperModel class entry's constructor parameters without defaults: a workload must give them (entry_args).
+    needs_entry_args: tuple[str, ...] = ()
+    # Module globals the script reads but never defines: a workload must bind them (bind_globals).
+    needs_bind_globals: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "kind": self.kind, "message": self.message, "details": self.details,
-                "space": self.space, "compiled": self.compiled, "params": self.params, "notes": list(self.notes)}
+                "space": self.space, "compiled": self.compiled, "params": self.params, "notes": list(self.notes),
+                "entry": self.entry, "needs_entry_args": list(self.needs_entry_args),
+                "needs_bind_globals": list(self.needs_bind_globals)}
 
 
 class ScriptValidator(Protocol):
@@ -434,6 +441,7 @@ class ExportSource:
     n_outputs: int
     task: str
     validation_path: str
+    entry_options: dict | None = None  # the workload's entry_args / bind_globals
 
 
 @dataclass(frozen=True)
@@ -454,6 +462,8 @@ class SubEpochStart:
     warm_start: tuple[str, str] | None  # a clone's or drill-down's starting weights, before its first commit
     privacy: dict | None = None  # the workload's privacy options: the worker trains with DP-SGD
     objectives: tuple[dict, ...] = ()  # the workload's objectives that the worker computes (engine.objectives)
+    entry_options: dict | None = None  # a script's entry_args / bind_globals from the workload spec
+    objective: tuple[str, str] = ("val_accuracy", "max")  # the workload's first objective (metric, direction)
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,19 @@ class WorkloadSpec(BaseModel):
     export_top_k: int | None = Field(default=None, ge=1, le=100,
                                      description="when the workload is done, export (and profile) its best k configs")
     privacy: PrivacySpec | None = Field(default=None, description="train every config with DP-SGD")
+    entry_args: dict[str, Any] | None = Field(
+        default=None, description="constructor arguments of a script's HyperModel class entry (keyword: value)")
+    bind_globals: dict[str, Literal["x", "y", "frame"]] | None = Field(
+        default=None, description="script globals bound to the training sample before the script runs "
+                                  "(x_train: x, y_train: y, train_dataframe: frame)")
+
+    @field_validator("entry_args", "bind_globals")
+    @classmethod
+    def _identifier_keys(cls, value: dict | None) -> dict | None:
+        for key in value or {}:
+            if not key.isidentifier():
+                raise PydanticCustomError("identifier", "'{key}' is not a Python identifier", {"key": key})
+        return value
 
     @field_validator("objectives", mode="before")
     @classmethod

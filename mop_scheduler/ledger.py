@@ -106,6 +106,12 @@ class Ledger:
     def _commit_ok(self, result: SubEpochResult) -> EpochReport | None:
         stats = SubEpochStats(result.rows, result.train_loss, result.train_accuracy, result.compute_seconds,
                               result.hop_seconds)
+        if result.new_space:
+            # Before the commit, and idempotent: a commit retried after an outage grows nothing twice.
+            added = self.store.workloads.grow_space(result.config_id, result.new_space)
+            if added:
+                log.info("config %d: the script declared %s: added to its workload's space", result.config_id,
+                         ", ".join(added))
         done: CommittedSubEpoch = self.store.schedule.commit_ok(
             sub_epoch_id=result.sub_epoch_id, config_id=result.config_id, n_partitions=self.n_partitions,
             checkpoint_path=result.checkpoint_path, checkpoint_sha256=result.checkpoint_sha256,

@@ -335,6 +335,8 @@ class Scheduler:
             out_path=str(out_path), seed=visit_key(start.workload_seed, start.config_id, start.epoch, worker),
             evaluate=evaluate, in_checkpoint=start.in_checkpoint, warm_start=start.warm_start, privacy=start.privacy,
             objectives=start.objectives,
+            entry_args=(start.entry_options or {}).get("entry_args") or None,
+            bind_globals=(start.entry_options or {}).get("bind_globals") or None, objective=start.objective,
         )
 
     # -- completion ---------------------------------------------------------------------------------------------

@@ -53,6 +53,22 @@ class LossChoice:
     loss: str
     metrics: tuple[str, ...]
     reason: str
+    from_logits: bool = False
+
+
+def logits_output(model) -> bool:  # noqa: ANN001
+    """Whether the model's single output is a ``Dense`` layer with no (linear) activation: it emits logits."""
+    import keras
+
+    outputs = getattr(model, "outputs", None)
+    if outputs is not None and len(outputs) != 1:
+        return False
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    last = layers[-1] if layers else None
+    if not isinstance(last, keras.layers.Dense | keras.layers.EinsumDense):
+        return False
+    activation = getattr(last, "activation", None)
+    return activation is None or getattr(activation, "__name__", "") == "linear"
 
 
 def _output_units(model: Any) -> int | None:
@@ -109,10 +125,28 @@ def _metric(name: str):  # noqa: ANN202
     return keras.metrics.BinaryAccuracy(name="accuracy") if name == "binary_accuracy" else name
 
 
+_LOSS_CLASSES = {"sparse_categorical_crossentropy": "SparseCategoricalCrossentropy",
+                 "categorical_crossentropy": "CategoricalCrossentropy", "binary_crossentropy": "BinaryCrossentropy"}
+
+
 def compile_for_task(model, config: dict[str, Any], task: str, label_kind: str | None = None) -> LossChoice:  # noqa: ANN001
-    """Compile with the config's optimizer and the loss the labels call for; returns what was chosen and why."""
+    """Compile with the config's optimizer and the loss the labels call for; returns what was chosen and why.
+
+    A classifier whose output is logits (``logits_output``) gets the crossentropy with ``from_logits=True``
+    (and a binary accuracy thresholded at 0), which ``LossChoice.from_logits`` reports.
+    """
+    import keras
+
     choice = loss_and_metrics(task, label_kind, _output_units(model))
-    model.compile(optimizer=make_optimizer(config), loss=choice.loss, metrics=[_metric(m) for m in choice.metrics])
+    from_logits = task == "classification" and choice.loss in _LOSS_CLASSES and logits_output(model)
+    loss: Any = choice.loss
+    metrics = [_metric(m) for m in choice.metrics]
+    if from_logits:
+        loss = getattr(keras.losses, _LOSS_CLASSES[choice.loss])(from_logits=True)
+        metrics = [keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0) if m == "binary_accuracy" else _metric(m)
+                   for m in choice.metrics]
+        choice = LossChoice(choice.loss, choice.metrics, choice.reason, from_logits=True)
+    model.compile(optimizer=make_optimizer(config), loss=loss, metrics=metrics)
     return choice
 
 

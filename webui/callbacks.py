@@ -123,7 +123,9 @@ def workload_rows(services: Services) -> list[dict]:
         best = f"{w.best['metric']} {w.best['value']:.4f} (config {w.best['config_id']})" if w.best else ""
         rows.append({"id": w.id, "link": f"[{_md(w.name)}](/workloads/{w.id})", "status": w.status,
                      "procedure": w.procedure, "model_ref": w.model_ref,
-                     "progress": f"{finished}/{total} configs finished", "best": best})
+                     "progress": f"{finished}/{total} configs finished", "best": best,
+                     # The first line: a workload whose every config failed says the error they share.
+                     "error": (w.error or "").strip().split("\n")[0][:300]})
     return rows
 
 
@@ -215,11 +217,12 @@ def launch_workload(services: Services, name: str | None, description: str | Non
                     dataset: str | None, procedure: str | None, space: str | None, epochs: int | None,
                     configs: int | None, metric: str | None, direction: str | None,
                     privacy: dict | None = None, procedure_options: dict | None = None,
-                    advisor: bool = False) -> tuple[Any, Any]:
+                    advisor: bool = False, entry_options: str | None = None) -> tuple[Any, Any]:
     """Launch a workload from the wizard: (notice, the new workload's path) or (error notice, no_update).
 
     ``privacy`` is :func:`privacy_options` of the wizard's privacy inputs, ``procedure_options``
-    :func:`wizard_options` of its procedure fields.
+    :func:`wizard_options` of its procedure fields; ``entry_options`` the YAML of a script's ``entry_args`` /
+    ``bind_globals`` (validated with the rest of the spec).
     """
     try:
         spec: dict[str, Any] = {
@@ -230,6 +233,7 @@ def launch_workload(services: Services, name: str | None, description: str | Non
         }
         if privacy is not None:
             spec["privacy"] = privacy
+        spec.update(parse_mapping(entry_options, "entry options"))
         chosen = guide(procedure or "")
         if (chosen is not None and chosen.needs_budget) or (procedure == "grid" and configs and configs < 1):
             spec["max_configs"] = configs
@@ -542,9 +546,10 @@ def register_callbacks(app: Dash, services: Services,
        State("wiz-space", "value"), State("wiz-epochs", "value"), State("wiz-configs", "value"),
        State("wiz-metric", "value"), State("wiz-direction", "value"),
        *PRIVACY_STATES, State({"type": "wiz-option", "name": ALL}, "id"),
-       State({"type": "wiz-option", "name": ALL}, "value"), State("wiz-advisor", "value"), prevent_initial_call=True)(
+       State({"type": "wiz-option", "name": ALL}, "value"), State("wiz-advisor", "value"), State("wiz-entry", "value"),
+       prevent_initial_call=True)(
         lambda n, *form: launch_workload(services, *form[:10], privacy_options(*form[10:16]),
-                                         wizard_options(form[16], form[17]), "advisor" in (form[18] or []))
+                                         wizard_options(form[16], form[17]), "advisor" in (form[18] or []), form[19])
         if n else (no_update, no_update))
 
     cb(Output("wiz-proc-fields", "children"), Input("wiz-procedure", "value"), prevent_initial_call=True)(

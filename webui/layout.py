@@ -69,7 +69,7 @@ def workloads_page(datasets: list, scripts: list) -> html.Div:
                 {"name": "id", "id": "id"}, {"name": "name", "id": "link", "presentation": "markdown"},
                 {"name": "status", "id": "status"}, {"name": "procedure", "id": "procedure"},
                 {"name": "model", "id": "model_ref"}, {"name": "progress", "id": "progress"},
-                {"name": "best", "id": "best"}],
+                {"name": "best", "id": "best"}, {"name": "error", "id": "error"}],
             data=[], sort_action="native", page_size=20, markdown_options={"link_target": "_self"}, **TABLE_STYLE),
         html.H2("Launch a workload"),
         html.Div([
@@ -133,6 +133,9 @@ def workloads_page(datasets: list, scripts: list) -> html.Div:
                 field("Search space (YAML or JSON)", dcc.Textarea(id="wiz-space", value=EXAMPLE_SPACE,
                                                                  className="textarea code")),
                 html.Div(id="wiz-space-feedback", className="feedback"),
+                field("Script entry options (YAML: entry_args, bind_globals)", dcc.Textarea(
+                    id="wiz-entry", placeholder="entry_args: {num_classes: 10}\nbind_globals: {x_train: x}",
+                    className="textarea code")),
                 html.Button("Launch", id="wiz-launch", className="button primary"),
                 html.Div(id="wiz-notice", className="notice"),
             ], className="col"),

@@ -21,6 +21,7 @@ from hopper.engine.entities import (
     ConfigInfo,
     Importance,
     ObjectiveFront,
+    ScriptInfo,
     SubEpochInfo,
     WorkloadInfo,
 )
@@ -85,8 +86,12 @@ class SteeringServices(ServiceContext):
                                       field="script")
             if space_raw is None:
                 space_raw = script.validation.get("space")
+            _check_entry_options(spec, script)
             model_ref, script_id = f"script:{script.id}", script.id
         else:
+            if spec.entry_args or spec.bind_globals:
+                raise ValidationError("entry_args and bind_globals apply to a script's entry, not to a roster model",
+                                      field="entry_args" if spec.entry_args else "bind_globals")
             entry = get_entry(spec.model)
             feature_dtype = dataset.schema.get("feature_dtype")
             if feature_dtype == "string":
@@ -141,6 +146,8 @@ class SteeringServices(ServiceContext):
             warm_start_checkpoint_id=warm_start_checkpoint_id, export_top_k=spec.export_top_k,
             procedure_options=spec.procedure_options or None,
             advisor=spec.advisor,
+            entry_options=({"entry_args": spec.entry_args or {}, "bind_globals": spec.bind_globals or {}}
+                           if spec.entry_args or spec.bind_globals else None),
         )
 
     def check_privacy(self, options: dict, dataset: str | int | None = None) -> list[str]:
@@ -549,6 +556,28 @@ def _check_model_hparams(model_ref: str, names: list[str], values: Iterable[tupl
     check_hparams(model_ref, names, field_prefix=prefix)
     for key, value in values:
         check_hparam_value(model_ref, key, value, field=f"{prefix}.{key}")
+
+
+def _check_entry_options(spec: WorkloadSpec, script: ScriptInfo) -> None:
+    """entry_args only for a HyperModel class entry, and all the constructor arguments it needs."""
+    needs = list(script.validation.get("needs_entry_args") or [])
+    entry = script.validation.get("entry") or script.entry_point
+    if spec.entry_args and script.kind != "hypermodel":
+        raise ValidationError(f"entry_args: script {script.id}'s entry {entry} is a {script.kind}, not a HyperModel "
+                              "class; constructor arguments apply to a HyperModel class only", field="entry_args")
+    missing = [name for name in needs if name not in (spec.entry_args or {})]
+    if missing:
+        raise ValidationError(
+            f"entry_args: script {script.id}'s {entry}.__init__ needs {', '.join(missing)}: give them as entry_args: "
+            f"{{{', '.join(f'{a}: ...' for a in missing)}}}, or upload a script whose entry is an instance "
+            f"(hypermodel = {entry}(...))", field="entry_args")
+    unbound = [name for name in script.validation.get("needs_bind_globals") or [] if name not in
+               (spec.bind_globals or {})]
+    if unbound:
+        raise ValidationError(
+            f"bind_globals: script {script.id} reads module globals it does not define ({', '.join(unbound)}): bind "
+            f"them to the training sample, e.g. bind_globals: {{{', '.join(f'{n}: x' for n in unbound)}}} "
+            "(x features, y labels, frame the typed table)", field="bind_globals")
 
 
 def _check_space_for_model(model_ref: str, space: SearchSpace) -> None:

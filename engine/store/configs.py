@@ -259,4 +259,5 @@ class ConfigStore(Repository):
             info = DatasetInfo.from_row(dataset)
             return ExportSource(config_id, workload.id, checkpoint.id, checkpoint.path, checkpoint.sha256, model_ref,
                                 entry_point, dict(config.hparams), tuple(info.feature_shape), info.n_outputs,
-                                info.task, dataset.validation_path)
+                                info.task, dataset.validation_path,
+                                None if workload.entry_options is None else dict(workload.entry_options))

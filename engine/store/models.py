@@ -96,6 +96,8 @@ class WorkloadRow(Base):
     warnings: Mapped[list | None] = mapped_column(JSON, nullable=True)
     # The procedure's options (ASHA's eta and min_epochs, PBT's population, median_stop, ...); None: defaults.
     procedure_options: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # A script's entry options from the spec: {"entry_args": {...}, "bind_globals": {name: x|y|frame}}.
+    entry_options: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     # Advisor mode: the procedure's decisions (stop, pause, promote, exploit) become suggestions for people.

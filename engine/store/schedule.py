@@ -167,7 +167,9 @@ class ScheduleStore(Repository):
             return SubEpochStart(row.id, config.id, workload.id, workload.seed, config.epochs_done, partition,
                                  dict(config.hparams), layout, model_ref, entry_point, in_ckpt, warm,
                                  None if workload.privacy is None else dict(workload.privacy),
-                                 computed_objectives(workload.objectives))
+                                 computed_objectives(workload.objectives),
+                                 None if workload.entry_options is None else dict(workload.entry_options),
+                                 (workload.objectives[0]["metric"], workload.objectives[0]["direction"]))
 
     def commit_ok(self, *, sub_epoch_id: int, config_id: int, n_partitions: int, checkpoint_path: str,
                   checkpoint_sha256: str, checkpoint_bytes: int, stats: SubEpochStats, val_metrics: dict[str, float],

@@ -12,7 +12,7 @@ from hopper.engine.entities import ConfigObservation, Proposal, WorkloadInfo
 from hopper.engine.errors import InvalidState
 from hopper.engine.status import ConfigStatus, WorkloadStatus, check_transition
 from hopper.engine.store._common import Repository, add_event, get_row
-from hopper.engine.store.models import ConfigRow, EventRow, MetricRow, WorkloadRow
+from hopper.engine.store.models import ConfigRow, EventRow, MetricRow, ScriptRow, WorkloadRow
 
 #: Given the workload and every config it has, the configs to add now.
 Proposer = Callable[[WorkloadInfo, list[ConfigObservation]], Proposal]
@@ -88,6 +88,20 @@ def _add_proposals(session, workload: WorkloadRow, proposal: Proposal) -> None: 
         session.add(ConfigRow(workload_id=workload.id, hparams=hparams, origin="procedure",
                               status=ConfigStatus.QUEUED, warm_start_checkpoint_id=workload.warm_start_checkpoint_id))
     session.flush()
+
+
+def _all_failed_error(session, workload_id: int) -> str | None:  # noqa: ANN001
+    """When every config of a workload failed: the error they share (or the first one), else None."""
+    rows = list(session.execute(select(ConfigRow.id, ConfigRow.status, ConfigRow.error)
+                                .where(ConfigRow.workload_id == workload_id).order_by(ConfigRow.id)))
+    if not rows or any(status != ConfigStatus.FAILED for _, status, _ in rows):
+        return None
+    heads = [(error or "no error recorded").strip().splitlines()[0] if (error or "").strip() else "no error recorded"
+             for _, _, error in rows]
+    first = next((error for _, _, error in rows if error), "no error recorded")
+    if len(set(heads)) == 1:
+        return f"all {len(rows)} configs failed with the same error: {first}"[:20_000]
+    return f"all {len(rows)} configs failed; config {rows[0][0]}'s error: {first}"[:20_000]
 
 
 def reopen(workload: WorkloadRow) -> None:
@@ -189,6 +203,27 @@ class WorkloadStore(Repository):
                 return None
             return decider(WorkloadInfo.from_row(row), observations(session, workload_id))
 
+    def grow_space(self, config_id: int, additions: dict) -> list[str]:
+        """Add to the space of the config's workload the hyperparameters its script declared that the space
+        lacks (first seen in a later build or in ``fit``), as KerasTuner's oracle does with ``update_space``;
+        the audit log records it with the script as the actor. Returns the names added (none: already there).
+
+        The workload's ``updated_at`` moves with it, so the scheduler asks its procedure again on the new space.
+        """
+        with self._session() as session:
+            config = get_row(session, ConfigRow, config_id, "config")
+            row = session.get(WorkloadRow, config.workload_id)
+            added = {name: spec for name, spec in additions.items() if name not in (row.search_space or {})}
+            if not added:
+                return []
+            before = sorted(row.search_space or {})
+            row.search_space = {**(row.search_space or {}), **added}
+            script = session.get(ScriptRow, row.script_id) if row.script_id is not None else None
+            actor = f"script:{script.name}" if script is not None else "script"
+            add_event(session, actor, "grow_space", "workload", row.id, {"names": before},
+                      {"added": added, "seen_by_config": config_id})
+            return sorted(added)
+
     def fail(self, workload_id: int, error: str) -> None:
         """The workload cannot go on (its procedure raised, its dataset does not fit the workers)."""
         with self._session() as session:
@@ -208,7 +243,12 @@ class WorkloadStore(Repository):
                     ConfigRow.workload_id == workload_id,
                     ConfigRow.status.in_([ConfigStatus.QUEUED, ConfigStatus.RUNNING])).limit(1))
                 if active is None:
-                    row.status = WorkloadStatus.DONE
+                    error = _all_failed_error(session, workload_id)
+                    if error is None:
+                        row.status = WorkloadStatus.DONE
+                    else:
+                        check_transition(row.status, WorkloadStatus.FAILED, what=f"workload {workload_id}")
+                        row.status, row.error = WorkloadStatus.FAILED, error
                     finished.append(workload_id)
         return finished
 

@@ -35,6 +35,12 @@ class SubEpochTask:
     # The workload's objectives that the worker computes itself (flops, val_balanced_accuracy, val_cost, ...),
     # resolved at launch (class indices, cost matrix); empty: Keras' own metrics only.
     objectives: tuple[dict, ...] = ()
+    # A script's entry options from the workload spec: a HyperModel class's constructor arguments, and the
+    # module globals bound to the training sample before the script runs.
+    entry_args: dict | None = None
+    bind_globals: dict | None = None
+    # The workload's first objective (metric, direction): a float a HyperModel's fit returns is its value.
+    objective: tuple[str, str] = ("val_accuracy", "max")
 
 
 @dataclass
@@ -59,3 +65,6 @@ class SubEpochResult:
     retryable: bool = False
     # The DP-SGD blocks (q, noise_multiplier, steps) this sub-epoch ran; the store accounts them on commit.
     dp_events: list[tuple[float, float, int]] = field(default_factory=list)
+    # Hyperparameters the script declared that the workload's space lacks (a SearchSpace dict): first seen in
+    # a later build (conditional layers) or in a HyperModel's fit. The scheduler grows the space with them.
+    new_space: dict = field(default_factory=dict)

@@ -74,14 +74,37 @@ class SubEpochRunner:
             self._validation[ref.dataset_id] = self._read(ref.validation_path, ref.feature_shape)
         return self._validation[ref.dataset_id]
 
+    def _build_sample(self, ref: DatasetLayout):  # noqa: ANN202
+        """The training sample a script's builder receives: the head of partition 0, the same on every worker."""
+        from hopper.engine.data import Columns
+        from hopper.mop_scheduler.worker.build_data import sample_of
+
+        x, y = (self._data[ref.dataset_id] if self.worker == 0 and ref.dataset_id in self._data
+                else self._read(ref.partition_paths[0], ref.feature_shape))
+        if isinstance(x, Columns):
+            import numpy as np
+
+            from hopper.mop_scheduler.worker.build_data import SAMPLE_ROWS, BuildData
+
+            # A typed table: its columns as the DataFrame a script would have read, and the numeric matrix as x
+            # when there is one (a table with string columns keeps its Columns, indexable by name).
+            head = x.take(np.arange(min(len(x), SAMPLE_ROWS)))
+            return BuildData(head.matrix if not head.string_columns else head, y[:SAMPLE_ROWS], head.to_frame())
+        return sample_of(x, y)
+
     def _factory(self, task: SubEpochTask):  # noqa: ANN202
         key = (task.model_ref, task.entry_point, task.dataset.feature_shape, task.dataset.n_outputs, task.dataset.task,
+               repr(sorted((task.entry_args or {}).items())), repr(sorted((task.bind_globals or {}).items())),
                task.dataset.label_kind)
         if key not in self._factories:
+            from functools import partial
+
             from hopper.mop_scheduler.worker.factory import ModelFactory
 
             self._factories[key] = ModelFactory(task.model_ref, task.dataset.feature_shape, task.dataset.n_outputs,
                                                 task.dataset.task, entry_point=task.entry_point,
+                                                entry_args=task.entry_args, bind_globals=task.bind_globals,
+                                                data_source=partial(self._build_sample, task.dataset),
                                                 label_kind=task.dataset.label_kind)
         return self._factories[key]
 
@@ -100,7 +123,14 @@ class SubEpochRunner:
             result.reused_in_memory = True
             return cached[0]
         factory = self._factory(task)
-        model = cached[0] if cached is not None else factory.build(task.hparams)
+        if cached is not None:
+            model = cached[0]
+        elif factory.uses_hp:
+            hp = factory.hyperparameters(task.hparams)
+            model = factory.build(task.hparams, hp)
+            result.new_space.update(factory.new_hparams(hp, task.hparams))
+        else:
+            model = factory.build(task.hparams)
         result.notes.extend(n for n in factory.notes if n not in result.notes)
         if task.in_checkpoint is not None and not load_checkpoint(model, *task.in_checkpoint):
             result.notes.append("the optimizer state in the checkpoint did not fit; it restarted fresh")
@@ -153,10 +183,17 @@ class SubEpochRunner:
             events_before = len(model.dp_events)
         t1 = time.perf_counter()
         keras.utils.set_random_seed(task.seed % (2**31))
-        history = self._factory(task).fit(
-            model, task.hparams, self._features_for(model, x), y, batch_size=int(task.hparams.get("batch_size", default_for("batch_size"))), epochs=1,
-            shuffle=True, verbose=0,
-        )
+        factory = self._factory(task)
+        reported: dict[str, float] | None = None
+        if factory.fits_itself:
+            history, reported = self._fit_like_keras_tuner(factory, model, task, self._features_for(model, x), y,
+                                                           result)
+        else:
+            history = factory.fit(
+                model, task.hparams, self._features_for(model, x), y,
+                batch_size=int(task.hparams.get("batch_size", default_for("batch_size"))), epochs=1, shuffle=True,
+                verbose=0,
+            )
         t2 = time.perf_counter()
         if task.privacy is not None:
             from hopper.engine.privacy import merge_events
@@ -179,10 +216,13 @@ class SubEpochRunner:
             if key in hist:
                 result.train_accuracy = float(hist[key][-1])
                 break
-        if task.evaluate:
+        if task.evaluate and reported is not None:
+            result.val_metrics = reported
+        elif task.evaluate:
             xv, yv = self._validation_split(task.dataset)
             values = model.evaluate(self._features_for(model, xv), yv, batch_size=512, verbose=0, return_dict=True)
             result.val_metrics = {f"val_{k}": float(v) for k, v in values.items()}
+        if task.evaluate:
             # The model's size as an objective (params: min) beside accuracy and edge latency.
             result.val_metrics["params"] = float(model.count_params())
             result.val_metrics.update(extra_objectives(model, xv, yv, task.objectives, task.dataset.n_outputs))
@@ -195,6 +235,43 @@ class SubEpochRunner:
         self._models[task.config_id] = (model, task.out_path)
         while len(self._models) > self._cache_size:
             self._models.popitem(last=False)
+
+
+    def _fit_like_keras_tuner(self, factory, model, task: SubEpochTask, x, y,  # noqa: ANN001
+                              result: SubEpochResult) -> tuple[Any, dict[str, float] | None]:
+        """One sub-epoch through the HyperModel's own ``fit``, called as KerasTuner calls it.
+
+        The sub-epoch that ends an epoch passes the validation split; what ``fit`` returns is then the epoch's
+        validation result, converted as KerasTuner converts it for its oracle (never ``model.evaluate`` on data
+        the script's ``fit`` did not preprocess). Returns fit's result as a History-like object for the training
+        numbers, and the reported validation metrics (None when this sub-epoch does not end an epoch).
+        """
+        import keras
+
+        from hopper.mop_scheduler.worker.factory import metrics_from_fit
+
+        hp = factory.hyperparameters(task.hparams)
+        validation = None
+        if task.evaluate:
+            xv, yv = self._validation_split(task.dataset)
+            validation = (self._features_for(model, xv), yv)
+        outcome = factory.fit_like_keras_tuner(model, hp, x, y, validation_data=validation)
+        result.new_space.update(factory.new_hparams(hp, task.hparams))
+        result.notes.extend(n for n in factory.notes if n not in result.notes)
+        history = outcome if isinstance(outcome, keras.callbacks.History) else None
+        if not task.evaluate:
+            return history, None
+        metric, direction = task.objective
+        reported = metrics_from_fit(outcome, metric, direction)
+        if history is None and isinstance(outcome, dict):
+            history = keras.callbacks.History()
+            history.history = {k: [v] for k, v in reported.items() if not k.startswith("val_")}
+        if metric not in reported:
+            result.notes.append(f"{factory.hypermodel_name}.fit reported no {metric} (it has "
+                                f"{', '.join(sorted(reported)) or 'nothing'}): does it pass validation_data to "
+                                f"model.fit or return the objective?")
+        validation_metrics = {k: v for k, v in reported.items() if k.startswith("val_") or k == metric}
+        return history, validation_metrics
 
 
 def worker_environment(threads: int) -> dict[str, str]:

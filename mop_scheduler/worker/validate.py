@@ -173,6 +173,8 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
             data = json.loads(line[len(_MARKER):])
             data["notes"] = tuple(data.get("notes") or ())
             _log_layers(data["notes"])
+            data["needs_entry_args"] = tuple(data.get("needs_entry_args") or ())
+            data["needs_bind_globals"] = tuple(data.get("needs_bind_globals") or ())
             return ScriptCheck(**data)
     tail = (proc.stderr or "").strip().splitlines()[-15:]
     reason = f"exit code {proc.returncode}"
@@ -192,6 +194,14 @@ def _log_layers(notes: Sequence[str]) -> None:
         if note.startswith("sandbox: ") and note not in _layers_seen:
             _layers_seen.add(note)
             log.info("script validation: %s", note)
+
+
+def _free_globals_note(free_globals: dict[str, str]) -> tuple[str, ...]:
+    if not free_globals:
+        return ()
+    binding = ", ".join(f"{n}: {w}" for n, w in free_globals.items())
+    return (f"the script reads module globals it does not define ({', '.join(free_globals)}): launch it with "
+            f"bind_globals: {{{binding}}} (validated with a synthetic sample bound to them)",)
 
 
 def _child(args: dict) -> ScriptCheck:
@@ -214,8 +224,32 @@ def _child(args: dict) -> ScriptCheck:
     lock_down()
     stage = "import"
     try:
-        factory = ModelFactory("script:" + args["path"], tuple(args["input_shape"]), int(args["n_outputs"]),
-                               args["task"], entry_point=args["entry_point"], label_kind=args.get("label_kind"))
+        from hopper.mop_scheduler.worker.factory import (
+            SCRIPT_PREFIX,
+            import_with_free_globals,
+            required_init_args,
+            resolve_entry,
+            synthetic_data,
+        )
+
+        sample = synthetic_data(tuple(args["input_shape"]), int(args["n_outputs"]), args["task"])
+        if args.get("columns"):
+            sample = _synthetic_table(args["columns"], sample)
+        sample = _labels_of_kind(sample, args.get("label_kind"), int(args["n_outputs"]))
+        module, free_globals = import_with_free_globals(args["path"], sample)
+        stage = "find the entry"
+        name, entry, kind = resolve_entry(module, args["entry_point"])
+        missing = required_init_args(entry) if kind == "hypermodel" and isinstance(entry, type) else []
+        if missing:
+            # Usable once a workload gives the arguments: accepted, and the launch checks they are there.
+            needs = ", ".join(missing)
+            return ScriptCheck(True, kind, f"ok: {name} is a HyperModel class whose __init__ needs {needs}: give them "
+                               f"in the workload spec as entry_args, or use an instance (hypermodel = {name}(...), "
+                               f"--entry hypermodel)", entry=name, needs_entry_args=tuple(missing),
+                               needs_bind_globals=tuple(free_globals))
+        factory = ModelFactory(SCRIPT_PREFIX + args["path"], tuple(args["input_shape"]), int(args["n_outputs"]),
+                               args["task"], entry_point=name, bind_globals=free_globals or None,
+                               data_source=lambda: sample, label_kind=args.get("label_kind"))
         stage = "read search space"
         space = factory.search_space_from_script()
         stage = "build"
@@ -226,15 +260,54 @@ def _child(args: dict) -> ScriptCheck:
 
             stage = "inputs"
             features_for(model, Columns.empty(args["columns"]))
-        return ScriptCheck(True, factory.kind, f"ok: {factory.kind} building {model.name} "
+        return ScriptCheck(True, factory.kind, f"ok: {factory.kind} {name} building {model.name} "
                            f"({model.count_params()} parameters)", space=space,
                            compiled=not factory.compiled_by_factory, params=int(model.count_params()),
-                           notes=(*factory.notes, sandbox))
+                           notes=(*factory.notes, sandbox, *_free_globals_note(free_globals)), entry=name,
+                           needs_bind_globals=tuple(free_globals))
     except HopperError as exc:
         return ScriptCheck(False, None, f"{stage}: {exc.message}", details=traceback.format_exc(), notes=(sandbox,))
     except BaseException as exc:  # noqa: BLE001 - report anything the user's code raises
         return ScriptCheck(False, None, f"{stage} failed: {type(exc).__name__}: {exc}",
                            details=traceback.format_exc(), notes=(sandbox,))
+
+def _labels_of_kind(sample, label_kind: str | None, n_outputs: int):  # noqa: ANN001, ANN202
+    """The stand-in sample with labels shaped like the dataset's (one-hot or multi-hot rows), so that a ``fit``
+    run to discover its hyperparameters trains with the loss the script compiled for those labels."""
+    import numpy as np
+
+    from hopper.engine.data import MULTI_LABEL, ONE_HOT
+    from hopper.mop_scheduler.worker.build_data import BuildData
+
+    if label_kind not in (ONE_HOT, MULTI_LABEL):
+        return sample
+    k, rows, rng = max(n_outputs, 2), len(sample.y), np.random.default_rng(1)
+    y = (np.eye(k, dtype=np.float32)[rng.integers(0, k, rows)] if label_kind == ONE_HOT
+         else (rng.random((rows, k)) < 0.5).astype(np.float32))
+    return BuildData(sample.x, y, sample.frame)
+
+
+def _synthetic_table(columns: Sequence[dict], sample):  # noqa: ANN001, ANN202
+    """A stand-in sample of a typed table (its column names and types), so that a builder or a bound
+    ``train_dataframe`` sees the columns it will get in training: ``frame`` the table, ``x`` its matrix."""
+    import numpy as np
+
+    from hopper.engine.data import _STRING_TYPES, INT, TOKEN_IDS, Columns
+    from hopper.mop_scheduler.worker.build_data import BuildData
+
+    rows, rng = len(sample.y), np.random.default_rng(0)
+    arrays = []
+    for column in columns:
+        if column["type"] == TOKEN_IDS:
+            arrays.append(rng.integers(1, 100, size=(rows, int(column.get("length", 8)))).astype(np.int32))
+        elif column["type"] in _STRING_TYPES:
+            arrays.append(np.asarray([f"value {i % 5}" for i in range(rows)], dtype=object))
+        elif column["type"] == INT:
+            arrays.append(rng.integers(0, 4, size=rows).astype(np.int64))
+        else:
+            arrays.append(rng.normal(size=rows).astype(np.float32))
+    table = Columns(tuple(c["name"] for c in columns), tuple(c["type"] for c in columns), tuple(arrays))
+    return BuildData(table.matrix if not table.string_columns else table, sample.y, table.to_frame())
 
 
 if __name__ == "__main__":

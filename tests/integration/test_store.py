@@ -122,3 +122,24 @@ def test_sqlite_runs_in_wal_mode(tmp_path):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
     store.dispose()
+
+
+def test_a_script_grows_the_space_once_and_all_failed_configs_fail_the_workload(migrated_store):
+    store = migrated_store
+    config_id = _seed(store)
+    with store.session() as s:
+        config = s.get(ConfigRow, config_id)
+        workload_id = config.workload_id
+        s.add(ConfigRow(workload_id=workload_id, hparams={"lr": 0.2}, status="failed", error="ValueError: bad\ntb"))
+        config.status, config.error = "failed", "ValueError: bad\nanother traceback"
+    batch = {"batch_size": {"type": "choice", "values": [16, 32]}}
+    assert store.workloads.grow_space(config_id, {**batch, "lr": {"type": "fixed", "value": 9}}) == ["batch_size"]
+    assert store.workloads.grow_space(config_id, batch) == []  # a retried commit adds nothing twice
+    workload = store.workloads.get(workload_id)
+    assert workload.search_space == {"lr": 0.1, **batch}
+    [event] = store.events.list(object_type="workload", object_id=workload_id)
+    assert (event.actor, event.action, event.after["added"]) == ("script", "grow_space", batch)
+    assert store.workloads.finish_idle([workload_id]) == [workload_id]
+    workload = store.workloads.get(workload_id)
+    assert workload.status == "failed"
+    assert workload.error == "all 2 configs failed with the same error: ValueError: bad\nanother traceback"

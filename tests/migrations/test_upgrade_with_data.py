@@ -259,13 +259,17 @@ def rows_at(revision: str) -> dict[str, list[dict]]:
              "actor": "bob", "n_expected": 1, "n_done": 0, "error": None, "created_at": T2, "claimed_at": None,
              "finished_at": None},
         ]
+    if _at_least(revision, "0010"):
+        for row in data["workload"]:
+            row["entry_options"] = ({"entry_args": {"num_classes": 10, "name": "Zoë"}, "bind_globals": {"x_train": "x"}}
+                                    if row["id"] == 2 else None)
     if revision not in _FIXTURED:
         raise AssertionError(f"migration {revision} has no fixture rows: extend rows_at() and UPGRADED_COLUMNS in "
                              f"{__file__} with the tables and columns it adds")
     return data
 
 
-_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009"}
+_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"}
 
 # Columns set after the row exists: cyclic foreign keys (config <-> checkpoint, workload -> config).
 DEFERRED = {("config", "current_checkpoint_id"): {1: 2, 4: 3}, ("config", "warm_start_checkpoint_id"): {2: 1},
@@ -280,7 +284,8 @@ UPGRADED_COLUMNS = {"0004": {("workload", "export_top_k"): None},
                              ("sub_epoch", "dp_steps"): None},
                     "0007": {("deployment", "actor"): None, ("profile_job", "actor"): None},
                     "0008": {("workload", "procedure_options"): None},
-                    "0009": {("workload", "advisor"): False}}
+                    "0009": {("workload", "advisor"): False},
+                    "0010": {("workload", "entry_options"): None}}
 
 
 def _with_deferred(data: dict[str, list[dict]]) -> dict[str, list[dict]]:

@@ -94,7 +94,7 @@ BAD_SCRIPTS = {
     "raises_at_import": ("import keras\nraise RuntimeError('boom at import')\n", "RuntimeError: boom at import"),
     "raises_at_build": ("def build_model(config):\n    return {}['missing']\n", "KeyError"),
     "wrong_type": ("def build_model(config):\n    return 'not a model'\n", "not a keras.Model"),
-    "no_entry": ("def something_else(config):\n    pass\n", "defines no 'build_model'"),
+    "no_entry": ("def something_else(a, b):\n    pass\n", "defines no 'build_model'"),
     "hangs": ("import time\ndef build_model(config):\n    while True:\n        time.sleep(1)\n", "did not finish"),
 }
 

@@ -30,6 +30,9 @@ def _launch(services, **overrides):
     ({"space": {"optimizer": {"type": "choice", "values": ["adam", "adagradx"]}}}, "space.optimizer", "unknown optimizer"),
     ({"space": {"units": {"type": "choice", "values": [32, "many"]}}}, "space.units", "must be an integer"),
     ({"space": {"dropout": {"type": "uniform", "low": 0.1, "high": 2, "step": 0.1}}}, "space.dropout", "outside"),
+    ({"entry_args": {"num_classes": 10}}, "entry_args", "not to a roster model"),
+    ({"bind_globals": {"x_train": "features"}}, "bind_globals.x_train", "'x', 'y' or 'frame'"),
+    ({"bind_globals": {"x-train": "x"}}, "bind_globals", "'x-train' is not a Python identifier"),
 ])
 def test_invalid_workload_specs_are_rejected_precisely(services, digits, overrides, field, fragment):
     with pytest.raises(ValidationError) as info:
@@ -130,3 +133,37 @@ def test_every_action_is_audited(services, digits):
     assert [(e.actor, e.action) for e in events[:4]] == [
         ("ben", "pause_workload"), ("ana", "stop_config"), ("ben", "set_priority"), ("ana", "add_config")]
     assert events[2].before["priority"] == 0 and events[2].after["priority"] == 3
+
+
+def _script_row(services, kind, validation):
+    return services.store.scripts.add(name="s.py", sha256="0" * 64, path="/nowhere/s.py", entry_point="build_model",
+                                      kind=kind, valid=True, validation={"ok": True, **validation}, actor="t",
+                                      message="ok").id
+
+
+def test_a_hypermodel_class_that_needs_constructor_arguments_gets_them_from_entry_args(services, digits):
+    needs = _script_row(services, "hypermodel", {"entry": "Classifier", "needs_entry_args": ["num_classes"]})
+    with pytest.raises(ValidationError) as info:
+        _launch(services, model=None, script=needs)
+    assert info.value.field == "entry_args" and "\n" not in info.value.message
+    assert "Classifier.__init__ needs num_classes: give them as entry_args: {num_classes: ...}" in info.value.message
+    assert "(hypermodel = Classifier(...))" in info.value.message
+    function = _script_row(services, "hp_fn", {"entry": "build_model"})
+    with pytest.raises(ValidationError, match="is a hp_fn, not a HyperModel class") as info:
+        _launch(services, model=None, script=function, entry_args={"num_classes": 10})
+    workload = _launch(services, model=None, script=needs, entry_args={"num_classes": 10},
+                       bind_globals={"x_train": "x"})
+    with services.store.session() as session:
+        from hopper.engine.store import WorkloadRow
+
+        row = session.get(WorkloadRow, workload.id)
+        assert row.entry_options == {"entry_args": {"num_classes": 10}, "bind_globals": {"x_train": "x"}}
+
+
+def test_a_script_reading_undefined_module_globals_needs_them_bound(services, digits):
+    script = _script_row(services, "noarg_fn", {"entry": "build", "needs_bind_globals": ["x_train", "y_train"]})
+    with pytest.raises(ValidationError) as info:
+        _launch(services, model=None, script=script, bind_globals={"x_train": "x"})
+    assert info.value.field == "bind_globals" and "(y_train)" in info.value.message
+    assert "bind_globals: {y_train: x}" in info.value.message
+    assert _launch(services, model=None, script=script, bind_globals={"x_train": "x", "y_train": "y"}).id

@@ -234,3 +234,17 @@ def test_the_epsilon_column_and_curve_appear_only_for_private_workloads(services
     assert "epsilon" not in table and "epsilon" not in curves
     table, curves = columns(layout.detail_page(private, None))
     assert "epsilon" in table and "epsilon" in curves
+
+
+def test_the_wizard_passes_a_scripts_entry_options_through_spec_validation(services, digits):
+    script = services.store.scripts.add(
+        name="s.py", sha256="0" * 64, path="/nowhere/s.py", entry_point="build_model", kind="hypermodel", valid=True,
+        validation={"ok": True, "entry": "Classifier", "needs_entry_args": ["num_classes"]}, actor="t", message="ok")
+    form = {"name": "w", "description": "", "model": f"script:{script.id}", "dataset": "digits", "procedure": "grid",
+            "space": GRID, "epochs": 1, "configs": None, "metric": "val_accuracy", "direction": "max"}
+    notice, path = cb.launch_workload(services, *form.values(), None, "bind_globals: {x_train: z}")
+    assert _is_error(notice) and "bind_globals.x_train" in _text(notice) and path is no_update
+    notice, path = cb.launch_workload(services, *form.values(), None, "")
+    assert _is_error(notice) and "needs num_classes" in _text(notice)
+    notice, path = cb.launch_workload(services, *form.values(), None, "entry_args: {num_classes: 10}")
+    assert not _is_error(notice), _text(notice)
