@@ -95,7 +95,7 @@ def test_objectives_over_rest_and_the_cli(trained, tmp_path):
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKEN}"
     r = client.post(f"/api/v1/workloads/{wid}/objectives",
                     json={"metric": "val_cost", "direction": "min", "cost_matrix": [[0, 1]] * 2})
-    assert r.status_code == 400 and r.json["error"]["field"] == "cost_matrix"
+    assert r.status_code == 422 and r.json["error"]["field"] == "cost_matrix"  # well-formed, wrong for 10 classes
     assert "10 x 10" in r.json["error"]["message"]
     assert client.post(f"/api/v1/workloads/{wid}/objectives", json={"metric": "flops"}).status_code == 400
     r = client.post(f"/api/v1/workloads/{wid}/objectives", json={"metric": "flops", "direction": "min"})
@@ -108,7 +108,7 @@ def test_objectives_over_rest_and_the_cli(trained, tmp_path):
     assert [o["metric"] for o in listed["objectives"]][-1] == "val_loss"
     ranked = client.get(f"/api/v1/workloads/{wid}/ranking", query_string={"metric": "val_loss"}).json
     assert [c["latest_metrics"]["val_loss"] for c in ranked] == sorted(c["latest_metrics"]["val_loss"] for c in ranked)
-    assert client.get(f"/api/v1/workloads/{wid}/ranking", query_string={"metric": "nope"}).status_code == 400
+    assert client.get(f"/api/v1/workloads/{wid}/ranking", query_string={"metric": "nope"}).status_code == 422
 
     env = {"HOPPER_HOME": str(services.settings.home), "HOPPER_DATABASE_URL": services.settings.database_url,
            "HOPPER_DATA_ROOTS": str(services.settings.data_roots[0]),
