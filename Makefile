@@ -14,8 +14,18 @@ run: $(STAMP)
 # it only ever moves up. HOPPER_INVENTORY_CHECK=1: fail when a CLI command or API route went untested.
 COVERAGE_FLOOR ?= 81
 
+# Two phases, one coverage figure: the tests whose assertions do not depend on timing run on two pytest-xdist
+# workers (a file's tests stay together: tests/conftest.py), then the fault, security, edge and browser tests,
+# which time leases, backoffs and latencies, run one at a time. Both phases record into one inventory file,
+# checked at the end of the second.
+SERIAL_TESTS := tests/fault tests/security tests/edge tests/e2e
+PARALLEL_TESTS := tests $(foreach d,$(SERIAL_TESTS),--ignore=$(d))
+
 test: $(STAMP) test-deps
-	HOPPER_INVENTORY_CHECK=1 $(PY) -m pytest --cov --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR) tests
+	@inventory=$$(mktemp -d)/inventory.txt; export HOPPER_TEST_INVENTORY=$$inventory; \
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=20 --cov --cov-report= $(PARALLEL_TESTS) && \
+	HOPPER_INVENTORY_CHECK=1 $(PY) -m pytest --durations=20 --cov --cov-append --cov-report=term:skip-covered \
+		--cov-fail-under=$(COVERAGE_FLOOR) $(SERIAL_TESTS)
 
 bench: $(STAMP)
 	$(PY) bench/hop_overhead.py

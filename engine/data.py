@@ -133,7 +133,9 @@ class Columns:
                 f"keras.Input(shape=(1,), name={self.string_columns[0]!r}, dtype=\"string\"), to receive a dict "
                 f"of named columns (columns: {self.describe()})", field="dataset")
         dtype = np.int32 if self.matrix_dtype == "int32" else np.float32
-        parts = [a.reshape(len(a), -1).astype(dtype, copy=False) for a in self.arrays]
+        # reshape(len, -1) is ambiguous on zero rows (the empty table validation stands in): name the width
+        parts = [a.reshape(len(a), int(np.prod(a.shape[1:], dtype=np.int64))).astype(dtype, copy=False)
+                 for a in self.arrays]
         return np.concatenate(parts, axis=1) if parts else np.zeros((0, 0), dtype)
 
     def schema(self) -> list[dict]:

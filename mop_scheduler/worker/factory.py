@@ -475,6 +475,11 @@ class ModelFactory:
                        "compile it with from_logits=True")
 
     # -- KerasTuner's fit contract ------------------------------------------------------------------------------
+    @property
+    def fit_names_validation_data(self) -> bool:
+        """Whether the HyperModel's own ``fit`` declares a ``validation_data`` parameter."""
+        return "validation_data" in inspect.signature(self._hypermodel_obj.fit).parameters
+
     def fit_like_keras_tuner(self, model: Any, hp: Any, x: Any, y: Any, *, validation_data: Any = None) -> Any:
         """Call the HyperModel's own ``fit`` as ``keras_tuner.Tuner.run_trial`` does:
         ``fit(hp, model, x, y, callbacks=[...], epochs=1[, validation_data=...])``, nothing else.

@@ -216,16 +216,20 @@ class SubEpochRunner:
             if key in hist:
                 result.train_accuracy = float(hist[key][-1])
                 break
-        if task.evaluate and reported is not None:
-            result.val_metrics = reported
-        elif task.evaluate:
-            xv, yv = self._validation_split(task.dataset)
-            values = model.evaluate(self._features_for(model, xv), yv, batch_size=512, verbose=0, return_dict=True)
-            result.val_metrics = {f"val_{k}": float(v) for k, v in values.items()}
         if task.evaluate:
+            if reported is not None:
+                result.val_metrics = reported
+            else:
+                xv, yv = self._validation_split(task.dataset)
+                values = model.evaluate(self._features_for(model, xv), yv, batch_size=512, verbose=0,
+                                        return_dict=True)
+                result.val_metrics = {f"val_{k}": float(v) for k, v in values.items()}
             # The model's size as an objective (params: min) beside accuracy and edge latency.
             result.val_metrics["params"] = float(model.count_params())
-            result.val_metrics.update(extra_objectives(model, xv, yv, task.objectives, task.dataset.n_outputs))
+            if task.objectives:
+                xv, yv = self._validation_split(task.dataset)
+                result.val_metrics.update(extra_objectives(model, self._features_for(model, xv), yv, task.objectives,
+                                                           task.dataset.n_outputs))
         t3 = time.perf_counter()
         sha, size = save_checkpoint(model, task.out_path)
         t4 = time.perf_counter()
@@ -252,7 +256,10 @@ class SubEpochRunner:
 
         hp = factory.hyperparameters(task.hparams)
         validation = None
-        if task.evaluate:
+        # A fit that names validation_data may use it on every call (unpack it, evaluate on its own crop), as
+        # KerasTuner always passes it; one that only forwards **kwargs to model.fit gets it when the epoch ends,
+        # so mid-epoch sub-epochs do not pay for an evaluation nobody reads.
+        if task.evaluate or factory.fit_names_validation_data:
             xv, yv = self._validation_split(task.dataset)
             validation = (self._features_for(model, xv), yv)
         outcome = factory.fit_like_keras_tuner(model, hp, x, y, validation_data=validation)

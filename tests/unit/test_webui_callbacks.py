@@ -242,9 +242,9 @@ def test_the_wizard_passes_a_scripts_entry_options_through_spec_validation(servi
         validation={"ok": True, "entry": "Classifier", "needs_entry_args": ["num_classes"]}, actor="t", message="ok")
     form = {"name": "w", "description": "", "model": f"script:{script.id}", "dataset": "digits", "procedure": "grid",
             "space": GRID, "epochs": 1, "configs": None, "metric": "val_accuracy", "direction": "max"}
-    notice, path = cb.launch_workload(services, *form.values(), None, "bind_globals: {x_train: z}")
+    notice, path = cb.launch_workload(services, *form.values(), None, entry_options="bind_globals: {x_train: z}")
     assert _is_error(notice) and "bind_globals.x_train" in _text(notice) and path is no_update
-    notice, path = cb.launch_workload(services, *form.values(), None, "")
+    notice, path = cb.launch_workload(services, *form.values(), None, entry_options="")
     assert _is_error(notice) and "needs num_classes" in _text(notice)
-    notice, path = cb.launch_workload(services, *form.values(), None, "entry_args: {num_classes: 10}")
+    notice, path = cb.launch_workload(services, *form.values(), None, entry_options="entry_args: {num_classes: 10}")
     assert not _is_error(notice), _text(notice)
