@@ -308,6 +308,9 @@ def _ray_trainable(config: dict, spec: dict) -> None:
             model = keras.models.load_model(Path(folder) / "model.keras")
             start_epoch = json.loads((Path(folder) / "epoch.json").read_text())["epoch"]
         model.optimizer.learning_rate = float(hparams["lr"])
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Dropout) and "dropout" in hparams:
+                layer.rate = float(hparams["dropout"])  # read when the restored model's step is traced
     else:
         keras.utils.set_random_seed(spec["seed"])
         model = build(spec, hparams)
