@@ -131,6 +131,7 @@ class WorkloadInfo(_Serialisable):
     export_top_k: int | None = None
     privacy: dict | None = None  # the privacy section as stored (None: trains without DP-SGD)
     warnings: list = field(default_factory=list)  # advice given at launch (a delta that is too large, ...)
+    procedure_options: dict = field(default_factory=dict)  # eta, min_epochs, population, median_stop, ...
 
     @classmethod
     def from_row(cls, row: Any, config_counts: dict | None = None, best: dict | None = None) -> WorkloadInfo:
@@ -139,7 +140,8 @@ class WorkloadInfo(_Serialisable):
                    list(row.objectives), row.max_epochs, row.max_configs, row.seed, row.dataset_id, row.model_ref,
                    row.script_id, row.parent_workload_id, row.parent_config_id, row.error, row.created_at,
                    row.updated_at, config_counts or {}, best, getattr(row, "export_top_k", None),
-                   None if privacy is None else dict(privacy), list(getattr(row, "warnings", None) or []))
+                   None if privacy is None else dict(privacy), list(getattr(row, "warnings", None) or []),
+                   dict(getattr(row, "procedure_options", None) or {}))
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,60 @@ class ConfigObservation:
     origin: str
     status: str
     latest_metrics: dict
+    curve: tuple = ()  # the primary objective after each committed epoch (None where it was not measured)
+    epochs_done: int = 0
+    parent_id: int | None = None  # cloned_from_config_id: whose weights it started from
+    stopped_by_person: bool = False  # its latest stop was not a procedure's decision
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class ObjectiveFront(_Serialisable):
+    """A workload's configs on its declared objectives: the Pareto set now and the hypervolume after each epoch.
+
+    ``points``: {config_id, values: {metric: value}, on_front} per config with every objective measured;
+    ``epochs``: {epoch (1-based), hypervolume, front: [config ids]}, each config at its state after that many
+    epochs (or its last, when it stopped earlier); ``reference``: the fixed point the hypervolumes are measured
+    from, in the objectives' own units.
+    """
+
+    workload_id: int
+    objectives: list
+    reference: dict
+    points: list
+    epochs: list
+
+
+@dataclass(frozen=True)
+class Importance(_Serialisable):
+    """fANOVA importance of each searched hyperparameter for a workload's primary objective (shares sum to 1)."""
+
+    workload_id: int
+    metric: str
+    method: str
+    n_configs: int
+    importances: dict
+
+
+@dataclass(frozen=True)
+class AppliedDecision(_Serialisable):
+    """A procedure's decision as applied (or suggested and accepted): the audit trail of automatic search."""
+
+    id: int
+    workload_id: int
+    key: str
+    kind: str
+    config_id: int
+    source_config_id: int | None
+    result_config_id: int | None  # exploit: the new config
+    reason: str
+    actor: str
+    at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> AppliedDecision:
+        return cls(row.id, row.workload_id, row.key, row.kind, row.config_id, row.source_config_id,
+                   row.result_config_id, row.reason, row.actor, row.at)
 
 
 @dataclass(frozen=True)

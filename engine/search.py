@@ -9,20 +9,29 @@ from __future__ import annotations
 from hopper.engine import privacy
 from hopper.engine.entities import ConfigObservation, Proposal, WorkloadInfo
 from hopper.engine.errors import ValidationError
-from hopper.engine.procedures import Objective, Observation, Procedure, make_procedure
+from hopper.engine.procedures import Decision, Objective, Observation, Procedure, make_procedure
 from hopper.engine.space import SearchSpace
 from hopper.engine.status import RUNNABLE_CONFIG
 
 
 def procedure_for(workload: WorkloadInfo, configs: list[ConfigObservation]) -> Procedure:
-    """The workload's procedure, rebuilt: every config told, with its latest result."""
-    objective = Objective(workload.objectives[0]["metric"], workload.objectives[0]["direction"])
-    procedure = make_procedure(workload.procedure, SearchSpace.parse(workload.search_space), objective,
-                               seed=workload.seed, budget=workload.max_configs)
+    """The workload's procedure, rebuilt: every config told, with its latest result and objective curve."""
+    objectives = [Objective(o["metric"], o["direction"]) for o in workload.objectives]
+    procedure = make_procedure(workload.procedure, SearchSpace.parse(workload.search_space), objectives[0],
+                               seed=workload.seed, budget=workload.max_configs, options=workload.procedure_options,
+                               max_epochs=workload.max_epochs, objectives=objectives)
     for c in configs:
-        value = c.latest_metrics.get(objective.metric)
-        procedure.tell(Observation(dict(c.hparams), c.origin, value, c.status not in RUNNABLE_CONFIG))
+        procedure.tell(Observation(
+            dict(c.hparams), c.origin, c.latest_metrics.get(objectives[0].metric), c.status not in RUNNABLE_CONFIG,
+            config_id=c.id, curve=tuple(c.curve), status=c.status, stopped_by_person=c.stopped_by_person,
+            parent_id=c.parent_id, epochs_done=c.epochs_done, metrics=dict(c.latest_metrics)))
     return procedure
+
+
+def decisions_for(workload: WorkloadInfo, configs: list[ConfigObservation]) -> list[Decision]:
+    """What the workload's procedure decides now (stop, pause, promote, exploit), rebuilt from the store: the
+    same configs give the same decisions, with the same keys, before and after a scheduler restart."""
+    return procedure_for(workload, configs).decide()
 
 
 def propose(workload: WorkloadInfo, configs: list[ConfigObservation], *, n_workers: int) -> Proposal:

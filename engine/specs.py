@@ -68,7 +68,11 @@ class WorkloadSpec(BaseModel):
     model: str | None = Field(default=None, description="a roster model name")
     script: int | None = Field(default=None, description="id of an uploaded, validated script")
     dataset: str | int
-    procedure: Literal["grid", "random", "tpe", "manual"] = "grid"
+    procedure: Literal["grid", "random", "tpe", "manual", "asha", "hyperband", "pbt", "bayesian", "evolution",
+                       "nsga2", "motpe"] = "grid"
+    procedure_options: dict[str, Any] = Field(
+        default_factory=dict, description="the procedure's options (asha: min_epochs, eta, sampler; pbt: population, "
+        "interval, quantile, resample_probability; median_stop on any), validated by the procedure")
     space: dict[str, Any] | None = None
     objectives: list[ObjectiveSpec] = Field(
         default_factory=lambda: [ObjectiveSpec(metric="val_accuracy", direction="max")], min_length=1

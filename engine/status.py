@@ -25,11 +25,21 @@ class ConfigStatus(StrEnum):
     DONE = "done"  # trained every epoch of the workload
     FAILED = "failed"  # its code raised, or its worker died repeatedly while training it
     PRIVACY_SPENT = "privacy_spent"  # one more epoch would exceed the workload's privacy.target_epsilon
+    PAUSED = "paused"  # waiting at a rung (ASHA/Hyperband) until its procedure or a person promotes it
 
     @property
     def label(self) -> str:
         """How people read the status (tables, messages)."""
         return _CONFIG_LABELS.get(self, self.value)
+
+
+class DecisionKind(StrEnum):
+    """What a procedure decides about a config at an epoch boundary (``engine.procedures.Decision``)."""
+
+    STOP = "stop"  # train it no further (median stopping rule, a lost rung)
+    PAUSE = "pause"  # wait at a rung: not runnable until promoted
+    PROMOTE = "promote"  # continue past the rung (a paused config is queued again)
+    EXPLOIT = "exploit"  # PBT: clone a source's weights and optimizer state with explored hparams; stop the target
 
 
 class WorkloadStatus(StrEnum):
@@ -78,7 +88,7 @@ class DeviceStatus(StrEnum):
     OFFLINE = "offline"
 
 
-_CONFIG_LABELS = {ConfigStatus.PRIVACY_SPENT: "privacy budget spent"}
+_CONFIG_LABELS = {ConfigStatus.PRIVACY_SPENT: "privacy budget spent", ConfigStatus.PAUSED: "waiting at a rung"}
 
 #: Configs that the scheduler may still dispatch.
 RUNNABLE_CONFIG: frozenset[ConfigStatus] = frozenset({ConfigStatus.QUEUED, ConfigStatus.RUNNING})
@@ -89,8 +99,11 @@ FINISHED_CONFIG: frozenset[ConfigStatus] = frozenset({ConfigStatus.STOPPED, Conf
 _C, _W, _S, _J, _D = ConfigStatus, WorkloadStatus, SubEpochOutcome, JobStatus, DeploymentStatus
 
 CONFIG_TRANSITIONS: Mapping[ConfigStatus, frozenset[ConfigStatus]] = {
-    _C.QUEUED: frozenset({_C.RUNNING, _C.STOPPED, _C.FAILED, _C.DONE, _C.PRIVACY_SPENT}),
-    _C.RUNNING: frozenset({_C.STOPPED, _C.DONE, _C.FAILED, _C.PRIVACY_SPENT}),
+    _C.QUEUED: frozenset({_C.RUNNING, _C.STOPPED, _C.FAILED, _C.DONE, _C.PRIVACY_SPENT, _C.PAUSED}),
+    _C.RUNNING: frozenset({_C.STOPPED, _C.DONE, _C.FAILED, _C.PRIVACY_SPENT, _C.PAUSED}),
+    # Promoted (by its procedure, or by a person's resume) or stopped; a paused config at the end of the
+    # search stays paused: that is its final state, and a person may still promote it.
+    _C.PAUSED: frozenset({_C.QUEUED, _C.STOPPED}),
     _C.STOPPED: frozenset({_C.QUEUED}),  # resume
     _C.FAILED: frozenset({_C.QUEUED}),  # resume after a fix
     _C.DONE: frozenset({_C.QUEUED}),  # the workload's max_epochs was raised

@@ -1,6 +1,7 @@
 """The model-hopper-parallel scheduling loop: joins the policy, the ledger and a backend.
 
-Each step: collect finished sub-epochs and commit them (ledger), let procedures top up their workloads,
+Each step: collect finished sub-epochs and commit them (ledger), apply what the procedures of the workloads
+whose epochs ended decide (stop, pause at a rung, promote, exploit), let procedures top up their workloads,
 then give every idle worker a runnable config that has not yet visited that worker's partition in its current
 epoch (policy). Users' changes (stop, resume, add, clone, priority, pause) are plain store writes, so they take
 effect at the next step: between sub-epochs.
@@ -21,7 +22,7 @@ from functools import partial
 import psutil
 
 from hopper.engine.entities import DatasetLayout
-from hopper.engine.errors import Conflict, HopperError, LeaseHeld, StoreUnavailable
+from hopper.engine.errors import Conflict, HopperError, InvalidState, LeaseHeld, StoreUnavailable
 from hopper.engine.search import propose
 from hopper.engine.services import Services
 from hopper.engine.tensorboard_log import write_scalars
@@ -61,6 +62,9 @@ class Scheduler:
         self._layouts: dict[int, DatasetLayout] = {}
         self._scripts: dict[int, tuple[str, str]] = {}
         self._recovered = False
+        # Workloads whose procedure must decide before the next dispatch: an epoch of theirs ended (and, once
+        # after recovery, every running one: decisions the killed scheduler did not get to apply).
+        self._undecided: set[int] = set()
         # Finished sub-epochs not yet committed: kept here when the store is down, so none is lost.
         self._pending: list[Completion] = []
         self._dispatched = 0
@@ -207,6 +211,7 @@ class Scheduler:
         """One scheduling cycle: commit, top up, dispatch, finish."""
         if not self._recovered:
             self.recover()
+            self._undecided.update(wid for wid, _ in self.store.workloads.running())
         busy = bool(self.backend.in_flight())
         has_idle = bool(self.backend.idle_workers())
         timeout = self.settings.poll_interval if busy and not has_idle else 0.0
@@ -216,6 +221,8 @@ class Scheduler:
             self._pending.pop(0)
             if report is not None:
                 self._epoch_done(report)
+                self._undecided.add(report.workload_id)
+        self._decide()
         running = self.store.workloads.running()
         self._top_up(running)
         dispatched = self._dispatch()
@@ -230,6 +237,40 @@ class Scheduler:
             self.on_epoch(report)
 
     # -- procedures ---------------------------------------------------------------------------------------------
+    def _decide(self) -> None:
+        """Apply the decisions of the procedures whose workloads ended an epoch, before anything is dispatched,
+        so a config paused at a rung (or stopped, or exploited) never starts its next epoch."""
+        for workload_id in sorted(self._undecided):
+            try:
+                self._run_procedure(workload_id)
+            except (Conflict, InvalidState) as exc:
+                # People kept changing its configs between the procedure's reads and writes: next step.
+                log.warning("workload %d: decisions deferred (%s)", workload_id, exc.message)
+                continue
+            except HopperError as exc:
+                if isinstance(exc, StoreUnavailable):
+                    raise
+                self._fail_procedure(workload_id, exc.message)
+            except (ArithmeticError, LookupError, RuntimeError, TypeError, ValueError) as exc:
+                self._fail_procedure(workload_id, f"{type(exc).__name__}: {exc}")
+            self._undecided.discard(workload_id)
+
+    def _run_procedure(self, workload_id: int, attempts: int = 3) -> None:
+        for attempt in range(attempts):
+            try:
+                self.services.run_procedure(workload_id)
+                return
+            except (Conflict, InvalidState):
+                # A person changed a config between the procedure's read and its write: decide again, on what
+                # the store says now, before anything is dispatched.
+                if attempt == attempts - 1:
+                    raise
+
+    def _fail_procedure(self, workload_id: int, message: str) -> None:
+        error = f"procedure failed: {message}"
+        self.store.workloads.fail(workload_id, error)
+        log.error("workload %d: %s", workload_id, error)
+
     def _top_up(self, running: list[tuple[int, object]]) -> None:
         proposer = partial(propose, n_workers=self.backend.n_workers)
         for workload_id, updated_at in running:

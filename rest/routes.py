@@ -374,12 +374,31 @@ def list_profiles():  # noqa: ANN201
     return [p.to_dict() for p in profiles]
 
 
-@api.route("GET", "/workloads/<int:workload_id>/pareto", tag="edge", errors=(NOT_FOUND,), query=(("x", "string", "latency (default) or bytes", None, None),
-                                                   ("device", "string", "device name for latency", None, None)))
+@api.route("GET", "/workloads/<int:workload_id>/pareto", tag="edge", errors=(INVALID, NOT_FOUND), query=(
+    ("x", "string", "latency (default) or bytes: exports on a device; objectives: the configs on the workload's "
+     "declared objectives, with the hypervolume after each epoch", None, None),
+    ("device", "string", "device name for latency", None, None)))
 def pareto(workload_id: int):  # noqa: ANN201
-    """Exports as accuracy vs latency (or size), front marked."""
+    """Exports as accuracy vs latency (or size), front marked; or (x=objectives) the Pareto set of the
+    workload's configs on its objectives and the hypervolume per epoch."""
+    if request.args.get("x") == "objectives":
+        return services().objective_front(workload_id).to_dict()
     return services().pareto(workload_id, x=request.args.get("x") or "latency",
                              device=request.args.get("device") or None).to_dict()
+
+
+@api.route("GET", "/workloads/<int:workload_id>/importance", tag="workloads", errors=(NOT_FOUND, CONFLICT))
+def importance(workload_id: int):  # noqa: ANN201
+    """fANOVA importance of each searched hyperparameter for the primary objective (409 while too few configs
+    have a result); computed on demand, cached until a config changes."""
+    return services().importance(workload_id).to_dict()
+
+
+@api.route("GET", "/workloads/<int:workload_id>/decisions", tag="workloads", errors=(NOT_FOUND,), returns="list")
+def list_decisions(workload_id: int):  # noqa: ANN201
+    """The decisions the workload's procedure applied (pauses at rungs, promotions, stops, PBT exploits), with
+    their reasons, oldest first."""
+    return [d.to_dict() for d in services().list_decisions(workload_id)]
 
 
 @api.route("POST", "/configs/<int:config_id>/deploy", tag="edge", body=DeployBody, status=202,

@@ -9,6 +9,7 @@ class RandomProcedure(Procedure):
     """Seeded random search; the k-th suggestion is reproducible (one stream per parameter)."""
 
     name = "random"
+    needs_budget = True
 
     def _propose(self, n: int) -> list[dict]:
         start = self.n_proposed

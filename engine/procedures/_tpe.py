@@ -33,6 +33,7 @@ class TPEProcedure(Procedure):
     """Tree-structured Parzen estimators (hyperopt); sees user-added configs as observations."""
 
     name = "tpe"
+    needs_budget = True
     max_outstanding = 2  # the scheduler raises it to the worker count
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -12,16 +12,31 @@ from functools import partial
 from typing import Any
 
 from hopper.engine import data as data_mod
-from hopper.engine import privacy
+from hopper.engine import fronts, privacy
+from hopper.engine import importance as importance_mod
 from hopper.engine.catalog import check_hparam_value, check_hparams, get_entry
-from hopper.engine.entities import ConfigInfo, SubEpochInfo, WorkloadInfo
-from hopper.engine.errors import InvalidState, NotFound, ValidationError
-from hopper.engine.procedures import Objective, make_procedure
-from hopper.engine.search import propose, with_noise
+from hopper.engine.entities import (
+    AppliedDecision,
+    ConfigInfo,
+    Importance,
+    ObjectiveFront,
+    SubEpochInfo,
+    WorkloadInfo,
+)
+from hopper.engine.errors import Conflict, InvalidState, NotFound, ValidationError
+from hopper.engine.procedures import Decision, Objective, make_procedure
+from hopper.engine.search import decisions_for, propose, with_noise
 from hopper.engine.services._base import ServiceContext, default_actor
 from hopper.engine.space import Choice, Fixed, SearchSpace
 from hopper.engine.specs import PrivacySpec, WorkloadSpec, parse_spec
-from hopper.engine.status import FINISHED_CONFIG, ConfigStatus, WorkloadStatus
+from hopper.engine.status import (
+    FINISHED_CONFIG,
+    RUNNABLE_CONFIG,
+    ConfigStatus,
+    DecisionKind,
+    WorkloadStatus,
+    can_transition,
+)
 from hopper.engine.store.configs import check_version
 
 log = logging.getLogger("hopper.engine.services.steering")
@@ -29,6 +44,11 @@ log = logging.getLogger("hopper.engine.services.steering")
 
 class SteeringServices(ServiceContext):
     """Workloads and their configs."""
+
+    def __init__(self, store: Any, settings: Any) -> None:
+        super().__init__(store, settings)
+        # workload id -> (what it was computed from, the result): fANOVA fits forests, pages poll it.
+        self._importance_cache: dict[int, tuple[object, Importance]] = {}
 
     # -- workloads ----------------------------------------------------------------------------------------------
     def launch_workload(self, spec: dict | WorkloadSpec, *, actor: str | None = None,
@@ -77,8 +97,9 @@ class SteeringServices(ServiceContext):
             space_raw = {}
         space = SearchSpace.parse(space_raw)
         _check_space_for_model(model_ref, space)
-        objective = Objective(spec.objectives[0].metric, spec.objectives[0].direction)
-        procedure = make_procedure(spec.procedure, space, objective, seed=spec.seed, budget=spec.max_configs)
+        objectives = [Objective(o.metric, o.direction) for o in spec.objectives]
+        procedure = make_procedure(spec.procedure, space, objectives[0], seed=spec.seed, budget=spec.max_configs,
+                                   options=spec.procedure_options, max_epochs=spec.max_epochs, objectives=objectives)
         if spec.procedure == "grid":
             procedure.capacity()  # raises if a range has no step
         if "weights_path" in space.names():
@@ -104,6 +125,7 @@ class SteeringServices(ServiceContext):
             max_configs=spec.max_configs, seed=spec.seed, dataset_id=dataset.id, model_ref=model_ref,
             script_id=script_id, parent_workload_id=parent_workload_id, parent_config_id=parent_config_id,
             warm_start_checkpoint_id=warm_start_checkpoint_id, export_top_k=spec.export_top_k,
+            procedure_options=spec.procedure_options or None,
         )
 
     def check_privacy(self, options: dict, dataset: str | int | None = None) -> list[str]:
@@ -156,9 +178,10 @@ class SteeringServices(ServiceContext):
         if search_space is not None:
             space = SearchSpace.parse(search_space)
             _check_space_for_model(workload.model_ref, space)
-            objective = Objective(workload.objectives[0]["metric"], workload.objectives[0]["direction"])
-            make_procedure(workload.procedure, space, objective, seed=workload.seed,
-                           budget=workload.max_configs).capacity()
+            objectives = [Objective(o["metric"], o["direction"]) for o in workload.objectives]
+            make_procedure(workload.procedure, space, objectives[0], seed=workload.seed,
+                           budget=workload.max_configs, options=workload.procedure_options,
+                           max_epochs=workload.max_epochs, objectives=objectives).capacity()
             new_space = space.to_dict()
         if max_epochs is not None and max_epochs < 1:
             raise ValidationError("max_epochs must be at least 1", field="max_epochs")
@@ -247,8 +270,13 @@ class SteeringServices(ServiceContext):
                                                expected_version=expected_version)
 
     def clone_config(self, config_id: int, overrides: dict | None = None, *, priority: int | None = None,
-                     expected_version: int | None = None, actor: str | None = None) -> ConfigInfo:
-        """A new config starting from the source's trained weights, with hparam overrides (lr, batch_size, ...)."""
+                     expected_version: int | None = None, actor: str | None = None,
+                     decision: dict | None = None, replaces: int | None = None) -> ConfigInfo | None:
+        """A new config starting from the source's trained weights, with hparam overrides (lr, batch_size, ...).
+
+        With a PBT ``decision`` (exploit) the clone continues from its source's epoch count, the config it
+        ``replaces`` is stopped and the decision recorded, in one transaction; None when it was applied before.
+        """
         overrides = dict(overrides or {})
         source = self.store.configs.get(config_id, with_metrics=False)
         check_version(source, expected_version)  # a stale version is a 409 before any override is judged
@@ -267,11 +295,161 @@ class SteeringServices(ServiceContext):
                     f"{workload.privacy['target_epsilon']:g}; raise noise_multiplier in the overrides")
         notes = None if checkpoint else f"config {config_id} had no checkpoint yet: the clone starts untrained"
         warm = checkpoint.id if checkpoint else None
+        # PBT: the exploited weights have trained epoch+1 epochs; the clone goes on from there, not from zero.
+        epochs_done = checkpoint.epoch + 1 if decision is not None and checkpoint is not None else 0
+        if decision is not None:
+            notes = f"{decision['reason']} (replaces config {replaces})"
         return self.store.configs.add(
             source.workload_id, hparams, priority=source.priority if priority is None else int(priority),
             origin="clone", actor=actor or default_actor(), action="clone_config", cloned_from=source.id,
             source_version=expected_version, warm_start_checkpoint_id=warm, notes=notes,
-            event_before={"source": config_id}, event_after={"overrides": overrides, "warm_start_checkpoint_id": warm})
+            event_before={"source": config_id}, event_after={"overrides": overrides, "warm_start_checkpoint_id": warm},
+            epochs_done=epochs_done, replaces=replaces, decision=decision)
+
+    # -- procedures' decisions ----------------------------------------------------------------------------------
+    def procedure_decisions(self, workload_id: int) -> list[Decision]:
+        """What the workload's procedure decides now, not yet applied (rebuilt from the store: pure)."""
+        decisions = self.store.workloads.decide(workload_id, decisions_for) or []
+        applied = self.store.configs.applied_decision_keys(workload_id) if decisions else set()
+        return [d for d in decisions if d.key not in applied]
+
+    def run_procedure(self, workload_id: int) -> int:
+        """Ask the workload's procedure for decisions and route each one; how many took effect.
+
+        The scheduler calls this after epoch ends and once at start, before it dispatches.
+        """
+        return sum(1 for d in self.procedure_decisions(workload_id) if self.route_decision(workload_id, d))
+
+    def route_decision(self, workload_id: int, decision: Decision) -> bool:
+        """Where a procedure's decision goes: applied at once (the branch point for advisor mode, which turns it
+        into a stored suggestion instead). True when it took effect."""
+        workload = self.get_workload(workload_id)
+        return self.apply_decision(workload_id, decision, actor=f"procedure:{workload.procedure}") is not None
+
+    def apply_decision(self, workload_id: int, decision: Decision, *, actor: str) -> ConfigInfo | None:
+        """Apply a procedure's decision through the same services as a person's stop, resume and clone, audited
+        with the decision's key and reason. Idempotent by ``decision.key``: a second application (after a
+        restart, or an advisor suggestion accepted twice) is a no-op returning None, as is a decision the
+        config outgrew (a pause for a config that finished, a promotion of a config a person stopped).
+
+        Returns:
+            The config changed (for an exploit: the new config), or None when nothing was applied.
+        """
+        if not decision.key:
+            raise ValidationError("a procedure's decision needs a key", field="key")
+        config = self.store.configs.get(decision.config_id, with_metrics=False)
+        if config.workload_id != workload_id:
+            raise ValidationError(f"config {config.id} is not in workload {workload_id}", field="config_id")
+        record = {"workload_id": workload_id, "key": decision.key, "kind": DecisionKind(decision.kind).value,
+                  "config_id": decision.config_id, "source_config_id": decision.source_config_id,
+                  "reason": decision.reason[:5000], "actor": actor}
+        try:
+            return self._apply_decision(config, decision, record, actor)
+        except Conflict:
+            # Two appliers raced on the same key (the store's uniqueness refused the second): already done.
+            if decision.key in self.store.configs.applied_decision_keys(workload_id):
+                return None
+            raise
+
+    def _apply_decision(self, config: ConfigInfo, decision: Decision, record: dict, actor: str) -> ConfigInfo | None:
+        kind = DecisionKind(decision.kind)
+        status = ConfigStatus(config.status)
+        if kind == DecisionKind.STOP:
+            if not can_transition(status, ConfigStatus.STOPPED):
+                return None
+            return self.store.configs.transition(config.id, ConfigStatus.STOPPED, action="stop", actor=actor,
+                                                 decision=record)
+        if kind == DecisionKind.PAUSE:
+            if status not in RUNNABLE_CONFIG:
+                return None
+            return self.store.configs.transition(config.id, ConfigStatus.PAUSED, action="pause", actor=actor,
+                                                 decision=record)
+        if kind == DecisionKind.PROMOTE:
+            if status == ConfigStatus.PAUSED:
+                return self.store.configs.transition(config.id, ConfigStatus.QUEUED, action="promote", actor=actor,
+                                                     decision=record)
+            if status in RUNNABLE_CONFIG:  # promoted on arrival at the rung: it just goes on, audited
+                return config if self.store.configs.record_decision(record, actor=actor) else None
+            return None  # stopped (by a person or a rule), done or failed: never resurrected
+        if decision.source_config_id is None:
+            raise ValidationError("an exploit decision needs source_config_id", field="source_config_id")
+        if status not in RUNNABLE_CONFIG:
+            return None  # a person stopped the target meanwhile: nothing to replace
+        return self.clone_config(decision.source_config_id, decision.hparams or {}, actor=actor, decision=record,
+                                 replaces=config.id)
+
+    def list_decisions(self, workload_id: int) -> list[AppliedDecision]:
+        """Every decision a workload's procedure applied (or a person accepted), oldest first."""
+        return self.store.configs.decisions(workload_id)
+
+    # -- what the search learnt ---------------------------------------------------------------------------------
+    def objective_front(self, workload_id: int) -> ObjectiveFront:
+        """The Pareto set of a workload's configs on its declared objectives, and its hypervolume per epoch.
+
+        Raises:
+            ValidationError: the workload declares a single objective (it has a best config, not a front).
+        """
+        workload = self.get_workload(workload_id)
+        if len(workload.objectives) < 2:
+            raise ValidationError(f"workload {workload_id} declares one objective ({workload.objectives[0]['metric']});"
+                                  " a Pareto front needs two or more", field="x")
+        metrics = [o["metric"] for o in workload.objectives]
+        signs = [-1.0 if o["direction"] == "max" else 1.0 for o in workload.objectives]
+        history: dict[int, dict[int, dict[str, float]]] = {}  # config -> epoch -> metric -> value
+        for config_id, rows in self.store.configs.workload_metrics(workload_id).items():
+            for row in rows:
+                if row["name"] in metrics:
+                    history.setdefault(config_id, {}).setdefault(row["epoch"] + 1, {})[row["name"]] = row["value"]
+
+        def state_after(config_id: int, epoch: int) -> list[float] | None:
+            known: dict[str, float] = {}
+            for e in sorted(x for x in history[config_id] if x <= epoch):
+                known.update(history[config_id][e])
+            return [known[m] for m in metrics] if all(m in known for m in metrics) else None
+
+        last_epoch = max((max(h) for h in history.values()), default=0)
+        per_epoch = {e: {c: v for c in history if (v := state_after(c, e)) is not None}
+                     for e in range(1, last_epoch + 1)}
+        every = [[s * x for s, x in zip(signs, v, strict=True)] for pts in per_epoch.values() for v in pts.values()]
+        if not every:
+            return ObjectiveFront(workload_id, workload.objectives, {}, [], [])
+        reference = fronts.reference_point(every)
+        epochs = []
+        for epoch, pts in per_epoch.items():
+            ids = list(pts)
+            losses = [[s * x for s, x in zip(signs, pts[c], strict=True)] for c in ids]
+            epochs.append({"epoch": epoch, "hypervolume": fronts.hypervolume(losses, reference),
+                           "front": [ids[i] for i in fronts.pareto_indices(losses)]})
+        latest = per_epoch[last_epoch]
+        ids = list(latest)
+        on_front = {ids[i] for i in fronts.pareto_indices(
+            [[s * x for s, x in zip(signs, latest[c], strict=True)] for c in ids])}
+        points = [{"config_id": c, "values": dict(zip(metrics, latest[c], strict=True)), "on_front": c in on_front}
+                  for c in ids]
+        return ObjectiveFront(workload_id, workload.objectives,
+                              {m: s * r for m, s, r in zip(metrics, signs, reference, strict=True)}, points, epochs)
+
+    def importance(self, workload_id: int) -> Importance:
+        """fANOVA importance of the searched hyperparameters for the primary objective, computed on demand and
+        cached until a config of the workload changes (a new epoch, a new config, a status).
+
+        Raises:
+            Conflict: too few configs have a result yet (or none differ in a searched parameter).
+        """
+        workload = self.get_workload(workload_id)
+        objective = workload.objectives[0]
+        configs = self.list_configs(workload_id)
+        stamp = (workload.updated_at, tuple((c.id, c.version, c.epochs_done) for c in configs))
+        cached = self._importance_cache.get(workload_id)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        results = [(dict(c.hparams), c.latest_metrics[objective["metric"]]) for c in configs
+                   if c.latest_metrics.get(objective["metric"]) is not None]
+        shares = importance_mod.fanova(SearchSpace.parse(workload.search_space), results,
+                                       direction=objective["direction"], seed=workload.seed, metric=objective["metric"])
+        result = Importance(workload_id, objective["metric"], "fanova", len(results), shares)
+        self._importance_cache[workload_id] = (stamp, result)
+        return result
 
     def drill_down(self, config_id: int, space: dict, *, name: str | None = None, procedure: str = "grid",
                    max_configs: int | None = None, max_epochs: int | None = None,

@@ -7,11 +7,19 @@ from collections.abc import Callable
 from sqlalchemy import func, select
 from sqlalchemy.orm.exc import StaleDataError
 
-from hopper.engine.entities import CheckpointInfo, ConfigInfo, DatasetInfo, ExportSource
+from hopper.engine.entities import AppliedDecision, CheckpointInfo, ConfigInfo, DatasetInfo, ExportSource
 from hopper.engine.errors import Conflict, InvalidState
-from hopper.engine.status import ConfigStatus, WorkloadStatus, check_transition
+from hopper.engine.status import ConfigStatus, WorkloadStatus, can_transition, check_transition
 from hopper.engine.store._common import Repository, add_event, get_row
-from hopper.engine.store.models import CheckpointRow, ConfigRow, DatasetRow, MetricRow, ScriptRow, WorkloadRow
+from hopper.engine.store.models import (
+    CheckpointRow,
+    ConfigRow,
+    DatasetRow,
+    DecisionRow,
+    MetricRow,
+    ScriptRow,
+    WorkloadRow,
+)
 from hopper.engine.store.workloads import reopen
 
 _STALE_RETRIES = 5
@@ -57,40 +65,111 @@ def _latest_checkpoint(session, config: ConfigRow) -> CheckpointRow | None:  # n
     return row
 
 
+def _claim_decision(session, decision: dict | None) -> DecisionRow | None:  # noqa: ANN001
+    """Record a procedure's decision in the caller's transaction; None when its key was applied before (the
+    unique key turns a concurrent second application into a ``Conflict`` at commit)."""
+    if decision is None:
+        return None
+    applied = session.scalar(select(DecisionRow.id).where(DecisionRow.workload_id == decision["workload_id"],
+                                                          DecisionRow.key == decision["key"]))
+    if applied is not None:
+        return None
+    row = DecisionRow(**decision)
+    session.add(row)
+    return row
+
+
+def _decision_note(decision: dict | None) -> dict:
+    """What the audit log keeps of the decision behind a change."""
+    if decision is None:
+        return {}
+    return {"decision": decision["key"], "kind": decision["kind"], "reason": decision["reason"]}
+
+
 class ConfigStore(Repository):
     def add(self, workload_id: int, hparams: dict, *, priority: int, origin: str, actor: str, action: str,
             cloned_from: int | None = None, source_version: int | None = None,
             warm_start_checkpoint_id: int | None = None, notes: str | None = None,
-            event_before: dict | None = None, event_after: dict | None = None) -> ConfigInfo:
-        """A new queued config (a person's, or a clone of ``cloned_from`` still at ``source_version``)."""
+            event_before: dict | None = None, event_after: dict | None = None, epochs_done: int = 0,
+            replaces: int | None = None, decision: dict | None = None) -> ConfigInfo | None:
+        """A new queued config (a person's, or a clone of ``cloned_from`` still at ``source_version``).
+
+        A PBT exploit (``decision`` set) starts at ``epochs_done`` (its source's), stops the config it
+        ``replaces`` and records the decision, all in this transaction; it returns None when the decision's
+        key was applied before.
+        """
         with self._session() as session:
             workload = get_row(session, WorkloadRow, workload_id, "workload")
             if workload.status == WorkloadStatus.FAILED:
                 raise InvalidState(f"workload {workload_id} has failed: {workload.error}")
             if cloned_from is not None:
                 check_version(get_row(session, ConfigRow, cloned_from, "config"), source_version)
+            record = _claim_decision(session, decision)
+            if decision is not None and record is None:
+                return None
             row = ConfigRow(workload_id=workload_id, hparams=dict(hparams), priority=int(priority), origin=origin,
                             status=ConfigStatus.QUEUED, cloned_from_config_id=cloned_from,
-                            warm_start_checkpoint_id=warm_start_checkpoint_id, notes=notes)
+                            warm_start_checkpoint_id=warm_start_checkpoint_id, notes=notes, epochs_done=epochs_done)
             session.add(row)
             reopen(workload)
             session.flush()
-            add_event(session, actor, action, "config", row.id, event_before, event_after)
+            add_event(session, actor, action, "config", row.id, event_before,
+                      {**(event_after or {}), **_decision_note(decision)})
+            if record is not None:
+                record.result_config_id = row.id
+            if replaces is not None:
+                target = get_row(session, ConfigRow, replaces, "config")
+                if can_transition(target.status, ConfigStatus.STOPPED):
+                    before = snapshot(target)
+                    target.status = ConfigStatus.STOPPED
+                    session.flush()
+                    add_event(session, actor, "stop_config", "config", target.id, before,
+                              {**snapshot(target), **_decision_note(decision), "replaced_by": row.id})
             return ConfigInfo.from_row(row)
 
+    def record_decision(self, decision: dict, *, actor: str) -> bool:
+        """Record a decision that changes no status (a config continuing past its rung); False if applied before."""
+        with self._session() as session:
+            record = _claim_decision(session, decision)
+            if record is None:
+                return False
+            add_event(session, actor, f"{decision['kind']}_config", "config", decision["config_id"], None,
+                      _decision_note(decision))
+            return True
+
+    def applied_decision_keys(self, workload_id: int) -> set[str]:
+        """Keys of every decision applied to a workload (its procedure's repeats are filtered against them)."""
+        with self._session() as session:
+            return set(session.scalars(select(DecisionRow.key).where(DecisionRow.workload_id == workload_id)))
+
+    def decisions(self, workload_id: int) -> list[AppliedDecision]:
+        """Every decision applied to a workload, oldest first."""
+        with self._session() as session:
+            get_row(session, WorkloadRow, workload_id, "workload")
+            return [AppliedDecision.from_row(r) for r in session.scalars(
+                select(DecisionRow).where(DecisionRow.workload_id == workload_id).order_by(DecisionRow.id))]
+
     def transition(self, config_id: int, target: ConfigStatus, *, action: str, actor: str,
-                   expected_version: int | None = None, clear_error: bool = False) -> ConfigInfo:
-        """Move a config to ``target`` if the transition table allows it from where it is (audited)."""
+                   expected_version: int | None = None, clear_error: bool = False,
+                   decision: dict | None = None) -> ConfigInfo | None:
+        """Move a config to ``target`` if the transition table allows it from where it is (audited).
+
+        With a procedure's ``decision`` the decision is recorded in the same transaction, and the call is a
+        no-op returning None when its key was applied before.
+        """
         return _unasserted_retry(lambda: self._transition(config_id, target, action=action, actor=actor,
                                                           expected_version=expected_version,
-                                                          clear_error=clear_error), expected_version)
+                                                          clear_error=clear_error, decision=decision),
+                                 expected_version)
 
     def _transition(self, config_id: int, target: ConfigStatus, *, action: str, actor: str,
-                    expected_version: int | None, clear_error: bool) -> ConfigInfo:
+                    expected_version: int | None, clear_error: bool, decision: dict | None) -> ConfigInfo | None:
         with self._session() as session:
             row = get_row(session, ConfigRow, config_id, "config")
             check_version(row, expected_version)
             check_transition(row.status, target, what=f"config {config_id}", action=action)
+            if decision is not None and _claim_decision(session, decision) is None:
+                return None
             before = snapshot(row)
             row.status = target
             if clear_error:
@@ -98,7 +177,8 @@ class ConfigStore(Repository):
             if target == ConfigStatus.QUEUED:
                 reopen(session.get(WorkloadRow, row.workload_id))
             session.flush()
-            add_event(session, actor, f"{action}_config", "config", config_id, before, snapshot(row))
+            add_event(session, actor, f"{action}_config", "config", config_id, before,
+                      {**snapshot(row), **_decision_note(decision)})
             return ConfigInfo.from_row(row)
 
     def set_priority(self, config_id: int, priority: int, *, actor: str,

@@ -93,6 +93,8 @@ class WorkloadRow(Base):
     # for); None: the workload trains without DP-SGD. ``warnings``: advice given at launch (a large delta).
     privacy: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     warnings: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    # The procedure's options (ASHA's eta and min_epochs, PBT's population, median_stop, ...); None: defaults.
+    procedure_options: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -193,6 +195,24 @@ class EventRow(Base):
     before: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     after: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class DecisionRow(Base):
+    """A procedure's decision once applied; the unique key makes applying it again (after a restart) a no-op."""
+
+    __tablename__ = "decision"
+    __table_args__ = (UniqueConstraint("workload_id", "key", name="uq_decision_workload_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workload_id: Mapped[int] = mapped_column(ForeignKey("workload.id"), index=True)
+    key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    config_id: Mapped[int] = mapped_column(ForeignKey("config.id"))
+    source_config_id: Mapped[int | None] = mapped_column(ForeignKey("config.id"), nullable=True)
+    result_config_id: Mapped[int | None] = mapped_column(ForeignKey("config.id"), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class ExportRow(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import func, select
 
@@ -11,10 +12,11 @@ from hopper.engine.entities import ConfigObservation, Proposal, WorkloadInfo
 from hopper.engine.errors import InvalidState
 from hopper.engine.status import ConfigStatus, WorkloadStatus, check_transition
 from hopper.engine.store._common import Repository, add_event, get_row
-from hopper.engine.store.models import ConfigRow, WorkloadRow
+from hopper.engine.store.models import ConfigRow, EventRow, MetricRow, WorkloadRow
 
 #: Given the workload and every config it has, the configs to add now.
 Proposer = Callable[[WorkloadInfo, list[ConfigObservation]], Proposal]
+T = TypeVar("T")
 
 
 def _counts(session, workload_ids: list[int]) -> dict[int, dict[str, int]]:  # noqa: ANN001
@@ -36,10 +38,44 @@ def _best(session, workload: WorkloadRow) -> dict | None:  # noqa: ANN001
     return None if row is None else {"config_id": row[0], "metric": objective["metric"], "value": row[1]}
 
 
+def _curves(session, workload_id: int, metric: str) -> dict[int, tuple]:  # noqa: ANN001
+    """config id -> the metric after each committed epoch (None for an epoch that did not measure it)."""
+    values: dict[int, dict[int, float]] = {}
+    for config_id, epoch, value in session.execute(
+            select(MetricRow.config_id, MetricRow.epoch, MetricRow.value)
+            .join(ConfigRow, ConfigRow.id == MetricRow.config_id)
+            .where(ConfigRow.workload_id == workload_id, MetricRow.name == metric)):
+        values.setdefault(config_id, {})[epoch] = value
+    return values
+
+
+def _stopped_by_people(session, stopped_ids: list[int]) -> set[int]:  # noqa: ANN001
+    """Of the given stopped configs, those whose latest stop was not a procedure's decision."""
+    latest: dict[int, dict | None] = {}
+    if not stopped_ids:
+        return set()
+    for object_id, after in session.execute(
+            select(EventRow.object_id, EventRow.after).where(
+                EventRow.object_type == "config", EventRow.action == "stop_config",
+                EventRow.object_id.in_(stopped_ids)).order_by(EventRow.id)):
+        latest[object_id] = after
+    return {cid for cid in stopped_ids if "decision" not in (latest.get(cid) or {})}
+
+
 def observations(session, workload_id: int) -> list[ConfigObservation]:  # noqa: ANN001
-    return [ConfigObservation(c.id, dict(c.hparams), c.origin, c.status, dict(c.latest_metrics or {}))
-            for c in session.scalars(select(ConfigRow).where(ConfigRow.workload_id == workload_id)
-                                     .order_by(ConfigRow.id))]
+    """Every config of a workload as its procedure is told it: status, latest metrics, objective curve."""
+    workload = session.get(WorkloadRow, workload_id)
+    rows = list(session.scalars(select(ConfigRow).where(ConfigRow.workload_id == workload_id).order_by(ConfigRow.id)))
+    curves = _curves(session, workload_id, workload.objectives[0]["metric"])
+    by_people = _stopped_by_people(session, [c.id for c in rows if c.status == ConfigStatus.STOPPED])
+    out = []
+    for c in rows:
+        per_epoch = curves.get(c.id, {})
+        # None before a PBT clone's first epoch: it started at its source's epoch count, from its weights.
+        curve = tuple(per_epoch.get(e) for e in range(c.epochs_done))
+        out.append(ConfigObservation(c.id, dict(c.hparams), c.origin, c.status, dict(c.latest_metrics or {}), curve,
+                                     c.epochs_done, c.cloned_from_config_id, c.id in by_people, c.priority))
+    return out
 
 
 def _add_proposals(session, workload: WorkloadRow, proposal: Proposal) -> None:  # noqa: ANN001
@@ -138,6 +174,15 @@ class WorkloadStore(Repository):
             proposal = propose(WorkloadInfo.from_row(row), observations(session, workload_id))
             _add_proposals(session, row, proposal)
             return proposal.exhausted
+
+    def decide(self, workload_id: int, decider: Callable[[WorkloadInfo, list[ConfigObservation]], T]) -> T | None:
+        """Run ``decider`` (the procedure, rebuilt) over the workload and its configs read in one transaction;
+        None when the workload is not running."""
+        with self._session() as session:
+            row = get_row(session, WorkloadRow, workload_id, "workload")
+            if row.status != WorkloadStatus.RUNNING:
+                return None
+            return decider(WorkloadInfo.from_row(row), observations(session, workload_id))
 
     def fail(self, workload_id: int, error: str) -> None:
         """The workload cannot go on (its procedure raised, its dataset does not fit the workers)."""

@@ -227,13 +227,25 @@ def rows_at(revision: str) -> dict[str, list[dict]]:
             {"id": 1, "holder": "9f" * 16, "host": "node-ä.example", "pid": 2 ** 22, "started_at": T0,
              "heartbeat_at": T1, "expires_at": T2},
         ]
+    if _at_least(revision, "0008"):
+        for row in data["workload"]:
+            row["procedure_options"] = {"eta": 3, "min_epochs": 1, "median_stop": {"grace_epochs": 1}} \
+                if row["id"] == 1 else None
+        data["decision"] = [
+            {"id": 1, "workload_id": 1, "key": "asha:rung1:config1", "kind": "pause", "config_id": 1,
+             "source_config_id": None, "result_config_id": None, "reason": "asha: rung 1 (epoch 1), rank 2/2",
+             "actor": "procedure:asha", "at": T1},
+            {"id": 2, "workload_id": 1, "key": "pbt:exploit:config1@epoch2", "kind": "exploit", "config_id": 1,
+             "source_config_id": 2, "result_config_id": 2, "reason": "pbt: bottom quantile — exploit ✓",
+             "actor": "Zoë.viewer@lab", "at": T2},
+        ]
     if revision not in _FIXTURED:
         raise AssertionError(f"migration {revision} has no fixture rows: extend rows_at() and UPGRADED_COLUMNS in "
                              f"{__file__} with the tables and columns it adds")
     return data
 
 
-_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007"}
+_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"}
 
 # Columns set after the row exists: cyclic foreign keys (config <-> checkpoint, workload -> config).
 DEFERRED = {("config", "current_checkpoint_id"): {1: 2, 4: 3}, ("config", "warm_start_checkpoint_id"): {2: 1},
@@ -246,7 +258,8 @@ UPGRADED_COLUMNS = {"0004": {("workload", "export_top_k"): None},
                     "0005": {("workload", "privacy"): None, ("workload", "warnings"): None,
                              ("sub_epoch", "dp_q"): None, ("sub_epoch", "dp_sigma"): None,
                              ("sub_epoch", "dp_steps"): None},
-                    "0007": {("deployment", "actor"): None, ("profile_job", "actor"): None}}
+                    "0007": {("deployment", "actor"): None, ("profile_job", "actor"): None},
+                    "0008": {("workload", "procedure_options"): None}}
 
 
 def _with_deferred(data: dict[str, list[dict]]) -> dict[str, list[dict]]:
