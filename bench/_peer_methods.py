@@ -349,11 +349,14 @@ def _ray_tuner(spec: dict):  # noqa: ANN202
         else:
             scheduler = ASHAScheduler(time_attr="training_iteration", max_t=spec["max_epochs"],
                                       grace_period=options.get("min_epochs", 1), reduction_factor=options.get("eta", 3))
+    # 2 CPUs of 1 each run 2 trials at once. PBT also needs its whole population created up front (it pauses
+    # members at exploit points to share the slots); a limit on created trials would run it 2 at a time.
+    concurrency = None if options.get("scheduler") == "pbt" else spec["workers"]
     return tune.Tuner(
         tune.with_resources(tune.with_parameters(_ray_trainable, spec=spec), {"cpu": 1}),
         param_space=param_space,
         tune_config=tune.TuneConfig(metric=METRIC, mode="max", scheduler=scheduler, num_samples=samples,
-                                    max_concurrent_trials=spec["workers"], reuse_actors=True,
+                                    max_concurrent_trials=concurrency, reuse_actors=True,
                                     search_alg=BasicVariantGenerator(random_state=spec["seed"])),
         run_config=tune.RunConfig(name=spec["label"], storage_path=str(Path(spec["home"]) / "ray_results"),
                                   verbose=0, stop={"training_iteration": spec["max_epochs"]}),
