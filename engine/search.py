@@ -9,7 +9,7 @@ from __future__ import annotations
 from hopper.engine import privacy
 from hopper.engine.entities import ConfigObservation, Proposal, WorkloadInfo
 from hopper.engine.errors import ValidationError
-from hopper.engine.procedures import Decision, Objective, Observation, Procedure, make_procedure
+from hopper.engine.procedures import PROCEDURES, Decision, Objective, Observation, Procedure, make_procedure
 from hopper.engine.space import SearchSpace
 from hopper.engine.status import RUNNABLE_CONFIG
 
@@ -26,6 +26,15 @@ def procedure_for(workload: WorkloadInfo, configs: list[ConfigObservation]) -> P
             config_id=c.id, curve=tuple(c.curve), status=c.status, stopped_by_person=c.stopped_by_person,
             parent_id=c.parent_id, epochs_done=c.epochs_done, metrics=dict(c.latest_metrics)))
     return procedure
+
+
+def decides(workload: WorkloadInfo) -> bool:
+    """Whether the workload's procedure can decide anything (stop, pause, promote, exploit): grid, random, TPE
+    and the other proposers cannot unless the median stopping rule is on, and then nothing is read for them."""
+    cls = PROCEDURES.get(workload.procedure)
+    if cls is None:
+        return False
+    return cls._decide is not Procedure._decide or bool((workload.procedure_options or {}).get("median_stop"))
 
 
 def decisions_for(workload: WorkloadInfo, configs: list[ConfigObservation]) -> list[Decision]:

@@ -36,6 +36,9 @@ __all__ = ["MAX_CONSECUTIVE_LOSSES", "EpochReport", "Scheduler", "visit_key"]
 
 log = logging.getLogger("hopper.mop_scheduler")
 
+#: What a procedure's own code or its sampler library may raise when it is broken by its inputs.
+_PROCEDURE_ERRORS = (ArithmeticError, LookupError, RuntimeError, TypeError, ValueError)
+
 
 class Scheduler:
     """Drives workers from the store.
@@ -251,7 +254,7 @@ class Scheduler:
                 if isinstance(exc, StoreUnavailable):
                     raise
                 self._fail_procedure(workload_id, exc.message)
-            except (ArithmeticError, LookupError, RuntimeError, TypeError, ValueError) as exc:
+            except _PROCEDURE_ERRORS as exc:
                 self._fail_procedure(workload_id, f"{type(exc).__name__}: {exc}")
             self._undecided.discard(workload_id)
 
@@ -282,9 +285,10 @@ class Scheduler:
             except HopperError as exc:
                 if isinstance(exc, StoreUnavailable):
                     raise
-                error = f"procedure failed: {exc.message}"
-                self.store.workloads.fail(workload_id, error)
-                log.error("workload %d: %s", workload_id, error)
+                self._fail_procedure(workload_id, exc.message)
+            except _PROCEDURE_ERRORS as exc:
+                # A sampler library raising (Optuna, KerasTuner, hyperopt) fails its workload, not the scheduler.
+                self._fail_procedure(workload_id, f"{type(exc).__name__}: {exc}")
 
     # -- dispatch -----------------------------------------------------------------------------------------------
     def plan(self, idle: list[int]) -> list[Assignment]:

@@ -25,7 +25,7 @@ from hopper.engine.entities import (
 )
 from hopper.engine.errors import Conflict, InvalidState, NotFound, ValidationError
 from hopper.engine.procedures import Decision, Objective, make_procedure
-from hopper.engine.search import decisions_for, propose, with_noise
+from hopper.engine.search import decides, decisions_for, propose, with_noise
 from hopper.engine.services._base import ServiceContext, default_actor
 from hopper.engine.space import Choice, Fixed, SearchSpace
 from hopper.engine.specs import PrivacySpec, WorkloadSpec, parse_spec
@@ -245,7 +245,9 @@ class SteeringServices(ServiceContext):
 
     def resume_config(self, config_id: int, *, expected_version: int | None = None,
                       actor: str | None = None) -> ConfigInfo:
-        """Continue a stopped (or failed) config from its last committed checkpoint."""
+        """Continue a stopped (or failed) config from its last committed checkpoint; for a config paused at a
+        rung by its procedure, this is a person's promotion past the rung (the procedure does not pause it there
+        again: its decision for that rung is already applied)."""
         config = self.store.configs.get(config_id, with_metrics=False)
         workload = self.get_workload(config.workload_id)
         if config.status == ConfigStatus.PRIVACY_SPENT:
@@ -309,6 +311,8 @@ class SteeringServices(ServiceContext):
     # -- procedures' decisions ----------------------------------------------------------------------------------
     def procedure_decisions(self, workload_id: int) -> list[Decision]:
         """What the workload's procedure decides now, not yet applied (rebuilt from the store: pure)."""
+        if not decides(self.get_workload(workload_id)):
+            return []
         decisions = self.store.workloads.decide(workload_id, decisions_for) or []
         applied = self.store.configs.applied_decision_keys(workload_id) if decisions else set()
         return [d for d in decisions if d.key not in applied]
@@ -318,7 +322,15 @@ class SteeringServices(ServiceContext):
 
         The scheduler calls this after epoch ends and once at start, before it dispatches.
         """
-        return sum(1 for d in self.procedure_decisions(workload_id) if self.route_decision(workload_id, d))
+        applied = 0
+        for decision in self.procedure_decisions(workload_id):
+            try:
+                applied += bool(self.route_decision(workload_id, decision))
+            except (ValidationError, InvalidState) as exc:
+                # One decision the services refuse (an explored value the model rejects, a clone that would
+                # overspend privacy) is skipped and logged; the others still apply.
+                log.warning("workload %d: decision %s not applied: %s", workload_id, decision.key, exc.message)
+        return applied
 
     def route_decision(self, workload_id: int, decision: Decision) -> bool:
         """Where a procedure's decision goes: applied at once (the branch point for advisor mode, which turns it
@@ -326,7 +338,7 @@ class SteeringServices(ServiceContext):
         workload = self.get_workload(workload_id)
         return self.apply_decision(workload_id, decision, actor=f"procedure:{workload.procedure}") is not None
 
-    def apply_decision(self, workload_id: int, decision: Decision, *, actor: str) -> ConfigInfo | None:
+    def apply_decision(self, workload_id: int, decision: Decision, actor: str) -> ConfigInfo | None:
         """Apply a procedure's decision through the same services as a person's stop, resume and clone, audited
         with the decision's key and reason. Idempotent by ``decision.key``: a second application (after a
         restart, or an advisor suggestion accepted twice) is a no-op returning None, as is a decision the

@@ -62,10 +62,15 @@ def _stopped_by_people(session, stopped_ids: list[int]) -> set[int]:  # noqa: AN
     return {cid for cid in stopped_ids if "decision" not in (latest.get(cid) or {})}
 
 
-def observations(session, workload_id: int) -> list[ConfigObservation]:  # noqa: ANN001
-    """Every config of a workload as its procedure is told it: status, latest metrics, objective curve."""
+def observations(session, workload_id: int, *, curves: bool = True) -> list[ConfigObservation]:  # noqa: ANN001
+    """Every config of a workload as its procedure is told it: status, latest metrics and (unless ``curves`` is
+    False: proposing needs only the latest value) the objective's curve and who stopped it."""
     workload = session.get(WorkloadRow, workload_id)
     rows = list(session.scalars(select(ConfigRow).where(ConfigRow.workload_id == workload_id).order_by(ConfigRow.id)))
+    if not curves:
+        return [ConfigObservation(c.id, dict(c.hparams), c.origin, c.status, dict(c.latest_metrics or {}),
+                                  epochs_done=c.epochs_done, parent_id=c.cloned_from_config_id, priority=c.priority)
+                for c in rows]
     curves = _curves(session, workload_id, workload.objectives[0]["metric"])
     by_people = _stopped_by_people(session, [c.id for c in rows if c.status == ConfigStatus.STOPPED])
     out = []
@@ -171,7 +176,7 @@ class WorkloadStore(Repository):
             row = get_row(session, WorkloadRow, workload_id, "workload")
             if row.status != WorkloadStatus.RUNNING:
                 return False
-            proposal = propose(WorkloadInfo.from_row(row), observations(session, workload_id))
+            proposal = propose(WorkloadInfo.from_row(row), observations(session, workload_id, curves=False))
             _add_proposals(session, row, proposal)
             return proposal.exhausted
 
