@@ -468,8 +468,8 @@ def _kerastuner_distributed(spec: dict) -> dict:
     for p in workers:
         p.join()
     end = time.time()
-    # The chief polls for its exit every 20 s once the oracle is done; the search is over when the workers are.
-    chief.join(timeout=30)
+    # The search is over when the workers are; the chief would only poll for its exit every 20 s.
+    chief.join(timeout=2)
     if chief.is_alive():
         chief.terminate()
         chief.join()
