@@ -103,52 +103,64 @@ def main() -> None:
         args.repeats, args.rows, args.epochs = 1, 2000, 1
     from hopper.engine.demo import write_digits
 
-    suites: dict[str, dict] = {}
-    targets: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "data").mkdir()
         sources = {"tabular_mlp": ("mlp", make_tabular(tmp / "data" / "tabular.npz", args.rows, 0))}
         if not args.quick:
             sources["digits_cnn"] = ("cnn", write_digits(tmp / "data"))
+        suites = {}
         for name, (model, source) in sources.items():
-            suite = {"model": model, "data": prepare_data(tmp / name, source, args.workers)}
-            configs = configs_for(model, False)[: 2 if args.quick else None]
-            runs: dict[str, list[dict]] = {m: [] for m in METHODS}
-            for repeat in range(args.repeats):
-                order = METHODS if repeat % 2 == 0 else METHODS[::-1]
+            suites[name] = {"model": model, "data": prepare_data(tmp / name, source, args.workers),
+                            "configs": configs_for(model, False)[: 2 if args.quick else None],
+                            "runs": {m: [] for m in METHODS}}
+        # Repeat by repeat over both suites, so that an interrupted run keeps whole repeats of each.
+        for repeat in range(args.repeats):
+            order = METHODS if repeat % 2 == 0 else METHODS[::-1]
+            for name, suite in suites.items():
                 for method in order:
-                    runs[method].append(one_run(method, suite, configs, args.epochs, args.workers,
-                                                tmp / name / f"{method}-{repeat}"))
-                print(f"{name}: repeat {repeat + 1}/{args.repeats} done", file=sys.stderr)
-            methods = {m: summarise(r) for m, r in runs.items()}
-            ratios = {}
-            for peer in METHODS[1:]:
-                ratios[f"hopper_over_{peer}"] = {
-                    "makespan": ratio_stats([r["makespan_s"] for r in runs["hopper"]],
-                                            [r["makespan_s"] for r in runs[peer]]),
-                    "end_to_end": ratio_stats([r["end_to_end_s"] for r in runs["hopper"]],
-                                              [r["end_to_end_s"] for r in runs[peer]]),
-                    "peak_rss_tree": ratio_stats([r["peak_rss_tree_mb"] for r in runs["hopper"]],
-                                                 [r["peak_rss_tree_mb"] for r in runs[peer]]),
-                    "train_bytes_per_worker": round(methods["hopper"]["train_bytes_per_worker"]
-                                                    / methods[peer]["train_bytes_per_worker"], 3)}
-            for peer in PARALLEL_PEERS:
-                r = ratios[f"hopper_over_{peer}"]
-                targets[f"{name}_hopper_makespan_vs_{peer}"] = {
-                    "value": r["makespan"]["median"], "target": "<= 1.0 with no more data per worker",
-                    "met": r["makespan"]["median"] <= 1.0 and r["train_bytes_per_worker"] <= 1.0,
-                    "range": [r["makespan"]["min"], r["makespan"]["max"]],
-                    "data_per_worker_ratio": r["train_bytes_per_worker"]}
-            tp = ratios["hopper_over_task_parallel"]["makespan"]
-            targets[f"{name}_hopper_makespan_vs_task_parallel"] = {
-                "value": tp["median"], "target": "<= 1.05", "met": tp["median"] <= 1.05,
-                "range": [tp["min"], tp["max"]]}
-            suites[name] = {"model": model, "train_rows": suite["data"]["n_train"], "epochs": args.epochs,
-                            "configs": configs, "methods": methods, "ratios": ratios}
-    image = None if args.quick else plot(suites)
-    emit("peers", {"workers": args.workers, "repeats": args.repeats, "suites": suites, "targets": targets,
-                   "plot": image}, write=not args.quick)
+                    suite["runs"][method].append(one_run(method, suite, suite["configs"], args.epochs,
+                                                         args.workers, tmp / name / f"{method}-{repeat}"))
+            print(f"repeat {repeat + 1}/{args.repeats} done", file=sys.stderr)
+            final = repeat == args.repeats - 1
+            if final or not args.quick:
+                report(suites, args, repeat + 1, final=final)
+
+
+def report(suites: dict, args: argparse.Namespace, repeats: int, *, final: bool) -> None:
+    """The document over the repeats so far: printed at the end, written after every repeat (not in quick runs)."""
+    out: dict[str, dict] = {}
+    targets: dict[str, dict] = {}
+    for name, suite in suites.items():
+        runs = suite["runs"]
+        methods = {m: summarise(r) for m, r in runs.items()}
+        ratios = {}
+        for peer in METHODS[1:]:
+            ratios[f"hopper_over_{peer}"] = {
+                "makespan": ratio_stats([r["makespan_s"] for r in runs["hopper"]],
+                                        [r["makespan_s"] for r in runs[peer]]),
+                "end_to_end": ratio_stats([r["end_to_end_s"] for r in runs["hopper"]],
+                                          [r["end_to_end_s"] for r in runs[peer]]),
+                "peak_rss_tree": ratio_stats([r["peak_rss_tree_mb"] for r in runs["hopper"]],
+                                             [r["peak_rss_tree_mb"] for r in runs[peer]]),
+                "train_bytes_per_worker": round(methods["hopper"]["train_bytes_per_worker"]
+                                                / methods[peer]["train_bytes_per_worker"], 3)}
+        for peer in PARALLEL_PEERS:
+            r = ratios[f"hopper_over_{peer}"]
+            targets[f"{name}_hopper_makespan_vs_{peer}"] = {
+                "value": r["makespan"]["median"], "target": "<= 1.0 with no more data per worker",
+                "met": r["makespan"]["median"] <= 1.0 and r["train_bytes_per_worker"] <= 1.0,
+                "range": [r["makespan"]["min"], r["makespan"]["max"]],
+                "data_per_worker_ratio": r["train_bytes_per_worker"]}
+        tp = ratios["hopper_over_task_parallel"]["makespan"]
+        targets[f"{name}_hopper_makespan_vs_task_parallel"] = {
+            "value": tp["median"], "target": "<= 1.05", "met": tp["median"] <= 1.05, "range": [tp["min"], tp["max"]]}
+        out[name] = {"model": suite["model"], "train_rows": suite["data"]["n_train"], "epochs": args.epochs,
+                     "configs": suite["configs"], "methods": methods, "ratios": ratios}
+    image = None if args.quick else plot(out)
+    emit("peers", {"workers": args.workers, "repeats": repeats, "repeats_asked": args.repeats,
+                   "partial": not final, "suites": out, "targets": targets, "plot": image},
+         write=not args.quick, show=final)
 
 
 if __name__ == "__main__":

@@ -254,6 +254,14 @@ def main() -> None:
             result, missing = run_seed(seed, p, data, tmp, args.workers, order)
             seeds.append(result)
             print(f"seed {seed} done", file=sys.stderr)
+            final = seed == args.seeds - 1
+            if final or not args.quick:
+                report(seeds, p, args, data, missing, final=final)
+
+
+def report(seeds: list[dict], p: dict, args: argparse.Namespace, data: dict, missing: list[str], *,
+           final: bool) -> None:
+    """The document over the seeds so far: printed at the end, written after every seed (but in quick runs)."""
     labels = sorted(seeds[0]["methods"])
     methods = {}
     for label in labels:
@@ -271,9 +279,10 @@ def main() -> None:
         "dataset": {"kind": "synthetic tabular (20 features, 5 classes)", "rows": args.rows,
                     "train": data["n_train"], "validation": data["n_val"]},
         "model": "mlp", "space": p["space"], "grid_configs": grid_size(p["space"]), "max_epochs": p["max_epochs"],
-        "workers": args.workers, "seeds": args.seeds, "plan": p, "missing_methods": missing,
-        "methods": methods, "targets": found, "per_seed": per_seed, "curves_seed0": curves, "plot": image,
-    }, write=not args.quick)
+        "workers": args.workers, "seeds": len(seeds), "seeds_asked": args.seeds, "partial": not final,
+        "plan": p, "missing_methods": missing, "methods": methods, "targets": found, "per_seed": per_seed,
+        "curves_seed0": curves, "plot": image,
+    }, write=not args.quick, show=final)
 
 
 if __name__ == "__main__":
