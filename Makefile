@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hopper-installed
 
-.PHONY: run test bench test-deps lint clean-venv
+.PHONY: run test bench test-deps peers-env lint clean-venv
 
 run: $(STAMP)
 	$(VENV)/bin/hopper run
@@ -27,7 +27,7 @@ test: $(STAMP) test-deps
 	HOPPER_INVENTORY_CHECK=1 $(PY) -m pytest --durations=20 --cov --cov-append --cov-report=term:skip-covered \
 		--cov-fail-under=$(COVERAGE_FLOOR) $(SERIAL_TESTS)
 
-bench: $(STAMP)
+bench: $(STAMP) peers-env
 	$(PY) bench/hop_overhead.py
 	$(PY) bench/scheduler_scale.py
 	$(PY) bench/api_latency.py
@@ -37,6 +37,8 @@ bench: $(STAMP)
 	$(PY) bench/mop_vs_baselines.py
 	$(PY) bench/mop_spark.py
 	$(PY) bench/privacy.py
+	$(PY) bench/search_efficiency.py
+	$(PY) bench/peers.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -49,7 +51,12 @@ $(STAMP): pyproject.toml constraints.txt
 	if [ "$$(id -u)" -eq 0 ]; then bash scripts/create-sandbox-user.sh; fi
 	touch $(STAMP)
 
-test-deps:
+# .venv-peers: Ray Tune for bench/search_efficiency.py and bench/peers.py (and their smoke tests); Ray needs a
+# newer pyarrow than constraints.txt pins, so it lives in its own venv over .venv's packages.
+peers-env: $(STAMP)
+	bash bench/peers_env.sh $(PYTHON)
+
+test-deps: peers-env
 	bash scripts/install-test-deps.sh
 
 clean-venv:

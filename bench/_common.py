@@ -18,14 +18,19 @@ def machine() -> dict:
             "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
-def emit(name: str, document: dict, *, write: bool = True) -> None:
-    """Print the JSON document and keep a copy under bench/results/NAME.json."""
+def emit(name: str, document: dict, *, write: bool = True, show: bool = True) -> None:
+    """Print the JSON document and keep a copy under bench/results/NAME.json.
+
+    ``show=False`` only writes the file: long benchmarks keep their results so far after each part, so an
+    interrupted run still leaves what it measured (marked by the caller, e.g. ``"partial": true``).
+    """
     document = {"benchmark": name, "machine": machine(), **document}
     text = json.dumps(document, indent=2, sort_keys=False)
     if write:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"{name}.json").write_text(text + "\n")
-    sys.stdout.write(text + "\n")
+    if show:
+        sys.stdout.write(text + "\n")
 
 
 def pyplot():  # noqa: ANN201

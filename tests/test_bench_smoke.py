@@ -12,7 +12,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 @pytest.mark.parametrize("script", ["hop_overhead.py", "api_latency.py", "scheduler_scale.py", "steering.py",
                                     "mop_vs_baselines.py", "edge_profile.py", "mop_spark.py", "privacy.py",
-                                    "api_vs_optuna_dashboard.py"])
+                                    "api_vs_optuna_dashboard.py", "search_efficiency.py", "peers.py"])
 def test_benchmark_runs_and_prints_json(script):
     proc = subprocess.run([sys.executable, str(BENCH / script), "--quick"], capture_output=True, text=True,
                           timeout=600)
@@ -86,6 +86,41 @@ def _api_vs_optuna(document):
     assert all(set(t) == {"value", "target", "met"} for t in document["targets"].values())
 
 
+SEARCH_METHODS = {"hopper_grid", "hopper_random", "hopper_tpe", "hopper_bayesian", "hopper_evolution", "hopper_asha",
+                  "hopper_hyperband", "hopper_pbt", "hopper_nsga2", "ray_asha", "ray_pbt", "optuna_tpe_sha",
+                  "optuna_tpe_hyperband"}
+
+
+def _search_efficiency(document):
+    assert document["missing_methods"] == [] and set(document["methods"]) == SEARCH_METHODS
+    for label, row in document["methods"].items():
+        assert 0 < row["best_accuracy"]["mean"] <= 1 and row["compute_s"]["mean"] > 0, label
+        assert row["wall_s"]["mean"] > 0 and row["epochs_trained"]["mean"] >= 1, label
+        curve = document["curves_seed0"][label]
+        assert [r["best"] for r in curve] == sorted(r["best"] for r in curve), label  # best-so-far never drops
+        assert curve[-1]["compute"] == pytest.approx(row["compute_s"]["mean"], abs=0.05), label
+    # a quick run has 2 grid configs x 2 epochs, every one trained to the end
+    assert document["methods"]["hopper_grid"]["epochs_trained"]["mean"] == 4
+    for name in ("asha_accuracy_vs_grid", "asha_compute_share_of_grid", "asha_time_to_accuracy_vs_ray_asha",
+                 "asha_time_to_accuracy_vs_optuna_tpe_sha", "pbt_accuracy_vs_grid", "nsga2_hypervolume_minus_random"):
+        target = document["targets"][name]
+        assert isinstance(target["met"], bool) and "value" in target and "target" in target, name
+
+
+def _peers(document):
+    suite = document["suites"]["tabular_mlp"]
+    assert set(suite["methods"]) == {"hopper", "task_parallel", "ray", "optuna", "kerastuner_distributed"}
+    for name, row in suite["methods"].items():
+        run = row["repeats"][0]
+        assert run["configs_finished"] == 2 and run["epochs_trained"] == 2, name  # 2 configs x 1 epoch
+        assert 0 < run["makespan_s"] < run["end_to_end_s"] and run["peak_rss_tree_mb"] >= run["peak_rss_process_mb"] > 0
+    for peer in ("task_parallel", "ray", "optuna", "kerastuner_distributed"):
+        # MOP holds half the training data per worker; every peer holds all of it
+        assert suite["ratios"][f"hopper_over_{peer}"]["train_bytes_per_worker"] == pytest.approx(0.5, abs=0.01)
+    assert {t["met"] for t in document["targets"].values()} <= {True, False} and len(document["targets"]) == 4
+
+
 CHECKS = {"hop_overhead.py": _hop, "api_vs_optuna_dashboard.py": _api_vs_optuna, "api_latency.py": _api, "scheduler_scale.py": _scale,
           "steering.py": _steering, "mop_vs_baselines.py": _baselines, "edge_profile.py": _edge,
-          "mop_spark.py": _spark, "privacy.py": _privacy}
+          "mop_spark.py": _spark, "privacy.py": _privacy, "search_efficiency.py": _search_efficiency,
+          "peers.py": _peers}

@@ -1,0 +1,65 @@
+"""Print the README's tables for search_efficiency and peers from their JSON under bench/results/.
+
+Usage: python bench/readme_tables.py [search_efficiency|peers ...]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _pm(row: dict, digits: int = 3) -> str:
+    return f"{row['mean']:.{digits}f} ± {row['std']:.{digits}f}" if row["n"] > 1 else f"{row['mean']:.{digits}f}"
+
+
+def search_efficiency(doc: dict) -> str:
+    grid = doc["methods"]["hopper_grid"]["compute_s"]["mean"]
+    lines = [f"{doc['seeds']} seeds, mean ± std; {doc['grid_configs']}-config grid, {doc['max_epochs']} epochs max, "
+             f"{doc['dataset']['train']} train / {doc['dataset']['validation']} validation rows, "
+             f"{doc['workers']} workers", "",
+             "| method | best val. accuracy | compute (worker-s) | compute / grid | wall (s) | configs | epochs trained |",
+             "|---|---|---|---|---|---|---|"]
+    for label, row in doc["methods"].items():
+        lines.append(f"| {label} | {_pm(row['best_accuracy'], 4)} | {_pm(row['compute_s'], 1)} | "
+                     f"{row['compute_s']['mean'] / grid:.2f} | {_pm(row['wall_s'], 1)} | {row['trials']['mean']:.0f} | "
+                     f"{row['epochs_trained']['mean']:.0f} |")
+    lines += ["", "| target | value | target | met |", "|---|---|---|---|"]
+    for name, t in doc["targets"].items():
+        lines.append(f"| {name} | {t['value']} | {t['target']} | {'yes' if t['met'] else '**no**'} |")
+    return "\n".join(lines)
+
+
+def peers(doc: dict) -> str:
+    lines = [f"{doc['repeats']} interleaved repeats, median (min–max)", "",
+             "| suite | method | makespan (s) | end to end (s) | Hopper / method (makespan) | train data per worker "
+             "| peak RSS, process tree (MB) | best val. accuracy |", "|---|---|---|---|---|---|---|---|"]
+    for suite, s in doc["suites"].items():
+        for method, m in s["methods"].items():
+            ratio = s["ratios"].get(f"hopper_over_{method}", {}).get("makespan")
+            cell = f"{ratio['median']:.2f} ({ratio['min']:.2f}–{ratio['max']:.2f})" if ratio else ""
+            lines.append(f"| {suite} | {method} | {m['makespan_s_median']:.1f} ({m['makespan_s_min']:.1f}–"
+                         f"{m['makespan_s_max']:.1f}) | {m['end_to_end_s_median']:.1f} | {cell} | "
+                         f"{m['train_bytes_per_worker'] / 2**20:.2f} MB | {m['peak_rss_tree_mb_median']:.0f} | "
+                         f"{m['best_accuracy_median']:.4f} |")
+    lines += ["", "| target | median ratio | range | target | met |", "|---|---|---|---|---|"]
+    for name, t in doc["targets"].items():
+        lines.append(f"| {name} | {t['value']} | {t['range'][0]}–{t['range'][1]} | {t['target']} | "
+                     f"{'yes' if t['met'] else '**no**'} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    for name in sys.argv[1:] or ["search_efficiency", "peers"]:
+        path = RESULTS / f"{name}.json"
+        if path.exists():
+            print(globals()[name](json.loads(path.read_text())), end="\n\n")
+        else:
+            print(f"({path} is not there yet: run bench/{name}.py)", end="\n\n")
+
+
+if __name__ == "__main__":
+    main()
