@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hopper-installed
 
-.PHONY: run test bench test-deps peers-env lint clean-venv
+.PHONY: run test bench bench-smoke test-deps peers-env lint clean-venv
 
 run: $(STAMP)
 	$(VENV)/bin/hopper run
@@ -23,7 +23,7 @@ PARALLEL_TESTS := tests $(foreach d,$(SERIAL_TESTS),--ignore=$(d))
 
 test: $(STAMP) test-deps
 	@inventory=$$(mktemp -d)/inventory.txt; export HOPPER_TEST_INVENTORY=$$inventory; \
-	$(PY) -m pytest -n 2 --dist loadgroup --durations=20 --cov --cov-report= $(PARALLEL_TESTS) && \
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=20 -m "not peer_bench" --cov --cov-report= $(PARALLEL_TESTS) && \
 	HOPPER_INVENTORY_CHECK=1 $(PY) -m pytest --durations=20 --cov --cov-append --cov-report=term:skip-covered \
 		--cov-fail-under=$(COVERAGE_FLOOR) $(SERIAL_TESTS)
 
@@ -39,6 +39,10 @@ bench: $(STAMP) peers-env
 	$(PY) bench/privacy.py
 	$(PY) bench/search_efficiency.py
 	$(PY) bench/peers.py
+
+# The benchmarks against Ray Tune, Optuna and KerasTuner at toy size (minutes each; not in `make test`).
+bench-smoke: $(STAMP) peers-env
+	$(PY) -m pytest -m peer_bench tests/test_bench_smoke.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -42,6 +42,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         parts = item.path.resolve().relative_to(root).parts
         group = {"spark": "spark", "edge": "edge", "e2e": "edge"}.get(parts[0], "/".join(parts))
+        if parts[0] == "test_bench_smoke.py":
+            group = item.nodeid  # independent scripts, each minutes long: spread them over the workers
         item.add_marker(pytest.mark.xdist_group(group))
 
 

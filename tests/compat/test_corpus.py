@@ -36,8 +36,8 @@ TOKEN = "compat-token-123"
 ONLY = [n for n in os.environ.get("HOPPER_COMPAT_ONLY", "").split(",") if n]
 # `make test` runs one script per kind of code people bring (the suite has 30 minutes on 2 cores; the whole
 # corpus takes several minutes more); HOPPER_COMPAT_ALL=1 runs all of them.
-CI_SUBSET = ("tf_basic_classification", "keras_functional_api", "kt_getting_started", "kt_fit_normalize",
-             "kt_hypermodel_args", "multilabel_classifier", "structured_data_hp", "text_vectorization_hp")
+CI_SUBSET = ("tf_basic_classification", "kt_getting_started", "kt_fit_normalize", "structured_data_hp",
+             "text_vectorization_hp")
 if not ONLY and os.environ.get("HOPPER_COMPAT_ALL", "") != "1":
     ONLY = list(CI_SUBSET)
 SELECTED = tuple(c for c in CASES if not ONLY or c.name in ONLY)
