@@ -180,13 +180,13 @@ def test_the_rest_json_and_the_device_tables_keep_their_shape(edge):
     (job,) = client.post(f"/api/v1/exports/{exports[0][0]}/profile", json={"device_id": device["id"]}).json
     assert "export" not in job and job["status"] == "queued"
     claimed = client.post(f"/api/v1/devices/{device['id']}/claim").json["job"]
-    assert claimed["id"] == job["id"] and claimed["lease_seconds"] == 0.5
+    assert claimed["id"] == job["id"] and claimed["lease_seconds"] == 1.0
     assert claimed["export"] == {"id": exports[0][0], "config_id": exports[0][1], "quantization": "float32",
                                  "sha256": "a" * 64, "bytes": 1000,
                                  "artifact": f"/api/v1/exports/{exports[0][0]}/artifact"}
     assert datetime.fromisoformat(claimed["lease_expires_at"]) > datetime.fromisoformat(claimed["claimed_at"])
     beat = client.post(f"/api/v1/devices/{device['id']}/heartbeat").json
-    assert beat["extended_jobs"] == 1 and beat["lease_seconds"] == 0.5 and beat["device"]["status"] == "online"
+    assert beat["extended_jobs"] == 1 and beat["lease_seconds"] == 1.0 and beat["device"]["status"] == "online"
     done = client.post(f"/api/v1/jobs/{job['id']}/complete", json={"device_id": device["id"], "result": RESULT}).json
     assert done["status"] == "done" and "export" not in done and done["metrics"]["edge_latency_ms@pi"] == 0.5
     assert client.get(f"/api/v1/jobs/{job['id']}").json["export"]["id"] == exports[0][0]
