@@ -23,9 +23,13 @@ PARALLEL_TESTS := tests $(foreach d,$(SERIAL_TESTS),--ignore=$(d))
 
 test: $(STAMP) test-deps
 	@inventory=$$(mktemp -d)/inventory.txt; export HOPPER_TEST_INVENTORY=$$inventory; \
-	$(PY) -m pytest -n 2 --dist loadgroup --durations=20 -m "not peer_bench" --cov --cov-report= $(PARALLEL_TESTS) && \
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=20 -m "not peer_bench" --cov --cov-report= $(PARALLEL_TESTS); \
+	first=$$?; \
 	HOPPER_INVENTORY_CHECK=1 $(PY) -m pytest --durations=20 --cov --cov-append --cov-report=term:skip-covered \
-		--cov-fail-under=$(COVERAGE_FLOOR) $(SERIAL_TESTS)
+		--cov-fail-under=$(COVERAGE_FLOOR) $(SERIAL_TESTS); \
+	second=$$?; \
+	if [ $$first -ne 0 ]; then echo "make test: the parallel phase failed (exit $$first)" >&2; exit $$first; fi; \
+	exit $$second
 
 bench: $(STAMP) peers-env
 	$(PY) bench/hop_overhead.py

@@ -116,7 +116,7 @@ def test_objectives_over_rest_and_the_cli(trained, tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["objective", "add", str(wid), "val_recall@7", "--direction", "max"], env=env)
     assert result.exit_code == 0, result.output
-    assert "4 checkpoint(s) to re-evaluate (queued)" in result.output
+    assert "4 checkpoint(s) to re-evaluate (queued)" in " ".join(result.output.split())  # rich wraps lines
     first = services.list_evaluations(wid)[0]  # the export worker ran it (`hopper objective evaluate` as a child)
     result = runner.invoke(main, ["objective", "evaluate", str(first.id)], env=env)
     assert result.exit_code == 2 and "already done" in result.output

@@ -47,7 +47,7 @@ BROKEN = """
 def _script(services, name: str, text: str) -> int:  # noqa: ANN001
     # Stored as validated, without the validation child (its own tests cover it): the broken script is
     # one that would pass an upload-time build elsewhere and fail on the workers.
-    path = services.settings.artifact_dir / f"{name}.py"
+    path = services.settings.artifact_dir / "scripts" / f"{name}.py"  # where uploads live (in the workers' view)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text))
     return services.store.scripts.add(name=f"{name}.py", sha256="0" * 64, path=str(path), entry_point="build_model",
