@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,6 +12,9 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
 from hopper.engine.errors import ValidationError
+
+#: Keys of entry_args / bind_globals: ASCII Python identifiers (the document and the validator say the same).
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 class ObjectiveSpec(BaseModel):
@@ -95,16 +99,19 @@ class WorkloadSpec(BaseModel):
                                      description="when the workload is done, export (and profile) its best k configs")
     privacy: PrivacySpec | None = Field(default=None, description="train every config with DP-SGD")
     entry_args: dict[str, Any] | None = Field(
-        default=None, description="constructor arguments of a script's HyperModel class entry (keyword: value)")
+        default=None, description="constructor arguments of a script's HyperModel class entry (keyword: value)",
+        json_schema_extra={"anyOf": [{"type": "object", "propertyNames": {"pattern": _IDENTIFIER}}, {"type": "null"}]})
     bind_globals: dict[str, Literal["x", "y", "frame"]] | None = Field(
         default=None, description="script globals bound to the training sample before the script runs "
-                                  "(x_train: x, y_train: y, train_dataframe: frame)")
+                                  "(x_train: x, y_train: y, train_dataframe: frame)",
+        json_schema_extra={"anyOf": [{"type": "object", "propertyNames": {"pattern": _IDENTIFIER},
+                                      "additionalProperties": {"enum": ["x", "y", "frame"]}}, {"type": "null"}]})
 
     @field_validator("entry_args", "bind_globals")
     @classmethod
     def _identifier_keys(cls, value: dict | None) -> dict | None:
         for key in value or {}:
-            if not key.isidentifier():
+            if not re.match(_IDENTIFIER, key):
                 raise PydanticCustomError("identifier", "'{key}' is not a Python identifier", {"key": key})
         return value
 

@@ -65,6 +65,8 @@ def build_document(api: Api) -> dict:
             body_schema = {"type": "object", "required": ["items", "total", "limit", "offset"], "properties": {
                 "items": {"type": "array", "items": {"type": "object"}}, "total": {"type": "integer"},
                 "limit": {"type": "integer"}, "offset": {"type": "integer"}}}
+        elif route.returns == "list_or_object":
+            body_schema = {"type": ["array", "object"]}
         else:
             body_schema = {"type": "object"}
         if route.returns == "binary":

@@ -99,7 +99,7 @@ def add_config(workload_id: int, body: AddConfigBody):  # noqa: ANN201
     return services().add_config(workload_id, body.hparams, priority=body.priority, actor=actor()).to_dict()
 
 
-@api.route("GET", "/workloads/<int:workload_id>/sub-epochs", tag="schedule", returns="list", errors=(NOT_FOUND,),
+@api.route("GET", "/workloads/<int:workload_id>/sub-epochs", tag="schedule", returns="list_or_object", errors=(NOT_FOUND,),
            query=(("limit", "integer", "most rows", 1, 100_000), ("offset", "integer", "rows to skip", 0, 2**31 - 1),
                   ("columnar", "integer", "1: one list of values per row under 'rows', field names once under "
                    "'fields' (a third of the bytes)", 0, 1)))

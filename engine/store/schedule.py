@@ -44,6 +44,11 @@ from hopper.engine.store.models import (
     utcnow,
 )
 
+#: The detail of a sub-epoch a restarted scheduler found 'running': lost, re-run, and not counted against its config.
+RECOVERED_DETAIL = "the scheduler stopped while this sub-epoch ran; it is re-run"
+#: How many recovered rows the consecutive-failure count looks past (one per scheduler restart it may meet).
+_RECOVERY_SLACK = 8
+
 #: (config id, workload id, priority, epochs done, workload max epochs, workload seed)
 RunnableRow = tuple[int, int, int, int, int, int]
 EpochSummary = Callable[[list[SubEpochStats], dict[str, float]], dict[str, float]]
@@ -104,7 +109,7 @@ class ScheduleStore(Repository):
             for row in rows:
                 check_transition(row.outcome, SubEpochOutcome.LOST, what=f"sub-epoch {row.id}")
                 row.outcome, row.finished_at = SubEpochOutcome.LOST, utcnow()
-                row.detail = "the scheduler stopped while this sub-epoch ran; it is re-run"
+                row.detail = RECOVERED_DETAIL
             for config_id, epoch, partition in session.execute(
                 select(SubEpochRow.config_id, SubEpochRow.epoch, SubEpochRow.partition)
                 .join(ConfigRow, (ConfigRow.id == SubEpochRow.config_id) & (ConfigRow.epochs_done == SubEpochRow.epoch))
@@ -257,13 +262,18 @@ class ScheduleStore(Repository):
                                      superseded, config.status)
 
     def _recent_failures(self, session, config_id: int, window: int) -> int:  # noqa: ANN001
-        recent = session.scalars(select(SubEpochRow.outcome).where(SubEpochRow.config_id == config_id)
-                                 .order_by(SubEpochRow.id.desc()).limit(window)).all()
+        recent = session.execute(select(SubEpochRow.outcome, SubEpochRow.detail)
+                                 .where(SubEpochRow.config_id == config_id)
+                                 .order_by(SubEpochRow.id.desc()).limit(window + _RECOVERY_SLACK)).all()
         count = 0
-        for outcome in recent:
+        for outcome, detail in recent:
             if outcome == SubEpochOutcome.OK:
                 break
+            if detail == RECOVERED_DETAIL:
+                continue  # the scheduler died, not this config's worker: not the config's failure
             count += 1
+            if count >= window:
+                break
         return count
 
     def commit_failed(self, *, sub_epoch_id: int, config_id: int, detail: str, error: str | None,

@@ -102,18 +102,26 @@ def test_kill_9_workers_and_scheduler_then_restart(services, digits, settings):
     assert final.returncode == 0, final.stderr[-2000:]
     assert kills["scheduler"] == ROUNDS and kills["worker"] >= 1
 
-    configs = services.list_configs(workload.id)
+    every = services.list_configs(workload.id)
     assert services.get_workload(workload.id).status == "done"
-    assert all(c.status == "done" and c.epochs_done == EPOCHS for c in configs)
+    # A config whose worker the kills hit three times in a row before it committed anything is given up on, as
+    # the loss policy says (fault/test_give_up_paths.py); at most one may meet that fate, every other one trains
+    # to the end, and none loses or doubles anything below.
+    configs = [c for c in every if c.status == "done"]
+    gave_up = [c for c in every if c.status == "failed" and "died 3 times in a row" in (c.error or "")]
+    assert len(configs) + len(gave_up) == len(every) and len(gave_up) <= 1, [
+        (c.id, c.status, c.epochs_done, c.error) for c in every]
+    assert all(c.epochs_done == EPOCHS for c in configs)
     with services.store.session() as s:
         metrics = Counter((m.config_id, m.epoch, m.name) for m in s.scalars(select(MetricRow)))
         assert set(metrics.values()) == {1}, "a metric row was duplicated"
         assert set(metrics) == {(c.id, e, n) for c in configs for e in range(EPOCHS) for n in METRICS}
         log = list(s.scalars(select(SubEpochRow).order_by(SubEpochRow.id)))
         visits = Counter((x.config_id, x.epoch, x.partition) for x in log if x.outcome == "ok")
+        assert not any(x.outcome == "ok" for x in log if x.config_id in {c.id for c in gave_up})
         assert set(visits.values()) == {1} and len(visits) == len(configs) * EPOCHS * 2
         assert any(x.outcome == "lost" for x in log), "the kills interrupted sub-epochs"
-        for config in s.scalars(select(ConfigRow)):
+        for config in s.scalars(select(ConfigRow).where(ConfigRow.id.in_([c.id for c in configs]))):
             chain = [x for x in log if x.config_id == config.id and x.outcome == "ok"]
             for previous, current in zip(chain, chain[1:], strict=False):
                 assert current.input_checkpoint_id == previous.output_checkpoint_id
