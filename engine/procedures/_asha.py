@@ -11,9 +11,6 @@ brackets, bracket ``b`` runs ASHA from ``min_epochs * eta**b``, and the last bra
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from hopper.engine.procedures._base import (
     Decision,
     Objective,
@@ -46,20 +43,16 @@ class ASHAProcedure(Procedure):
     # Few fresh configs at a time: a free worker goes to a promoted config before a new one, as in ASHA.
     max_outstanding = 2
 
-    def __init__(self, space: SearchSpace, objective: Objective, seed: int = 0, budget: int | None = None, *,
-                 options: Mapping[str, Any] | None = None, max_epochs: int | None = None,
-                 objectives: list[Objective] | None = None) -> None:
-        super().__init__(space, objective, seed, budget, options=options, max_epochs=max_epochs,
-                         objectives=objectives)
+    def _configure(self) -> None:
         self.eta = int_option(self.options, "eta", 3, low=2, high=100)
         self.min_epochs = int_option(self.options, "min_epochs", 1, low=1, high=100_000)
-        if max_epochs is not None and self.min_epochs >= max_epochs:
-            raise option_error("min_epochs", f"must be below the workload's max_epochs ({max_epochs}), got "
+        if self.max_epochs is not None and self.min_epochs >= self.max_epochs:
+            raise option_error("min_epochs", f"must be below the workload's max_epochs ({self.max_epochs}), got "
                                              f"{self.min_epochs}: the first rung must come before the last epoch")
         sampler = self.options.get("sampler", "random")
         if sampler not in SAMPLERS:
             raise option_error("sampler", f"must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-        self.sampler = _sampler(sampler, space, objective, seed, budget)
+        self.sampler = _sampler(sampler, self.space, self.objective, self.seed, self.budget)
 
     # -- proposing: the sampler's job -------------------------------------------------------------------------
     def tell(self, observation: Observation) -> None:

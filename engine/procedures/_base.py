@@ -195,6 +195,11 @@ class Procedure(ABC):
             raise option_error(unknown[0], f"is not an option of procedure {self.name!r}; it takes {known}")
         self.options = options
         self.median_stop = MedianStop.parse(options.get("median_stop"))
+        self._configure()
+
+    def _configure(self) -> None:
+        """Read and check the procedure's own options (``self.options``) once the common state is set."""
+        return  # grid, random, tpe and manual take no options of their own
 
     def tell(self, observation: Observation) -> None:
         """Record a config: its own suggestion or one a person added, with its result if any."""

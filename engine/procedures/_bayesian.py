@@ -8,12 +8,9 @@ draws them), so launching a workload never imports KerasTuner (nor TensorFlow) i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from hopper.engine.procedures._base import Objective, Procedure, int_option, option_error
+from hopper.engine.procedures._base import Procedure, int_option, option_error
 from hopper.engine.procedures._explore import snap
-from hopper.engine.space import Choice, Range, SearchSpace
+from hopper.engine.space import Choice, Range
 
 
 class BayesianProcedure(Procedure):
@@ -22,11 +19,7 @@ class BayesianProcedure(Procedure):
     needs_budget = True
     max_outstanding = 2
 
-    def __init__(self, space: SearchSpace, objective: Objective, seed: int = 0, budget: int | None = None, *,
-                 options: Mapping[str, Any] | None = None, max_epochs: int | None = None,
-                 objectives: list[Objective] | None = None) -> None:
-        super().__init__(space, objective, seed, budget, options=options, max_epochs=max_epochs,
-                         objectives=objectives)
+    def _configure(self) -> None:
         self.initial_points = int_option(self.options, "initial_points", 3, low=1, high=10_000)
         # KerasTuner restarts L-BFGS-B 50 times per ask: a minute on a busy 2-core machine, and the scheduler
         # waits for every ask. 8 restarts of the same acquisition find the same optimum on small spaces.
@@ -35,7 +28,7 @@ class BayesianProcedure(Procedure):
             value = self.options.get(name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
                 raise option_error(name, f"must be a positive number, got {value!r}")
-        for name, p in space.params.items():
+        for name, p in self.space.params.items():
             if isinstance(p, Choice) and len({type(v) for v in p.values}) > 1:
                 raise option_error("space", f"{name}: a choice searched by the bayesian procedure must hold "
                                             f"values of one type, got {list(p.values)!r}")

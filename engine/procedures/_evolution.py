@@ -4,12 +4,8 @@ so old configs age out however good they were."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from hopper.engine.procedures._base import Objective, Procedure, int_option, option_error
+from hopper.engine.procedures._base import Procedure, int_option, option_error
 from hopper.engine.procedures._explore import key_rng, mutate
-from hopper.engine.space import SearchSpace
 
 
 class EvolutionProcedure(Procedure):
@@ -18,11 +14,7 @@ class EvolutionProcedure(Procedure):
     needs_budget = True
     max_outstanding = 2  # the scheduler raises it to the worker count
 
-    def __init__(self, space: SearchSpace, objective: Objective, seed: int = 0, budget: int | None = None, *,
-                 options: Mapping[str, Any] | None = None, max_epochs: int | None = None,
-                 objectives: list[Objective] | None = None) -> None:
-        super().__init__(space, objective, seed, budget, options=options, max_epochs=max_epochs,
-                         objectives=objectives)
+    def _configure(self) -> None:
         self.population = int_option(self.options, "population", 8, low=2, high=100_000)
         self.sample_size = int_option(self.options, "sample_size", 3, low=1, high=100_000)
         if self.sample_size > self.population:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hopper.engine.procedures._base import Objective, Procedure, int_option, option_error
+from hopper.engine.procedures._base import Procedure, int_option, option_error
 from hopper.engine.space import Choice, Fixed, Range, SearchSpace, _choice_key
 
 
@@ -51,11 +51,7 @@ class _OptunaMultiObjective(Procedure):
     needs_budget = True
     max_outstanding = 2
 
-    def __init__(self, space: SearchSpace, objective: Objective, seed: int = 0, budget: int | None = None, *,
-                 options: Mapping[str, Any] | None = None, max_epochs: int | None = None,
-                 objectives: list[Objective] | None = None) -> None:
-        super().__init__(space, objective, seed, budget, options=options, max_epochs=max_epochs,
-                         objectives=objectives)
+    def _configure(self) -> None:
         if len(self.objectives) < 2:
             raise option_error("objectives", f"procedure {self.name!r} searches two or more objectives "
                                              "(e.g. val_accuracy: max, params: min); this workload declares one")

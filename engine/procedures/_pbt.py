@@ -10,19 +10,15 @@ config's ``cloned_from`` is its PBT parent, so the lineage is a tree in the stor
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
 
 from hopper.engine.procedures._base import (
     Decision,
-    Objective,
     Observation,
     Procedure,
     float_option,
     int_option,
 )
 from hopper.engine.procedures._explore import key_rng, perturb
-from hopper.engine.space import SearchSpace
 from hopper.engine.status import ConfigStatus, DecisionKind
 
 #: Configs that no longer take part: stopped (exploited, or by a person) or failed.
@@ -33,11 +29,7 @@ class PBTProcedure(Procedure):
     name = "pbt"
     OPTIONS = frozenset({"population", "interval", "quantile", "resample_probability"})
 
-    def __init__(self, space: SearchSpace, objective: Objective, seed: int = 0, budget: int | None = None, *,
-                 options: Mapping[str, Any] | None = None, max_epochs: int | None = None,
-                 objectives: list[Objective] | None = None) -> None:
-        super().__init__(space, objective, seed, budget, options=options, max_epochs=max_epochs,
-                         objectives=objectives)
+    def _configure(self) -> None:
         self.population = int_option(self.options, "population", 4, low=2, high=10_000)
         self.interval = int_option(self.options, "interval", 1, low=1, high=100_000)
         self.quantile = float_option(self.options, "quantile", 0.25, low=0.01, high=0.5)
