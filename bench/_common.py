@@ -83,3 +83,22 @@ def seed_workload(store, name: str, *, partitions: int, feature_shape: list[int]
         s.add(wl)
         s.flush()
         return wl.id
+
+
+def fixed_trials_oracle(configs: list[dict]) -> type:
+    """A KerasTuner ``Oracle`` class that proposes exactly ``configs``, in order, then stops."""
+    import keras_tuner as kt
+
+    class FixedTrials(kt.Oracle):
+        """Proposes exactly the benchmark's configs, in order."""
+
+        def populate_space(self, trial_id):  # noqa: ANN001, ANN202
+            index = len(self.trials) - 1
+            if index >= len(configs):
+                return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
+            hp = self.hyperparameters.copy()
+            for key, value in configs[index].items():
+                hp.values[key] = value
+            return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": hp.values}
+
+    return FixedTrials

@@ -394,20 +394,11 @@ def run_ray(common: dict, runs: list[dict]) -> dict:
 
 def _kt_tuner(spec: dict, directory: str):  # noqa: ANN202
     import keras_tuner as kt
+    from _common import fixed_trials_oracle  # bench/ is on the path: this file runs as a script from there
 
     configs = fixed_trials(spec)
 
-    class FixedTrials(kt.Oracle):
-        """Proposes exactly the benchmark's configs, in order."""
-
-        def populate_space(self, trial_id):  # noqa: ANN001, ANN202
-            index = len(self.trials) - 1
-            if index >= len(configs):
-                return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
-            hp = self.hyperparameters.copy()
-            for key, value in configs[index].items():
-                hp.values[key] = value
-            return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": hp.values}
+    FixedTrials = fixed_trials_oracle(configs)
 
     class Roster(kt.HyperModel):
         def build(self, hp):  # noqa: ANN001, ANN202

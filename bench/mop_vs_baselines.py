@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from _common import emit, make_tabular, pyplot, save_figure  # noqa: E402
+from _common import emit, fixed_trials_oracle, make_tabular, pyplot, save_figure  # noqa: E402
 
 SEED = 0
 
@@ -64,17 +64,7 @@ def run_sequential(model: str, configs: list[dict], epochs: int, train, val, inf
 
     factory = ModelFactory(model, info.feature_shape, info.n_outputs, info.task)
 
-    class FixedTrials(kt.Oracle):
-        """Proposes exactly the benchmark's configs, in order."""
-
-        def populate_space(self, trial_id):  # noqa: ANN001, ANN202
-            index = len(self.trials) - 1
-            if index >= len(configs):
-                return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
-            hp = self.hyperparameters.copy()
-            for key, value in configs[index].items():
-                hp.values[key] = value
-            return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": hp.values}
+    FixedTrials = fixed_trials_oracle(configs)
 
     class Roster(kt.HyperModel):
         def build(self, hp):  # noqa: ANN001, ANN202
