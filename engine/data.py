@@ -459,6 +459,8 @@ def load_source(path: Path, fmt: str, feature_columns: list[str] | None, label_c
     y, task, classes, label_schema = _encode_labels(np.asarray(raw_y), task, label_kind, label_names)
     if label_names:
         label_schema["columns"] = label_names
+    elif columns_schema is not None:
+        label_schema["name"] = str(label_column)
     feature_dtype = x.matrix_dtype if isinstance(x, Columns) else str(x.dtype)
     schema: dict[str, Any] = {"feature_dtype": feature_dtype, "label_dtype": str(y.dtype), "label": label_schema}
     if columns_schema is not None:

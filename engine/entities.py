@@ -44,6 +44,14 @@ def label_kind_of(schema: dict, task: str) -> str:
     return str((schema.get("label") or {}).get("kind") or ("sparse" if task == "classification" else "regression"))
 
 
+def label_names_of(schema: dict) -> list[str] | None:
+    """A typed table's label column name(s) as its source file spelled them (None for arrays, images, and
+    tables registered before names were recorded): a bound ``train_dataframe`` carries them, as the file did."""
+    label = schema.get("label") or {}
+    names = label.get("columns") or ([label["name"]] if label.get("name") else None)
+    return list(names) if names and schema.get("columns") else None
+
+
 @dataclass(frozen=True)
 class DatasetInfo(_Serialisable):
     id: int
@@ -74,6 +82,11 @@ class DatasetInfo(_Serialisable):
     def label_kind(self) -> str:
         """sparse / one_hot / multi_label / regression (datasets registered before label kinds: from the task)."""
         return label_kind_of(self.schema, self.task)
+
+    @property
+    def label_names(self) -> list[str] | None:
+        """The label column name(s) of a typed table (see ``label_names_of``)."""
+        return label_names_of(self.schema)
 
     @classmethod
     def from_row(cls, row: Any) -> DatasetInfo:
@@ -358,6 +371,10 @@ class DatasetLayout:
     def label_kind(self) -> str:
         """sparse / one_hot / multi_label / regression (datasets registered before label kinds: from the task)."""
         return label_kind_of(self.schema, self.task)
+
+    @property
+    def label_names(self) -> list[str] | None:
+        return label_names_of(self.schema)
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,7 @@ class DataServices(ServiceContext):
         if dataset is not None:
             ds = self.get_dataset(dataset)
             shape, n_outputs, task = tuple(ds.feature_shape), ds.n_outputs, ds.task
-            check = dict(label_kind=ds.label_kind, columns=ds.schema.get("columns"))
+            check = dict(label_kind=ds.label_kind, columns=ds.schema.get("columns"), label_names=ds.label_names)
         check.update(input_shape=shape, n_outputs=n_outputs, task=task, sample_config=sample_config)
         actor = actor or default_actor()
         if wait:

@@ -39,3 +39,22 @@ class BuildData:
 def sample_of(x: Any, y: Any, frame: Any = None, rows: int = SAMPLE_ROWS) -> BuildData:
     """The first ``rows`` rows of a partition as a BuildData."""
     return BuildData(x[:rows], y[:rows], None if frame is None else frame[:rows])
+
+
+def with_labels(frame: Any, y: Any, names: list[str] | None) -> Any:
+    """The typed table a script reads as ``train_dataframe``, with its label column(s) as the source file had
+    them (keras.io's examples ``pop`` the target from it), holding the labels as Hopper trains on them."""
+    if frame is None or not names:
+        return frame
+    import numpy as np
+
+    frame = frame.copy()
+    labels = np.asarray(y)
+    if labels.ndim == 2 and labels.shape[1] == len(names) and len(names) > 1:
+        for i, name in enumerate(names):
+            frame[name] = labels[:, i]
+    elif labels.ndim == 1 or labels.shape[1] == 1:
+        frame[names[0]] = labels.reshape(len(labels))
+    else:  # one column holding a vector per row (one-hot or multi-hot lists)
+        frame[names[0]] = list(labels)
+    return frame

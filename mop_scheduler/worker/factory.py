@@ -16,6 +16,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import itertools
 import re
 import sys
 from collections.abc import Callable
@@ -32,6 +33,8 @@ SCRIPT_PREFIX = "script:"
 DEFAULT_ENTRY = "build_model"
 #: The parameter through which an entry asks for a sample of the training data.
 DATA_PARAM = "data"
+# Numbers the modules of scripts run again (``fresh``), so each run is a module of its own.
+_FRESH_RUNS = itertools.count(1)
 _HP_NAMES = ("hp", "hps", "hyperparameters")
 # A one-argument function is only *guessed* to be an entry (when none is named) when its parameter says it
 # takes hparams; named with --entry, any one-argument function is called with the config dict.
@@ -44,16 +47,20 @@ KIND_LABELS = {"config_fn": "function of config", "hp_fn": "function of hp", "no
                "hypermodel": "HyperModel", "model": "module-level keras.Model"}
 
 
-def load_script_module(path: str | Path, bindings: dict[str, Any] | None = None):  # noqa: ANN201
+def load_script_module(path: str | Path, bindings: dict[str, Any] | None = None, *,  # noqa: ANN201
+                       fresh: bool = False):
     """Import a user's script file as a fresh module (unique name per content path).
 
     ``bindings`` are set as module globals before the script's code runs (``bind_globals``: a script that
-    expects ``x_train`` at module level gets the training sample under that name).
+    expects ``x_train`` at module level gets the training sample under that name). ``fresh`` runs the script
+    again even when it was imported before (a new module object, with new module-level models).
     """
     path = Path(path)
     key = str(path.resolve()) + ("|" + ",".join(sorted(bindings)) if bindings else "")
     name = f"hopper_user_script_{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-    if name in sys.modules:
+    if fresh:
+        name = f"{name}_{next(_FRESH_RUNS)}"
+    elif name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
@@ -288,6 +295,7 @@ class ModelFactory:
         self._compiled_by_factory = False
         self._dropped_fit_kwargs: set[str] = set()
         self._reported_hparams: set[str] = set()
+        self._bindings: dict[str, Any] | None = None
         if self.model_ref.startswith(SCRIPT_PREFIX):
             bindings = None
             if self.bind_globals:
@@ -297,7 +305,8 @@ class ModelFactory:
                 if missing:
                     raise ValidationError(f"bind_globals: {', '.join(missing)} asks for the typed table (frame) but "
                                           "this dataset has none; bind x or y instead", field="bind_globals")
-            module = load_script_module(self.model_ref[len(SCRIPT_PREFIX):], bindings)
+            self._bindings = bindings
+            module = load_script_module(self.model_ref[len(SCRIPT_PREFIX):], _copies(bindings))
             self.entry_point, self._entry, self._kind = resolve_entry(module, self.entry_point)
             if self._kind == "model":
                 self._prototype = self._entry
@@ -388,7 +397,25 @@ class ModelFactory:
         if self._kind == "hypermodel":
             return self._call(self._hypermodel_obj.build, hp)
         # A module-level model: a fresh copy per config, so configs never share weights.
-        return keras.models.clone_model(self._prototype)
+        adapted = _adapted_layers(self._prototype)
+        if not adapted:
+            try:
+                return keras.models.clone_model(self._prototype)
+            except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for layers it cannot re-create
+                # A layer Keras cannot rebuild from its config (a custom ``standardize`` function, say).
+                reason = f"it cannot be copied with keras.models.clone_model ({type(exc).__name__}: {exc})"
+        else:
+            # clone_model re-creates layers from their config: an adapted lookup table, vocabulary or
+            # normalisation statistics would come back empty ("Table not initialized") or unadapted.
+            reason = f"its {', '.join(adapted[:3])} hold adapted state that keras.models.clone_model does not copy"
+        model = getattr(load_script_module(self.model_ref[len(SCRIPT_PREFIX):], _copies(self._bindings), fresh=True),
+                        self.entry_point, None)
+        if not isinstance(model, keras.Model):
+            raise ValidationError(f"{self.entry_point}: {reason}, and running the script again did not define it",
+                                  field="entry_point")
+        self._note(f"{self.entry_point}: {reason}; each config runs the script again for its own model, "
+                   "as a person would for a second model")
+        return model
 
     def ensure_built(self, model: Any) -> None:
         """Create a deferred-shape model's weights (``Flatten()`` first, a Sequential without ``Input``) with the
@@ -571,6 +598,21 @@ def _probe_values(h: Any) -> list:
     if kind == "Boolean":
         return [True, False]
     return []
+
+
+def _copies(bindings: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Each run of a script gets its own copy of the bound sample: keras.io's examples ``pop`` the label
+    column from ``train_dataframe``, which must not take it from the next run or the training sample."""
+    if bindings is None:
+        return None
+    return {name: value.copy() if hasattr(value, "copy") else value for name, value in bindings.items()}
+
+
+def _adapted_layers(model: Any) -> list[str]:
+    """Names of the model's preprocessing layers (``adapt``-able: lookups, TextVectorization, Normalization,
+    Discretization) that hold state learned from data."""
+    layers = model._flatten_layers(include_self=False) if hasattr(model, "_flatten_layers") else model.layers
+    return [f"{type(layer).__name__} '{layer.name}'" for layer in layers if callable(getattr(layer, "adapt", None))]
 
 
 def metrics_from_fit(results: Any, objective: str, direction: str) -> dict[str, float]:

@@ -84,12 +84,13 @@ class SubEpochRunner:
         if isinstance(x, Columns):
             import numpy as np
 
-            from hopper.mop_scheduler.worker.build_data import SAMPLE_ROWS, BuildData
+            from hopper.mop_scheduler.worker.build_data import SAMPLE_ROWS, BuildData, with_labels
 
             # A typed table: its columns as the DataFrame a script would have read, and the numeric matrix as x
             # when there is one (a table with string columns keeps its Columns, indexable by name).
             head = x.take(np.arange(min(len(x), SAMPLE_ROWS)))
-            return BuildData(head.matrix if not head.string_columns else head, y[:SAMPLE_ROWS], head.to_frame())
+            frame = with_labels(head.to_frame(), y[:SAMPLE_ROWS], ref.label_names)
+            return BuildData(head.matrix if not head.string_columns else head, y[:SAMPLE_ROWS], frame)
         return sample_of(x, y)
 
     def _factory(self, task: SubEpochTask):  # noqa: ANN202

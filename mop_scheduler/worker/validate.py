@@ -131,11 +131,12 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
                     timeout: float = 60.0, memory_mb: int = 4096, allowed_roots: Sequence[str] = (),
                     cpu_seconds: int = 120, processes: int = 256, file_mb: int = 1024, user: str = "",
                     limits: Limits | None = None, label_kind: str | None = None,
-                    columns: Sequence[dict] | None = None) -> ScriptCheck:
+                    columns: Sequence[dict] | None = None, label_names: Sequence[str] | None = None) -> ScriptCheck:
     """Import the script and build one model in a contained child process, within a time limit.
 
     ``label_kind`` (the dataset's labels) picks the default compile's loss; ``columns`` (a table's column
-    schema) lets the check say at upload, not at the first sub-epoch, that the model's inputs do not fit it.
+    schema) lets the check say at upload, not at the first sub-epoch, that the model's inputs do not fit it;
+    ``label_names`` (its label columns) are in the bound ``train_dataframe`` as they will be in training.
 
     Returns:
         a ScriptCheck; ``ok`` is False with the reason and traceback when the script is unusable.
@@ -144,7 +145,7 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
     args = {"path": str(path), "entry_point": entry_point, "input_shape": list(input_shape),
             "n_outputs": n_outputs, "task": task, "sample_config": sample_config or {},
             "allowed_roots": [str(r) for r in allowed_roots], "label_kind": label_kind,
-            "columns": list(columns) if columns else None}
+            "columns": list(columns) if columns else None, "label_names": list(label_names or ()) or None}
     # One thread per pool: under the sandbox user RLIMIT_NPROC counts every thread of that user, and
     # TensorFlow would otherwise start a pool as wide as the machine.
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "TF_NUM_INTRAOP_THREADS": "1",
@@ -236,6 +237,10 @@ def _child(args: dict) -> ScriptCheck:
         if args.get("columns"):
             sample = _synthetic_table(args["columns"], sample)
         sample = _labels_of_kind(sample, args.get("label_kind"), int(args["n_outputs"]))
+        if args.get("label_names"):
+            from hopper.mop_scheduler.worker.build_data import BuildData, with_labels
+
+            sample = BuildData(sample.x, sample.y, with_labels(sample.frame, sample.y, args["label_names"]))
         module, free_globals = import_with_free_globals(args["path"], sample)
         stage = "find the entry"
         name, entry, kind = resolve_entry(module, args["entry_point"])

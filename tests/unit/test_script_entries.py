@@ -172,6 +172,17 @@ SCRIPTS = {
             def fit(self, hp, model, *args, **kwargs):
                 return model.fit(*args, epochs=hp.Int("epochs", 1, 2), verbose=0, **kwargs)
     """,
+    "module_model_adapted": """
+        import keras
+        import numpy as np
+        colours = train_dataframe["colour"].to_numpy()
+        lookup = keras.layers.StringLookup(output_mode="one_hot")
+        lookup.adapt(colours)
+        colour = keras.Input(shape=(1,), dtype="string", name="colour")
+        model = keras.Model(colour, keras.layers.Dense(2, activation="softmax")(lookup(colour)))
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"], run_eagerly=True)
+        LABELS = train_dataframe.pop("target").to_numpy()
+    """,
 }
 
 
@@ -345,3 +356,26 @@ def test_a_fit_that_sets_epochs_itself_keeps_them_and_its_history_reports_the_ep
     assert result.ok, result.details
     assert {"val_accuracy", "val_loss"} <= set(result.val_metrics) and result.train_loss is not None
     assert any("Plain.fit sets epochs itself" in note for note in result.notes)
+
+
+def test_a_module_level_model_with_adapted_layers_runs_the_script_again_per_config(scripts) -> None:
+    """clone_model would re-create the StringLookup from its config with an empty table ("Table not
+    initialized" at the first step); the script runs again instead, and the bound train_dataframe has the
+    label column the keras.io example pops, under its file's name."""
+    import pandas as pd
+
+    from hopper.mop_scheduler.worker.build_data import with_labels
+
+    colours = np.array(["red", "green", "blue", "red"] * 6, dtype=object)
+    y = np.array([0, 1, 0, 1] * 6)
+    frame = with_labels(pd.DataFrame({"colour": colours}), y, ["target"])
+    assert list(frame.columns) == ["colour", "target"] and frame["target"].tolist() == y.tolist()
+    factory = ModelFactory(scripts["module_model_adapted"], (1,), 2, "classification", entry_point="model",
+                           bind_globals={"train_dataframe": "frame"},
+                           data_source=lambda: BuildData(colours, y, frame))
+    first, second = factory.build({"lr": 0.01}), factory.build({"lr": 0.02})
+    assert first is not second
+    assert any("runs the script again" in note and "StringLookup" in note for note in factory.notes)
+    for model in (first, second):
+        assert model.layers[1].vocabulary_size() == 4  # [UNK], red, green, blue: adapted, not empty
+        model.fit({"colour": colours}, y, epochs=1, verbose=0)
