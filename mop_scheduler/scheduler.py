@@ -25,7 +25,7 @@ from hopper.engine.entities import DatasetLayout
 from hopper.engine.errors import Conflict, HopperError, InvalidState, LeaseHeld, StoreUnavailable
 from hopper.engine.search import propose
 from hopper.engine.services import Services
-from hopper.engine.tensorboard_log import write_scalars
+from hopper.engine.tensorboard_log import write_hparams, write_scalars
 from hopper.mop_scheduler.backends import Backend, Completion, make_backend
 from hopper.mop_scheduler.ledger import MAX_CONSECUTIVE_LOSSES, EpochReport, Ledger
 from hopper.mop_scheduler.policy import Assignment, MopPolicy, Snapshot, visit_key
@@ -65,6 +65,7 @@ class Scheduler:
         self._layouts: dict[int, DatasetLayout] = {}
         self._scripts: dict[int, tuple[str, str]] = {}
         self._recovered = False
+        self._tensorboard_hparams: set[int] = set()  # configs whose hparams TensorBoard has (HParams dashboard)
         # Workloads whose procedure must decide before the next dispatch: an epoch of theirs ended (and, once
         # after recovery, every running one: decisions the killed scheduler did not get to apply).
         self._undecided: set[int] = set()
@@ -241,6 +242,9 @@ class Scheduler:
     def _epoch_done(self, report: EpochReport) -> None:
         tb_dir = self.services.tensorboard_dir(report.workload_id) / f"config-{report.config_id}"
         write_scalars(tb_dir, report.epoch, report.metrics)
+        if report.config_id not in self._tensorboard_hparams:
+            write_hparams(tb_dir, self.store.configs.get(report.config_id, with_metrics=False).hparams, f"config-{report.config_id}")
+            self._tensorboard_hparams.add(report.config_id)
         if self.on_epoch:
             self.on_epoch(report)
 

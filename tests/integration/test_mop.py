@@ -119,6 +119,14 @@ def test_tensorboard_event_files_hold_the_epoch_scalars(grid_run):
     scalars = acc.Scalars("val_accuracy")
     assert [s.step for s in scalars] == list(range(EPOCHS))
     assert scalars[-1].value == pytest.approx(config.latest_metrics["val_accuracy"], rel=1e-6)
+    # TensorBoard's HParams dashboard: the config's hyperparameters, once, in the same run as its scalars.
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = acc.PluginTagToContent("hparams")
+    assert list(content) == ["_hparams_/session_start_info"]
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert start.group_name == f"config-{config.id}"
+    assert start.hparams["units"].number_value == config.hparams["units"]
 
 
 def test_models_stay_in_worker_memory_when_the_next_partition_is_local(grid_run):
