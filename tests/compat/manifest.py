@@ -138,3 +138,18 @@ CASES: tuple[Case, ...] = (
 )
 
 BY_NAME = {case.name: case for case in CASES}
+
+
+def fingerprint(case: Case) -> str:
+    """What a stored KerasTuner measurement of ``case`` depends on: its script, its configs and how they are
+    scored, the epochs, the generated data and the reference harness. ``noise.json`` keeps it beside the
+    measurement, and the corpus refuses a measurement whose fingerprint no longer matches."""
+    import hashlib
+
+    digest = hashlib.sha256(case.source.encode())
+    digest.update(repr((case.dataset, case.configs, case.metric, case.direction, case.reference_entry,
+                        sorted(case.entry_args.items()), sorted(case.bind_globals.items()), case.objective_from,
+                        EPOCHS)).encode())
+    for harness in ("data.py", "reference.py"):
+        digest.update((Path(__file__).parent / harness).read_bytes())
+    return digest.hexdigest()[:16]

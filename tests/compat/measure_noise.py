@@ -2,8 +2,10 @@
 
 ``python -m tests.compat.measure_noise [--seeds 5] [CASE ...]`` trains each config with the reference harness
 under seeds 0..N-1 (different initial weights, shuffling and dropout masks) and records the objective of
-each run; the test's tolerance (``test_corpus.tolerance``) is derived from their spread. Re-run it when a
-script, its data or its configs change (a few minutes on two cores); it merges into the existing file.
+each run; the test compares Hopper with their mean and derives its tolerance (``test_corpus.tolerance``)
+from their spread. Each measurement is stored with the case's fingerprint (``manifest.fingerprint``): when a
+script, its data, its configs or the reference harness change, the corpus test names the stale cases and
+this command re-measures them (a few minutes on two cores); it merges into the existing file.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import time
 from pathlib import Path
 
 from tests.compat.data import generate
-from tests.compat.manifest import BY_NAME, CASES
+from tests.compat.manifest import BY_NAME, CASES, fingerprint
 from tests.compat.reference import train_reference
 
 NOISE_FILE = Path(__file__).parent / "noise.json"
+#: The key of noise.json that maps each case to the fingerprint its measurements were taken at.
+FINGERPRINTS = "__fingerprints__"
 
 
 def main() -> None:
@@ -40,6 +44,7 @@ def main() -> None:
         print(f"{case.name}: {measured} ({time.monotonic() - started:.0f} s)", flush=True)
         noise = json.loads(args.out.read_text()) if args.out.exists() else {}
         noise[case.name] = measured
+        noise.setdefault(FINGERPRINTS, {})[case.name] = fingerprint(case)
         args.out.write_text(json.dumps(noise, indent=1, sort_keys=True) + "\n")
 
 
