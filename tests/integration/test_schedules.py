@@ -1,6 +1,6 @@
 """Scheduled workloads fire each due run exactly once (racing firers, a restarted scheduler, missed runs), and an
 ended workload's webhook reaches a real local receiver, retried after it first fails; `submit --wait` exits with
-the workload's outcome.
+the workload's outcome; the schedules REST resource (400 / 422 / 404) and the `hopper schedule` commands.
 
 One store for the module (the digits dataset is registered once); each test uses schedules of its own.
 """
@@ -27,6 +27,7 @@ from hopper.engine.status import ScheduleRunStatus, WebhookStatus, WorkloadStatu
 from hopper.engine.store.models import ScheduleRow
 from hopper.mop_scheduler import Scheduler
 from hopper.mop_scheduler.chores import ScheduledChores
+from hopper.rest import create_app
 from tests.conftest import make_settings
 from tests.support.running import RunningScheduler
 
@@ -131,6 +132,7 @@ def test_a_restarted_scheduler_fires_nothing_again_and_a_missed_run_fires_once(s
     assert services.fire_due_schedules() == []
     assert services.set_schedule_enabled(schedule.id, True).next_run_at > utcnow()
     assert services.fire_due_schedules() == [] and len(services.list_schedule_runs(schedule.id)) == 1
+    services.set_schedule_enabled(schedule.id, False)  # the module's other tests fire what is due
 
 
 def test_a_firer_that_died_after_its_claim_leaves_a_failed_run_that_is_never_relaunched(services):
@@ -144,6 +146,109 @@ def test_a_firer_that_died_after_its_claim_leaves_a_failed_run_that_is_never_rel
     assert "not launched again" in runs[due].error and runs[due].workload_id is None
     # the following run fires as usual
     assert [r.due_at for r in fired if r.schedule_id == schedule.id] == [due + timedelta(minutes=10)]
+    services.set_schedule_enabled(schedule.id, False)
+
+
+# -- REST and CLI (on this module's store: its dataset is registered once) ----------------------------------------
+TOKEN = "schedule-token"
+SPEC = {"name": "nightly", "model": "mlp", "dataset": "digits", "space": {"lr": 0.01, "units": 32}, "max_epochs": 1}
+
+
+@pytest.fixture
+def client(services):
+    app = create_app(services, token=TOKEN, secret_key="s" * 32)
+    app.testing = True
+    c = app.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKEN}"
+    return c
+
+
+def _error(response, status: int, field: str | None = None) -> str:
+    assert response.status_code == status, response.json
+    error = response.json["error"]
+    if field is not None:
+        assert (error["field"] or "").startswith(field), error
+    return error["message"]
+
+
+def test_schedule_endpoints_and_their_errors(client, services):
+    # 400: does not match the document (no cron, an unknown key, a spec that is not a workload spec, enabled: "yes")
+    _error(client.post("/api/v1/schedules", json={"spec": SPEC}), 400, "cron")
+    _error(client.post("/api/v1/schedules", json={"cron": "0 2 * * *", "spec": SPEC, "every": "day"}), 400, "every")
+    _error(client.post("/api/v1/schedules", json={"cron": "0 2 * * *", "spec": {**SPEC, "max_epochs": 0}}), 400,
+           "spec.max_epochs")
+    _error(client.post("/api/v1/schedules", data="0 2 * * *"), 400, "body")
+    # 422: well-formed, refused by the service
+    assert "6 fields" in _error(client.post("/api/v1/schedules", json={"cron": "0 2 * * * *", "spec": SPEC}), 422,
+                                "cron")
+    _error(client.post("/api/v1/schedules", json={"cron": "0 2 * * *", "spec": SPEC, "timezone": "Berlin"}), 422,
+           "timezone")
+    assert "does not exist" in _error(client.post("/api/v1/schedules", json={
+        "cron": "0 2 * * *", "spec": {**SPEC, "dataset": "gone"}}), 422, "dataset")
+    known = {s["id"] for s in client.get("/api/v1/schedules").json}
+
+    created = client.post("/api/v1/schedules", json={"cron": "0 2 * * *", "spec": SPEC, "timezone": "Europe/Berlin"})
+    assert created.status_code == 201, created.json
+    schedule = created.json
+    assert (schedule["name"], schedule["cron"], schedule["timezone"], schedule["enabled"]) == (
+        "nightly", "0 2 * * *", "Europe/Berlin", True)
+    assert schedule["spec"] == SPEC and schedule["created_by"] == "admin"
+    sid = schedule["id"]
+    assert {s["id"] for s in client.get("/api/v1/schedules").json} == known | {sid}
+    assert client.get(f"/api/v1/schedules/{sid}").json == schedule
+    _error(client.get("/api/v1/schedules/999"), 404, "schedule_id")
+    _error(client.patch("/api/v1/schedules/999", json={"enabled": False}), 404)
+    _error(client.get("/api/v1/schedules/999/runs"), 404)
+    _error(client.patch(f"/api/v1/schedules/{sid}", json={"enabled": "sometimes"}), 400, "enabled")
+    _error(client.patch(f"/api/v1/schedules/{sid}", json={}), 400, "enabled")
+
+    assert client.patch(f"/api/v1/schedules/{sid}", json={"enabled": False}).json["enabled"] is False
+    assert client.get(f"/api/v1/schedules/{sid}/runs").json == []
+    assert client.patch(f"/api/v1/schedules/{sid}", json={"enabled": True}).json["enabled"] is True
+    due = services.get_schedule(sid).next_run_at
+    [run] = [r for r in services.fire_due_schedules(now=due + timedelta(seconds=1)) if r.schedule_id == sid]
+    runs = client.get(f"/api/v1/schedules/{sid}/runs").json
+    assert [(r["id"], r["status"], r["workload_id"]) for r in runs] == [(run.id, "launched", run.workload_id)]
+    assert client.get(f"/api/v1/workloads/{run.workload_id}").json["owner"] == f"schedule:{sid}"
+
+    document = client.get("/api/openapi.json").json
+    post = document["paths"]["/api/v1/schedules"]["post"]
+    assert {"201", "400", "422"} <= set(post["responses"])
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ScheduleBody"}
+    patch = document["paths"]["/api/v1/schedules/{schedule_id}"]["patch"]
+    assert {"200", "400", "404", "422"} <= set(patch["responses"])
+    assert {"200", "404"} <= set(document["paths"]["/api/v1/schedules/{schedule_id}/runs"]["get"]["responses"])
+
+
+def test_schedule_commands(services, settings, tmp_path):
+    env = {"HOPPER_HOME": str(settings.home), "HOPPER_DATABASE_URL": settings.database_url,
+           "HOPPER_DATA_ROOTS": str(settings.data_roots[0]), "HOPPER_ARTIFACT_DIR": str(settings.artifact_dir),
+           "HOPPER_WORKERS": "1", "COLUMNS": "200"}
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({**TINY, "name": "weekly report"}))
+    runner = CliRunner()
+    bad = runner.invoke(main, ["schedule", "add", "0 2 * *", str(spec)], env=env)
+    assert bad.exit_code == 2 and "has 4 fields" in bad.stderr and "Traceback" not in bad.output
+    bad = runner.invoke(main, ["schedule", "add", "0 2 * * *", str(spec), "--tz", "Berlin"], env=env)
+    assert bad.exit_code == 2 and "unknown time zone 'Berlin'" in bad.stderr
+    added = runner.invoke(main, ["schedule", "add", "0 9 * * 1", str(spec), "--tz", "Europe/Berlin", "--name", "mon"],
+                          env=env)
+    assert added.exit_code == 0, added.output
+    sid = int(added.stdout.split()[1])
+    assert f"schedule {sid} mon added: 0 9 * * 1 (Europe/Berlin), next run " in added.stdout
+    assert " 09:00 CE" in added.stdout  # CET or CEST: the cron is read in Berlin
+    listed = runner.invoke(main, ["schedule", "list"], env=env)
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("│") and line.split("│")[1].strip() == str(sid))
+    assert "mon" in row and "0 9 * * 1" in row and "yes" in row
+    assert runner.invoke(main, ["schedule", "disable", str(sid)], env=env).stdout.strip() == f"schedule {sid}: disabled"
+    assert services.get_schedule(sid).enabled is False
+    assert "enabled, next run" in runner.invoke(main, ["schedule", "enable", str(sid)], env=env).stdout
+    assert runner.invoke(main, ["schedule", "disable", "999"], env=env).exit_code == 3
+    [run] = [r for r in services.fire_due_schedules(now=services.get_schedule(sid).next_run_at) if r.schedule_id == sid]
+    runs = runner.invoke(main, ["schedule", "runs", str(sid)], env=env)
+    assert runs.exit_code == 0 and "launched" in runs.stdout and f" {run.workload_id} " in runs.stdout
+    assert runner.invoke(main, ["schedule", "runs", "999"], env=env).exit_code == 3
+    services.set_schedule_enabled(sid, False)
 
 
 class _Receiver(BaseHTTPRequestHandler):
