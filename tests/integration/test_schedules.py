@@ -251,6 +251,35 @@ def test_schedule_commands(services, settings, tmp_path):
     services.set_schedule_enabled(sid, False)
 
 
+def test_schedules_page_callbacks(services):
+    from hopper.webui import schedules_page as page
+
+    assert "Error [cron]: cron expression '0 25 * * *' is not valid" in page.add_schedule(
+        services, "", "0 25 * * *", "UTC", page.EXAMPLE_SPEC).children
+    assert "Error [spec]: spec is not valid YAML" in page.add_schedule(services, "", "0 2 * * *", "UTC",
+                                                                      "name: [unclosed").children
+    assert "Error [spec]: the workload spec is empty" in page.add_schedule(services, "", "0 2 * * *", "UTC", "").children
+    assert "Error [dataset]" in page.add_schedule(services, "", "0 2 * * *", "UTC",
+                                                  page.EXAMPLE_SPEC.replace("digits", "nothing")).children
+    before = len(services.list_schedules())
+    added = page.add_schedule(services, "from the page", "30 6 * * *", "America/New_York", page.EXAMPLE_SPEC)
+    assert added.className == "ok" and "from the page" in added.children and len(services.list_schedules()) == before + 1
+    sid = services.list_schedules()[-1].id
+    [row] = [r for r in page.schedule_rows(services) if r["id"] == sid]
+    assert (row["cron"], row["time zone"], row["enabled"]) == ("30 6 * * *", "America/New_York", "yes")
+    assert row["next run"].endswith((" 06:30 EST", " 06:30 EDT"))
+    assert "select a schedule" in page.toggle_schedule(services, []).children
+    assert page.toggle_schedule(services, [sid]).children.endswith(": disabled")
+    assert services.get_schedule(sid).enabled is False
+    assert page.toggle_schedule(services, [sid]).children.endswith(": enabled")
+    [run] = [r for r in services.fire_due_schedules(now=services.get_schedule(sid).next_run_at) if r.schedule_id == sid]
+    assert page.schedule_run_rows(services, [sid]) == [{
+        "run": run.id, "due": f"{run.due_at:%Y-%m-%d %H:%M} UTC", "status": "launched",
+        "workload": f"[{run.workload_id}](/workloads/{run.workload_id})", "claimed by": run.claimed_by, "error": ""}]
+    assert page.schedule_run_rows(services, None) == [] and page.schedule_run_rows(services, [999]) == []
+    services.set_schedule_enabled(sid, False)
+
+
 class _Receiver(BaseHTTPRequestHandler):
     """A webhook receiver that refuses its first request with a 500 and accepts the rest."""
 
