@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from hopper.engine.errors import ValidationError
 
@@ -43,7 +43,7 @@ def check_timezone(name: str) -> ZoneInfo:
         raise ValidationError("time zone is empty; give an IANA name such as UTC or Europe/Berlin", field="timezone")
     try:
         return ZoneInfo(name.strip())
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long to be a file of the tz database
         raise ValidationError(f"unknown time zone {name!r}; give an IANA name such as UTC or Europe/Berlin",
                               field="timezone") from None
 
@@ -52,7 +52,11 @@ def next_run(expression: str, timezone: str, after: datetime) -> datetime:
     """The first time strictly after ``after`` (naive UTC) that the cron matches in ``timezone``, as naive UTC."""
     zone = check_timezone(timezone)
     start = after.replace(tzinfo=UTC).astimezone(zone)
-    nxt = croniter(check_cron(expression), start).get_next(datetime)
+    try:
+        nxt = croniter(check_cron(expression), start).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValidationError(f"cron expression {expression!r} matches no date (such as 30 February)",
+                              field="cron") from None
     return nxt.astimezone(UTC).replace(tzinfo=None, microsecond=0)
 
 

@@ -65,8 +65,8 @@ class ScheduleServices(ServiceContext):
         # What the person wrote, not every default filled in: a later Hopper's defaults apply at each launch.
         record = parsed.model_dump(mode="json", exclude_unset=True)
         name = (name or parsed.name).strip()
-        if not name or len(name) > 200:
-            raise ValidationError("a schedule's name must have 1 to 200 characters", field="name")
+        if not name or len(name) > 200 or "\x00" in name:
+            raise ValidationError("a schedule's name must have 1 to 200 characters, none of them NUL", field="name")
         return self.store.schedules.add(actor=actor or default_actor(), name=name, cron=cron, timezone=timezone.strip(),
                                         spec=record, next_run_at=next_run(cron, timezone, utcnow()))
 
