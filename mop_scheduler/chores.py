@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from hopper.engine.cron import utcnow
 from hopper.engine.entities import WebhookDeliveryInfo
-from hopper.engine.errors import HopperError, StoreUnavailable
+from hopper.engine.errors import HopperError
 from hopper.engine.services import Services
 
 log = logging.getLogger("hopper.mop_scheduler.chores")
@@ -62,15 +62,14 @@ class ScheduledChores:
 
     def tick(self) -> None:
         """Between scheduler steps: fire due runs, queue webhooks of ended workloads, send due ones (in the
-        background). A store outage propagates (the loop backs off); anything else is logged, never fatal."""
+        background). Nothing here is fatal to the loop: a failure (a store outage included, which the loop's own
+        store calls meet and back off from) is logged and tried again ``interval`` seconds later."""
         if time.monotonic() - self._last < self.interval:
             return
         self._last = time.monotonic()
         try:
             self.services.fire_due_schedules()
             self.store.webhooks.enqueue_ended()
-        except StoreUnavailable:
-            raise
         except HopperError as exc:
             log.warning("scheduled chores failed this time (%s); trying again in %.0f s", exc.message, self.interval)
             return
@@ -112,13 +111,18 @@ class ScheduledChores:
         return self.store.webhooks.record_attempt(delivery.id, error=None, retry_at=None)
 
     def close(self) -> None:
-        """On the scheduler's exit: queue what ended last and try once to send what is due (bounded by the
-        timeout), so `hopper run --until-done` reports its own workloads; the rest waits in the outbox."""
+        """On the scheduler's exit: queue what ended last and send what is due, for at most about one request
+        timeout (so `hopper run --until-done` reports its own workloads); whatever is left waits in the outbox,
+        its claim running out, for the next scheduler."""
+        deadline = time.monotonic() + self.timeout + 1
         if self._sender is not None:
             self._sender.join(timeout=self.timeout + 1)
         try:
             self.store.webhooks.enqueue_ended()
-            if self._sender is None or not self._sender.is_alive():
-                self.deliver_due()
         except HopperError as exc:
-            log.warning("webhooks not sent at exit (%s); they stay queued", exc.message)
+            log.warning("webhooks not queued at exit (%s); the next scheduler queues them", exc.message)
+            return
+        if self._sender is None or not self._sender.is_alive():
+            self._sender = threading.Thread(target=self._send_in_background, name="hopper-webhooks", daemon=True)
+            self._sender.start()
+        self._sender.join(timeout=max(0.0, deadline - time.monotonic()))

@@ -119,8 +119,9 @@ class ScheduleServices(ServiceContext):
             workload = self._steering.launch_workload(spec, actor=f"schedule:{schedule.id}")
         except StoreUnavailable:
             raise  # the run stays claimed; the next firer reports it once the claim is stale
-        except HopperError as exc:
-            log.error("schedule %d: the run due %s was not launched: %s", schedule.id, run.due_at, exc.message)
-            return self.store.schedules.finish_run(run.id, error=exc.message)
+        except Exception as exc:  # noqa: BLE001 - a sampler library's own error must not leave the run claimed
+            message = exc.message if isinstance(exc, HopperError) else f"{type(exc).__name__}: {exc}"
+            log.error("schedule %d: the run due %s was not launched: %s", schedule.id, run.due_at, message)
+            return self.store.schedules.finish_run(run.id, error=message)
         log.info("schedule %d launched workload %d (due %s)", schedule.id, workload.id, run.due_at)
         return self.store.schedules.finish_run(run.id, workload_id=workload.id)
