@@ -862,3 +862,65 @@ class LeaseInfo(_Serialisable):
         """One line naming the holder, for the refusal message."""
         return (f"{self.host} pid {self.pid} since {self.started_at.isoformat(timespec='seconds')}Z "
                 f"(last heartbeat {self.heartbeat_at.isoformat(timespec='seconds')}Z)")
+
+
+@dataclass(frozen=True)
+class ScheduleInfo(_Serialisable):
+    """A workload spec launched on a cron schedule (times in UTC; ``timezone`` is the cron's)."""
+
+    id: int
+    name: str
+    cron: str
+    timezone: str
+    spec: dict
+    enabled: bool
+    next_run_at: datetime
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> ScheduleInfo:
+        return cls(row.id, row.name, row.cron, row.timezone, dict(row.spec), bool(row.enabled), row.next_run_at,
+                   row.created_by, row.created_at, row.updated_at)
+
+
+@dataclass(frozen=True)
+class ScheduleRunInfo(_Serialisable):
+    """One due run of a schedule: who claimed it, the workload it launched or why it did not."""
+
+    id: int
+    schedule_id: int
+    due_at: datetime
+    claimed_at: datetime
+    claimed_by: str
+    workload_id: int | None
+    status: str  # ScheduleRunStatus
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> ScheduleRunInfo:
+        return cls(row.id, row.schedule_id, row.due_at, row.claimed_at, row.claimed_by, row.workload_id, row.status,
+                   row.error)
+
+
+@dataclass(frozen=True)
+class WebhookDeliveryInfo(_Serialisable):
+    """A webhook POST in the outbox: what it reports, to where, and how its attempts went."""
+
+    id: int
+    workload_id: int
+    event: str  # the workload status it reports
+    url: str
+    payload: dict
+    status: str  # WebhookStatus
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    delivered_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> WebhookDeliveryInfo:
+        return cls(row.id, row.workload_id, row.event, row.url, dict(row.payload), row.status, row.attempts,
+                   row.next_attempt_at, row.last_error, row.delivered_at, row.created_at)

@@ -72,6 +72,14 @@ class PrivacySpec(BaseModel):
         return out
 
 
+class NotifySpec(BaseModel):
+    """Who is told when a workload ends (done, failed, budget spent): a JSON summary POSTed to ``webhook``."""
+
+    model_config = ConfigDict(extra="forbid")
+    webhook: str = Field(min_length=8, max_length=2000, pattern=r"^https?://[^\s/?#]+[^\s]*$",
+                         description="an http(s) URL that receives a POST with the workload's summary when it ends")
+
+
 class WorkloadSpec(BaseModel):
     """What a user submits to launch a workload (YAML/JSON file, REST body, UI wizard)."""
 
@@ -98,6 +106,7 @@ class WorkloadSpec(BaseModel):
     export_top_k: int | None = Field(default=None, ge=1, le=100,
                                      description="when the workload is done, export (and profile) its best k configs")
     privacy: PrivacySpec | None = Field(default=None, description="train every config with DP-SGD")
+    notify: NotifySpec | None = Field(default=None, description="POST a summary to a webhook when the workload ends")
     entry_args: dict[str, Any] | None = Field(
         default=None, description="constructor arguments of a script's HyperModel class entry (keyword: value)",
         json_schema_extra={"anyOf": [{"type": "object", "propertyNames": {"pattern": _IDENTIFIER}}, {"type": "null"}]})

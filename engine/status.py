@@ -97,6 +97,22 @@ class DeviceStatus(StrEnum):
     OFFLINE = "offline"
 
 
+class ScheduleRunStatus(StrEnum):
+    """One due run of a schedule: claimed by exactly one firer, then launched or failed."""
+
+    CLAIMED = "claimed"  # a firer won the claim and is launching the workload
+    LAUNCHED = "launched"
+    FAILED = "failed"  # the launch was refused (the dataset is gone, ...) or the firer stopped mid-launch
+
+
+class WebhookStatus(StrEnum):
+    """A webhook delivery in the outbox (one per workload and terminal status)."""
+
+    PENDING = "pending"  # not yet accepted by the receiver: retried with backoff
+    DELIVERED = "delivered"
+    FAILED = "failed"  # gave up after the last attempt
+
+
 _CONFIG_LABELS = {ConfigStatus.PRIVACY_SPENT: "privacy budget spent", ConfigStatus.PAUSED: "waiting at a rung"}
 
 #: Configs that the scheduler may still dispatch.
@@ -104,6 +120,11 @@ RUNNABLE_CONFIG: frozenset[ConfigStatus] = frozenset({ConfigStatus.QUEUED, Confi
 #: Configs that will not train again unless a person resumes them.
 FINISHED_CONFIG: frozenset[ConfigStatus] = frozenset({ConfigStatus.STOPPED, ConfigStatus.DONE, ConfigStatus.FAILED,
                                                       ConfigStatus.PRIVACY_SPENT})
+
+#: Workload statuses that end a workload (a webhook reports them). Whatever is neither running nor paused ends
+#: it, so a terminal status added later (budget spent, ...) is reported without a change here.
+ENDED_WORKLOAD: frozenset[WorkloadStatus] = frozenset(
+    s for s in WorkloadStatus if s not in (WorkloadStatus.RUNNING, WorkloadStatus.PAUSED))
 
 _C, _W, _S, _J, _D = ConfigStatus, WorkloadStatus, SubEpochOutcome, JobStatus, DeploymentStatus
 
@@ -165,6 +186,18 @@ SUGGESTION_TRANSITIONS: Mapping[SuggestionStatus, frozenset[SuggestionStatus]] =
     SuggestionStatus.EXPIRED: frozenset(),
 }
 
+SCHEDULE_RUN_TRANSITIONS: Mapping[ScheduleRunStatus, frozenset[ScheduleRunStatus]] = {
+    ScheduleRunStatus.CLAIMED: frozenset({ScheduleRunStatus.LAUNCHED, ScheduleRunStatus.FAILED}),
+    ScheduleRunStatus.LAUNCHED: frozenset(),
+    ScheduleRunStatus.FAILED: frozenset(),
+}
+
+WEBHOOK_TRANSITIONS: Mapping[WebhookStatus, frozenset[WebhookStatus]] = {
+    WebhookStatus.PENDING: frozenset({WebhookStatus.DELIVERED, WebhookStatus.FAILED}),
+    WebhookStatus.DELIVERED: frozenset(),
+    WebhookStatus.FAILED: frozenset(),
+}
+
 _TABLES: dict[type[StrEnum], Mapping] = {
     ConfigStatus: CONFIG_TRANSITIONS,
     WorkloadStatus: WORKLOAD_TRANSITIONS,
@@ -173,6 +206,8 @@ _TABLES: dict[type[StrEnum], Mapping] = {
     DeploymentStatus: DEPLOYMENT_TRANSITIONS,
     DeviceStatus: DEVICE_TRANSITIONS,
     SuggestionStatus: SUGGESTION_TRANSITIONS,
+    ScheduleRunStatus: SCHEDULE_RUN_TRANSITIONS,
+    WebhookStatus: WEBHOOK_TRANSITIONS,
 }
 
 

@@ -98,7 +98,8 @@ def main(ctx: click.Context, verbose: bool) -> None:
     Exit codes: 0 ok, 1 other error, 2 invalid input, 3 not found, 4 version conflict,
     5 wrong state, 6 store not migrated, 7 store unreachable, 10 another scheduler holds
     this store (the message names its host, pid and start), 11 too busy (a queue or
-    per-actor limit is full; retry later).
+    per-actor limit is full; retry later); `submit --wait`: 12 the workload failed,
+    13 it ended otherwise (budget spent).
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -218,8 +219,14 @@ def script_upload(file: str, entry_point: str, dataset_ref: str | None) -> None:
               help="A procedure option (repeatable; median_stop.grace_epochs=2 nests), over the spec's.")
 @click.option("--advisor", is_flag=True, default=False,
               help="Run the procedure as an advisor: its decisions wait for people as suggestions.")
+@click.option("--wait", is_flag=True, default=False,
+              help="Block until the workload ends, printing progress; exit 12 if it failed, 13 if its budget ran "
+                   "out (for CI pipelines; a scheduler must be running).")
+@click.option("--poll", type=click.FloatRange(min=0.05), default=2.0, show_default=True,
+              help="With --wait: seconds between looks at the workload.")
 @_handle_errors
-def submit(spec_file: str, procedure: str | None, options: tuple[str, ...], advisor: bool) -> None:
+def submit(spec_file: str, procedure: str | None, options: tuple[str, ...], advisor: bool, wait: bool,
+           poll: float) -> None:
     """Launch a workload from a YAML/JSON spec file (for scripts and cron jobs)."""
     from hopper.engine.specs import load_spec_file
 
@@ -237,10 +244,51 @@ def submit(spec_file: str, procedure: str | None, options: tuple[str, ...], advi
         spec["procedure_options"] = merged
     if advisor:
         spec["advisor"] = True
-    info = _services().launch_workload(spec)
+    services = _services()
+    info = services.launch_workload(spec)
     console.print(f"workload {info.id} [bold]{escape(info.name)}[/] launched ({info.procedure}"
                   f"{', advisor' if info.advisor else ''}, {info.max_epochs} epochs); "
                   "the scheduler picks it up at its next poll")
+    if wait:
+        sys.exit(_wait_for_workload(services, info.id, poll))
+
+
+#: ``submit --wait`` exit codes for a workload that ended without success (distinct from Hopper's error codes).
+EXIT_WORKLOAD_FAILED = 12
+EXIT_WORKLOAD_ENDED_OTHERWISE = 13  # budget spent, or any other ending that is neither done nor failed
+
+
+def _wait_for_workload(services: Any, workload_id: int, poll: float) -> int:
+    """Print a line whenever the workload's progress changes, until it ends; the exit code its ending means."""
+    from hopper.engine.errors import StoreUnavailable
+    from hopper.engine.status import ENDED_WORKLOAD, RUNNABLE_CONFIG, WorkloadStatus
+
+    shown = None
+    while True:
+        try:
+            w = services.get_workload(workload_id)
+        except StoreUnavailable as exc:  # a CI job should outlive a store restart, not fail with it
+            err_console.print(f"store unavailable ({escape(exc.message)}); still waiting", highlight=False)
+            time.sleep(max(poll, 5.0))
+            continue
+        finished = sum(n for status, n in w.config_counts.items() if status not in RUNNABLE_CONFIG)
+        best = f", best {w.best['metric']}={w.best['value']:.4f} (config {w.best['config_id']})" if w.best else ""
+        line = (f"workload {w.id}: {w.status}, {finished}/{sum(w.config_counts.values())} configs finished"
+                f"{best}")
+        if line != shown:
+            console.print(line, highlight=False, markup=False)
+            shown = line
+        if w.status in ENDED_WORKLOAD:
+            break
+        time.sleep(poll)
+    if w.status == WorkloadStatus.DONE:
+        return 0
+    if w.status == WorkloadStatus.FAILED:
+        err_console.print(f"[bold red]workload {w.id} failed:[/] {escape(w.error or 'no error recorded')}",
+                          highlight=False, soft_wrap=True)
+        return EXIT_WORKLOAD_FAILED
+    err_console.print(f"[bold red]workload {w.id} ended: {escape(str(w.status))}[/]", highlight=False)
+    return EXIT_WORKLOAD_ENDED_OTHERWISE
 
 
 @main.command("procedures")
@@ -858,6 +906,75 @@ def device_enrol_token() -> None:
     token = _services().create_enrolment_token()
     err_console.print("one-time enrolment token (the agent exchanges it for its own device token):")
     click.echo(token)
+
+
+# -- schedules ----------------------------------------------------------------------------------
+@main.group("schedule")
+def schedule() -> None:
+    """Workloads launched on a cron schedule (the scheduler fires each due run exactly once)."""
+
+
+@schedule.command("add")
+@click.argument("cron")
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--tz", "timezone", default="UTC", show_default=True, help="IANA time zone the cron is read in.")
+@click.option("--name", default=None, help="The schedule's name (default: the spec's name).")
+@_handle_errors
+def schedule_add(cron: str, spec_file: str, timezone: str, name: str | None) -> None:
+    """Launch SPEC_FILE at every time CRON matches, e.g. "0 2 * * *" (02:00 daily); the spec is checked now."""
+    from hopper.engine.cron import local_time
+    from hopper.engine.specs import load_spec_file
+
+    info = _services().add_schedule(cron, load_spec_file(spec_file), timezone=timezone, name=name)
+    console.print(f"schedule {info.id} [bold]{escape(info.name)}[/] added: {escape(info.cron)} ({info.timezone}), "
+                  f"next run {local_time(info.next_run_at, info.timezone):%Y-%m-%d %H:%M %Z}", highlight=False)
+
+
+@schedule.command("list")
+@_handle_errors
+def schedule_list() -> None:
+    """Every schedule with its cron, time zone and next run."""
+    from hopper.engine.cron import local_time
+
+    table = Table("id", "name", "cron", "time zone", "enabled", "next run (local)", "created by")
+    for s in _services().list_schedules():
+        table.add_row(str(s.id), _fmt(s.name), _fmt(s.cron), s.timezone, "yes" if s.enabled else "no",
+                      f"{local_time(s.next_run_at, s.timezone):%Y-%m-%d %H:%M %Z}" if s.enabled else "",
+                      _fmt(s.created_by))
+    console.print(table)
+
+
+@schedule.command("disable")
+@click.argument("schedule_id", type=int)
+@_handle_errors
+def schedule_disable(schedule_id: int) -> None:
+    """Stop launching a schedule's runs (its history stays)."""
+    _services().set_schedule_enabled(schedule_id, False)
+    console.print(f"schedule {schedule_id}: disabled")
+
+
+@schedule.command("enable")
+@click.argument("schedule_id", type=int)
+@_handle_errors
+def schedule_enable(schedule_id: int) -> None:
+    """Launch a schedule's runs again, from its next cron time on (missed runs do not fire)."""
+    from hopper.engine.cron import local_time
+
+    info = _services().set_schedule_enabled(schedule_id, True)
+    console.print(f"schedule {schedule_id}: enabled, next run "
+                  f"{local_time(info.next_run_at, info.timezone):%Y-%m-%d %H:%M %Z}", highlight=False)
+
+
+@schedule.command("runs")
+@click.argument("schedule_id", type=int)
+@_handle_errors
+def schedule_runs(schedule_id: int) -> None:
+    """A schedule's runs, newest first: due time, status, the workload launched or the error."""
+    table = Table("run", "due (UTC)", "status", "workload", "claimed by", "error")
+    for r in _services().list_schedule_runs(schedule_id):
+        table.add_row(str(r.id), f"{r.due_at:%Y-%m-%d %H:%M}", r.status, _fmt(r.workload_id), _fmt(r.claimed_by),
+                      _fmt((r.error or "").split("\n")[0][:200]))
+    console.print(table)
 
 
 if os.environ.get("HOPPER_TEST_INVENTORY"):  # the test suite's record of which commands ran (hopper/inventory.py)

@@ -27,6 +27,7 @@ from hopper.engine.search import propose
 from hopper.engine.services import Services
 from hopper.engine.tensorboard_log import write_hparams, write_scalars
 from hopper.mop_scheduler.backends import Backend, Completion, make_backend
+from hopper.mop_scheduler.chores import ScheduledChores
 from hopper.mop_scheduler.ledger import MAX_CONSECUTIVE_LOSSES, EpochReport, Ledger
 from hopper.mop_scheduler.policy import Assignment, MopPolicy, Snapshot, visit_key
 from hopper.mop_scheduler.worker.checkpoints import join_location
@@ -79,6 +80,8 @@ class Scheduler:
         self._lease_lost = threading.Event()
         self._lease_stop = threading.Event()
         self._lease_thread: threading.Thread | None = None
+        # Due schedules and webhooks, between steps (chores.py); tests swap in one with shorter intervals.
+        self.chores = ScheduledChores(services)
 
     @property
     def buffered(self) -> list[int]:
@@ -208,6 +211,7 @@ class Scheduler:
         finally:
             try:
                 self.backend.shutdown()
+                self.chores.close()
             finally:
                 self._end_lease()
 
@@ -221,6 +225,7 @@ class Scheduler:
         if not self._recovered:
             self.recover()
             self._undecided.update(wid for wid, _ in self.store.workloads.running())
+        self.chores.tick()
         busy = bool(self.backend.in_flight())
         has_idle = bool(self.backend.idle_workers())
         timeout = self.settings.poll_interval if busy and not has_idle else 0.0

@@ -122,3 +122,15 @@ BODIES: dict[str, type[BaseModel]] = {
     "ExportRequestBody": ExportRequestBody,
     "DeployBody": DeployBody,
 }
+
+
+class ScheduleBody(_Body):
+    cron: str = Field(min_length=1, max_length=200, description='5 fields: minute hour day month weekday ("0 2 * * *")')
+    spec: WorkloadSpec = Field(description="the workload launched at each run, validated now as a launch would")
+    timezone: str = Field(default="UTC", min_length=1, max_length=64, description="IANA zone the cron is read in")
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[^\x00]*$",
+                             description="default: the spec's name")
+
+
+class SchedulePatch(_Body):
+    enabled: bool = Field(description="false stops launching runs; true launches from the next cron time on")

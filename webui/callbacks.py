@@ -25,7 +25,7 @@ from hopper.engine.space import SearchSpace
 from hopper.engine.specs import parse_mapping_text as parse_mapping
 from hopper.engine.status import ConfigStatus, DeviceStatus, SuggestionStatus
 from hopper.rest.gate import require_editor
-from hopper.webui import figures, layout
+from hopper.webui import figures, layout, schedules_page
 
 ACTOR = "web"  # who the audit log names for UI changes made outside a request (unit tests)
 # The wizard's privacy inputs, in privacy_options()'s order.
@@ -91,6 +91,8 @@ def route_page(services: Services, tensorboard_url: Callable[[], str | None], pa
         return layout.events_page()
     if path == "/devices":
         return layout.devices_page()
+    if path == "/schedules":
+        return schedules_page.schedules_page()
     if path == "/tensorboard":
         return layout.tensorboard_page(tensorboard_url())
     parts = path.split("/")
@@ -651,3 +653,5 @@ def register_callbacks(app: Dash, services: Services,
 
     cb(Output("event-table", "data"), Input("tick", "n_intervals"), Input("url", "pathname"))(
         lambda _n, _path: event_rows(services))
+
+    schedules_page.register_schedule_callbacks(app, services)

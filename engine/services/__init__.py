@@ -24,6 +24,7 @@ from hopper.engine.services.data import MAX_SCRIPT_BYTES, DataServices
 from hopper.engine.services.edge import EdgeServices, metric_names, pareto_mask
 from hopper.engine.services.identity import IdentityServices
 from hopper.engine.services.objectives import ObjectiveServices
+from hopper.engine.services.schedules import ScheduleServices
 from hopper.engine.services.steering import SteeringServices
 from hopper.engine.store import Store
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from hopper.settings import Settings
 
 __all__ = ["MAX_SCRIPT_BYTES", "AdminServices", "AdvisorServices", "DataServices", "EdgeServices", "ExportSource", "IdentityServices", "ObjectiveServices",
-           "ScriptValidator",
+           "ScheduleServices", "ScriptValidator",
            "Services", "SteeringServices", "default_actor", "metric_names", "open_services", "pareto_mask"]
 
 
@@ -62,9 +63,10 @@ class Services:
         self.identity = IdentityServices(store, settings)
         self.advisor = AdvisorServices(store, settings, self.steering)
         self.objectives = ObjectiveServices(store, settings)
+        self.schedules = ScheduleServices(store, settings, self.steering)
         self._actions: dict[str, Callable[..., Any]] = {}
         for context in (self.steering, self.data, self.edge, self.admin, self.identity, self.advisor,
-                        self.objectives):
+                        self.objectives, self.schedules):
             for name in dir(type(context)):
                 if name.startswith("_") or name in dir(ServiceContext) or not callable(getattr(context, name)):
                     continue

@@ -56,8 +56,11 @@ class SteeringServices(ServiceContext):
     # -- workloads ----------------------------------------------------------------------------------------------
     def launch_workload(self, spec: dict | WorkloadSpec, *, actor: str | None = None,
                         parent_workload_id: int | None = None, parent_config_id: int | None = None,
-                        warm_start_checkpoint_id: int | None = None) -> WorkloadInfo:
+                        warm_start_checkpoint_id: int | None = None, check_only: bool = False) -> WorkloadInfo | None:
         """Validate a workload spec and create the workload with its procedure's first configs.
+
+        ``check_only`` validates exactly as a launch would and creates nothing (None): a schedule's spec is
+        refused when the schedule is added, not when it fires.
 
         Raises:
             ValidationError: the spec is invalid; ``field`` names the offending part (``space.lr.low``).
@@ -134,6 +137,8 @@ class SteeringServices(ServiceContext):
                                                                               dataset.partition_count))}
             for warning in warnings:
                 log.warning("workload %r: %s", spec.name, warning)
+        if check_only:
+            return None
         return self.store.workloads.create(
             actor=actor, spec_record={**spec.model_dump(mode="json"), "warnings": warnings},
             privacy=privacy_options, warnings=warnings or None,
@@ -145,7 +150,7 @@ class SteeringServices(ServiceContext):
             script_id=script_id, parent_workload_id=parent_workload_id, parent_config_id=parent_config_id,
             warm_start_checkpoint_id=warm_start_checkpoint_id, export_top_k=spec.export_top_k,
             procedure_options=spec.procedure_options or None,
-            advisor=spec.advisor,
+            advisor=spec.advisor, notify=spec.notify.model_dump(mode="json") if spec.notify else None,
             entry_options=({"entry_args": spec.entry_args or {}, "bind_globals": spec.bind_globals or {}}
                            if spec.entry_args or spec.bind_globals else None),
         )

@@ -29,7 +29,9 @@ from hopper.engine.store.evaluations import EvaluationStore
 from hopper.engine.store.identity import IdentityStore
 from hopper.engine.store.lease import LeaseStore
 from hopper.engine.store.schedule import EventStore, ScheduleStore
+from hopper.engine.store.schedules import CronScheduleStore
 from hopper.engine.store.suggestions import SuggestionStore
+from hopper.engine.store.webhooks import WebhookStore
 from hopper.engine.store.workloads import WorkloadStore
 
 log = logging.getLogger("hopper.engine.store")
@@ -116,6 +118,8 @@ class Store:
         self.lease = LeaseStore(self)
         self.suggestions = SuggestionStore(self)
         self.evaluations = EvaluationStore(self)
+        self.schedules = CronScheduleStore(self)
+        self.webhooks = WebhookStore(self)
         if check_schema:
             self.check_schema()
 

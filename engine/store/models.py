@@ -103,6 +103,8 @@ class WorkloadRow(Base):
     # Advisor mode: the procedure's decisions (stop, pause, promote, exploit) become suggestions for people.
     advisor: Mapped[bool] = mapped_column(Boolean, default=False,
                                           server_default=false())
+    # The spec's notify section ({"webhook": URL}); None: nobody is told when the workload ends.
+    notify: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
 class ConfigRow(Base):
@@ -445,3 +447,60 @@ class SchedulerLeaseRow(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ScheduleRow(Base):
+    """A workload spec launched on a cron schedule; ``next_run_at`` (UTC) is the one due run not yet claimed."""
+
+    __tablename__ = "schedule"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    cron: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    next_run_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class ScheduleRunRow(Base):
+    """One due run of a schedule. Unique per (schedule, due time): the claim that makes it fire exactly once."""
+
+    __tablename__ = "schedule_run"
+    __table_args__ = (UniqueConstraint("schedule_id", "due_at", name="uq_schedule_run_due"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedule.id"), index=True)
+    due_at: Mapped[datetime] = mapped_column(DateTime)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    claimed_by: Mapped[str] = mapped_column(String(100))
+    workload_id: Mapped[int | None] = mapped_column(ForeignKey("workload.id"), nullable=True)
+    status: Mapped[str] = mapped_column(String(20))  # ScheduleRunStatus
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class WebhookDeliveryRow(Base):
+    """The outbox: one row per (workload, terminal status) to POST to the workload's webhook, retried with backoff.
+
+    A delivery is claimed by pushing ``next_attempt_at`` past the request's timeout (a conditional update), so a
+    restarted or second notifier neither loses it nor sends it twice while the first one is still trying.
+    """
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (UniqueConstraint("workload_id", "event", name="uq_webhook_delivery_event"),
+                      Index("ix_webhook_delivery_status_next", "status", "next_attempt_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workload_id: Mapped[int] = mapped_column(ForeignKey("workload.id"))
+    event: Mapped[str] = mapped_column(String(20))  # the workload status it reports (WorkloadStatus)
+    url: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20))  # WebhookStatus
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -302,3 +302,36 @@ def test_advisor_suggestions_accepted_and_rejected_in_the_browser(server, browse
     _wait_text(page.locator("#event-table"), "accept_suggestion")
     assert "reject_suggestion" in page.locator("#event-table").inner_text()
     api.patch(f"{base}/api/v1/workloads/{wid}", json={"status": "paused"}, timeout=30)  # no need to train on
+
+
+def test_schedules_page_refuses_a_bad_cron_and_lists_a_good_schedule(server, browser):
+    base, token, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(base + "/login")
+    page.fill("#token", token)
+    page.click("#login-button")
+    page.wait_for_selector("#workload-table")
+    page.click("a.nav-link:has-text('Schedules')")
+    page.wait_for_selector("#schedule-table")
+
+    page.fill("#sch-name", "browser nightly")
+    page.fill("#sch-cron", "0 2 * *")
+    page.click("#sch-add")
+    _wait_text(page.locator("#sch-notice"), r"Error \[cron\]: cron expression '0 2 \* \*' has 4 fields")
+    assert "browser nightly" not in page.locator("#schedule-table").inner_text()
+
+    page.fill("#sch-cron", "0 2 * * 1")
+    page.fill("#sch-tz", "Europe/Berlin")
+    page.click("#sch-add")
+    _wait_text(page.locator("#sch-notice"), r"schedule \d+ \(browser nightly\) added: next run .* 02:00 CE")
+    row = page.locator("#schedule-table tr").filter(has_text="browser nightly")
+    _wait_text(row, r"0 2 \* \* 1.*Europe/Berlin.*yes")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / "schedules.png", full_page=True)
+
+    row.locator("input[type=radio]").check()
+    page.click("#btn-schedule-toggle")
+    _wait_text(page.locator("#notice-schedule-toggle"), r"\(browser nightly\): disabled")
+    _wait_text(page.locator("#schedule-table tr").filter(has_text="browser nightly"), r"Europe/Berlin\s+no")
+    r = requests.get(base + "/api/v1/schedules", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert [(s["cron"], s["enabled"]) for s in r.json() if s["name"] == "browser nightly"] == [("0 2 * * 1", False)]

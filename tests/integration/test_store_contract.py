@@ -21,13 +21,13 @@ def _dataset(store, name="d", partitions=2):
         schema={"feature_dtype": "float32"})
 
 
-def _workload(store, dataset_id, proposals=GRID, max_epochs=1):
+def _workload(store, dataset_id, proposals=GRID, max_epochs=1, **extra):
     return store.workloads.create(
         actor="alice", spec_record={"name": "w"}, propose=lambda w, configs: Proposal(list(proposals)),
         name="w", description="", procedure="grid", search_space={"lr": {"type": "choice", "values": [0.1, 0.01]}},
         objectives=[{"metric": "val_accuracy", "direction": "max"}], max_epochs=max_epochs, max_configs=None,
         seed=3, dataset_id=dataset_id, model_ref="mlp", script_id=None, parent_workload_id=None,
-        parent_config_id=None, warm_start_checkpoint_id=None, export_top_k=None)
+        parent_config_id=None, warm_start_checkpoint_id=None, export_top_k=None, **extra)
 
 
 def _train_epoch(store, config_id, n=2, accuracy=0.5):
@@ -364,3 +364,68 @@ def test_a_scheduler_commit_between_read_and_write_does_not_lose_a_persons_unver
         assert store.configs.get(config.id).priority == 7
     finally:
         event.remove(Session, "before_flush", scheduler_commits_first)
+
+
+def test_schedule_claims_and_the_webhook_outbox(migrated_store):
+    """A due run is claimed once by racing firers (each on its own engine); a webhook delivery is queued once
+    per ending, held while it is being sent, and retried or given up as recorded."""
+    import threading
+    from datetime import datetime, timedelta
+
+    from hopper.engine.status import ScheduleRunStatus, WebhookStatus
+    from hopper.engine.store import Store
+
+    store = migrated_store
+    due = datetime(2026, 11, 27, 1, 0)
+    schedule = store.schedules.add(actor="alice", name="nightly", cron="0 2 * * *", timezone="Europe/Berlin",
+                                   spec={"name": "n"}, next_run_at=due)
+    assert [s.id for s in store.schedules.due(due)] == [schedule.id] and store.schedules.due(due - timedelta(1)) == []
+    firers = [Store(store.url) for _ in range(4)]
+    barrier, claims = threading.Barrier(4), []
+
+    def claim(firer: Store, i: int) -> None:
+        barrier.wait()
+        claims.append(firer.schedules.claim(schedule.id, due, due + timedelta(days=1), f"firer {i}"))
+
+    threads = [threading.Thread(target=claim, args=(f, i)) for i, f in enumerate(firers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for firer in firers:
+        firer.dispose()
+    won = [c for c in claims if c is not None]
+    assert len(claims) == 4 and len(won) == 1 and won[0].status == ScheduleRunStatus.CLAIMED
+    assert store.schedules.get(schedule.id).next_run_at == due + timedelta(days=1)
+    assert store.schedules.claim(schedule.id, due, due + timedelta(days=2), "late") is None
+    run = store.schedules.finish_run(won[0].id, error="dataset 'digits' does not exist")
+    assert (run.status, run.error) == (ScheduleRunStatus.FAILED, "dataset 'digits' does not exist")
+    with pytest.raises(InvalidState):
+        store.schedules.finish_run(run.id, workload_id=None)
+    assert [r.id for r in store.schedules.runs(schedule.id)] == [run.id]
+    with pytest.raises(NotFound):
+        store.schedules.runs(999)
+
+    dataset = _dataset(store)
+    quiet = _workload(store, dataset.id)
+    loud = _workload(store, dataset.id, notify={"webhook": "http://127.0.0.1:9/hook"})  # as a spec's notify
+    assert store.webhooks.enqueue_ended() == []  # nothing has ended yet
+    store.workloads.fail(quiet.id, "no webhook")
+    store.workloads.fail(loud.id, "boom")
+    [queued] = store.webhooks.enqueue_ended(now=due)
+    assert (queued.workload_id, queued.event, queued.status, queued.attempts) == (loud.id, "failed",
+                                                                                  WebhookStatus.PENDING, 0)
+    assert queued.payload["workload"]["error"] == "boom" and queued.payload["compute"]["worker_seconds"] == 0
+    assert store.webhooks.enqueue_ended() == []  # once per ending
+    [held] = store.webhooks.claim_due(due, hold_seconds=40)
+    assert held.attempts == 1 and held.next_attempt_at == due + timedelta(seconds=40)
+    assert store.webhooks.claim_due(due + timedelta(seconds=39), hold_seconds=40) == []  # held by its sender
+    retry = store.webhooks.record_attempt(held.id, error="HTTP 500", retry_at=due + timedelta(seconds=5))
+    assert (retry.status, retry.next_attempt_at, retry.last_error) == (WebhookStatus.PENDING,
+                                                                      due + timedelta(seconds=5), "HTTP 500")
+    [again] = store.webhooks.claim_due(due + timedelta(seconds=5), hold_seconds=40)
+    gave_up = store.webhooks.record_attempt(again.id, error="HTTP 503", retry_at=None)
+    assert (gave_up.status, gave_up.attempts) == (WebhookStatus.FAILED, 2)
+    with pytest.raises(InvalidState):
+        store.webhooks.record_attempt(again.id, error=None, retry_at=None)
+    assert store.webhooks.claim_due(due + timedelta(days=1), hold_seconds=40) == []

@@ -263,13 +263,38 @@ def rows_at(revision: str) -> dict[str, list[dict]]:
         for row in data["workload"]:
             row["entry_options"] = ({"entry_args": {"num_classes": 10, "name": "Zoë"}, "bind_globals": {"x_train": "x"}}
                                     if row["id"] == 2 else None)
+    if _at_least(revision, "0012"):
+        for row in data["workload"]:
+            row["notify"] = {"webhook": "https://ci.example.com/hooks/hopper?team=Zoë"} if row["id"] == 1 else None
+        data["schedule"] = [
+            {"id": 1, "name": "nightly ✓", "cron": "0 2 * * *", "timezone": "Europe/Berlin",
+             "spec": {"name": "nightly", "model": "mlp", "dataset": "digits", "space": {"lr": 0.01}},
+             "enabled": True, "next_run_at": T2, "created_by": "alice", "created_at": T0, "updated_at": T1},
+            {"id": 2, "name": "weekly", "cron": "30 6 * * 1", "timezone": "UTC", "spec": {"name": "w", "dataset": 2},
+             "enabled": False, "next_run_at": T1, "created_by": "Zoë.viewer@lab", "created_at": T1, "updated_at": T1},
+        ]
+        data["schedule_run"] = [
+            {"id": 1, "schedule_id": 1, "due_at": T0, "claimed_at": T1, "claimed_by": "node-ä pid 4242",
+             "workload_id": 1, "status": "launched", "error": None},
+            {"id": 2, "schedule_id": 1, "due_at": T1, "claimed_at": T1, "claimed_by": "node-b pid 7",
+             "workload_id": None, "status": "failed", "error": "dataset 'digits' does not exist"},
+        ]
+        data["webhook_delivery"] = [
+            {"id": 1, "workload_id": 1, "event": "done", "url": "https://ci.example.com/hooks/hopper?team=Zoë",
+             "payload": {"event": "workload.done", "best": {"config_id": 1, "metrics": {"val_accuracy": 0.97}}},
+             "status": "pending", "attempts": 2, "next_attempt_at": T2, "last_error": "HTTP 500 Internal Server Error",
+             "delivered_at": None, "created_at": T1},
+            {"id": 2, "workload_id": 2, "event": "failed", "url": "http://127.0.0.1:9/x", "payload": {"best": None},
+             "status": "delivered", "attempts": 1, "next_attempt_at": T1, "last_error": None, "delivered_at": T2,
+             "created_at": T1},
+        ]
     if revision not in _FIXTURED:
         raise AssertionError(f"migration {revision} has no fixture rows: extend rows_at() and UPGRADED_COLUMNS in "
                              f"{__file__} with the tables and columns it adds")
     return data
 
 
-_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"}
+_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0012"}
 
 # Columns set after the row exists: cyclic foreign keys (config <-> checkpoint, workload -> config).
 DEFERRED = {("config", "current_checkpoint_id"): {1: 2, 4: 3}, ("config", "warm_start_checkpoint_id"): {2: 1},
@@ -285,7 +310,8 @@ UPGRADED_COLUMNS = {"0004": {("workload", "export_top_k"): None},
                     "0007": {("deployment", "actor"): None, ("profile_job", "actor"): None},
                     "0008": {("workload", "procedure_options"): None},
                     "0009": {("workload", "advisor"): False},
-                    "0010": {("workload", "entry_options"): None}}
+                    "0010": {("workload", "entry_options"): None},
+                    "0012": {("workload", "notify"): None}}
 
 
 def _with_deferred(data: dict[str, list[dict]]) -> dict[str, list[dict]]:
