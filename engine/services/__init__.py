@@ -25,6 +25,7 @@ from hopper.engine.services.edge import EdgeServices, metric_names, pareto_mask
 from hopper.engine.services.identity import IdentityServices
 from hopper.engine.services.objectives import ObjectiveServices
 from hopper.engine.services.steering import SteeringServices
+from hopper.engine.services.workers import WorkerServices
 from hopper.engine.store import Store
 
 if TYPE_CHECKING:
@@ -62,9 +63,10 @@ class Services:
         self.identity = IdentityServices(store, settings)
         self.advisor = AdvisorServices(store, settings, self.steering)
         self.objectives = ObjectiveServices(store, settings)
+        self.workers = WorkerServices(store, settings)
         self._actions: dict[str, Callable[..., Any]] = {}
         for context in (self.steering, self.data, self.edge, self.admin, self.identity, self.advisor,
-                        self.objectives):
+                        self.objectives, self.workers):
             for name in dir(type(context)):
                 if name.startswith("_") or name in dir(ServiceContext) or not callable(getattr(context, name)):
                     continue

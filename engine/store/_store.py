@@ -30,6 +30,7 @@ from hopper.engine.store.identity import IdentityStore
 from hopper.engine.store.lease import LeaseStore
 from hopper.engine.store.schedule import EventStore, ScheduleStore
 from hopper.engine.store.suggestions import SuggestionStore
+from hopper.engine.store.workers import WorkerPoolStore
 from hopper.engine.store.workloads import WorkloadStore
 
 log = logging.getLogger("hopper.engine.store")
@@ -116,6 +117,7 @@ class Store:
         self.lease = LeaseStore(self)
         self.suggestions = SuggestionStore(self)
         self.evaluations = EvaluationStore(self)
+        self.workers = WorkerPoolStore(self)
         if check_schema:
             self.check_schema()
 
