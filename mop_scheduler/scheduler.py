@@ -72,6 +72,7 @@ class Scheduler:
         self._shard_counts: dict[int, int] = {}  # workload id -> its dataset's shards (datasets never change)
         self._pool_report: list[dict] | None = None
         self._pool_warned = False
+        self._applied_desired: int | None = None
         self.on_epoch = on_epoch
         self._exhausted: dict[int, object] = {}
         self._layouts: dict[int, DatasetLayout] = {}
@@ -312,12 +313,15 @@ class Scheduler:
     def _resize_pool(self) -> None:
         """Apply the worker count people asked for (``hopper workers add/remove``), and report the pool."""
         desired, now = self.store.workers.desired()
-        if desired is not None and desired != len(self.backend.worker_ids()):
-            if self.backend.elastic:
-                log.info("resizing the worker pool from %d to %d%s", len(self.backend.worker_ids()), desired,
-                         " (now)" if now else "")
+        # Applied when the request changes (or at start), not whenever the count differs: a backend may shrink
+        # on its own (a Spark executor that never came back), and that stands until people ask again.
+        if desired is not None and desired != self._applied_desired:
+            self._applied_desired = desired
+            current = len(self.backend.worker_ids())
+            if desired != current and self.backend.elastic:
+                log.info("resizing the worker pool from %d to %d%s", current, desired, " (now)" if now else "")
                 self.backend.resize(desired, now=now)
-            elif not self._pool_warned:
+            elif desired != current and not self._pool_warned:
                 log.warning("%d workers requested, but the %s backend cannot change its worker count while it runs",
                             desired, self.backend.name)
                 self._pool_warned = True
