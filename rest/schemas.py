@@ -107,6 +107,13 @@ class DeployBody(_Body):
 class WorkersBody(_Body):
     """Resize the worker pool: exactly one of ``add`` or ``remove``."""
 
+    # The document states "exactly one" itself, so a request it calls valid is never refused as malformed.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["add"], "properties": {"add": {"type": "integer"}, "remove": {"type": "null"},
+                                             "now": {"const": False}}},
+        {"required": ["remove"], "properties": {"remove": {"type": "integer"}, "add": {"type": "null"}}},
+    ]})
+
     add: int | None = Field(default=None, ge=1, le=1000, description="workers to start")
     remove: int | None = Field(default=None, ge=1, le=1000, description="workers to stop")
     now: bool = Field(default=False, description="with remove: stop them at once; their running sub-epochs are "
