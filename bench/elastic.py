@@ -7,7 +7,9 @@ the same length. Datasets are cut into 4 shards (max_workers 2 x shards_per_work
 config on all 4 at once, two workers on 2 each, so besides sub-epochs per minute the rate of shard visits
 (data actually trained on) and of whole epochs is reported for both windows. Also: seconds from the request to
 the new worker's first sub-epoch start (its process starting and importing TensorFlow dominate) and to its
-first commit (it also loaded its shards on first use).
+first commit (it also loaded its shards on first use). The second window opens once the new worker has trained
+every config once (building each model there, as the warm-up did on the first worker); the time in between is
+reported as its own window.
 
 The machine's load is part of the numbers: on a shared 2-core machine the second worker competes with
 everything else, so the speed-up says as much about the load as about Hopper.
@@ -97,6 +99,10 @@ def main() -> None:
             wait(lambda: any(v.worker == "local-1" and v.outcome == "ok" for v in visits()),
                  "the new worker's first commit")
             first_commit = time.monotonic() - added_mono
+            # The new worker builds and traces each config's model on its first visit (as the first did in the
+            # warm-up): the second window opens once it has trained every config.
+            wait(lambda: len({v.config_id for v in visits() if v.worker == "local-1" and v.outcome == "ok"}) == 8,
+                 "every config's first commit on the new worker")
             after_start = utcnow()
             time.sleep(window)
             after_end = utcnow()
