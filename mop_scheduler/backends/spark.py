@@ -25,7 +25,7 @@ How it works (also in the README's architecture section):
 * Elastic: a barrier stage has a fixed number of tasks, so a change of W (``resize``, from
   ``hopper workers add/remove``) waits until the running sub-epochs are back (``now``: it does not),
   then cancels the job; the job thread resubmits it with the new W and the tasks re-read the shards the
-  scheduler now gives them. When fewer than W tasks are ready for ``lost_executor_grace`` seconds (an
+  scheduler now gives them. When fewer than W tasks run for ``lost_executor_grace`` seconds (an
   executor was lost and did not come back, so the barrier stage cannot be scheduled), W shrinks by one
   instead of waiting forever.
 """
@@ -168,7 +168,7 @@ class SparkBackend(Backend):
         heartbeat_interval / heartbeat_timeout: a task silent for ``heartbeat_timeout`` seconds is lost.
         job_retry_limit: consecutive job failures (with no worker becoming ready in between)
             after which ``poll`` raises, instead of retrying forever against a broken cluster.
-        lost_executor_grace: seconds with fewer than W tasks ready after which W shrinks by one.
+        lost_executor_grace: seconds with fewer than W tasks running after which W shrinks by one.
         model_cache, threads_per_worker, allowed_roots: as for ``LocalBackend``.
     """
 
@@ -370,7 +370,9 @@ class SparkBackend(Backend):
             if not self._running:
                 self._apply_resize()
             return
-        ready = sum(1 for p in self._peers.values() if p.ready)
+        # Tasks that said hello, not those ready: a task says hello before it imports TensorFlow, so a job that
+        # is merely starting is not mistaken for one whose barrier stage cannot get its slots.
+        ready = len(self._peers)
         if ready >= self.n_workers or self.n_workers <= 1 or self._listener is None:
             self._short_since = None
             return
@@ -378,7 +380,7 @@ class SparkBackend(Backend):
         if self._short_since is None:
             self._short_since = now
         elif now - self._short_since > self.lost_executor_grace:
-            log.warning("only %d of %d Spark tasks ready for %g s (a lost executor did not come back): shrinking "
+            log.warning("only %d of %d Spark tasks running for %g s (a lost executor did not come back): shrinking "
                         "to %d workers", ready, self.n_workers, self.lost_executor_grace, self.n_workers - 1)
             self._target = self.n_workers - 1
             self._apply_resize()
