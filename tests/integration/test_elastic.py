@@ -65,7 +65,7 @@ def elastic_run(tmp_path_factory):
                          "the pool to drain to one worker")
         during = services.list_workers()
         after_drain = on("local-0")
-        running.wait_for(lambda: on("local-0") >= after_drain + 3, 120, "the remaining worker to carry on")
+        running.wait_for(lambda: on("local-0") >= after_drain + 2, 120, "the remaining worker to carry on")
         # the drained worker's process exited and was reaped (it is not a zombie, nor restarted)
         running.wait_for(lambda: not running.scheduler.backend._exiting, 60, "the removed worker's exit")
         pids = running.scheduler.backend.worker_pids()
