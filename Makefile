@@ -41,6 +41,7 @@ bench: $(STAMP) peers-env
 	$(PY) bench/mop_vs_baselines.py
 	$(PY) bench/mop_spark.py
 	$(PY) bench/privacy.py
+	$(PY) bench/elastic.py
 	$(PY) bench/search_efficiency.py
 	$(PY) bench/peers.py
 

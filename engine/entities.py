@@ -481,6 +481,37 @@ class SubEpochStart:
     objectives: tuple[dict, ...] = ()  # the workload's objectives that the worker computes (engine.objectives)
     entry_options: dict | None = None  # a script's entry_args / bind_globals from the workload spec
     objective: tuple[str, str] = ("val_accuracy", "max")  # the workload's first objective (metric, direction)
+    shards: tuple[int, ...] = ()  # what it trains on (``partition`` is the lowest)
+
+
+@dataclass(frozen=True)
+class ShardVisit:
+    """One sub-epoch of the schedule log with every shard it trained on."""
+
+    id: int
+    config_id: int
+    epoch: int
+    worker: str
+    outcome: str
+    shards: tuple[int, ...]
+    started_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class WorkerPoolInfo(_Serialisable):
+    """The worker pool: how many workers people asked for, and what the scheduler last reported running.
+
+    ``workers`` holds one object per worker: ``id``, ``name``, ``state`` (active / draining), ``shards``
+    (shard count -> the shards it owns) and ``busy``.
+    """
+
+    desired: int | None
+    remove_now: bool
+    requested_by: str | None
+    requested_at: datetime | None
+    workers: list
+    reported_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -502,7 +533,7 @@ class CommittedSubEpoch:
     config_id: int
     workload_id: int = 0
     epoch: int = 0
-    visited: frozenset[int] = frozenset()  # partitions this config has now trained on in ``epoch``
+    visited: frozenset[int] = frozenset()  # shards this config has now trained on in ``epoch``
     epoch_end: bool = False
     metrics: dict = field(default_factory=dict)  # the epoch's metrics when it ended
     superseded_path: str | None = None  # the previous mid-epoch checkpoint, now safe to delete

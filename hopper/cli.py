@@ -975,6 +975,48 @@ def schedule_runs(schedule_id: int) -> None:
         table.add_row(str(r.id), f"{r.due_at:%Y-%m-%d %H:%M}", r.status, _fmt(r.workload_id), _fmt(r.claimed_by),
                       _fmt((r.error or "").split("\n")[0][:200]))
     console.print(table)
+# -- worker pool --------------------------------------------------------------------------------
+@main.group()
+def workers() -> None:
+    """List the workers, or add and remove workers while workloads run (the scheduler applies it)."""
+
+
+def _print_pool(pool) -> None:  # noqa: ANN001
+    table = Table("id", "name", "state", "shards")
+    for w in pool.workers:
+        shards = "; ".join(f"{', '.join(map(str, owned)) or '-'} of {n}" for n, owned in w.get("shards", {}).items())
+        table.add_row(str(w.get("id")), _fmt(w.get("name")), _fmt(w.get("state")), shards)
+    console.print(table)
+    asked = "the configured count" if pool.desired is None else str(pool.desired)
+    reported = pool.reported_at.isoformat(timespec="seconds") if pool.reported_at else "never (no scheduler ran)"
+    console.print(f"requested: {asked}; last reported by the scheduler: {reported}", highlight=False)
+
+
+@workers.command("list")
+@_handle_errors
+def workers_list() -> None:
+    """The workers the scheduler runs, with the data shards each owns."""
+    _print_pool(_services().list_workers())
+
+
+@workers.command("add")
+@click.argument("n", type=click.IntRange(min=1))
+@_handle_errors
+def workers_add(n: int) -> None:
+    """Start N more workers; they take a share of the data shards and load them on first use."""
+    pool = _services().add_workers(n)
+    console.print(f"requested {pool.desired} workers; the scheduler starts them at its next step", highlight=False)
+
+
+@workers.command("remove")
+@click.argument("n", type=click.IntRange(min=1))
+@click.option("--now", is_flag=True, help="Stop them at once; their running sub-epochs are re-run elsewhere.")
+@_handle_errors
+def workers_remove(n: int, now: bool) -> None:
+    """Stop N workers once their running sub-epochs finish (--now: at once); their shards go to the others."""
+    pool = _services().remove_workers(n, now=now)
+    console.print(f"requested {pool.desired} workers; the scheduler drains the others at its next step",
+                  highlight=False)
 
 
 if os.environ.get("HOPPER_TEST_INVENTORY"):  # the test suite's record of which commands ran (hopper/inventory.py)

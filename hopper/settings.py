@@ -28,7 +28,15 @@ class Settings:
         backend: where sub-epochs run: ``local`` (worker processes here) or ``spark``.
         spark_master: Spark master URL for the ``spark`` backend (``spark://host:7077``, ``local[W]``).
         spark_driver_host: address Spark tasks dial back to (the driver's ``spark.driver.host``).
-        workers: number of MOP workers (= data partitions).
+        workers: number of MOP workers the scheduler starts with (``hopper workers add/remove`` changes it
+            while it runs).
+        max_workers: the most workers the pool may grow to (0: ``workers``). Datasets are cut into
+            ``dataset_shards`` = max(workers, max_workers) x ``shards_per_worker`` shards at registration, so
+            that any worker count up to it gets a balanced share of every dataset.
+        shards_per_worker: shards per worker at the largest pool (more: finer rebalancing when workers come and
+            go, at the price of more, smaller files).
+        spark_lost_executor_grace_seconds: how long the Spark backend waits for a lost executor's task to come
+            back before it shrinks the pool by one instead of waiting forever.
         poll_interval: seconds between store polls when nothing completes.
         sub_epoch_timeout: seconds before a running sub-epoch is declared hung.
         script_timeout: seconds allowed to validate an uploaded script.
@@ -64,6 +72,9 @@ class Settings:
     spark_master: str = "local[2]"
     spark_driver_host: str | None = None
     workers: int = 2
+    max_workers: int = 0
+    shards_per_worker: int = 1
+    spark_lost_executor_grace_seconds: float = 120.0
     poll_interval: float = 0.2
     sub_epoch_timeout: float = 1800.0
     script_timeout: float = 60.0
@@ -84,6 +95,16 @@ class Settings:
     edge_max_attempts: int = 3
     edge_offline_seconds: float = 90.0
     public_url: str | None = None
+
+    @property
+    def worker_limit(self) -> int:
+        """The most workers the pool may have."""
+        return max(self.workers, self.max_workers)
+
+    @property
+    def dataset_shards(self) -> int:
+        """How many shards a dataset registered now is cut into (a multiple of the largest pool)."""
+        return self.worker_limit * max(1, self.shards_per_worker)
 
     @property
     def checkpoint_location(self) -> str:
@@ -110,7 +131,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     values.update(_read_toml(Path.cwd() / "hopper.toml"))
     for key in (
         "database_url", "data_roots", "artifact_dir", "checkpoint_dir", "backend", "spark_master", "spark_driver_host",
-        "workers", "poll_interval",
+        "workers", "max_workers", "shards_per_worker", "spark_lost_executor_grace_seconds", "poll_interval",
         "sub_epoch_timeout", "script_timeout", "script_memory_mb", "worker_model_cache",
         "script_cpu_seconds", "script_processes", "script_file_mb", "script_validators", "script_queue",
         "sandbox_user", "scheduler_lease_seconds", "max_queued_exports", "max_queued_profiles",
@@ -134,6 +155,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         spark_master=str(values.get("spark_master", "local[2]")),
         spark_driver_host=values.get("spark_driver_host") or None,
         workers=int(values.get("workers", 2)),
+        max_workers=int(values.get("max_workers", 0)),
+        shards_per_worker=max(1, int(values.get("shards_per_worker", 1))),
+        spark_lost_executor_grace_seconds=float(values.get("spark_lost_executor_grace_seconds", 120.0)),
         poll_interval=float(values.get("poll_interval", 0.2)),
         sub_epoch_timeout=float(values.get("sub_epoch_timeout", 1800.0)),
         script_timeout=float(values.get("script_timeout", 60.0)),

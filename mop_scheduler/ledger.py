@@ -61,13 +61,13 @@ class Ledger:
 
     Args:
         store: the config store.
-        n_partitions: partitions per epoch.
+        n_partitions: shards per epoch every dataset must have; None: each dataset's own shard count.
     """
 
-    def __init__(self, store: Store, n_partitions: int) -> None:
+    def __init__(self, store: Store, n_partitions: int | None = None) -> None:
         self.store = store
         self.n_partitions = n_partitions
-        #: (config id, epoch) -> partitions committed in that epoch (the current epoch only)
+        #: (config id, epoch) -> shards committed in that epoch (the current epoch only)
         self.visited: dict[tuple[int, int], set[int]] = {}
         #: config id -> monotonic time before which it is not dispatched (after a retryable failure)
         self.cooldown: dict[int, float] = {}

@@ -5,7 +5,9 @@ read plus its own bookkeeping, asks :meth:`MopPolicy.assign`, and starts what it
 where search procedures that stop or promote configs, fair sharing between workloads and elastic workers plug
 in, and the MOP invariants are property-tested here without a database:
 
-- a config trains on each partition at most once per epoch (it is offered only partitions it has not visited);
+- a config trains on each shard at most once per epoch: a worker is offered a config only for the shards it owns
+  that the config has not visited this epoch, and trains it on all of them in one sub-epoch (with one shard per
+  worker, the original MOP: worker i holds partition i);
 - a config is never given to two workers at once, and a worker gets at most one config;
 - higher priority first, then least progress (epochs, then partitions this epoch), then a seeded shuffle that
   varies each config's partition order per epoch (replayable from the workload's seed).
@@ -14,7 +16,7 @@ in, and the MOP invariants are property-tested here without a database:
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 _MASK64 = (1 << 64) - 1
@@ -50,7 +52,8 @@ class Runnable(NamedTuple):
 class Assignment(NamedTuple):
     worker: int
     config_id: int
-    evaluate: bool  # the config's last partition of its epoch: the worker also scores it on validation data
+    evaluate: bool  # the config's last shards of its epoch: the worker also scores it on validation data
+    shards: tuple[int, ...] = ()  # what it trains on, ascending (empty only from callers that predate shards)
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,11 @@ class Snapshot:
         visited: (config id, epoch) -> partitions it has committed in that epoch.
         in_flight: configs training on some worker right now.
         cooling: configs backing off after a retryable failure.
-        idle: workers with nothing to do; worker ``i`` holds partition ``i``.
-        n_partitions: partitions per epoch (= workers).
+        idle: workers with nothing to do.
+        n_partitions: shards per epoch of a workload not in ``shard_counts``.
+        owned: shard count -> worker -> the shards it owns (``hopper.mop_scheduler.shards``); a shard count
+            missing here means worker ``i`` owns shard ``i`` alone (one partition per worker).
+        shard_counts: workload id -> its dataset's shard count.
     """
 
     runnable: Sequence[tuple[int, int, int, int, int, int]]
@@ -72,6 +78,8 @@ class Snapshot:
     cooling: Collection[int]
     idle: Sequence[int]
     n_partitions: int
+    owned: Mapping[int, Mapping[int, Collection[int]]] = field(default_factory=dict)
+    shard_counts: Mapping[int, int] = field(default_factory=dict)
 
 
 class MopPolicy:
@@ -99,6 +107,7 @@ class MopPolicy:
                 if epochs_done < max_epochs:
                     min_epoch[workload_id] = min(min_epoch.get(workload_id, epochs_done), epochs_done)
         none: frozenset[int] = frozenset()
+        shard_counts, default_count = snapshot.shard_counts, snapshot.n_partitions
         candidates = []
         # plain tuple unpacking: attribute access costs more than the store read at 10 000 configs
         for config_id, workload_id, priority, epochs_done, max_epochs, seed in rows:
@@ -107,25 +116,34 @@ class MopPolicy:
             if self.epoch_barrier and epochs_done != min_epoch[workload_id]:
                 continue
             done = visited.get((config_id, epochs_done), none)
-            # highest priority, then least progress (epochs, then partitions this epoch)
-            candidates.append(((-priority, epochs_done, len(done)), config_id, epochs_done, seed, done))
+            n_shards = shard_counts.get(workload_id, default_count)
+            # highest priority, then least progress (epochs, then shards this epoch)
+            candidates.append(((-priority, epochs_done, len(done)), config_id, epochs_done, seed, done, n_shards))
         candidates.sort(key=lambda c: c[0])
+        owners = snapshot.owned
         plan: list[Assignment] = []
         for worker in snapshot.idle:
             best, best_key, top_rank, examined = None, -1, None, 0
-            for rank, config_id, epochs_done, seed, done in candidates:
+            for rank, config_id, epochs_done, seed, done, n_shards in candidates:
                 if top_rank is not None and (rank != top_rank or examined >= MAX_TIED):
                     break  # past the best rank group that has a fit for this worker
-                if worker in done or config_id in in_flight:
+                if config_id in in_flight:
+                    continue
+                ownership = owners.get(n_shards)
+                mine = (ownership.get(worker, none) if ownership is not None
+                        else ((worker,) if worker < n_shards else none))
+                offered = [s for s in mine if s not in done]
+                if not offered:
                     continue
                 top_rank = rank
                 examined += 1
                 # the seeded shuffle only breaks ties inside the best rank group
-                key = visit_key(seed, config_id, epochs_done, worker)
+                key = max(visit_key(seed, config_id, epochs_done, s) for s in offered)
                 if key > best_key:
-                    best, best_key = (config_id, len(done)), key
+                    best, best_key = (config_id, len(done), n_shards, offered), key
             if best is None:
                 continue
-            plan.append(Assignment(worker, best[0], best[1] + 1 == snapshot.n_partitions))
-            in_flight.add(best[0])
+            config_id, n_done, n_shards, offered = best
+            plan.append(Assignment(worker, config_id, n_done + len(offered) >= n_shards, tuple(sorted(offered))))
+            in_flight.add(config_id)
         return plan

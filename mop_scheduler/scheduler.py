@@ -2,9 +2,14 @@
 
 Each step: collect finished sub-epochs and commit them (ledger), apply what the procedures of the workloads
 whose epochs ended decide (stop, pause at a rung, promote, exploit), let procedures top up their workloads,
-then give every idle worker a runnable config that has not yet visited that worker's partition in its current
-epoch (policy). Users' changes (stop, resume, add, clone, priority, pause) are plain store writes, so they take
-effect at the next step: between sub-epochs.
+then give every idle worker a runnable config that has not yet visited some of the shards that worker owns in
+its current epoch (policy). Users' changes (stop, resume, add, clone, priority, pause, and the worker count)
+are plain store writes, so they take effect at the next step: between sub-epochs.
+
+Elastic workers: each step reads the requested worker count from the store and resizes the backend. Shard
+ownership is recomputed from the previous ownership whenever the set of workers taking tasks changes
+(``hopper.mop_scheduler.shards.rebalance``), so a joining worker takes a balanced share and a leaving one hands
+over only its own shards; new owners load them on first use.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from hopper.mop_scheduler.backends import Backend, Completion, make_backend
 from hopper.mop_scheduler.chores import ScheduledChores
 from hopper.mop_scheduler.ledger import MAX_CONSECUTIVE_LOSSES, EpochReport, Ledger
 from hopper.mop_scheduler.policy import Assignment, MopPolicy, Snapshot, visit_key
+from hopper.mop_scheduler.shards import Ownership, rebalance
 from hopper.mop_scheduler.worker.checkpoints import join_location
 from hopper.mop_scheduler.worker.protocol import SubEpochTask
 
@@ -60,7 +66,14 @@ class Scheduler:
         self.settings = services.settings
         self.backend = backend or make_backend(self.settings, threads_per_worker=threads_per_worker)
         self.policy = MopPolicy(epoch_barrier=epoch_barrier)
-        self.ledger = Ledger(self.store, self.backend.n_workers)
+        self.ledger = Ledger(self.store)
+        # shard count -> worker -> shards it owns, for the worker set ``_owners_of``
+        self._ownership: dict[int, Ownership] = {}
+        self._owners_of: tuple[int, ...] = ()
+        self._shard_counts: dict[int, int] = {}  # workload id -> its dataset's shards (datasets never change)
+        self._pool_report: list[dict] | None = None
+        self._pool_warned = False
+        self._applied_desired: int | None = None
         self.on_epoch = on_epoch
         self._exhausted: dict[int, object] = {}
         self._layouts: dict[int, DatasetLayout] = {}
@@ -226,6 +239,7 @@ class Scheduler:
             self.recover()
             self._undecided.update(wid for wid, _ in self.store.workloads.running())
         self.chores.tick()
+        self._resize_pool()
         busy = bool(self.backend.in_flight())
         has_idle = bool(self.backend.idle_workers())
         timeout = self.settings.poll_interval if busy and not has_idle else 0.0
@@ -304,13 +318,58 @@ class Scheduler:
                 # A sampler library raising (Optuna, KerasTuner, hyperopt) fails its workload, not the scheduler.
                 self._fail_procedure(workload_id, f"{type(exc).__name__}: {exc}")
 
+    # -- elastic workers ----------------------------------------------------------------------------------------
+    def _resize_pool(self) -> None:
+        """Apply the worker count people asked for (``hopper workers add/remove``), and report the pool."""
+        desired, now = self.store.workers.desired()
+        # Applied when the request changes (or at start), not whenever the count differs: a backend may shrink
+        # on its own (a Spark executor that never came back), and that stands until people ask again.
+        if desired is not None and desired != self._applied_desired:
+            self._applied_desired = desired
+            current = len(self.backend.worker_ids())
+            if desired != current and self.backend.elastic:
+                log.info("resizing the worker pool from %d to %d%s", current, desired, " (now)" if now else "")
+                self.backend.resize(desired, now=now)
+            elif desired != current and not self._pool_warned:
+                log.warning("%d workers requested, but the %s backend cannot change its worker count while it runs",
+                            desired, self.backend.name)
+                self._pool_warned = True
+        self._report_pool()
+
+    def _owned(self, shard_counts: set[int]) -> dict[int, Ownership]:
+        """Shard ownership for every shard count in use, rebalanced when the workers taking tasks changed."""
+        workers = tuple(self.backend.worker_ids())
+        if workers != self._owners_of:
+            self._ownership = {n: rebalance(n, workers, owned) for n, owned in self._ownership.items()}
+            self._owners_of = workers
+        for n in shard_counts - set(self._ownership):
+            self._ownership[n] = rebalance(n, workers)
+        return self._ownership
+
+    def _report_pool(self) -> None:
+        active, draining = self.backend.worker_ids(), self.backend.draining()
+        report = [{"id": w, "name": self.backend.worker_name(w), "state": "active",
+                   "shards": {str(n): sorted(owned.get(w, ())) for n, owned in sorted(self._ownership.items())}}
+                  for w in active]
+        report += [{"id": w, "name": self.backend.worker_name(w), "state": "draining", "shards": {}}
+                   for w in draining]
+        if report != self._pool_report:
+            self.store.workers.report(report)
+            self._pool_report = report
+
     # -- dispatch -----------------------------------------------------------------------------------------------
     def plan(self, idle: list[int]) -> list[Assignment]:
         """Decide, without writing, which config each idle worker trains next (one store read + the policy)."""
+        runnable = self.store.schedule.runnable()
+        unknown = {row[1] for row in runnable} - set(self._shard_counts)
+        if unknown:
+            self._shard_counts.update(self.store.schedule.shard_counts(unknown))
         snapshot = Snapshot(
-            runnable=self.store.schedule.runnable(), visited=self.ledger.visited,
+            runnable=runnable, visited=self.ledger.visited,
             in_flight={t.config_id for t in self.backend.in_flight().values()}, cooling=self.ledger.cooling(),
-            idle=idle, n_partitions=self.backend.n_workers)
+            idle=idle, n_partitions=self.backend.n_workers,
+            owned=self._owned({self._shard_counts[row[1]] for row in runnable if row[1] in self._shard_counts}),
+            shard_counts=self._shard_counts)
         return self.policy.assign(snapshot)
 
     def _dispatch(self) -> int:
@@ -318,9 +377,9 @@ class Scheduler:
         if not idle:
             return 0
         dispatched = 0
-        for worker, config_id, evaluate in self.plan(idle):
+        for worker, config_id, evaluate, shards in self.plan(idle):
             try:
-                task = self._start_sub_epoch(config_id, worker, evaluate)
+                task = self._start_sub_epoch(config_id, worker, evaluate, shards)
             except Conflict:
                 continue  # a user changed the config just now; it is reconsidered next step
             if task is None:
@@ -330,18 +389,22 @@ class Scheduler:
             self._dispatched += 1
         return dispatched
 
-    def _start_sub_epoch(self, config_id: int, worker: int, evaluate: bool) -> SubEpochTask | None:
-        start = self.store.schedule.start_sub_epoch(config_id, worker, self.backend.worker_name(worker),
-                                                    n_partitions=self.backend.n_workers, layouts=self._layouts,
-                                                    scripts=self._scripts)
+    def _start_sub_epoch(self, config_id: int, worker: int, evaluate: bool,
+                         shards: tuple[int, ...] = ()) -> SubEpochTask | None:
+        shards = shards or (worker,)
+        start = self.store.schedule.start_sub_epoch(config_id, shards[0], self.backend.worker_name(worker),
+                                                    layouts=self._layouts, scripts=self._scripts, shards=shards)
         if start is None:
             return None
+        partition = start.partition
+        owned = self._ownership.get(len(start.dataset.partition_paths), {}).get(worker, frozenset(shards))
         out_path = join_location(self.settings.checkpoint_location, f"workload-{start.workload_id}",
-                                 f"config-{start.config_id}", f"e{start.epoch:04d}-p{worker:03d}-s{start.sub_epoch_id}.npz")
+                                 f"config-{start.config_id}", f"e{start.epoch:04d}-p{partition:03d}-s{start.sub_epoch_id}.npz")
         return SubEpochTask(
-            sub_epoch_id=start.sub_epoch_id, config_id=start.config_id, epoch=start.epoch, partition=worker,
+            sub_epoch_id=start.sub_epoch_id, config_id=start.config_id, epoch=start.epoch, partition=partition,
+            shards=start.shards, owned=tuple(sorted(owned)),
             model_ref=start.model_ref, entry_point=start.entry_point, hparams=start.hparams, dataset=start.dataset,
-            out_path=str(out_path), seed=visit_key(start.workload_seed, start.config_id, start.epoch, worker),
+            out_path=str(out_path), seed=visit_key(start.workload_seed, start.config_id, start.epoch, partition),
             evaluate=evaluate, in_checkpoint=start.in_checkpoint, warm_start=start.warm_start, privacy=start.privacy,
             objectives=start.objectives,
             entry_args=(start.entry_options or {}).get("entry_args") or None,

@@ -15,6 +15,7 @@ from hopper.engine.services import Services
 from hopper.rest import (
     advisor_routes,  # noqa: F401 - registers its routes on ``api`` before any app is built
     schedule_routes,  # noqa: F401 - likewise
+    worker_routes,  # noqa: F401 - registers its routes on ``api`` before any app is built
 )
 from hopper.rest._api import access_levels, scrub_paths
 from hopper.rest._json import OrjsonProvider

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hopper.engine.specs import DatasetSpec, WorkloadSpec
 
@@ -104,6 +104,30 @@ class DeployBody(_Body):
     port: int | None = Field(default=None, ge=1024, le=65535)
 
 
+class WorkersBody(_Body):
+    """Resize the worker pool: exactly one of ``add`` or ``remove``."""
+
+    # The document states "exactly one" itself, so a request it calls valid is never refused as malformed.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["add"], "properties": {"add": {"type": "integer"}, "remove": {"type": "null"},
+                                             "now": {"const": False}}},
+        {"required": ["remove"], "properties": {"remove": {"type": "integer"}, "add": {"type": "null"}}},
+    ]})
+
+    add: int | None = Field(default=None, ge=1, le=1000, description="workers to start")
+    remove: int | None = Field(default=None, ge=1, le=1000, description="workers to stop")
+    now: bool = Field(default=False, description="with remove: stop them at once; their running sub-epochs are "
+                                                 "re-run elsewhere (default: they finish them first)")
+
+    @model_validator(mode="after")
+    def _one_change(self) -> WorkersBody:
+        if (self.add is None) == (self.remove is None):
+            raise ValueError("give exactly one of add or remove")
+        if self.now and self.add is not None:
+            raise ValueError("now applies to remove only")
+        return self
+
+
 BODIES: dict[str, type[BaseModel]] = {
     "WorkloadSpec": WorkloadSpec,
     "DatasetSpec": DatasetSpec,
@@ -121,6 +145,7 @@ BODIES: dict[str, type[BaseModel]] = {
     "ProfileBody": ProfileBody,
     "ExportRequestBody": ExportRequestBody,
     "DeployBody": DeployBody,
+    "WorkersBody": WorkersBody,
 }
 
 

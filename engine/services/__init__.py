@@ -26,6 +26,7 @@ from hopper.engine.services.identity import IdentityServices
 from hopper.engine.services.objectives import ObjectiveServices
 from hopper.engine.services.schedules import ScheduleServices
 from hopper.engine.services.steering import SteeringServices
+from hopper.engine.services.workers import WorkerServices
 from hopper.engine.store import Store
 
 if TYPE_CHECKING:
@@ -64,9 +65,10 @@ class Services:
         self.advisor = AdvisorServices(store, settings, self.steering)
         self.objectives = ObjectiveServices(store, settings)
         self.schedules = ScheduleServices(store, settings, self.steering)
+        self.workers = WorkerServices(store, settings)
         self._actions: dict[str, Callable[..., Any]] = {}
         for context in (self.steering, self.data, self.edge, self.admin, self.identity, self.advisor,
-                        self.objectives, self.schedules):
+                        self.objectives, self.schedules, self.workers):
             for name in dir(type(context)):
                 if name.startswith("_") or name in dir(ServiceContext) or not callable(getattr(context, name)):
                     continue

@@ -88,13 +88,13 @@ class DataServices(ServiceContext):
         loaded = data_mod.load_source(path, fmt, spec.feature_columns, spec.label_column, task=spec.task,
                                       image_size=spec.image_size, label_kind=spec.label_kind)
         out_dir = self.settings.artifact_dir / "datasets" / spec.name
-        parts = data_mod.split_and_partition(loaded, out_dir, workers=self.settings.workers,
+        parts = data_mod.split_and_partition(loaded, out_dir, workers=self.settings.dataset_shards,
                                              validation_fraction=spec.validation_fraction, seed=spec.seed)
         return self.store.datasets.add(
             actor=actor or default_actor(), name=spec.name, source_path=str(path), format=fmt,
             feature_columns=loaded.feature_columns, label_column=loaded.label_column, task=loaded.task,
             n_rows=int(len(loaded.x)), n_train=parts["n_train"], n_validation=parts["n_validation"],
-            feature_shape=data_mod.feature_shape(loaded.x), classes=loaded.classes, partition_count=self.settings.workers,
+            feature_shape=data_mod.feature_shape(loaded.x), classes=loaded.classes, partition_count=self.settings.dataset_shards,
             partition_paths=parts["partition_paths"], validation_path=parts["validation_path"], schema=loaded.schema,
         )
 

@@ -71,10 +71,11 @@ class SteeringServices(ServiceContext):
             raise ValidationError("give exactly one of model (a roster name) or script (an uploaded script id)",
                                   field="model")
         dataset = self.store.datasets.get(spec.dataset, referenced=True)
-        if dataset.partition_count != self.settings.workers:
+        if dataset.partition_count < self.settings.workers:
+            # Fewer shards than workers would leave workers with nothing of this dataset to train on.
             raise ValidationError(
-                f"dataset {dataset.name!r} is partitioned for {dataset.partition_count} workers but Hopper "
-                f"runs {self.settings.workers}; register it again with HOPPER_WORKERS={self.settings.workers}",
+                f"dataset {dataset.name!r} has {dataset.partition_count} shards but Hopper runs "
+                f"{self.settings.workers} workers; register it again (it is cut into {self.settings.dataset_shards})",
                 field="dataset",
             )
         space_raw = spec.space

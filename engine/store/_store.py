@@ -32,6 +32,7 @@ from hopper.engine.store.schedule import EventStore, ScheduleStore
 from hopper.engine.store.schedules import CronScheduleStore
 from hopper.engine.store.suggestions import SuggestionStore
 from hopper.engine.store.webhooks import WebhookStore
+from hopper.engine.store.workers import WorkerPoolStore
 from hopper.engine.store.workloads import WorkloadStore
 
 log = logging.getLogger("hopper.engine.store")
@@ -120,6 +121,7 @@ class Store:
         self.evaluations = EvaluationStore(self)
         self.schedules = CronScheduleStore(self)
         self.webhooks = WebhookStore(self)
+        self.workers = WorkerPoolStore(self)
         if check_schema:
             self.check_schema()
 

@@ -164,6 +164,10 @@ class SubEpochRow(Base):
     dp_q: Mapped[float | None] = mapped_column(Float, nullable=True)
     dp_sigma: Mapped[float | None] = mapped_column(Float, nullable=True)
     dp_steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Every shard this sub-epoch trained on (a worker trains a config on all the shards it owns that the config
+    # has not visited this epoch); ``partition`` keeps the lowest of them. NULL on rows from before shards:
+    # they trained on ``partition`` alone.
+    shards: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
 
 class MetricRow(Base):
@@ -504,3 +508,20 @@ class WebhookDeliveryRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+class WorkerPoolRow(Base):
+    """How many workers people asked for, and which workers the scheduler runs: one row (id 1).
+
+    The web server and the CLI never reach the scheduler directly: ``hopper workers add/remove`` and
+    ``POST /workers`` write ``desired`` here, and the scheduler reads it at every step, resizes its backend and
+    writes back what it runs (``workers``: one JSON object per worker).
+    """
+
+    __tablename__ = "worker_pool"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    desired: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    remove_now: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    requested_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    requested_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    workers: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

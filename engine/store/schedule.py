@@ -7,7 +7,7 @@ between two commits loses at most the sub-epochs still running, and never leaves
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -17,11 +17,12 @@ from hopper.engine.entities import (
     CommittedSubEpoch,
     DatasetLayout,
     EventInfo,
+    ShardVisit,
     SubEpochInfo,
     SubEpochStart,
     SubEpochStats,
 )
-from hopper.engine.errors import NotFound
+from hopper.engine.errors import NotFound, ValidationError
 from hopper.engine.objectives import computed_objectives
 from hopper.engine.status import (
     RUNNABLE_CONFIG,
@@ -46,6 +47,9 @@ from hopper.engine.store.models import (
 
 #: The detail of a sub-epoch a restarted scheduler found 'running': lost, re-run, and not counted against its config.
 RECOVERED_DETAIL = "the scheduler stopped while this sub-epoch ran; it is re-run"
+#: The detail of a sub-epoch lost because people removed its worker at once (``hopper workers remove --now``):
+#: re-run elsewhere, and not counted against its config either.
+REMOVED_DETAIL = "its worker was removed while it ran (workers remove --now); it is re-run"
 #: How many recovered rows the consecutive-failure count looks past (one per scheduler restart it may meet).
 _RECOVERY_SLACK = 8
 
@@ -57,6 +61,11 @@ EpochSummary = Callable[[list[SubEpochStats], dict[str, float]], dict[str, float
 PrivacyAccount = Callable[[dict[int, list[tuple[float, float, int]]], dict], Any]
 
 _RUNNABLE = [s.value for s in RUNNABLE_CONFIG]
+
+
+def shards_of(shards: list | None, partition: int) -> frozenset[int]:
+    """The shards a sub-epoch row trained on (rows from before shards trained on their partition alone)."""
+    return frozenset((partition,)) if shards is None else frozenset(int(s) for s in shards)
 
 
 def _stats(row: SubEpochRow) -> SubEpochStats:
@@ -102,7 +111,7 @@ def _lineage_events(session, chain: list[tuple[int, int | None]],  # noqa: ANN00
 class ScheduleStore(Repository):
     def recover_interrupted(self) -> tuple[int, dict[tuple[int, int], set[int]]]:
         """Mark sub-epochs a previous scheduler left running as lost (they are re-run), and return how many,
-        with each config's partitions already committed in its current epoch."""
+        with each config's shards already committed in its current epoch."""
         visited: dict[tuple[int, int], set[int]] = {}
         with self._session() as session:
             rows = list(session.scalars(select(SubEpochRow).where(SubEpochRow.outcome == SubEpochOutcome.RUNNING)))
@@ -110,12 +119,12 @@ class ScheduleStore(Repository):
                 check_transition(row.outcome, SubEpochOutcome.LOST, what=f"sub-epoch {row.id}")
                 row.outcome, row.finished_at = SubEpochOutcome.LOST, utcnow()
                 row.detail = RECOVERED_DETAIL
-            for config_id, epoch, partition in session.execute(
-                select(SubEpochRow.config_id, SubEpochRow.epoch, SubEpochRow.partition)
+            for config_id, epoch, partition, shards in session.execute(
+                select(SubEpochRow.config_id, SubEpochRow.epoch, SubEpochRow.partition, SubEpochRow.shards)
                 .join(ConfigRow, (ConfigRow.id == SubEpochRow.config_id) & (ConfigRow.epochs_done == SubEpochRow.epoch))
                 .where(SubEpochRow.outcome == SubEpochOutcome.OK)
             ):
-                visited.setdefault((config_id, epoch), set()).add(partition)
+                visited.setdefault((config_id, epoch), set()).update(shards_of(shards, partition))
         return len(rows), visited
 
     def runnable(self) -> list[RunnableRow]:
@@ -128,13 +137,19 @@ class ScheduleStore(Repository):
                 .join(WorkloadRow, WorkloadRow.id == ConfigRow.workload_id)
                 .where(ConfigRow.status.in_(_RUNNABLE), WorkloadRow.status == WorkloadStatus.RUNNING))]
 
-    def start_sub_epoch(self, config_id: int, partition: int, worker_name: str, *, n_partitions: int,
-                        layouts: dict[int, DatasetLayout], scripts: dict[int, tuple[str, str]]) -> SubEpochStart | None:
-        """Record that ``worker_name`` starts training the config on ``partition``; None when it is no longer
-        runnable (a person stopped it, or its workload paused, since the plan was made).
+    def start_sub_epoch(self, config_id: int, partition: int, worker_name: str, *, n_partitions: int | None = None,
+                        layouts: dict[int, DatasetLayout], scripts: dict[int, tuple[str, str]],
+                        shards: Sequence[int] | None = None) -> SubEpochStart | None:
+        """Record that ``worker_name`` starts training the config on ``shards`` (default: ``partition`` alone;
+        ``partition`` is logged as their lowest); None when it is no longer runnable (a person stopped it, or its
+        workload paused, since the plan was made).
 
-        ``layouts`` and ``scripts`` are the caller's caches (datasets and scripts never change once written).
+        ``n_partitions``: the shard count the caller requires of the dataset (a mismatch fails the workload);
+        None takes the dataset's own. ``layouts`` and ``scripts`` are the caller's caches (datasets and scripts
+        never change once written).
         """
+        shard_list = sorted({int(s) for s in shards}) if shards else [partition]
+        partition = shard_list[0]
         with self._session() as session:
             config = session.get(ConfigRow, config_id)
             workload = session.get(WorkloadRow, config.workload_id)
@@ -143,7 +158,7 @@ class ScheduleStore(Repository):
             if workload.dataset_id not in layouts:
                 layouts[workload.dataset_id] = layout_of(session.get(DatasetRow, workload.dataset_id))
             layout = layouts[workload.dataset_id]
-            if len(layout.partition_paths) != n_partitions:
+            if n_partitions is not None and len(layout.partition_paths) != n_partitions:
                 check_transition(workload.status, WorkloadStatus.FAILED, what=f"workload {workload.id}")
                 workload.status = WorkloadStatus.FAILED
                 workload.error = (f"dataset {workload.dataset_id} has {len(layout.partition_paths)} partitions but "
@@ -163,8 +178,12 @@ class ScheduleStore(Repository):
             elif config.warm_start_checkpoint_id is not None:
                 ck = session.get(CheckpointRow, config.warm_start_checkpoint_id)
                 warm = (ck.path, ck.sha256)
+            if shard_list[-1] >= len(layout.partition_paths):
+                raise ValidationError(f"dataset {workload.dataset_id} has {len(layout.partition_paths)} shards; "
+                                      f"there is no shard {shard_list[-1]}", field="shards")
             row = SubEpochRow(config_id=config.id, epoch=config.epochs_done, partition=partition, worker=worker_name,
-                              outcome=SubEpochOutcome.RUNNING, input_checkpoint_id=config.current_checkpoint_id)
+                              outcome=SubEpochOutcome.RUNNING, input_checkpoint_id=config.current_checkpoint_id,
+                              shards=None if shards is None else shard_list)
             session.add(row)
             if config.status == ConfigStatus.QUEUED:
                 config.status = ConfigStatus.RUNNING
@@ -174,15 +193,16 @@ class ScheduleStore(Repository):
                                  None if workload.privacy is None else dict(workload.privacy),
                                  computed_objectives(workload.objectives),
                                  None if workload.entry_options is None else dict(workload.entry_options),
-                                 (workload.objectives[0]["metric"], workload.objectives[0]["direction"]))
+                                 (workload.objectives[0]["metric"], workload.objectives[0]["direction"]),
+                                 tuple(shard_list))
 
-    def commit_ok(self, *, sub_epoch_id: int, config_id: int, n_partitions: int, checkpoint_path: str,
+    def commit_ok(self, *, sub_epoch_id: int, config_id: int, n_partitions: int | None = None, checkpoint_path: str,
                   checkpoint_sha256: str, checkpoint_bytes: int, stats: SubEpochStats, val_metrics: dict[str, float],
                   notes: Iterable[str] = (), reused_in_memory: bool = False,
                   summarize: EpochSummary, dp_event: tuple[float, float, int] | None = None,
                   account: PrivacyAccount | None = None) -> CommittedSubEpoch:
-        """Commit a finished sub-epoch: its checkpoint becomes the config's, and when it was the config's last
-        partition of the epoch, ``summarize`` turns the epoch's sub-epochs into its metrics, which are written
+        """Commit a finished sub-epoch: its checkpoint becomes the config's, and when it completed the config's
+        visit of every shard this epoch (``n_partitions`` shards; None: the dataset's count), ``summarize`` turns the epoch's sub-epochs into its metrics, which are written
         with the config's progress (and ``done`` status after its last epoch) in the same transaction.
 
         ``dp_event`` is the sub-epoch's DP-SGD block, stored on its row. In a private workload ``account``
@@ -199,7 +219,16 @@ class ScheduleStore(Repository):
             done_before = list(session.scalars(select(SubEpochRow).where(
                 SubEpochRow.config_id == config.id, SubEpochRow.epoch == sub_epoch.epoch,
                 SubEpochRow.outcome == SubEpochOutcome.OK)))
-            visited = frozenset({s.partition for s in done_before} | {sub_epoch.partition})
+            before: set[int] = set()
+            for s in done_before:
+                before |= shards_of(s.shards, s.partition)
+            mine = shards_of(sub_epoch.shards, sub_epoch.partition)
+            if before & mine:
+                # A shard this config already trained on this epoch: committing it would count it twice.
+                return CommittedSubEpoch(False, config_id)
+            visited = frozenset(before | mine)
+            if n_partitions is None:
+                n_partitions = len(session.get(DatasetRow, workload.dataset_id).partition_paths)
             epoch_end = len(visited) >= n_partitions
             seq = (session.scalar(select(func.max(CheckpointRow.seq)).where(CheckpointRow.config_id == config.id))
                    or 0) + 1
@@ -269,8 +298,8 @@ class ScheduleStore(Repository):
         for outcome, detail in recent:
             if outcome == SubEpochOutcome.OK:
                 break
-            if detail == RECOVERED_DETAIL:
-                continue  # the scheduler died, not this config's worker: not the config's failure
+            if detail in (RECOVERED_DETAIL, REMOVED_DETAIL):
+                continue  # the scheduler died or people removed the worker: not the config's failure
             count += 1
             if count >= window:
                 break
@@ -320,6 +349,29 @@ class ScheduleStore(Repository):
         """The DP-SGD blocks a config warm-started from ``checkpoint_id`` inherits, by partition, oldest first."""
         with self._session() as session:
             return _lineage_events(session, [], checkpoint_id)
+
+    def shard_counts(self, workload_ids: Iterable[int]) -> dict[int, int]:
+        """Workload id -> how many shards its dataset has (one epoch visits them all)."""
+        ids = list(workload_ids)
+        if not ids:
+            return {}
+        with self._session() as session:
+            return {wid: len(paths) for wid, paths in session.execute(
+                select(WorkloadRow.id, DatasetRow.partition_paths)
+                .join(DatasetRow, DatasetRow.id == WorkloadRow.dataset_id).where(WorkloadRow.id.in_(ids)))}
+
+    def shard_visits(self, workload_id: int) -> list[ShardVisit]:
+        """Every sub-epoch of a workload with the shards it trained on, oldest first (invariant checks, the
+        elastic benchmark)."""
+        with self._session() as session:
+            stmt = (select(SubEpochRow.id, SubEpochRow.config_id, SubEpochRow.epoch, SubEpochRow.worker,
+                           SubEpochRow.outcome, SubEpochRow.partition, SubEpochRow.shards, SubEpochRow.started_at,
+                           SubEpochRow.finished_at)
+                    .join(ConfigRow, ConfigRow.id == SubEpochRow.config_id)
+                    .where(ConfigRow.workload_id == workload_id).order_by(SubEpochRow.id))
+            return [ShardVisit(sid, cid, epoch, worker, outcome, tuple(sorted(shards_of(shards, partition))),
+                               started, finished)
+                    for sid, cid, epoch, worker, outcome, partition, shards, started, finished in session.execute(stmt)]
 
     # -- reads for people ------------------------------------------------------------------------------------
     def list_sub_epochs(self, workload_id: int | None = None, *, config_id: int | None = None,

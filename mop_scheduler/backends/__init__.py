@@ -26,7 +26,7 @@ def make_backend(settings: Settings, *, threads_per_worker: int = 1) -> Backend:
         from hopper.mop_scheduler.backends.spark import SparkBackend
 
         return SparkBackend(settings.workers, master=settings.spark_master, driver_host=settings.spark_driver_host,
-                            **common)
+                            lost_executor_grace=settings.spark_lost_executor_grace_seconds, **common)
     raise ValidationError(f"unknown backend {settings.backend!r}; use one of {', '.join(BACKENDS)}", field="backend")
 
 

@@ -41,9 +41,12 @@ def drain(source: queue.Queue, timeout: float) -> list:
 
 
 class Backend(ABC):
-    """Runs sub-epochs on ``n_workers`` workers; worker ``i`` owns data partition ``i``."""
+    """Runs sub-epochs on ``n_workers`` workers, named by integer ids; the scheduler decides which data shards
+    each worker owns (``hopper.mop_scheduler.shards``)."""
 
     name = "base"
+    #: whether ``resize`` can change the worker count while sub-epochs run
+    elastic = False
 
     def __init__(self, n_workers: int) -> None:
         self.n_workers = n_workers
@@ -73,6 +76,19 @@ class Backend(ABC):
     def in_flight(self) -> dict[int, SubEpochTask]:
         """Worker index -> the task it is running."""
         return {w: task for w, (task, _) in self._running.items()}
+
+    def worker_ids(self) -> list[int]:
+        """The workers that take new tasks (own shards), in id order; draining workers are not among them."""
+        return list(range(self.n_workers))
+
+    def draining(self) -> list[int]:
+        """Workers being removed: they finish their running sub-epoch and take no new one."""
+        return []
+
+    def resize(self, n_workers: int, *, now: bool = False) -> None:
+        """Grow or shrink to ``n_workers`` workers. A removed worker finishes its running sub-epoch first;
+        ``now``: it is stopped at once and its sub-epoch comes back from ``poll`` as ``Lost`` (re-run)."""
+        raise NotImplementedError(f"the {self.name} backend has a fixed number of workers")
 
     def worker_name(self, worker: int) -> str:
         return f"{self.name}-{worker}"

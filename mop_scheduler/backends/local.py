@@ -1,4 +1,7 @@
-"""The local backend: one long-lived OS process per worker, each holding its partition in memory."""
+"""The local backend: one long-lived OS process per worker, each holding the data shards it owns in memory.
+
+Elastic: ``resize`` starts new worker processes (with new ids) or drains existing ones, while sub-epochs run.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import queue
 import signal
 import time
 
+from hopper.engine.store.schedule import REMOVED_DETAIL
 from hopper.mop_scheduler.backends._base import Backend, Completion, Lost, drain
 from hopper.mop_scheduler.worker.confine import Plan, hand_over, identity
 from hopper.mop_scheduler.worker.protocol import SubEpochResult, SubEpochTask
@@ -106,6 +110,7 @@ class LocalBackend(Backend):
     """
 
     name = "local"
+    elastic = True
 
     def __init__(self, n_workers: int, *, threads_per_worker: int = 1, sub_epoch_timeout: float = 1800.0,
                  model_cache: int = 32, memory_limit_mb: int = 0, allowed_roots: tuple[str, ...] = (),
@@ -127,6 +132,11 @@ class LocalBackend(Backend):
         self._task_queues: dict[int, mp.Queue] = {}
         self._ready: set[int] = set()
         self._pids: dict[int, int] = {}
+        self._removed_now: list[Lost] = []
+        #: workers being removed: they take no new task and exit once their running sub-epoch is back
+        self._draining: set[int] = set()
+        #: processes told to exit -> the monotonic time by which they must have (else they are killed)
+        self._exiting: dict[int, tuple[mp.Process, float]] = {}
 
     def _confinement(self, index: int) -> str:
         """The worker's confinement plan (JSON); its directories are created and handed to the sandbox user."""
@@ -164,8 +174,68 @@ class LocalBackend(Backend):
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Block until every worker has imported TensorFlow (useful before timing)."""
         deadline = time.monotonic() + timeout
-        while len(self._ready) < self.n_workers and time.monotonic() < deadline:
+        while len(self._ready - self._draining) < self.n_workers and time.monotonic() < deadline:
             self._drain(0.2)
+
+    def worker_ids(self) -> list[int]:
+        return sorted(set(self._procs) - self._draining)
+
+    def draining(self) -> list[int]:
+        return sorted(self._draining)
+
+    def resize(self, n_workers: int, *, now: bool = False) -> None:
+        """Start workers with fresh ids, or drain the idle ones first, then the highest ids (see ``Backend``)."""
+        if n_workers < 1:
+            raise ValueError("a worker pool needs at least one worker")
+        active = self.worker_ids()
+        for _ in range(n_workers - len(active)):
+            index = 0
+            while index in self._procs or index in self._exiting:
+                index += 1
+            self._spawn(index)
+        surplus = len(active) - n_workers
+        if surplus > 0:
+            # Idle (or still starting) workers go first: removing them loses no work.
+            victims = sorted(active, key=lambda w: (w in self._running, -w))[:surplus]
+            for index in victims:
+                self._draining.add(index)
+                if index not in self._running:
+                    self._retire(index)
+                elif now:
+                    self._removed_now.append(self._kill_running(index))
+        self.n_workers = len(self.worker_ids())
+
+    def _kill_running(self, index: int) -> Lost:
+        """Stop a draining worker in the middle of its sub-epoch; the sub-epoch is lost and re-run elsewhere."""
+        task, _ = self._running.pop(index)
+        proc = self._procs[index]
+        kill_group(proc.pid)
+        proc.kill()
+        self._retire(index)
+        return Lost(task, index, REMOVED_DETAIL)
+
+    def _retire(self, index: int) -> None:
+        """Tell a drained worker to exit and forget it (its process is reaped in ``poll``)."""
+        proc, tasks = self._procs.pop(index), self._task_queues.pop(index)
+        try:
+            tasks.put_nowait(None)
+        except Exception:  # noqa: BLE001, S110 - a killed worker's queue may be broken
+            pass
+        self._exiting[index] = (proc, time.monotonic() + 30.0)
+        self._ready.discard(index)
+        self._pids.pop(index, None)
+        self._draining.discard(index)
+
+    def _reap(self) -> None:
+        now = time.monotonic()
+        for index, (proc, deadline) in list(self._exiting.items()):
+            if proc.is_alive() and now < deadline:
+                continue
+            if proc.is_alive():
+                kill_group(proc.pid)
+                proc.kill()
+            proc.join(1)
+            del self._exiting[index]
 
     def shutdown(self) -> None:
         for tasks in self._task_queues.values():
@@ -180,13 +250,20 @@ class LocalBackend(Backend):
                 kill_group(proc.pid)
                 proc.kill()
                 proc.join(2)
+        for proc, _ in self._exiting.values():
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                kill_group(proc.pid)
+                proc.kill()
         self._procs.clear()
         self._task_queues.clear()
         self._running.clear()
         self._ready.clear()
+        self._draining.clear()
+        self._exiting.clear()
 
     def idle_workers(self) -> list[int]:
-        return [i for i in sorted(self._ready) if i not in self._running]
+        return [i for i in sorted(self._ready) if i not in self._running and i not in self._draining]
 
     def submit(self, worker: int, task: SubEpochTask) -> None:
         if worker in self._running or worker not in self._ready:
@@ -214,6 +291,9 @@ class LocalBackend(Backend):
         out: list[SubEpochResult] = []
         for kind, index, payload in drain(self._results, timeout):
             if kind == "ready":
+                proc = self._procs.get(index)
+                if proc is None or proc.pid != payload[0]:
+                    continue  # a worker that was removed before it finished starting
                 self._ready.add(index)
                 self._pids[index], sandbox = payload
                 if sandbox != self.sandbox:
@@ -222,10 +302,14 @@ class LocalBackend(Backend):
             elif index in self._running and self._running[index][0].sub_epoch_id == payload.sub_epoch_id:
                 del self._running[index]
                 out.append(payload)
+                if index in self._draining:
+                    self._retire(index)  # its last sub-epoch is back: now it may go
         return out
 
     def poll(self, timeout: float) -> list[Completion]:
-        completions: list[Completion] = list(self._drain(timeout))
+        completions: list[Completion] = [*self._removed_now, *self._drain(timeout)]
+        self._removed_now.clear()
+        self._reap()
         now = time.monotonic()
         for index, proc in list(self._procs.items()):
             running = self._running.get(index)
@@ -251,5 +335,8 @@ class LocalBackend(Backend):
             if running is not None:
                 completions.append(Lost(running[0], index, reason, hung=hung, fatal=hung or over is not None))
                 del self._running[index]
+            if index in self._draining:
+                self._retire(index)  # it was leaving anyway: do not start it again
+                continue
             self._spawn(index)
         return completions

@@ -22,6 +22,12 @@ How it works (also in the README's architecture section):
   reconnect and re-read their partitions; sub-epochs that were running on the surviving tasks
   are reported lost too and re-run. A hung sub-epoch (over ``sub_epoch_timeout``) is handled the
   same way: the job is cancelled and restarted and the config fails with the reason.
+* Elastic: a barrier stage has a fixed number of tasks, so a change of W (``resize``, from
+  ``hopper workers add/remove``) waits until the running sub-epochs are back (``now``: it does not),
+  then cancels the job; the job thread resubmits it with the new W and the tasks re-read the shards the
+  scheduler now gives them. When fewer than W tasks run for ``lost_executor_grace`` seconds (an
+  executor was lost and did not come back, so the barrier stage cannot be scheduled), W shrinks by one
+  instead of waiting forever.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Client, Connection, Listener
 
+from hopper.engine.store.schedule import REMOVED_DETAIL
 from hopper.mop_scheduler.backends._base import Backend, Completion, Lost, drain
 from hopper.mop_scheduler.worker.protocol import SubEpochResult, SubEpochTask
 from hopper.mop_scheduler.worker.runner import worker_environment
@@ -50,6 +57,13 @@ REQUIRED_CONF = {
     # handed to another task afterwards.
     "spark.python.worker.reuse": "false",
     "spark.task.cpus": "1",
+}
+
+#: How long a barrier job waits for enough free task slots before it fails (Spark's default: 40 checks 15 s apart,
+#: 10 minutes): after a lost executor the job thread must be free to resubmit with a smaller W soon.
+BARRIER_SLOT_CHECK = {
+    "spark.scheduler.barrier.maxConcurrentTasksCheck.interval": "5s",
+    "spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures": "6",
 }
 
 
@@ -154,17 +168,25 @@ class SparkBackend(Backend):
         heartbeat_interval / heartbeat_timeout: a task silent for ``heartbeat_timeout`` seconds is lost.
         job_retry_limit: consecutive job failures (with no worker becoming ready in between)
             after which ``poll`` raises, instead of retrying forever against a broken cluster.
+        lost_executor_grace: seconds with fewer than W tasks running after which W shrinks by one.
         model_cache, threads_per_worker, allowed_roots: as for ``LocalBackend``.
     """
 
     name = "spark"
+    elastic = True
 
     def __init__(self, n_workers: int, *, master: str = "local[2]", spark=None,  # noqa: ANN001
                  driver_host: str | None = None, spark_conf: dict[str, str] | None = None,
                  sub_epoch_timeout: float = 1800.0, heartbeat_interval: float = 2.0,
                  heartbeat_timeout: float = 30.0, job_retry_limit: int = 5, model_cache: int = 32,
-                 threads_per_worker: int = 1, allowed_roots: tuple[str, ...] = ()) -> None:
+                 threads_per_worker: int = 1, allowed_roots: tuple[str, ...] = (),
+                 lost_executor_grace: float = 120.0) -> None:
         super().__init__(n_workers)
+        self.lost_executor_grace = lost_executor_grace
+        #: the W asked for; differs from ``n_workers`` while a resize waits for running sub-epochs
+        self._target = n_workers
+        self._resizing = False  # the current job is being cancelled for a new W: its end is no failure
+        self._short_since: float | None = None
         self.master = master
         self.spark_conf = dict(spark_conf or {})
         self.sub_epoch_timeout = sub_epoch_timeout
@@ -199,7 +221,8 @@ class SparkBackend(Backend):
             from pyspark.sql import SparkSession
 
             builder = SparkSession.builder.master(self.master).appName("hopper-mop")
-            conf = {"spark.ui.showConsoleProgress": "false", **REQUIRED_CONF, **self.spark_conf}
+            conf = {"spark.ui.showConsoleProgress": "false", **BARRIER_SLOT_CHECK, **REQUIRED_CONF,
+                    **self.spark_conf}
             if self._driver_host:
                 conf.setdefault("spark.driver.host", self._driver_host)
             for key, value in conf.items():
@@ -316,8 +339,56 @@ class SparkBackend(Backend):
             self._spark.stop()
             self._spark = None
 
+    # -- elastic workers ------------------------------------------------------------------------
+    def worker_ids(self) -> list[int]:
+        return list(range(min(self._target, self.n_workers)))
+
+    def draining(self) -> list[int]:
+        return list(range(self._target, self.n_workers))
+
+    def resize(self, n_workers: int, *, now: bool = False) -> None:
+        """Change W: resubmit the barrier job with ``n_workers`` tasks once the running sub-epochs are back
+        (``now``: at once; they are lost and re-run)."""
+        if n_workers < 1:
+            raise ValueError("a worker pool needs at least one worker")
+        if n_workers == self._target:
+            return
+        log.info("Spark workers: %d -> %d%s", self.n_workers, n_workers, " (now)" if now else "")
+        self._target = n_workers
+        if now or not self._running:
+            self._apply_resize()
+
+    def _apply_resize(self) -> None:
+        self.n_workers = self._target
+        self._resizing = True
+        self._short_since = None
+        self._restart_job()
+
+    def _check_pool(self) -> None:
+        """Apply a pending resize once nothing runs; shrink W when a lost executor does not come back."""
+        if self._target != self.n_workers:
+            if not self._running:
+                self._apply_resize()
+            return
+        # Tasks that said hello, not those ready: a task says hello before it imports TensorFlow, so a job that
+        # is merely starting is not mistaken for one whose barrier stage cannot get its slots.
+        ready = len(self._peers)
+        if ready >= self.n_workers or self.n_workers <= 1 or self._listener is None:
+            self._short_since = None
+            return
+        now = time.monotonic()
+        if self._short_since is None:
+            self._short_since = now
+        elif now - self._short_since > self.lost_executor_grace:
+            log.warning("only %d of %d Spark tasks running for %g s (a lost executor did not come back): shrinking "
+                        "to %d workers", ready, self.n_workers, self.lost_executor_grace, self.n_workers - 1)
+            self._target = self.n_workers - 1
+            self._apply_resize()
+
     # -- dispatch -------------------------------------------------------------------------------
     def idle_workers(self) -> list[int]:
+        if self._target != self.n_workers:
+            return []  # a resize waits for the running sub-epochs: start nothing new
         return [i for i, p in sorted(self._peers.items()) if p.ready and i not in self._running]
 
     def wait_ready(self, timeout: float = 300.0) -> None:
@@ -385,6 +456,14 @@ class SparkBackend(Backend):
                     self._lose(worker, reason, out)
             elif kind == "job_ended":
                 reason = event[1]
+                if self._resizing:
+                    # Cancelled for a new W: sub-epochs it held (a removal ``now``) are re-run, not counted.
+                    self._resizing = False
+                    log.info("the Spark job ended for a new worker count; resubmitting it with %d tasks",
+                             self.n_workers)
+                    for worker in list(self._peers):
+                        self._lose(worker, REMOVED_DETAIL, out)
+                    continue
                 log.warning("the Spark job running the workers ended (%s); restarting it", reason)
                 if not any(p.ready for p in self._peers.values()):
                     self._job_failures += 1
@@ -418,4 +497,5 @@ class SparkBackend(Backend):
         if restart:
             log.warning("restarting the Spark worker tasks")
             self._restart_job()
+        self._check_pool()
         return out

@@ -41,6 +41,10 @@ class SubEpochTask:
     bind_globals: dict | None = None
     # The workload's first objective (metric, direction): a float a HyperModel's fit returns is its value.
     objective: tuple[str, str] = ("val_accuracy", "max")
+    # The shards to train on this sub-epoch, as one shuffled whole (``partition`` is the lowest); empty: the
+    # partition alone. ``owned``: every shard this worker owns now, so it can drop the ones it handed over.
+    shards: tuple[int, ...] = ()
+    owned: tuple[int, ...] = ()
 
 
 @dataclass

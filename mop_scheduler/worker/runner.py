@@ -50,7 +50,9 @@ class SubEpochRunner:
                  reader: Callable[[str, Sequence[int]], tuple[Any, Any]] | None = None) -> None:
         self.worker = worker
         self._reader = reader
-        self._data: dict[int, tuple[Any, Any]] = {}
+        # (dataset id, shard) -> its rows, loaded on first use; the last multi-shard union per dataset
+        self._data: dict[tuple[int, int], tuple[Any, Any]] = {}
+        self._unions: dict[int, tuple[tuple[int, ...], tuple[Any, Any]]] = {}
         self._validation: dict[int, tuple[Any, Any]] = {}
         self._factories: dict[tuple, Any] = {}
         # config_id -> (model, path of the checkpoint that equals its in-memory state)
@@ -64,10 +66,27 @@ class SubEpochRunner:
             self._reader = read_partition
         return self._reader(path, feature_shape)
 
-    def _partition(self, ref: DatasetLayout, partition: int) -> tuple[Any, Any]:
-        if ref.dataset_id not in self._data:
-            self._data[ref.dataset_id] = self._read(ref.partition_paths[partition], ref.feature_shape)
-        return self._data[ref.dataset_id]
+    def _shard(self, ref: DatasetLayout, shard: int) -> tuple[Any, Any]:
+        key = (ref.dataset_id, shard)
+        if key not in self._data:
+            self._data[key] = self._read(ref.partition_paths[shard], ref.feature_shape)
+        return self._data[key]
+
+    def _partition(self, ref: DatasetLayout, task: SubEpochTask) -> tuple[Any, Any]:
+        """The rows of the task's shards, loading shards this worker has not held before."""
+        shards = tuple(task.shards) or (task.partition,)
+        if task.owned:
+            # Shards handed over to other workers since: free their memory.
+            for key in [k for k in self._data if k[0] == ref.dataset_id and k[1] not in task.owned]:
+                del self._data[key]
+        if len(shards) == 1:
+            return self._shard(ref, shards[0])
+        cached = self._unions.get(ref.dataset_id)
+        if cached is not None and cached[0] == shards:
+            return cached[1]
+        union = _concatenate([self._shard(ref, s) for s in shards])
+        self._unions[ref.dataset_id] = (shards, union)
+        return union
 
     def _validation_split(self, ref: DatasetLayout) -> tuple[Any, Any]:
         if ref.dataset_id not in self._validation:
@@ -79,7 +98,7 @@ class SubEpochRunner:
         from hopper.engine.data import Columns
         from hopper.mop_scheduler.worker.build_data import sample_of
 
-        x, y = (self._data[ref.dataset_id] if self.worker == 0 and ref.dataset_id in self._data
+        x, y = (self._data[(ref.dataset_id, 0)] if (ref.dataset_id, 0) in self._data
                 else self._read(ref.partition_paths[0], ref.feature_shape))
         if isinstance(x, Columns):
             import numpy as np
@@ -170,7 +189,7 @@ class SubEpochRunner:
 
         from hopper.mop_scheduler.worker.checkpoints import save_checkpoint
 
-        x, y = self._partition(task.dataset, task.partition)
+        x, y = self._partition(task.dataset, task)
         t0 = time.perf_counter()
         # The optimizer's hparams (lr, ...) were set by the factory when it built the model; a restored
         # checkpoint of this config carries the same values and a warm start copies weights only.
@@ -280,6 +299,21 @@ class SubEpochRunner:
                                 f"model.fit or return the objective?")
         validation_metrics = {k: v for k, v in reported.items() if k.startswith("val_") or k == metric}
         return history, validation_metrics
+
+
+def _concatenate(parts: list[tuple[Any, Any]]) -> tuple[Any, Any]:
+    """Several shards' rows as one (arrays or typed ``Columns``)."""
+    import numpy as np
+
+    from hopper.engine.data import Columns
+
+    xs, ys = [p[0] for p in parts], [p[1] for p in parts]
+    if isinstance(xs[0], Columns):
+        x = Columns(xs[0].names, xs[0].types, tuple(np.concatenate([c.arrays[i] for c in xs])
+                                                     for i in range(len(xs[0].arrays))))
+    else:
+        x = np.concatenate(xs)
+    return x, np.concatenate(ys)
 
 
 def worker_environment(threads: int) -> dict[str, str]:

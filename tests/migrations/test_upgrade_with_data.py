@@ -288,13 +288,21 @@ def rows_at(revision: str) -> dict[str, list[dict]]:
              "status": "delivered", "attempts": 1, "next_attempt_at": T1, "last_error": None, "delivered_at": T2,
              "created_at": T1},
         ]
+    if _at_least(revision, "0013"):
+        for row in data["sub_epoch"]:
+            row["shards"] = [0, 2] if row["id"] == 1 else None
+        data["worker_pool"] = [
+            {"id": 1, "desired": 3, "remove_now": False, "requested_by": "Zoë", "requested_at": T1,
+             "workers": [{"id": 0, "name": "local-0", "state": "active", "shards": {"4": [0, 2]}}],
+             "reported_at": T2},
+        ]
     if revision not in _FIXTURED:
         raise AssertionError(f"migration {revision} has no fixture rows: extend rows_at() and UPGRADED_COLUMNS in "
                              f"{__file__} with the tables and columns it adds")
     return data
 
 
-_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0012"}
+_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0012", "0013"}
 
 # Columns set after the row exists: cyclic foreign keys (config <-> checkpoint, workload -> config).
 DEFERRED = {("config", "current_checkpoint_id"): {1: 2, 4: 3}, ("config", "warm_start_checkpoint_id"): {2: 1},
@@ -311,7 +319,8 @@ UPGRADED_COLUMNS = {"0004": {("workload", "export_top_k"): None},
                     "0008": {("workload", "procedure_options"): None},
                     "0009": {("workload", "advisor"): False},
                     "0010": {("workload", "entry_options"): None},
-                    "0012": {("workload", "notify"): None}}
+                    "0012": {("workload", "notify"): None},
+                    "0013": {("sub_epoch", "shards"): None}}
 
 
 def _with_deferred(data: dict[str, list[dict]]) -> dict[str, list[dict]]:

@@ -30,13 +30,13 @@ def spark_session(spark_cluster):
     os.environ["PYSPARK_PYTHON"] = sys.executable
     from pyspark.sql import SparkSession
 
-    from hopper.mop_scheduler.backends.spark import REQUIRED_CONF
+    from hopper.mop_scheduler.backends.spark import BARRIER_SLOT_CHECK, REQUIRED_CONF
 
     builder = (SparkSession.builder.master(spark_cluster.url).appName("hopper-tests")
                .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
                .config("spark.executor.cores", "1").config("spark.executor.memory", "1g")
                .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false"))
-    for key, value in REQUIRED_CONF.items():
+    for key, value in {**BARRIER_SLOT_CHECK, **REQUIRED_CONF}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
