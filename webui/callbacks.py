@@ -21,7 +21,6 @@ from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
 from hopper.engine.errors import HopperError, NotFound, ValidationError
 from hopper.engine.procedure_guide import guide, options_from_fields
 from hopper.engine.services import Services
-from hopper.engine.space import SearchSpace
 from hopper.engine.specs import parse_mapping_text as parse_mapping
 from hopper.engine.status import ConfigStatus, DeviceStatus, SuggestionStatus
 from hopper.rest.gate import require_editor
@@ -146,15 +145,14 @@ def add_space_row(name: str | None, kind: str | None, values: str | None, text: 
     return ((text or "").rstrip("\n") + "\n" + line + "\n").lstrip("\n")
 
 
-def validate_space(text: str | None, procedure: str | None) -> html.Span:
-    """Live feedback under the space box: how many grid points or parameters, or what is wrong."""
+def validate_space(services: Services, text: str | None, procedure: str | None, model: str | None) -> html.Span:
+    """Live feedback under the space box: the launch's own space check (services.check_space), so the two never
+    disagree: how many grid points or parameters, or what is wrong."""
     try:
-        space = SearchSpace.parse(parse_mapping(text, "space"))
+        return ok("valid: " + services.check_space(parse_mapping(text, "space"), model=model or "mlp",
+                                                   procedure=procedure or "grid"))
     except HopperError as exc:
         return error(exc)
-    if procedure == "grid":
-        return ok(f"valid: {space.grid_size()} grid points")
-    return ok(f"valid: {len(space.names())} parameters")
 
 
 def privacy_options(enabled: list | None, clip: float | None, mode: str | None, value: float | None,
@@ -278,7 +276,7 @@ def workload_detail(services: Services, workload_id: int) -> tuple[list[dict], s
              # The privacy spent so far (DP-SGD workloads only), per epoch in the curves.
              "epsilon": _fmt(c["latest_metrics"].get("epsilon", ""))} for c in configs]
     counts = ", ".join(f"{n} {s}" for s, n in sorted(workload.config_counts.items()))
-    best = (f"best {metric} {workload.best['value']:.4f} (config {workload.best['config_id']})"
+    best = (f"best {metric} (any epoch) {workload.best['value']:.4f} (config {workload.best['config_id']})"
             if workload.best else "no results yet")
     summary = (f"{workload.status} · {workload.procedure} · model {workload.model_ref} · "
                f"{workload.max_epochs} epochs · {counts or 'no configs yet'} · {best}")
@@ -441,14 +439,17 @@ def pareto_config(services: Services, click: dict | None, workload_id: int) -> A
     except HopperError as exc:
         return error(exc)
     edge = {k: v for k, v in config.latest_metrics.items() if "@" in k or k.startswith("model_bytes")}
+    # latest_metrics carries the 0-based index of the epoch they come from; people count epochs from 1
+    epoch = config.latest_metrics.get("epoch")
+    measured = {k: v for k, v in config.latest_metrics.items() if k not in edge and k != "epoch"}
     profiles = [p for p in services.list_profiles(config_id=config.id) if p.export_id == export_id]
     return html.Div([
         html.H3(["Config ", html.A(str(config.id), href=f"/workloads/{workload_id}", id="pareto-config-link"),
                  f" · export {export_id} ({quantization})"]),
         html.P(f"{config.status}, {config.epochs_done} epochs · " +
                ", ".join(f"{k}={_fmt(v)}" for k, v in config.hparams.items())),
-        html.P("metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(config.latest_metrics.items())
-                                       if k not in edge)),
+        html.P((f"metrics after epoch {int(epoch) + 1} of {config.epochs_done}: " if epoch is not None else "metrics: ")
+               + ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(measured.items()))),
         html.P("edge: " + (", ".join(f"{k}={_fmt(v)}" for k, v in sorted(edge.items())) or "not profiled")),
         html.Ul([html.Li(f"{p.device}: p50 {p.latency_p50_ms:.4f} ms, p95 {p.latency_p95_ms:.4f} ms, "
                          f"{p.size_bytes} bytes") for p in profiles]),
@@ -537,8 +538,9 @@ def register_callbacks(app: Dash, services: Services,
        prevent_initial_call=True)(
         lambda n, name, kind, values, text: add_space_row(name, kind, values, text) if n else no_update)
 
-    cb(Output("wiz-space-feedback", "children"), Input("wiz-space", "value"), Input("wiz-procedure", "value"))(
-        validate_space)
+    cb(Output("wiz-space-feedback", "children"), Input("wiz-space", "value"), Input("wiz-procedure", "value"),
+       Input("wiz-model", "value"))(
+        lambda text, procedure, model: validate_space(services, text, procedure, model))
 
     cb(Output("wiz-notice", "children"), Output("url", "pathname", allow_duplicate=True),
        Input("wiz-launch", "n_clicks"), State("wiz-name", "value"), State("wiz-description", "value"),

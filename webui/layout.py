@@ -69,7 +69,8 @@ def workloads_page(datasets: list, scripts: list) -> html.Div:
                 {"name": "id", "id": "id"}, {"name": "name", "id": "link", "presentation": "markdown"},
                 {"name": "status", "id": "status"}, {"name": "procedure", "id": "procedure"},
                 {"name": "model", "id": "model_ref"}, {"name": "progress", "id": "progress"},
-                {"name": "best", "id": "best"}, {"name": "error", "id": "error"}],
+                # the best value any epoch reached, which the detail table (latest epoch) may not show
+                {"name": "best (any epoch)", "id": "best"}, {"name": "error", "id": "error"}],
             data=[], sort_action="native", page_size=20, markdown_options={"link_target": "_self"}, **TABLE_STYLE),
         html.H2("Launch a workload"),
         html.Div([
@@ -190,7 +191,8 @@ def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
                 {"name": "id", "id": "id"}, {"name": "status", "id": "status"},
                 {"name": "priority", "id": "priority"}, {"name": "epochs", "id": "epochs_done"},
                 {"name": "origin", "id": "origin"}, {"name": "hparams", "id": "hparams_text"},
-                {"name": metric, "id": "objective"}, {"name": "val_loss", "id": "val_loss"},
+                {"name": f"{metric} (latest epoch)", "id": "objective"},
+                {"name": "val_loss (latest epoch)", "id": "val_loss"},
                 # epsilon only means something for a private workload; elsewhere it would be an empty column
                 *([{"name": "epsilon", "id": "epsilon"}] if workload.privacy else []),
                 {"name": "version", "id": "version"}],

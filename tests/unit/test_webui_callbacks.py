@@ -72,14 +72,14 @@ def test_a_launch_with_an_invalid_space_shows_an_error_and_creates_nothing(servi
 
 
 def test_space_feedback_and_the_row_builder(services):
-    assert _text(cb.validate_space(GRID, "grid")) == "valid: 2 grid points"
-    assert _text(cb.validate_space(GRID, "random")) == "valid: 2 parameters"
-    assert _is_error(cb.validate_space("lr: [", "grid"))
+    assert _text(cb.validate_space(services, GRID, "grid", "mlp")) == "valid: 2 grid points"
+    assert _text(cb.validate_space(services, GRID, "random", "mlp")) == "valid: 2 parameters"
+    assert _is_error(cb.validate_space(services, "lr: [", "grid", "mlp"))
     text = cb.add_space_row("lr", "choice", "0.1, 0.01", "")
     assert text == 'lr: {"type": "choice", "values": [0.1, 0.01]}\n'
     text = cb.add_space_row("units", "int", "16, 64, 16", text)
     assert text.endswith('units: {"type": "int", "low": 16, "high": 64, "step": 16}\n')
-    assert _text(cb.validate_space(text, "grid")) == "valid: 8 grid points"
+    assert _text(cb.validate_space(services, text, "grid", "mlp")) == "valid: 8 grid points"
     assert cb.add_space_row("", "choice", "1", text) is no_update  # incomplete row: nothing changes
 
 

@@ -1,0 +1,136 @@
+"""The dashboard's validation tells the truth (issue 18, items 1-4): the wizard, clone and priority boxes refuse what
+a launch or the worker would refuse, with the field named, and the live validator agrees with Launch because both
+call the same service check. Plain callback functions against a real SQLite store: no browser, no training."""
+
+from __future__ import annotations
+
+import pytest
+from dash import html, no_update
+
+from hopper.engine.errors import ValidationError
+from hopper.engine.specs import parse_mapping_text
+from hopper.webui import callbacks as cb
+
+GRID = "lr: {type: choice, values: [0.01, 0.001]}\nunits: 32"
+
+
+def _text(component) -> str:  # noqa: ANN001
+    if component is None or isinstance(component, (str, int, float)):
+        return "" if component is None else str(component)
+    if isinstance(component, (list, tuple)):
+        return "".join(_text(c) for c in component)
+    return _text(getattr(component, "children", None))
+
+
+def _is_error(notice) -> bool:  # noqa: ANN001
+    return isinstance(notice, html.Span) and notice.className == "error"
+
+
+def _launch(services, **overrides):  # noqa: ANN001, ANN202
+    form = {"name": "w", "description": "", "model": "mlp", "dataset": "digits", "procedure": "grid",
+            "space": GRID, "epochs": 2, "configs": None, "metric": "val_accuracy", "direction": "max", **overrides}
+    return cb.launch_workload(services, *form.values())
+
+
+def test_the_wizard_refuses_an_objective_no_config_would_report(services, digits):
+    notice, path = _launch(services, metric="val_acc")
+    assert _is_error(notice) and path is no_update
+    assert "[objectives.0.metric]" in _text(notice) and "val_accuracy" in _text(notice)  # names what there is
+    assert services.list_workloads() == []
+    for metric in ("val_loss", "flops", "val_balanced_accuracy", "edge_latency_ms@pi"):
+        notice, _ = _launch(services, name=metric, metric=metric, direction="min")
+        assert not _is_error(notice), _text(notice)
+
+
+# One case per mismatch the issue saw: the live validator said "valid" next to a Launch error.
+@pytest.mark.parametrize(("space", "procedure", "field"), [
+    ("", "grid", "space"),  # empty
+    ("optimizer: {type: choice, values: [adam, adamax]}", "grid", "space.optimizer"),
+    ("lrr: {type: choice, values: [0.01]}", "random", "space.lrr"),  # misspelled
+    ("lr: -0.01", "grid", "space.lr"),
+    ("lr: 0", "grid", "space.lr"),
+    ("lr: {type: choice, values: [0.01]}\nunits: 32\nlr: {type: choice, values: [0.1]}", "grid", "space.lr"),
+])
+def test_the_live_validator_and_launch_refuse_the_same_space_naming_the_same_field(services, digits, space,
+                                                                                     procedure, field):
+    live = cb.validate_space(services, space, procedure, "mlp")
+    launched, path = _launch(services, space=space, procedure=procedure, configs=4)
+    assert _is_error(live) and _is_error(launched) and path is no_update
+    assert f"[{field}]" in _text(live) and f"[{field}]" in _text(launched), (_text(live), _text(launched))
+    assert services.list_workloads() == []
+
+
+def test_a_duplicate_key_from_add_row_is_refused(services):
+    text = cb.add_space_row("units", "choice", "32, 64", GRID)
+    feedback = cb.validate_space(services, text, "grid", "mlp")
+    assert _is_error(feedback) and "[space.units]" in _text(feedback) and "given twice" in _text(feedback)
+
+
+@pytest.mark.parametrize(("lr", "extra", "field"), [
+    (None, "{units: }", "overrides.units"),  # a key without a value is not "units=None"
+    (None, "units: null", "overrides.units"),  # nor is an explicit null for a knob with a default
+    (0, "", "overrides.lr"),
+    (-1, "", "overrides.lr"),
+    (None, '{"units": 64, "units": 32}', "overrides.units"),
+])
+def test_clone_refuses_a_malformed_or_invalid_override_naming_the_field(services, digits, lr, extra, field):
+    _, path = _launch(services)
+    workload_id = int(path.rsplit("/", 1)[1])
+    source = services.list_configs(workload_id)[0]
+    notice = cb.clone_config(services, [source.id], lr, None, extra)
+    assert _is_error(notice) and f"[{field}]" in _text(notice), _text(notice)
+    assert len(services.list_configs(workload_id)) == 2
+    assert all(e.action != "clone_config" for e in services.list_events())
+
+
+def test_an_empty_priority_box_is_refused_not_zero(services, digits):
+    _, path = _launch(services)
+    config = services.list_configs(int(path.rsplit("/", 1)[1]))[0]
+    notice = cb.config_action(services, "btn-prio", [config.id], None)
+    assert _is_error(notice) and "[priority]" in _text(notice)
+    assert services.get_config(config.id).priority == config.priority
+
+
+def test_typed_mappings_refuse_duplicate_and_empty_keys_everywhere():
+    with pytest.raises(ValidationError) as raised:
+        parse_mapping_text("a: 1\nb: 2\na: 3", "hparams")
+    assert raised.value.field == "hparams.a" and "line 3" in raised.value.message
+    with pytest.raises(ValidationError) as raised:
+        parse_mapping_text("{units: }", "overrides")
+    assert raised.value.field == "overrides.units"
+    assert parse_mapping_text("weights_path: null", "hparams") == {"weights_path": None}
+
+
+def test_the_list_says_best_of_any_epoch_and_the_pareto_detail_counts_epochs_from_one(services, digits):
+    from hopper.webui import layout
+
+    _, path = _launch(services)
+    workload_id = int(path.rsplit("/", 1)[1])
+    config = services.list_configs(workload_id)[0]
+    page = layout.workloads_page([], [])
+    table = next(c for c in page.children if getattr(c, "id", None) == "workload-table")
+    assert {"name": "best (any epoch)", "id": "best"} in table.columns
+    detail = layout.detail_page(services.get_workload(workload_id), None)
+    headers = [c["name"] for c in _find(detail, "cfg-table").columns]
+    assert "val_accuracy (latest epoch)" in headers
+    # three epochs recorded (0-based 0..2): the detail says "after epoch 3 of 3", never "epoch=2"
+    with services.store.configs._session() as session:  # noqa: SLF001 - a finished config without training
+        from hopper.engine.store.models import ConfigRow
+
+        row = session.get(ConfigRow, config.id)
+        row.latest_metrics, row.epochs_done = {"epoch": 2, "val_accuracy": 0.9}, 3
+    click = {"points": [{"customdata": [config.id, 1, "float32"]}]}
+    shown = _text(cb.pareto_config(services, click, workload_id))
+    assert "after epoch 3 of 3" in shown and "epoch=" not in shown
+
+
+def _find(node, component_id: str):  # noqa: ANN001, ANN202
+    if getattr(node, "id", None) == component_id:
+        return node
+    children = getattr(node, "children", None)
+    for child in children if isinstance(children, list) else [children]:
+        if child is not None and not isinstance(child, (str, int, float)):
+            found = _find(child, component_id)
+            if found is not None:
+                return found
+    return None
