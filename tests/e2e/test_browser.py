@@ -302,3 +302,64 @@ def test_advisor_suggestions_accepted_and_rejected_in_the_browser(server, browse
     _wait_text(page.locator("#event-table"), "accept_suggestion")
     assert "reject_suggestion" in page.locator("#event-table").inner_text()
     api.patch(f"{base}/api/v1/workloads/{wid}", json={"status": "paused"}, timeout=30)  # no need to train on
+
+
+def test_the_dashboard_refuses_what_launch_and_training_would_refuse(server, browser):
+    """Issue 18, items 1-4, as a person meets them in Chromium: each mistake is refused next to the action with the
+    field named, and nothing is created; the live validator and Launch agree; the list says which "best" it shows."""
+    base, token, _ = server
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {token}"
+    before = len(api.get(base + "/api/v1/workloads", timeout=30).json())
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(base + "/login")
+    page.fill("#token", token)
+    page.click("#login-button")
+    page.wait_for_selector("#workload-table")
+    assert "best (any epoch)" in page.locator("#workload-table").inner_text()
+
+    # 1. an objective the model never reports
+    page.fill("#wiz-name", "typo metric")
+    page.fill("#wiz-metric", "val_acc")
+    page.click("#wiz-launch")
+    _wait_text(page.locator("#wiz-notice"), r"Error \[objectives\.0\.metric\].*val_accuracy")
+    # 3. the live validator says what Launch says: an unknown optimizer, then a duplicate key from Add row
+    page.fill("#wiz-metric", "val_accuracy")
+    page.fill("#wiz-space", "lr: 0.01\nunits: 16\noptimizer: {type: choice, values: [adam, adamax]}\n")
+    _wait_text(page.locator("#wiz-space-feedback"), r"Error \[space\.optimizer\].*adamax")
+    page.click("#wiz-launch")
+    _wait_text(page.locator("#wiz-notice"), r"Error \[space\.optimizer\]")
+    page.fill("#wiz-space", "lr: 0.01\nunits: {type: choice, values: [16, 32]}\n")
+    _wait_text(page.locator("#wiz-space-feedback"), "valid: 2 grid points")
+    page.fill("#row-name", "units")
+    page.fill("#row-values", "64, 128")
+    page.click("#row-add")
+    _wait_text(page.locator("#wiz-space-feedback"), r"Error \[space\.units\].*given twice")
+    assert len(api.get(base + "/api/v1/workloads", timeout=30).json()) == before
+
+    # 2. clone overrides and the priority box, on a paused workload's configs (nothing trains meanwhile)
+    r = api.post(base + "/api/v1/workloads", json={
+        "name": "refusals", "model": "mlp", "dataset": "digits", "procedure": "grid", "max_epochs": 1,
+        "space": {"lr": {"type": "choice", "values": [0.01, 0.003]}, "units": 16}}, timeout=30)
+    assert r.status_code == 201, r.text
+    wid = r.json()["id"]
+    api.patch(f"{base}/api/v1/workloads/{wid}", json={"status": "paused"}, timeout=30)
+    page.goto(f"{base}/workloads/{wid}")
+    _wait_text(page.locator("#cfg-table"), r"lr=0\.003")
+    first = min(int(t) for t in page.locator('#cfg-table td[data-dash-column="id"]').all_inner_texts())
+    _select(page, first)
+    page.fill("#clone-extra", "{units: }")
+    page.click("#btn-clone")
+    _wait_text(page.locator("#notice-clone"), r"Error \[overrides\.units\]")
+    page.fill("#clone-extra", "")
+    page.fill("#clone-lr", "0")
+    page.click("#btn-clone")
+    _wait_text(page.locator("#notice-clone"), r"Error \[overrides\.lr\]")
+    page.fill("#prio-value", "")
+    page.click("#btn-prio")
+    _wait_text(page.locator("#notice-actions"), r"Error \[priority\]")
+    configs = api.get(f"{base}/api/v1/workloads/{wid}/configs", timeout=30).json()["items"]
+    assert len(configs) == 2 and all(c["priority"] == 0 for c in configs)
+    events = api.get(base + "/api/v1/events", params={"limit": 50}, timeout=30).json()
+    assert not any(e["action"] in ("clone_config", "set_priority") and e["object_id"] in [c["id"] for c in configs]
+                   for e in events)
