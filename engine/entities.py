@@ -845,3 +845,18 @@ class LeaseInfo(_Serialisable):
         """One line naming the holder, for the refusal message."""
         return (f"{self.host} pid {self.pid} since {self.started_at.isoformat(timespec='seconds')}Z "
                 f"(last heartbeat {self.heartbeat_at.isoformat(timespec='seconds')}Z)")
+
+
+@dataclass(frozen=True)
+class WorkloadProgress(_Serialisable):
+    """How far a workload is, in epochs, and what its configs are doing right now.
+
+    ``epochs_planned`` counts every epoch the workload will train if nothing changes: ``max_epochs`` for each config
+    that may still train (and for each config its budget has yet to propose), the epochs actually trained for one that
+    stopped, failed or spent its privacy budget. ``training_now`` holds the configs with a sub-epoch on a worker.
+    """
+
+    workload_id: int
+    epochs_done: int
+    epochs_planned: int
+    training_now: list = field(default_factory=list)

@@ -22,7 +22,14 @@ from hopper.engine.errors import HopperError, NotFound, ValidationError
 from hopper.engine.procedure_guide import guide, options_from_fields
 from hopper.engine.services import Services
 from hopper.engine.specs import parse_mapping_text as parse_mapping
-from hopper.engine.status import ConfigStatus, DeviceStatus, SuggestionStatus
+from hopper.engine.status import (
+    ConfigStatus,
+    DeviceStatus,
+    SuggestionStatus,
+    WorkloadStatus,
+    config_activity_label,
+    workload_label,
+)
 from hopper.rest.gate import require_editor
 from hopper.webui import figures, layout
 
@@ -112,17 +119,36 @@ def route_page(services: Services, tensorboard_url: Callable[[], str | None], pa
 
 
 # -- workloads page ---------------------------------------------------------------------------------------
+def _progress_text(progress: Any, activity: dict[str, int]) -> str:
+    """"7/12 epochs · 2 training now · 3 waiting for a worker": how far, and what the configs do right now."""
+    now = [f"{activity[label]} {label}" for label in ("training now", "waiting for a worker", "queued", "paused")
+           if activity.get(label)]
+    return " · ".join([f"{progress.epochs_done}/{progress.epochs_planned} epochs", *now])
+
+
+def _activity_counts(workload: Any, progress: Any) -> dict[str, int]:
+    """How many configs do what now (status.config_activity_label's words), from the stored counts."""
+    counts = {ConfigStatus(status): n for status, n in workload.config_counts.items()}
+    training = len(progress.training_now)  # only started (running) configs have a sub-epoch on a worker
+    paused = workload.status == WorkloadStatus.PAUSED
+    out: dict[str, int] = {"training now": training} if training else {}
+    for status, n in counts.items():
+        n -= training if status == ConfigStatus.RUNNING else 0
+        if n > 0:
+            label = config_activity_label(status, training_now=False, workload_paused=paused)
+            out[label] = out.get(label, 0) + n
+    return out
+
+
 def workload_rows(services: Services) -> list[dict]:
-    """The workloads table: a link, status, progress and the best result of each workload."""
+    """The workloads table, newest first: a link, status, progress in epochs and the best result of each."""
+    progress = services.workload_progress()
     rows = []
-    for w in services.list_workloads():
-        counts = w.config_counts
-        total = sum(counts.values())
-        finished = counts.get("done", 0) + counts.get("failed", 0) + counts.get("stopped", 0)
+    for w in sorted(services.list_workloads(), key=lambda w: w.id, reverse=True):
         best = f"{w.best['metric']} {w.best['value']:.4f} (config {w.best['config_id']})" if w.best else ""
-        rows.append({"id": w.id, "link": f"[{_md(w.name)}](/workloads/{w.id})", "status": w.status,
+        rows.append({"id": w.id, "link": f"[{_md(w.name)}](/workloads/{w.id})", "status": workload_label(w.status),
                      "procedure": w.procedure, "model_ref": w.model_ref,
-                     "progress": f"{finished}/{total} configs finished", "best": best,
+                     "progress": _progress_text(progress[w.id], _activity_counts(w, progress[w.id])), "best": best,
                      # The first line: a workload whose every config failed says the error they share.
                      "error": (w.error or "").strip().split("\n")[0][:300]})
     return rows
@@ -267,7 +293,11 @@ def workload_detail(services: Services, workload_id: int) -> tuple[list[dict], s
     workload = services.get_workload(workload_id)
     configs = [c.to_dict() for c in services.list_configs(workload_id)]
     metric = workload.objectives[0]["metric"]
-    rows = [{"id": c["id"], "status": ConfigStatus(c["status"]).label, "priority": c["priority"],
+    progress = services.workload_progress([workload_id])[workload_id]
+    paused = workload.status == WorkloadStatus.PAUSED
+    rows = [{"id": c["id"], "priority": c["priority"],
+             "status": config_activity_label(c["status"], training_now=c["id"] in progress.training_now,
+                                             workload_paused=paused),
              "epochs_done": c["epochs_done"],
              "origin": c["origin"], "version": c["version"],
              "hparams_text": ", ".join(f"{k}={_fmt(v)}" for k, v in c["hparams"].items()),
@@ -275,11 +305,12 @@ def workload_detail(services: Services, workload_id: int) -> tuple[list[dict], s
              "val_loss": _fmt(c["latest_metrics"].get("val_loss", "")),
              # The privacy spent so far (DP-SGD workloads only), per epoch in the curves.
              "epsilon": _fmt(c["latest_metrics"].get("epsilon", ""))} for c in configs]
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(workload.config_counts.items()))
     best = (f"best {metric} (any epoch) {workload.best['value']:.4f} (config {workload.best['config_id']})"
             if workload.best else "no results yet")
-    summary = (f"{workload.status} · {workload.procedure} · model {workload.model_ref} · "
-               f"{workload.max_epochs} epochs · {counts or 'no configs yet'} · {best}")
+    summary = (f"{workload_label(workload.status)} · {workload.procedure} · model {workload.model_ref} · "
+               f"{workload.max_epochs} epochs per config · "
+               f"{_progress_text(progress, _activity_counts(workload, progress)) if configs else 'no configs yet'}"
+               f" · {best}")
     if workload.privacy:
         p = workload.privacy
         budget = (f"target epsilon {p['target_epsilon']:g}" if p.get("target_epsilon") is not None

@@ -25,7 +25,7 @@ TABLE_STYLE = {
     "style_data_conditional": [
         {"if": {"filter_query": "{status} = failed"}, "color": "#b42318"},
         {"if": {"filter_query": "{status} = stopped"}, "color": "#777"},
-        {"if": {"filter_query": "{status} = running"}, "fontWeight": "600"},
+        {"if": {"filter_query": '{status} = "training now"'}, "fontWeight": "600"},
         {"if": {"state": "selected"}, "backgroundColor": "#e8f0fe", "border": "1px solid #4c78a8"},
     ],
 }
@@ -189,7 +189,7 @@ def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
         dash_table.DataTable(
             id="cfg-table", columns=[
                 {"name": "id", "id": "id"}, {"name": "status", "id": "status"},
-                {"name": "priority", "id": "priority"}, {"name": "epochs", "id": "epochs_done"},
+                {"name": "priority", "id": "priority"}, {"name": f"epochs (of {workload.max_epochs})", "id": "epochs_done"},
                 {"name": "origin", "id": "origin"}, {"name": "hparams", "id": "hparams_text"},
                 {"name": f"{metric} (latest epoch)", "id": "objective"},
                 {"name": "val_loss (latest epoch)", "id": "val_loss"},

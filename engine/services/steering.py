@@ -24,6 +24,7 @@ from hopper.engine.entities import (
     ScriptInfo,
     SubEpochInfo,
     WorkloadInfo,
+    WorkloadProgress,
 )
 from hopper.engine.errors import Conflict, InvalidState, NotFound, ValidationError
 from hopper.engine.procedure_guide import GUIDES, ProcedureGuide
@@ -217,6 +218,10 @@ class SteeringServices(ServiceContext):
     def list_workloads(self) -> list[WorkloadInfo]:
         """Every workload with its config counts by status and its best config so far."""
         return self.store.workloads.list()
+
+    def workload_progress(self, workload_ids: Iterable[int] | None = None) -> dict[int, WorkloadProgress]:
+        """Per workload (all: None): epochs trained of those planned, and the configs on a worker now."""
+        return {p.workload_id: p for p in self.store.workloads.progress(workload_ids)}
 
     def get_workload(self, workload_id: int) -> WorkloadInfo:
         """One workload with its config counts and best config."""

@@ -128,7 +128,7 @@ def test_steering_a_workload_in_the_browser(server, browser):
     _wait_text(_cell(page, first, "status"), "stopped")
     page.click("#btn-resume")
     _wait_text(page.locator("#notice-actions"), f"config {first}: queued")
-    _wait_text(_cell(page, first, "status"), "queued|running|done")
+    _wait_text(_cell(page, first, "status"), "queued|training now|waiting for a worker|done")
 
     # -- clone with a new learning rate ------------------------------------------------------------------
     page.fill("#clone-lr", "0.0005")

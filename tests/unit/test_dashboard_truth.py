@@ -134,3 +134,32 @@ def _find(node, component_id: str):  # noqa: ANN001, ANN202
             if found is not None:
                 return found
     return None
+
+
+def test_status_words_say_who_trains_now_and_progress_counts_epochs(services, digits):
+    """Three started-looking configs on a paused-then-resumed workload: one on a worker ("training now"), one started
+    whose worker was lost ("waiting for a worker"), one never started ("queued"), and the list counts epochs."""
+    _, path = _launch(services, space="lr: {type: choice, values: [0.01, 0.003, 0.001]}\nunits: 16", epochs=4)
+    workload_id = int(path.rsplit("/", 1)[1])
+    on_worker, lost, waiting = (c.id for c in services.list_configs(workload_id))
+    starts = [services.store.schedule.start_sub_epoch(cid, 0, f"w{cid}", n_partitions=services.settings.workers,
+                                                      layouts={}, scripts={}) for cid in (on_worker, lost)]
+    services.store.schedule.commit_lost(sub_epoch_id=starts[1].sub_epoch_id, config_id=lost, hung=False,
+                                        reason="worker died", fatal=False, max_losses=3)
+    rows, summary, *_ = cb.workload_detail(services, workload_id)
+    assert {r["id"]: r["status"] for r in rows} == {on_worker: "training now", lost: "waiting for a worker",
+                                                    waiting: "queued"}
+    assert "0/12 epochs · 1 training now · 1 waiting for a worker · 1 queued" in summary
+    [row] = cb.workload_rows(services)
+    assert (row["status"], row["progress"]) == ("running", "0/12 epochs · 1 training now · 1 waiting for a worker "
+                                                           "· 1 queued")
+    services.set_workload_status(workload_id, "paused")
+    rows, *_ = cb.workload_detail(services, workload_id)
+    assert {r["id"]: r["status"] for r in rows} == {on_worker: "training now", lost: "paused", waiting: "paused"}
+    services.stop_config(waiting)  # a stopped config plans no more epochs than it trained
+    assert services.workload_progress([workload_id])[workload_id].epochs_planned == 8
+
+
+def test_the_workloads_list_puts_the_newest_first(services, digits):
+    ids = [int(_launch(services, name=f"w{i}")[1].rsplit("/", 1)[1]) for i in range(3)]
+    assert [r["id"] for r in cb.workload_rows(services)] == sorted(ids, reverse=True)

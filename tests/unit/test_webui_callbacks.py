@@ -54,7 +54,7 @@ def test_launch_from_the_wizard_then_the_workloads_table(services, digits):
     [row] = cb.workload_rows(services)
     assert row["id"] == workload_id and row["status"] == "running" and row["procedure"] == "grid"
     assert row["link"] == f"[first \\[grid\\]](/workloads/{workload_id})"  # markdown-escaped name
-    assert row["progress"] == "0/2 configs finished" and row["best"] == ""
+    assert row["progress"] == "0/4 epochs · 2 queued" and row["best"] == ""
 
 
 @pytest.mark.parametrize(("space", "field"), [
@@ -87,7 +87,7 @@ def test_the_detail_page_returns_rows_and_figures(services, workload):
     rows, summary, gantt, parcoords, links = cb.workload_detail(services, workload.id)
     assert sorted(r["status"] for r in rows) == ["queued", "queued"]
     assert {r["hparams_text"] for r in rows} == {"lr=0.01, units=32", "lr=0.001, units=32"}
-    assert summary.startswith("running · grid · model mlp · 2 epochs · 2 queued · no results yet")
+    assert summary.startswith("running · grid · model mlp · 2 epochs per config · 0/4 epochs · 2 queued · no results yet")
     assert isinstance(gantt, go.Figure) and isinstance(parcoords, go.Figure)
     assert links == []
     assert isinstance(cb.learning_curves(services, workload.id, "val_accuracy", None), go.Figure)
