@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import yaml
-from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from hopper.engine.errors import HopperError, NotFound, ValidationError
 from hopper.engine.procedure_guide import guide, options_from_fields
@@ -91,8 +91,10 @@ def route_page(services: Services, tensorboard_url: Callable[[], str | None], pa
                search: str | None = None) -> Any:
     """The page for a URL: the workloads list, a workload, its Pareto front, devices, events or TensorBoard."""
     path = (pathname or "/").rstrip("/") or "/"
+    view = layout.view_from_query({k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()})
     if path == "/":
-        return layout.workloads_page(services.list_datasets(), services.list_scripts(valid_only=True))
+        return layout.workloads_page(services.list_datasets(), services.list_scripts(valid_only=True),
+                                     open_wizard=not services.list_workloads(), sort_by=view.get("sort_by"))
     if path == "/events":
         return layout.events_page()
     if path == "/devices":
@@ -114,7 +116,7 @@ def route_page(services: Services, tensorboard_url: Callable[[], str | None], pa
         except NotFound as exc:
             return layout.not_found(exc.message)
         parent = services.get_workload(workload.parent_workload_id) if workload.parent_workload_id else None
-        return layout.detail_page(workload, parent)
+        return layout.detail_page(workload, parent, view)
     return layout.not_found(f"There is no page at {path}.")
 
 
@@ -326,13 +328,38 @@ def workload_detail(services: Services, workload_id: int) -> tuple[list[dict], s
             figures.parallel_coordinates(configs, metric, workload.objectives[0]["direction"]), links)
 
 
-def learning_curves(services: Services, workload_id: int, metric: str, selected: list | None) -> Any:
-    """Learning curves of ``metric``; only the selected configs when some are selected."""
+def learning_curves(services: Services, workload_id: int, metric: str, selected: list | None,
+                    only_selected: list | None = None) -> Any:
+    """Learning curves of ``metric`` for every config, the selected ones highlighted; only the selected ones when
+    the person ticks "only the selected" (``only_selected``), never silently."""
     metrics = services.workload_metrics(workload_id, metric)
     series = {cid: [(m["epoch"], m["value"]) for m in rows] for cid, rows in metrics.items()}
-    if selected:
-        series = {cid: pts for cid, pts in series.items() if cid in selected} or series
-    return figures.learning_curves(series, metric)
+    chosen = {int(c) for c in selected or []}
+    if chosen and only_selected:
+        series = {cid: pts for cid, pts in series.items() if cid in chosen}
+    return figures.learning_curves(series, metric, highlight=chosen)
+
+
+def select_from_view(rows: list[dict] | None, config_id: int | None) -> tuple[Any, Any, Any]:
+    """Select the config the address names once the table has rows: (selected_rows, selected_row_ids, view-config
+    store); the table derives neither from the other when a callback sets it. The store is emptied after, so the
+    person's own selections are never overridden by the next refresh."""
+    if config_id is None or not rows:
+        return no_update, no_update, no_update
+    index = next((i for i, r in enumerate(rows) if r["id"] == config_id), None)
+    if index is None:
+        return no_update, no_update, None
+    return [index], [config_id], None
+
+
+def detail_view_query(sort_by: list | None, metric: str | None, selected: list | None) -> str:
+    """The detail page's view state as the address's query (kept on reload and in shared links)."""
+    return layout.view_query(sort_by, config=(selected or [None])[0], metric=metric)
+
+
+def clear_selection() -> tuple[list, list]:
+    """No config selected: the curves show every config alike again."""
+    return [], []
 
 
 def config_action(services: Services, triggered: str | None, selected: list | None, priority: Any) -> html.Span:
@@ -384,8 +411,9 @@ def edge_action(services: Services, triggered: str | None, selected: list | None
         row = services.request_deployment(config_id, actor=require_editor(ACTOR))
     except HopperError as exc:
         return error(exc)
-    return ok(f"deployment {row.id} ({row.name}) requested: the export worker starts the model server; "
-              f"POST /v1/models/{row.name}:predict on the URL listed on the Devices page")
+    return html.Span([f"deployment {row.id} ({row.name}) requested: the export worker starts the model server; "
+                      "its URL appears on the ", dcc.Link("Devices page", href="/devices", id="deploy-devices-link"),
+                      " (Deployments), answering POST <url>:predict"], className="ok")
 
 
 def add_config(services: Services, workload_id: int, text: str | None) -> html.Span:
@@ -398,13 +426,15 @@ def add_config(services: Services, workload_id: int, text: str | None) -> html.S
 
 
 def drill_down(services: Services, selected: list | None, space: str | None, procedure: str | None,
-               epochs: Any) -> html.Span:
-    """Launch a child workload around the selected config on the refined space; links to it."""
+               epochs: Any, configs: Any = None) -> html.Span:
+    """Launch a child workload around the selected config on the refined space; links to it. ``configs`` is the
+    budget of a random or TPE drill-down (grid tries every point)."""
     try:
         config_id = _selected(selected)
         max_epochs = _number(epochs, int, "max_epochs") if epochs not in (None, "") else None
+        max_configs = _number(configs, int, "max_configs") if procedure != "grid" else None
         child = services.drill_down(config_id, parse_mapping(space, "space"), procedure=procedure,
-                                    max_epochs=max_epochs, actor=require_editor(ACTOR))
+                                    max_configs=max_configs, max_epochs=max_epochs, actor=require_editor(ACTOR))
     except HopperError as exc:
         return error(exc)
     return html.Span(["child workload ", html.A(f"{child.id}: {child.name}", href=f"/workloads/{child.id}",
@@ -540,9 +570,27 @@ def decide_suggestion(services: Services, workload_id: int, triggered: dict | No
     return ok(f"suggestion {info.id} rejected: {info.summary}; it will not take effect")
 
 
+def event_detail(services: Services, active_cell: dict | None) -> Any:
+    """The whole before/after of the event whose row was clicked (the table cuts them off), as indented JSON."""
+    if not active_cell or active_cell.get("row_id") is None:
+        return html.P("Click an event to read its before and after in full.", className="hint")
+    event = next((e for e in services.list_events(limit=500) if e.id == int(active_cell["row_id"])), None)
+    if event is None:
+        return html.P(f"event {active_cell['row_id']} is no longer among the newest 500", className="hint")
+    return html.Div([
+        html.H3(f"{event.action} on {event.object_type} {event.object_id or ''} by {event.actor} at "
+                f"{event.at.isoformat(timespec='seconds')}"),
+        html.Div([html.Div([html.Strong("before"), html.Pre(json.dumps(event.before, indent=2) if event.before
+                                                            else "—", className="code")], className="col"),
+                  html.Div([html.Strong("after"), html.Pre(json.dumps(event.after, indent=2) if event.after
+                                                           else "—", className="code")], className="col")],
+                 className="two-col"),
+    ], id="event-detail-body")
+
+
 def event_rows(services: Services) -> list[dict]:
-    """The audit log table, newest first."""
-    return [{"at": e.at.isoformat(timespec="seconds"), "actor": e.actor, "action": e.action,
+    """The audit log table, newest first (``id`` is the event's, so a click finds it)."""
+    return [{"id": e.id, "at": e.at.isoformat(timespec="seconds"), "actor": e.actor, "action": e.action,
              "object": f"{e.object_type} {e.object_id}", "before": layout.dumps(e.before) if e.before else "",
              "after": layout.dumps(e.after) if e.after else ""} for e in services.list_events(limit=500)]
 
@@ -612,8 +660,24 @@ def register_callbacks(app: Dash, services: Services,
         lambda _n, workload_id: workload_detail(services, workload_id))
 
     cb(Output("graph-curves", "figure"), Input("tick", "n_intervals"), Input("wl-id", "data"),
-       Input("curve-metric", "value"), Input("cfg-table", "selected_row_ids"))(
-        lambda _n, workload_id, metric, selected: learning_curves(services, workload_id, metric, selected))
+       Input("curve-metric", "value"), Input("cfg-table", "selected_row_ids"), Input("curve-only-selected", "value"))(
+        lambda _n, workload_id, metric, selected, only: learning_curves(services, workload_id, metric, selected,
+                                                                        only))
+
+    cb(Output("cfg-table", "selected_rows"), Output("cfg-table", "selected_row_ids"),
+       Input("btn-clear-selection", "n_clicks"), prevent_initial_call=True)(
+        lambda n: clear_selection() if n else (no_update, no_update))
+
+    # view state in the address: the selection it names is applied once the rows arrive; changes are written back
+    cb(Output("cfg-table", "selected_rows", allow_duplicate=True),
+       Output("cfg-table", "selected_row_ids", allow_duplicate=True), Output("view-config", "data"),
+       Input("cfg-table", "data"), State("view-config", "data"), prevent_initial_call=True)(select_from_view)
+
+    cb(Output("url-state", "search"), Input("cfg-table", "sort_by"), Input("curve-metric", "value"),
+       Input("cfg-table", "selected_row_ids"), prevent_initial_call=True)(detail_view_query)
+
+    cb(Output("url-state", "search", allow_duplicate=True), Input("workload-table", "sort_by"),
+       prevent_initial_call=True)(lambda sort_by: layout.view_query(sort_by))
 
     cb(Output("notice-actions", "children"), Input("btn-stop", "n_clicks"), Input("btn-resume", "n_clicks"),
        Input("btn-prio", "n_clicks"), State("cfg-table", "selected_row_ids"), State("prio-value", "value"),
@@ -637,7 +701,7 @@ def register_callbacks(app: Dash, services: Services,
 
     cb(Output("notice-drill", "children"), Input("btn-drill", "n_clicks"), State("cfg-table", "selected_row_ids"),
        State("drill-space", "value"), State("drill-procedure", "value"), State("drill-epochs", "value"),
-       prevent_initial_call=True)(
+       State("drill-configs", "value"), prevent_initial_call=True)(
         lambda n, *form: drill_down(services, *form) if n else no_update)
 
     # the last input redraws the tables right after a stop request, not at the next tick
@@ -684,3 +748,6 @@ def register_callbacks(app: Dash, services: Services,
 
     cb(Output("event-table", "data"), Input("tick", "n_intervals"), Input("url", "pathname"))(
         lambda _n, _path: event_rows(services))
+
+    cb(Output("event-detail", "children"), Input("event-table", "active_cell"))(
+        lambda cell: event_detail(services, cell))

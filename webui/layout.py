@@ -8,7 +8,7 @@ import re
 from dash import dash_table, dcc, html
 
 from hopper.engine.catalog import ROSTER
-from hopper.engine.procedure_guide import COMMON_OPTIONS, GUIDES
+from hopper.engine.procedure_guide import COMMON_OPTIONS, DRILL_DOWN_PROCEDURES, GUIDES, drill_down_procedure
 from hopper.engine.status import SuggestionStatus
 
 REFRESH_MS = 2000
@@ -50,6 +50,8 @@ def shell(token_required: bool) -> html.Div:
         nav.append(html.A("Log out", href="/logout", className="nav-link right"))
     return html.Div([
         dcc.Location(id="url"),
+        # The view state (sort, selected config, curve metric) written into the address without a reload.
+        dcc.Location(id="url-state", refresh=False),
         dcc.Interval(id="tick", interval=REFRESH_MS),
         html.Header([html.Span("Hopper", className="brand"),
                      html.Span("model selection you can steer", className="tagline"), html.Nav(nav)],
@@ -58,12 +60,84 @@ def shell(token_required: bool) -> html.Div:
     ])
 
 
-def workloads_page(datasets: list, scripts: list) -> html.Div:
-    """The workloads list, the launch wizard and the dataset form."""
+def workloads_page(datasets: list, scripts: list, *, open_wizard: bool = True, sort_by: list | None = None) -> html.Div:
+    """The launch wizard (a section above the list, folded unless ``open_wizard``), the workloads list, newest first,
+    and the dataset form."""
     model_options = [{"label": f"{name} (roster)", "value": name} for name in ROSTER]
     model_options += [{"label": f"script {s.id}: {s.name}", "value": f"script:{s.id}"} for s in scripts if s.valid]
     return html.Div([
         html.H1("Workloads"),
+        # The wizard above the list, folded once there are workloads: the list is what a returning person reads.
+        html.Details([html.Summary("Launch a workload", id="wizard-toggle", className="section-toggle"),
+            html.Div([
+                html.Div([
+                    field("Name", dcc.Input(id="wiz-name", placeholder="e.g. digits grid", className="input")),
+                    field("Description", dcc.Textarea(id="wiz-description", className="textarea small")),
+                    field("Model", dcc.Dropdown(id="wiz-model", options=model_options, value="mlp", clearable=False),
+                          "a roster model, or a script you uploaded and Hopper validated"),
+                    field("Dataset", dcc.Dropdown(id="wiz-dataset", options=[
+                        {"label": f"{d.name} ({d.n_rows} rows, {d.task}, features {tuple(d.feature_shape)}, "
+                                  f"label {d.label_column})", "value": d.name} for d in datasets],
+                        value=datasets[0].name if datasets else None)),
+                    html.Div([
+                        field("Procedure", dcc.Dropdown(id="wiz-procedure", clearable=False, value="grid", options=[
+                            {"label": g.name, "title": g.summary, "value": g.name} for g in GUIDES.values()]),
+                            width="32%"),
+                        field("Max epochs", dcc.Input(id="wiz-epochs", type="number", min=1, value=3,
+                                                      className="input"), width="32%"),
+                        field("Configs (all but grid/manual/PBT)", dcc.Input(id="wiz-configs", type="number", min=1,
+                                                                             value=8, className="input"), width="32%"),
+                    ], className="row"),
+                    html.Div(procedure_fields("grid"), id="wiz-proc-fields"),
+                    dcc.Checklist(id="wiz-advisor", value=[], options=[
+                        {"label": " Advisor mode: the procedure suggests stops, pauses, promotions and exploits; "
+                                  "people accept or reject each", "value": "advisor"}]),
+                    html.Div(id="wiz-proc-feedback", className="feedback"),
+                    html.Div([
+                        field("Objective metric", dcc.Input(id="wiz-metric", value="val_accuracy", className="input"),
+                              width="49%"),
+                        field("Direction", dcc.Dropdown(id="wiz-direction", clearable=False, value="max", options=[
+                            {"label": "maximise", "value": "max"}, {"label": "minimise", "value": "min"}]), width="49%"),
+                    ], className="row"),
+                    dcc.Checklist(id="wiz-private", options=[{"label": " Train privately (DP-SGD)", "value": "dp"}],
+                                  value=[]),
+                    html.Div([
+                        field("Clip norm C", dcc.Input(id="wiz-dp-clip", type="number", value=1.0, className="input"),
+                              width="18%"),
+                        field("Noise from", dcc.Dropdown(id="wiz-dp-mode", clearable=False, value="target_epsilon",
+                                                         options=[{"label": "target epsilon", "value": "target_epsilon"},
+                                                                  {"label": "noise multiplier", "value": "noise_multiplier"}]),
+                              width="28%"),
+                        field("Value", dcc.Input(id="wiz-dp-value", type="number", value=8, className="input"),
+                              width="14%"),
+                        field("Delta", dcc.Input(id="wiz-dp-delta", type="number", value=1e-5, className="input"),
+                              width="18%"),
+                        field("Microbatches", dcc.Input(id="wiz-dp-micro", type="number", min=1, className="input",
+                                                        placeholder="per example"), width="18%"),
+                    ], className="row", id="wiz-dp-fields"),
+                    html.Div(id="wiz-dp-feedback", className="feedback"),
+                ], className="col"),
+                html.Div([
+                    html.Div([
+                        field("Parameter", dcc.Input(id="row-name", placeholder="units", className="input"), width="24%"),
+                        field("Type", dcc.Dropdown(id="row-type", value="choice", clearable=False, options=[
+                            {"label": t, "value": t} for t in ("choice", "int", "uniform", "loguniform", "fixed")]),
+                            width="24%"),
+                        field("Values / low,high[,step]", dcc.Input(id="row-values", placeholder="32, 64, 128",
+                                                                    className="input"), width="34%"),
+                        html.Button("Add row", id="row-add", className="button secondary"),
+                    ], className="row bottom"),
+                    field("Search space (YAML or JSON)", dcc.Textarea(id="wiz-space", value=EXAMPLE_SPACE,
+                                                                     className="textarea code")),
+                    html.Div(id="wiz-space-feedback", className="feedback"),
+                    field("Script entry options (YAML: entry_args, bind_globals)", dcc.Textarea(
+                        id="wiz-entry", placeholder="entry_args: {num_classes: 10}\nbind_globals: {x_train: x}",
+                        className="textarea code")),
+                    html.Button("Launch", id="wiz-launch", className="button primary"),
+                    html.Div(id="wiz-notice", className="notice"),
+                ], className="col"),
+            ], className="two-col card"),
+        ], id="wizard", open=open_wizard),
         dash_table.DataTable(
             id="workload-table", columns=[
                 {"name": "id", "id": "id"}, {"name": "name", "id": "link", "presentation": "markdown"},
@@ -71,76 +145,8 @@ def workloads_page(datasets: list, scripts: list) -> html.Div:
                 {"name": "model", "id": "model_ref"}, {"name": "progress", "id": "progress"},
                 # the best value any epoch reached, which the detail table (latest epoch) may not show
                 {"name": "best (any epoch)", "id": "best"}, {"name": "error", "id": "error"}],
-            data=[], sort_action="native", page_size=20, markdown_options={"link_target": "_self"}, **TABLE_STYLE),
-        html.H2("Launch a workload"),
-        html.Div([
-            html.Div([
-                field("Name", dcc.Input(id="wiz-name", placeholder="e.g. digits grid", className="input")),
-                field("Description", dcc.Textarea(id="wiz-description", className="textarea small")),
-                field("Model", dcc.Dropdown(id="wiz-model", options=model_options, value="mlp", clearable=False),
-                      "a roster model, or a script you uploaded and Hopper validated"),
-                field("Dataset", dcc.Dropdown(id="wiz-dataset", options=[
-                    {"label": f"{d.name} ({d.n_rows} rows, {d.task}, features {tuple(d.feature_shape)}, "
-                              f"label {d.label_column})", "value": d.name} for d in datasets],
-                    value=datasets[0].name if datasets else None)),
-                html.Div([
-                    field("Procedure", dcc.Dropdown(id="wiz-procedure", clearable=False, value="grid", options=[
-                        {"label": g.name, "title": g.summary, "value": g.name} for g in GUIDES.values()]),
-                        width="32%"),
-                    field("Max epochs", dcc.Input(id="wiz-epochs", type="number", min=1, value=3,
-                                                  className="input"), width="32%"),
-                    field("Configs (all but grid/manual/PBT)", dcc.Input(id="wiz-configs", type="number", min=1,
-                                                                         value=8, className="input"), width="32%"),
-                ], className="row"),
-                html.Div(procedure_fields("grid"), id="wiz-proc-fields"),
-                dcc.Checklist(id="wiz-advisor", value=[], options=[
-                    {"label": " Advisor mode: the procedure suggests stops, pauses, promotions and exploits; "
-                              "people accept or reject each", "value": "advisor"}]),
-                html.Div(id="wiz-proc-feedback", className="feedback"),
-                html.Div([
-                    field("Objective metric", dcc.Input(id="wiz-metric", value="val_accuracy", className="input"),
-                          width="49%"),
-                    field("Direction", dcc.Dropdown(id="wiz-direction", clearable=False, value="max", options=[
-                        {"label": "maximise", "value": "max"}, {"label": "minimise", "value": "min"}]), width="49%"),
-                ], className="row"),
-                dcc.Checklist(id="wiz-private", options=[{"label": " Train privately (DP-SGD)", "value": "dp"}],
-                              value=[]),
-                html.Div([
-                    field("Clip norm C", dcc.Input(id="wiz-dp-clip", type="number", value=1.0, className="input"),
-                          width="18%"),
-                    field("Noise from", dcc.Dropdown(id="wiz-dp-mode", clearable=False, value="target_epsilon",
-                                                     options=[{"label": "target epsilon", "value": "target_epsilon"},
-                                                              {"label": "noise multiplier", "value": "noise_multiplier"}]),
-                          width="28%"),
-                    field("Value", dcc.Input(id="wiz-dp-value", type="number", value=8, className="input"),
-                          width="14%"),
-                    field("Delta", dcc.Input(id="wiz-dp-delta", type="number", value=1e-5, className="input"),
-                          width="18%"),
-                    field("Microbatches", dcc.Input(id="wiz-dp-micro", type="number", min=1, className="input",
-                                                    placeholder="per example"), width="18%"),
-                ], className="row", id="wiz-dp-fields"),
-                html.Div(id="wiz-dp-feedback", className="feedback"),
-            ], className="col"),
-            html.Div([
-                html.Div([
-                    field("Parameter", dcc.Input(id="row-name", placeholder="units", className="input"), width="24%"),
-                    field("Type", dcc.Dropdown(id="row-type", value="choice", clearable=False, options=[
-                        {"label": t, "value": t} for t in ("choice", "int", "uniform", "loguniform", "fixed")]),
-                        width="24%"),
-                    field("Values / low,high[,step]", dcc.Input(id="row-values", placeholder="32, 64, 128",
-                                                                className="input"), width="34%"),
-                    html.Button("Add row", id="row-add", className="button secondary"),
-                ], className="row bottom"),
-                field("Search space (YAML or JSON)", dcc.Textarea(id="wiz-space", value=EXAMPLE_SPACE,
-                                                                 className="textarea code")),
-                html.Div(id="wiz-space-feedback", className="feedback"),
-                field("Script entry options (YAML: entry_args, bind_globals)", dcc.Textarea(
-                    id="wiz-entry", placeholder="entry_args: {num_classes: 10}\nbind_globals: {x_train: x}",
-                    className="textarea code")),
-                html.Button("Launch", id="wiz-launch", className="button primary"),
-                html.Div(id="wiz-notice", className="notice"),
-            ], className="col"),
-        ], className="two-col card"),
+            data=[], sort_action="native", sort_by=sort_by or [], page_size=20,
+            markdown_options={"link_target": "_self"}, **TABLE_STYLE),
         html.H2("Register a dataset"),
         html.Div([
             field("Name", dcc.Input(id="ds-name", className="input"), width="18%"),
@@ -172,16 +178,25 @@ def procedure_fields(procedure: str | None) -> list:
     return [summary, html.Div(fields, className="row wrap")]
 
 
-def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
-    """One workload: its configs, charts and the steering controls (stop, clone, drill down, edge)."""
+def detail_page(workload, parent, view: dict | None = None) -> html.Div:  # noqa: ANN001
+    """One workload: its configs, charts and the steering controls (stop, clone, drill down, edge).
+
+    ``view`` is the state kept in the address (:func:`view_from_query`): ``config`` to select once the table fills,
+    ``metric`` for the curves, ``sort_by`` for the table.
+    """
+    view = view or {}
     crumbs = [dcc.Link("Workloads", href="/"), " / "]
     if parent is not None:
         crumbs += [dcc.Link(f"{parent.name}", href=f"/workloads/{parent.id}", id="crumb-parent"), " / "]
     crumbs.append(html.Span(workload.name))
     crumbs += [" · ", dcc.Link("Pareto front (edge)", href=f"/workloads/{workload.id}/pareto", id="pareto-link")]
     metric = workload.objectives[0]["metric"]
+    curve_metrics = ["val_accuracy", "val_loss", "train_accuracy", "train_loss", "epoch_seconds",
+                     *(["epsilon"] if workload.privacy else [])]
+    curve_metrics += [o["metric"] for o in workload.objectives if o["metric"] not in curve_metrics]
     return html.Div([
         dcc.Store(id="wl-id", data=workload.id),
+        dcc.Store(id="view-config", data=view.get("config")),
         html.Div(crumbs, className="crumbs"),
         html.H1(workload.name, id="wl-title"),
         html.Div(id="wl-summary", className="summary"),
@@ -196,12 +211,13 @@ def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
                 # epsilon only means something for a private workload; elsewhere it would be an empty column
                 *([{"name": "epsilon", "id": "epsilon"}] if workload.privacy else []),
                 {"name": "version", "id": "version"}],
-            data=[], row_selectable="single", sort_action="native", page_size=15,
+            data=[], row_selectable="single", sort_action="native", sort_by=view.get("sort_by") or [], page_size=15,
             tooltip_duration=None, **TABLE_STYLE),
         html.Div([
             html.Div([
                 html.H3("Selected config"),
-                html.Div([html.Button("Stop", id="btn-stop", className="button"),
+                html.Div([html.Button("Clear selection", id="btn-clear-selection", className="button secondary"),
+                          html.Button("Stop", id="btn-stop", className="button"),
                           html.Button("Resume", id="btn-resume", className="button"),
                           dcc.Input(id="prio-value", type="number", value=10, className="input narrow"),
                           html.Button("Set priority", id="btn-prio", className="button")], className="row"),
@@ -232,10 +248,13 @@ def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
                 field("refined space (YAML/JSON, a subset of this workload's)",
                       dcc.Textarea(id="drill-space", className="textarea small code",
                                    value=_space_text(workload.search_space))),
-                html.Div([field("procedure", dcc.Dropdown(id="drill-procedure", value="grid", clearable=False,
-                                                          options=["grid", "random", "tpe"]), width="48%"),
+                html.Div([field("procedure", dcc.Dropdown(
+                              id="drill-procedure", clearable=False, options=list(DRILL_DOWN_PROCEDURES),
+                              value=drill_down_procedure(workload.procedure, workload.search_space)), width="32%"),
                           field("epochs", dcc.Input(id="drill-epochs", type="number", min=1,
-                                                    value=workload.max_epochs, className="input"), width="48%")],
+                                                    value=workload.max_epochs, className="input"), width="32%"),
+                          field("configs (random/TPE)", dcc.Input(id="drill-configs", type="number", min=1, value=8,
+                                                                  className="input"), width="32%")],
                          className="row"),
                 html.Button("Drill down", id="btn-drill", className="button primary"),
                 html.Div(id="notice-drill", className="notice"),
@@ -243,11 +262,12 @@ def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
         ], className="two-col"),
         html.Div([
             html.Div([field("Curve metric", dcc.Dropdown(
-                id="curve-metric", value=metric, clearable=False,
-                options=["val_accuracy", "val_loss", "train_accuracy", "train_loss", "epoch_seconds",
-                         *(["epsilon"] if workload.privacy else [])]),
-                width="30%")],
-                className="row"),
+                id="curve-metric", clearable=False, options=curve_metrics,
+                value=view["metric"] if view.get("metric") in curve_metrics else metric),
+                width="30%"),
+                dcc.Checklist(id="curve-only-selected", value=[], options=[
+                    {"label": " only the selected config (else it is highlighted among all)", "value": "only"}])],
+                className="row bottom"),
             dcc.Graph(id="graph-curves", config={"displaylogo": False}),
         ], className="card"),
         html.Div([dcc.Graph(id="graph-gantt", config={"displaylogo": False})], className="card"),
@@ -255,6 +275,30 @@ def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
         html.Div([dcc.Graph(id="graph-parcoords", config={"displaylogo": False})], className="card"),
         html.Div(id="children-links", className="summary"),
     ])
+
+
+def view_from_query(query: dict[str, str]) -> dict:
+    """The view state a URL's query keeps (``?config=12&metric=val_loss&sort=objective&dir=desc``), checked: what
+    does not parse is left out, so a stale or hand-edited address still opens the page."""
+    view: dict = {}
+    if query.get("config", "").isdigit():
+        view["config"] = int(query["config"])
+    if query.get("metric"):
+        view["metric"] = query["metric"]
+    if query.get("sort"):
+        view["sort_by"] = [{"column_id": query["sort"],
+                            "direction": "desc" if query.get("dir") == "desc" else "asc"}]
+    return view
+
+
+def view_query(sort_by: list | None, **values: object) -> str:
+    """The query string of a view state (the inverse of :func:`view_from_query`); empty values are left out."""
+    from urllib.parse import urlencode
+
+    items = {k: v for k, v in values.items() if v not in (None, "", [])}
+    if sort_by:
+        items["sort"], items["dir"] = sort_by[0]["column_id"], sort_by[0]["direction"]
+    return "?" + urlencode(items) if items else ""
 
 
 def learnt_card(workload) -> html.Div:  # noqa: ANN001
@@ -343,6 +387,7 @@ def events_page() -> html.Div:
         dash_table.DataTable(id="event-table", columns=[
             {"name": c, "id": c} for c in ("at", "actor", "action", "object", "before", "after")],
             data=[], sort_action="native", page_size=30, **TABLE_STYLE),
+        html.Div(id="event-detail", className="card"),
     ])
 
 

@@ -304,6 +304,20 @@ def test_advisor_suggestions_accepted_and_rejected_in_the_browser(server, browse
     api.patch(f"{base}/api/v1/workloads/{wid}", json={"status": "paused"}, timeout=30)  # no need to train on
 
 
+def _title(page) -> str:  # noqa: ANN001
+    """The learning-curve chart's title (SVG text: inner_text cannot read it)."""
+    return page.evaluate("(document.querySelector('#graph-curves .gtitle') || {}).textContent || ''")
+
+
+def _wait_title(page, expected: str, timeout: float = 120) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _title(page) == expected:
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"the curves' title never became {expected!r}; last {_title(page)!r} at {page.url}")
+
+
 def test_the_dashboard_refuses_what_launch_and_training_would_refuse(server, browser):
     """Issue 18, items 1-4, as a person meets them in Chromium: each mistake is refused next to the action with the
     field named, and nothing is created; the live validator and Launch agree; the list says which "best" it shows."""
@@ -311,12 +325,22 @@ def test_the_dashboard_refuses_what_launch_and_training_would_refuse(server, bro
     api = requests.Session()
     api.headers["Authorization"] = f"Bearer {token}"
     before = len(api.get(base + "/api/v1/workloads", timeout=30).json())
+    # a one-epoch workload trains while the wizard is checked (its configs are used from step 2 on)
+    r = api.post(base + "/api/v1/workloads", json={
+        "name": "refusals", "model": "mlp", "dataset": "digits", "procedure": "grid", "max_epochs": 1,
+        "space": {"lr": {"type": "choice", "values": [0.01, 0.003]}, "units": 16}}, timeout=30)
+    assert r.status_code == 201, r.text
+    wid = r.json()["id"]
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(base + "/login")
     page.fill("#token", token)
     page.click("#login-button")
     page.wait_for_selector("#workload-table")
     assert "best (any epoch)" in page.locator("#workload-table").inner_text()
+    if before:  # 11. with workloads listed, the wizard is a folded section above them; one click opens it
+        assert page.get_attribute("#wizard", "open") is None
+        page.click("#wizard-toggle")
+    page.wait_for_selector("#wiz-name", state="visible")
 
     # 1. an objective the model never reports
     page.fill("#wiz-name", "typo metric")
@@ -335,18 +359,14 @@ def test_the_dashboard_refuses_what_launch_and_training_would_refuse(server, bro
     page.fill("#row-values", "64, 128")
     page.click("#row-add")
     _wait_text(page.locator("#wiz-space-feedback"), r"Error \[space\.units\].*given twice")
-    assert len(api.get(base + "/api/v1/workloads", timeout=30).json()) == before
+    assert len(api.get(base + "/api/v1/workloads", timeout=30).json()) == before + 1  # "refusals" only
 
-    # 2. clone overrides and the priority box, on a paused workload's configs (nothing trains meanwhile)
-    r = api.post(base + "/api/v1/workloads", json={
-        "name": "refusals", "model": "mlp", "dataset": "digits", "procedure": "grid", "max_epochs": 1,
-        "space": {"lr": {"type": "choice", "values": [0.01, 0.003]}, "units": 16}}, timeout=30)
-    assert r.status_code == 201, r.text
-    wid = r.json()["id"]
-    api.patch(f"{base}/api/v1/workloads/{wid}", json={"status": "paused"}, timeout=30)
+    # 2. clone overrides and the priority box, on the configs of the one-epoch workload once both are done
     page.goto(f"{base}/workloads/{wid}")
     _wait_text(page.locator("#cfg-table"), r"lr=0\.003")
-    first = min(int(t) for t in page.locator('#cfg-table td[data-dash-column="id"]').all_inner_texts())
+    first, second = sorted(int(t) for t in page.locator('#cfg-table td[data-dash-column="id"]').all_inner_texts())
+    _wait_text(page.locator("#wl-summary"), r"^done · .* 2/2 epochs", timeout=240)  # 9. progress in epochs
+    assert _cell(page, first, "status").inner_text() == "done"
     _select(page, first)
     page.fill("#clone-extra", "{units: }")
     page.click("#btn-clone")
@@ -363,3 +383,27 @@ def test_the_dashboard_refuses_what_launch_and_training_would_refuse(server, bro
     events = api.get(base + "/api/v1/events", params={"limit": 50}, timeout=30).json()
     assert not any(e["action"] in ("clone_config", "set_priority") and e["object_id"] in [c["id"] for c in configs]
                    for e in events)
+
+    # 7. the selection highlights its curve among all (and says so), and clears
+    curves = page.locator("#graph-curves")
+    _wait_text(curves, f"config {first} highlighted")
+    assert page.locator("#graph-curves .scatterlayer .trace").count() == 2
+    page.click("#btn-clear-selection")
+    _wait_title(page, "val_accuracy per epoch")
+    assert not page.locator("#cfg-table input[type=radio]:checked").count()
+
+    # 14. the view (selection, curve metric) is in the address and survives a reload
+    _select(page, second)
+    page.click("#curve-metric")
+    page.get_by_role("option", name="val_loss", exact=True).click()
+    _wait_title(page, f"val_loss per epoch · config {second} highlighted")
+    _until("the view in the address", lambda: f"config={second}" in page.url and "metric=val_loss" in page.url)
+    page.reload()
+    _wait_title(page, f"val_loss per epoch · config {second} highlighted")
+    assert _cell(page, second, "status").locator("xpath=..").locator("input[type=radio]").is_checked()
+
+    # 12. an audit event opens in full below the table
+    page.click("text=Audit log")
+    _wait_text(page.locator("#event-table"), "launch_workload")
+    page.locator('#event-table td[data-dash-column="after"]').first.click()
+    _wait_text(page.locator("#event-detail"), r"before[\s\S]*after")

@@ -163,3 +163,65 @@ def test_status_words_say_who_trains_now_and_progress_counts_epochs(services, di
 def test_the_workloads_list_puts_the_newest_first(services, digits):
     ids = [int(_launch(services, name=f"w{i}")[1].rsplit("/", 1)[1]) for i in range(3)]
     assert [r["id"] for r in cb.workload_rows(services)] == sorted(ids, reverse=True)
+
+
+def test_a_selection_highlights_its_curve_says_so_and_can_be_cleared(services, digits):
+    from hopper.webui import figures
+
+    series = {1: [(0, 0.5), (1, 0.6)], 2: [(0, 0.4), (1, 0.7)]}
+    figure = figures.learning_curves(series, "val_accuracy", highlight={2})
+    assert [t.name for t in figure.data] == ["config 1", "config 2"]  # nothing hidden by the selection
+    assert [t.opacity for t in figure.data] == [0.35, 1.0] and figure.data[1].line.width == 4
+    assert figure.layout.title.text == "val_accuracy per epoch · config 2 highlighted"
+    assert figures.learning_curves(series, "val_accuracy").layout.title.text == "val_accuracy per epoch"
+    assert cb.clear_selection() == ([], [])
+    _, path = _launch(services)
+    workload_id = int(path.rsplit("/", 1)[1])
+    assert cb.learning_curves(services, workload_id, "val_accuracy", [1], ["only"]).layout.annotations  # empty: says why
+
+
+def test_a_drill_down_starts_from_the_parents_procedure_and_takes_a_budget(services, digits):
+    from hopper.engine.procedure_guide import drill_down_procedure
+
+    continuous = {"lr": {"type": "loguniform", "low": 1e-4, "high": 1e-1}}
+    assert drill_down_procedure("tpe", continuous) == "tpe"
+    assert drill_down_procedure("grid", continuous) == "random"  # a grid cannot enumerate a continuous range
+    assert drill_down_procedure("asha", continuous) == "random"
+    assert drill_down_procedure("grid", {"lr": {"type": "choice", "values": [0.1]}}) == "grid"
+    _, path = _launch(services)
+    config = services.list_configs(int(path.rsplit("/", 1)[1]))[0]
+    notice = cb.drill_down(services, [config.id], "lr: {type: uniform, low: 0.001, high: 0.01}", "random", 1, "")
+    assert _is_error(notice) and "[max_configs]" in _text(notice)  # an empty budget box is named, not defaulted
+
+
+def test_the_audit_log_opens_an_event_in_full(services, digits):
+    _launch(services, name="x" * 150)
+    rows = cb.event_rows(services)
+    launch = next(r for r in rows if r["action"] == "launch_workload")
+    assert "Click an event" in _text(cb.event_detail(services, None))
+    detail = cb.event_detail(services, {"row": 0, "column_id": "after", "row_id": launch["id"]})
+    assert "launch_workload on workload" in _text(detail) and '"name": "' + "x" * 150 in _text(detail)
+
+
+def test_the_view_state_round_trips_through_the_address(services, digits):
+    from hopper.webui import layout
+
+    _, path = _launch(services)
+    workload_id = int(path.rsplit("/", 1)[1])
+    rows, *_ = cb.workload_detail(services, workload_id)
+    chosen = rows[1]["id"]
+    query = cb.detail_view_query([{"column_id": "objective", "direction": "desc"}], "val_loss", [chosen])
+    assert query == f"?config={chosen}&metric=val_loss&sort=objective&dir=desc"
+    page = cb.route_page(services, lambda: None, path, query)
+    assert _find(page, "curve-metric").value == "val_loss"
+    assert _find(page, "cfg-table").sort_by == [{"column_id": "objective", "direction": "desc"}]
+    assert _find(page, "view-config").data == chosen
+    assert cb.select_from_view(rows, chosen) == ([1], [chosen], None)  # applied once, then forgotten
+    assert cb.select_from_view(rows, None) == (no_update, no_update, no_update)
+    assert cb.select_from_view(rows, 999_999) == (no_update, no_update, None)  # gone: forget it
+    odd = cb.route_page(services, lambda: None, path, "?config=abc&metric=nope&dir=sideways")
+    assert _find(odd, "curve-metric").value == "val_accuracy" and _find(odd, "view-config").data is None
+    listing = cb.route_page(services, lambda: None, "/", "?sort=id&dir=asc")
+    assert _find(listing, "workload-table").sort_by == [{"column_id": "id", "direction": "asc"}]
+    assert _find(listing, "wizard").open is False  # workloads exist: the list comes first, the wizard folded
+    assert layout.view_query(None) == ""
