@@ -860,3 +860,19 @@ class WorkloadProgress(_Serialisable):
     epochs_done: int
     epochs_planned: int
     training_now: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NoteInfo(_Serialisable):
+    """A note (Markdown) on a workload or a config, with who wrote it and when."""
+
+    id: int
+    object_type: str  # "workload" | "config"
+    object_id: int
+    author: str
+    text: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> NoteInfo:
+        return cls(row.id, row.object_type, row.object_id, row.author, row.text, row.created_at)

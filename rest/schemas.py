@@ -122,3 +122,7 @@ BODIES: dict[str, type[BaseModel]] = {
     "ExportRequestBody": ExportRequestBody,
     "DeployBody": DeployBody,
 }
+
+
+class NoteBody(_Body):
+    text: str = Field(min_length=1, max_length=20_000, description="Markdown: why a person stopped, cloned or chose")
