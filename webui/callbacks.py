@@ -441,6 +441,29 @@ def drill_down(services: Services, selected: list | None, space: str | None, pro
                                                 id="child-link"), " launched"], className="ok")
 
 
+def notes_list(services: Services, workload_id: int, selected: list | None) -> list:
+    """The workload's notes, then the selected config's, oldest first in each."""
+    notes = services.list_notes("workload", workload_id)
+    if selected:
+        notes += services.list_notes("config", int(selected[0]))
+    if not notes:
+        return [html.P("No notes yet.", className="hint")]
+    return [layout.note_item(n) for n in notes]
+
+
+def add_note(services: Services, workload_id: int, about: str | None, selected: list | None,
+             text: str | None) -> html.Span:
+    """Keep a note on the workload or on the selected config (audited with its text)."""
+    try:
+        if about == "config":
+            info = services.add_note("config", _selected(selected), text or "", actor=require_editor(ACTOR))
+        else:
+            info = services.add_note("workload", workload_id, text or "", actor=require_editor(ACTOR))
+    except HopperError as exc:
+        return error(exc)
+    return ok(f"note {info.id} added to {info.object_type} {info.object_id}")
+
+
 # -- edge: devices, deployments and the Pareto front -------------------------------------------------------
 def device_tables(services: Services) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
     """The devices page's four tables: devices, profiles, profiling jobs, deployments."""
@@ -667,6 +690,16 @@ def register_callbacks(app: Dash, services: Services,
     cb(Output("cfg-table", "selected_rows"), Output("cfg-table", "selected_row_ids"),
        Input("btn-clear-selection", "n_clicks"), prevent_initial_call=True)(
         lambda n: clear_selection() if n else (no_update, no_update))
+
+    # the notice as an input shows a new note at once
+    cb(Output("notes-list", "children"), Input("wl-id", "data"), Input("cfg-table", "selected_row_ids"),
+       Input("notice-note", "children"))(
+        lambda workload_id, selected, _notice: notes_list(services, workload_id, selected))
+
+    cb(Output("notice-note", "children"), Input("btn-note", "n_clicks"), State("wl-id", "data"),
+       State("note-about", "value"), State("cfg-table", "selected_row_ids"), State("note-text", "value"),
+       prevent_initial_call=True)(
+        lambda n, *form: add_note(services, *form) if n else no_update)
 
     # view state in the address: the selection it names is applied once the rows arrive; changes are written back
     cb(Output("cfg-table", "selected_rows", allow_duplicate=True),

@@ -270,6 +270,7 @@ def detail_page(workload, parent, view: dict | None = None) -> html.Div:  # noqa
                 className="row bottom"),
             dcc.Graph(id="graph-curves", config={"displaylogo": False}),
         ], className="card"),
+        notes_card(),
         html.Div([dcc.Graph(id="graph-gantt", config={"displaylogo": False})], className="card"),
         learnt_card(workload),
         html.Div([dcc.Graph(id="graph-parcoords", config={"displaylogo": False})], className="card"),
@@ -299,6 +300,28 @@ def view_query(sort_by: list | None, **values: object) -> str:
     if sort_by:
         items["sort"], items["dir"] = sort_by[0]["column_id"], sort_by[0]["direction"]
     return "?" + urlencode(items) if items else ""
+
+
+def notes_card() -> html.Div:
+    """People's notes (Markdown) on the workload and on the selected config, and a box to add one."""
+    return html.Div([
+        html.H3("Notes"),
+        html.Div(id="notes-list", className="notes"),
+        field("note (Markdown: why you stopped, cloned or chose something)",
+              dcc.Textarea(id="note-text", className="textarea small")),
+        html.Div([dcc.RadioItems(id="note-about", value="workload", inline=True, options=[
+                      {"label": " on this workload ", "value": "workload"},
+                      {"label": " on the selected config", "value": "config"}]),
+                  html.Button("Add note", id="btn-note", className="button secondary")], className="row"),
+        html.Div(id="notice-note", className="notice"),
+    ], className="card", id="notes-card")
+
+
+def note_item(note) -> html.Div:  # noqa: ANN001
+    """One note: who, when, about what, then its Markdown."""
+    return html.Div([html.Div(f"{note.author} · {note.created_at.isoformat(timespec='minutes')} · "
+                              f"{note.object_type} {note.object_id}", className="hint"),
+                     dcc.Markdown(note.text, className="note-text")], className="note", id=f"note-{note.id}")
 
 
 def learnt_card(workload) -> html.Div:  # noqa: ANN001

@@ -225,3 +225,19 @@ def test_the_view_state_round_trips_through_the_address(services, digits):
     assert _find(listing, "workload-table").sort_by == [{"column_id": "id", "direction": "asc"}]
     assert _find(listing, "wizard").open is False  # workloads exist: the list comes first, the wizard folded
     assert layout.view_query(None) == ""
+
+
+def test_notes_from_the_workload_page(services, digits):
+    _, path = _launch(services)
+    workload_id = int(path.rsplit("/", 1)[1])
+    config_id = services.list_configs(workload_id)[0].id
+    assert "No notes yet." in _text(cb.notes_list(services, workload_id, None))
+    assert _text(cb.add_note(services, workload_id, "workload", None, "lr **0.01** diverges")).startswith("note ")
+    notice = cb.add_note(services, workload_id, "config", None, "clone this")
+    assert _is_error(notice) and "[config]" in _text(notice)  # a config note needs a selected config
+    assert _is_error(notice := cb.add_note(services, workload_id, "workload", None, "  ")) and "[text]" in _text(notice)
+    cb.add_note(services, workload_id, "config", [config_id], "clone this")
+    shown = cb.notes_list(services, workload_id, [config_id])
+    assert [n.children[1].children for n in shown] == ["lr **0.01** diverges", "clone this"]  # Markdown kept
+    assert "web · " in _text(shown[0]) and f"config {config_id}" in _text(shown[1])
+    assert [e.action for e in services.list_events(limit=2)] == ["add_note", "add_note"]
