@@ -110,6 +110,8 @@ def route_page(services: Services, tensorboard_url: Callable[[], str | None], pa
             return layout.not_found(exc.message)
         return layout.pareto_page(workload, device=query.get("device"),
                                   x=query.get("x") if query.get("x") in ("latency", "bytes") else "latency")
+    if len(parts) == 3 and parts[1] == "configs" and parts[2].isdigit():
+        return config_page(services, int(parts[2]))
     if len(parts) == 3 and parts[1] == "workloads" and parts[2].isdigit():
         try:
             workload = services.get_workload(int(parts[2]))
@@ -118,6 +120,23 @@ def route_page(services: Services, tensorboard_url: Callable[[], str | None], pa
         parent = services.get_workload(workload.parent_workload_id) if workload.parent_workload_id else None
         return layout.detail_page(workload, parent, view)
     return layout.not_found(f"There is no page at {path}.")
+
+
+def config_page(services: Services, config_id: int) -> Any:
+    """The page of one config (reads only; steering stays on its workload's page)."""
+    try:
+        config = services.get_config(config_id)
+    except NotFound as exc:
+        return layout.not_found(exc.message)
+    workload = services.get_workload(config.workload_id)
+    decisions = services.list_decisions(workload.id)
+    pbt = next((d.source_config_id for d in decisions if d.kind == "exploit" and d.result_config_id == config_id), None)
+    return layout.config_page(
+        config, workload, latest_checkpoint=services.latest_checkpoint(config_id), pbt_source=pbt,
+        clones=[c.id for c in services.list_configs(workload.id) if c.cloned_from_config_id == config_id],
+        exports=services.list_exports(config_id), events=services.list_events(object_type="config",
+                                                                             object_id=config_id),
+        notes=services.list_notes("config", config_id))
 
 
 # -- workloads page ---------------------------------------------------------------------------------------
@@ -297,7 +316,7 @@ def workload_detail(services: Services, workload_id: int) -> tuple[list[dict], s
     metric = workload.objectives[0]["metric"]
     progress = services.workload_progress([workload_id])[workload_id]
     paused = workload.status == WorkloadStatus.PAUSED
-    rows = [{"id": c["id"], "priority": c["priority"],
+    rows = [{"id": c["id"], "page": f"[open](/configs/{c['id']})", "priority": c["priority"],
              "status": config_activity_label(c["status"], training_now=c["id"] in progress.training_now,
                                              workload_paused=paused),
              "epochs_done": c["epochs_done"],

@@ -203,8 +203,8 @@ def detail_page(workload, parent, view: dict | None = None) -> html.Div:  # noqa
         *([suggestions_card(workload)] if workload.advisor else []),
         dash_table.DataTable(
             id="cfg-table", columns=[
-                {"name": "id", "id": "id"}, {"name": "status", "id": "status"},
-                {"name": "priority", "id": "priority"}, {"name": f"epochs (of {workload.max_epochs})", "id": "epochs_done"},
+                {"name": "id", "id": "id"}, {"name": "page", "id": "page", "presentation": "markdown"},
+                {"name": "status", "id": "status"}, {"name": "priority", "id": "priority"}, {"name": f"epochs (of {workload.max_epochs})", "id": "epochs_done"},
                 {"name": "origin", "id": "origin"}, {"name": "hparams", "id": "hparams_text"},
                 {"name": f"{metric} (latest epoch)", "id": "objective"},
                 {"name": "val_loss (latest epoch)", "id": "val_loss"},
@@ -212,6 +212,7 @@ def detail_page(workload, parent, view: dict | None = None) -> html.Div:  # noqa
                 *([{"name": "epsilon", "id": "epsilon"}] if workload.privacy else []),
                 {"name": "version", "id": "version"}],
             data=[], row_selectable="single", sort_action="native", sort_by=view.get("sort_by") or [], page_size=15,
+            markdown_options={"link_target": "_self"},
             tooltip_duration=None, **TABLE_STYLE),
         html.Div([
             html.Div([
@@ -300,6 +301,67 @@ def view_query(sort_by: list | None, **values: object) -> str:
     if sort_by:
         items["sort"], items["dir"] = sort_by[0]["column_id"], sort_by[0]["direction"]
     return "?" + urlencode(items) if items else ""
+
+
+def config_page(config, workload, *, latest_checkpoint, pbt_source: int | None, clones: list[int],  # noqa: ANN001, PLR0913
+                exports: list, events: list, notes: list) -> html.Div:
+    """One config: its hyperparameters, every epoch's metrics, where its weights came from (clone source, the
+    drill-down parent of its workload, the PBT source it exploited) and went (its clones), its newest checkpoint,
+    exports, audit events and notes."""
+    link = f"/workloads/{workload.id}"
+    epochs: dict[int, dict] = {}
+    for m in config.metrics:
+        epochs.setdefault(m["epoch"], {})[m["name"]] = m["value"]
+    names = sorted({n for values in epochs.values() for n in values})
+    lineage = []
+    if config.cloned_from_config_id is not None:
+        lineage.append(html.Li(["cloned from ", dcc.Link(f"config {config.cloned_from_config_id}",
+                                                         href=f"/configs/{config.cloned_from_config_id}",
+                                                         id="config-clone-source")]))
+    if pbt_source is not None:
+        lineage.append(html.Li(["PBT exploit of ", dcc.Link(f"config {pbt_source}", href=f"/configs/{pbt_source}")]))
+    if workload.parent_config_id is not None:
+        lineage.append(html.Li(["its workload drills down from ", dcc.Link(
+            f"config {workload.parent_config_id}", href=f"/configs/{workload.parent_config_id}",
+            id="config-drill-parent"), f" of workload {workload.parent_workload_id}"]))
+    lineage += [html.Li(["cloned into ", dcc.Link(f"config {c}", href=f"/configs/{c}")]) for c in clones]
+    checkpoint = (f"newest checkpoint: epoch {latest_checkpoint.epoch + 1}, {latest_checkpoint.bytes} bytes, "
+                  f"sha256 {latest_checkpoint.sha256[:12]}…" if latest_checkpoint else "no checkpoint yet")
+    return html.Div([
+        html.Div([dcc.Link("Workloads", href="/"), " / ", dcc.Link(workload.name, href=link, id="config-workload"),
+                  " / ", html.Span(f"config {config.id}")], className="crumbs"),
+        html.H1(f"Config {config.id}", id="config-title"),
+        html.P(f"{config.status} · {config.epochs_done}/{workload.max_epochs} epochs · origin {config.origin} · "
+               f"priority {config.priority} · version {config.version}" + (f" · error: {config.error}"
+                                                                           if config.error else ""),
+               className="summary"),
+        html.Div([
+            html.Div([html.H3("Hyperparameters"),
+                      html.Table([html.Tr([html.Th(k), html.Td(str(v))]) for k, v in config.hparams.items()],
+                                 id="config-hparams"),
+                      html.H3("Lineage"),
+                      html.Ul(lineage, id="config-lineage") if lineage else html.P("Trained from scratch; no clones."),
+                      html.P(checkpoint, className="hint")], className="col card"),
+            html.Div([html.H3("Exports"),
+                      html.Ul([html.Li(f"export {e.id}: {e.quantization}, {e.bytes} bytes, TFLite accuracy "
+                                       f"{e.tflite_accuracy if e.tflite_accuracy is not None else 'n/a'}")
+                               for e in exports]) if exports else html.P("Not exported yet."),
+                      html.H3("Notes"),
+                      html.Div([note_item(n) for n in notes] or [html.P("No notes yet.", className="hint")])],
+                     className="col card"),
+        ], className="two-col"),
+        html.H3("Every epoch"),
+        dash_table.DataTable(id="config-epochs", columns=[{"name": "epoch", "id": "epoch"}] + [
+            {"name": n, "id": n} for n in names],
+            data=[{"epoch": e + 1, **{n: f"{v:.4g}" for n, v in values.items()}} for e, values in sorted(epochs.items())],
+            page_size=50, **TABLE_STYLE),
+        html.H3("Audit events"),
+        dash_table.DataTable(id="config-events", columns=[{"name": c, "id": c} for c in ("at", "actor", "action",
+                                                                                         "after")],
+                             data=[{"at": e.at.isoformat(timespec="seconds"), "actor": e.actor, "action": e.action,
+                                    "after": dumps(e.after) if e.after else ""} for e in events],
+                             page_size=20, **TABLE_STYLE),
+    ])
 
 
 def notes_card() -> html.Div:

@@ -18,6 +18,7 @@ from hopper.engine import objectives as objective_math
 from hopper.engine.catalog import check_hparam_value, check_hparams, get_entry
 from hopper.engine.entities import (
     AppliedDecision,
+    CheckpointInfo,
     ConfigInfo,
     Importance,
     ObjectiveFront,
@@ -278,6 +279,10 @@ class SteeringServices(ServiceContext):
     def get_config(self, config_id: int) -> ConfigInfo:
         """A config with every per-epoch metric, oldest first."""
         return self.store.configs.get(config_id)
+
+    def latest_checkpoint(self, config_id: int) -> CheckpointInfo | None:
+        """A config's newest committed checkpoint (None before its first sub-epoch commits)."""
+        return self.store.configs.latest_checkpoint(config_id)
 
     def workload_metrics(self, workload_id: int, name: str | None = None) -> dict[int, list[dict]]:
         """Every per-epoch metric of a workload's configs (optionally one metric): config id -> rows."""

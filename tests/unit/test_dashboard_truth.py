@@ -241,3 +241,22 @@ def test_notes_from_the_workload_page(services, digits):
     assert [n.children[1].children for n in shown] == ["lr **0.01** diverges", "clone this"]  # Markdown kept
     assert "web · " in _text(shown[0]) and f"config {config_id}" in _text(shown[1])
     assert [e.action for e in services.list_events(limit=2)] == ["add_note", "add_note"]
+
+
+def test_a_page_per_config_with_hparams_lineage_events_and_notes(services, digits):
+    _, path = _launch(services)
+    workload_id = int(path.rsplit("/", 1)[1])
+    source = services.list_configs(workload_id)[0]
+    clone = services.clone_config(source.id, {"lr": 0.002}, actor="alice")
+    services.add_note("config", clone.id, "half the **lr**", actor="alice")
+    rows, *_ = cb.workload_detail(services, workload_id)
+    assert {r["page"] for r in rows} >= {f"[open](/configs/{clone.id})"}  # reachable from the table
+    page = cb.route_page(services, lambda: None, f"/configs/{clone.id}", None)
+    assert _text(_find(page, "config-title")) == f"Config {clone.id}"
+    assert "lr0.002" in _text(_find(page, "config-hparams"))
+    assert _find(page, "config-clone-source").href == f"/configs/{source.id}"
+    assert [e["action"] for e in _find(page, "config-events").data] == ["add_note", "clone_config"]  # newest first
+    assert "half the **lr**" in _text(page) and "no checkpoint yet" in _text(page)
+    source_page = cb.route_page(services, lambda: None, f"/configs/{source.id}", None)
+    assert f"cloned into config {clone.id}" in _text(_find(source_page, "config-lineage"))
+    assert "does not exist" in _text(cb.route_page(services, lambda: None, "/configs/999999", None))
