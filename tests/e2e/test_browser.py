@@ -402,8 +402,31 @@ def test_the_dashboard_refuses_what_launch_and_training_would_refuse(server, bro
     _wait_title(page, f"val_loss per epoch · config {second} highlighted")
     assert _cell(page, second, "status").locator("xpath=..").locator("input[type=radio]").is_checked()
 
+    # notes (Markdown) on the selected config, then its own page from the table's link
+    page.click("#note-about >> text=on the selected config")
+    page.fill("#note-text", "Kept **lr=0.003**: steadier loss")
+    page.click("#btn-note")
+    _wait_text(page.locator("#notes-list"), "Kept lr=0.003: steadier loss")  # rendered, not raw Markdown
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1440, "height": 1000})
+    page.screenshot(path=SHOTS / "workload-detail-1440.png", full_page=True)
+    page.set_viewport_size({"width": 800, "height": 1000})
+    page.screenshot(path=SHOTS / "workload-detail-800.png", full_page=True)
+    page.set_viewport_size({"width": 1440, "height": 1000})
+    _cell(page, second, "page").locator("a").click()
+    page.wait_for_url(re.compile(rf"/configs/{second}$"))
+    _wait_text(page.locator("#config-epochs"), "val_accuracy")
+    assert "Kept lr=0.003" in page.inner_text("body")
+    page.screenshot(path=SHOTS / "config-page.png", full_page=True)
+
     # 12. an audit event opens in full below the table
     page.click("text=Audit log")
     _wait_text(page.locator("#event-table"), "launch_workload")
     page.locator('#event-table td[data-dash-column="after"]').first.click()
     _wait_text(page.locator("#event-detail"), r"before[\s\S]*after")
+    page.screenshot(path=SHOTS / "audit-log-detail.png", full_page=True)
+    page.click("text=Workloads")
+    page.wait_for_selector("#workload-table")
+    _wait_text(page.locator("#workload-table"), r"\d+/\d+ epochs")
+    page.set_viewport_size({"width": 800, "height": 1000})
+    page.screenshot(path=SHOTS / "workloads-800.png", full_page=True)
