@@ -329,7 +329,7 @@ def workload_detail(services: Services, workload_id: int) -> tuple[list[dict], s
     best = (f"best {metric} (any epoch) {workload.best['value']:.4f} (config {workload.best['config_id']})"
             if workload.best else "no results yet")
     summary = (f"{workload_label(workload.status)} · {workload.procedure} · model {workload.model_ref} · "
-               f"{workload.max_epochs} epochs per config · "
+               f"{workload.max_epochs} epoch{'s' if workload.max_epochs != 1 else ''} per config · "
                f"{_progress_text(progress, _activity_counts(workload, progress)) if configs else 'no configs yet'}"
                f" · {best}")
     if workload.privacy:
