@@ -624,7 +624,7 @@ def _checked_space(space_raw: dict | None, model_ref: str, procedure: str, objec
                    seed: int = 0, max_configs: int | None = None, options: dict | None = None,
                    max_epochs: int = 3) -> SearchSpace:
     """The one check of a workload's space, shared by the launch and the wizard's live feedback."""
-    if not space_raw:
+    if space_raw is None:  # an empty mapping is a space (a script whose search space is all fixed)
         if procedure != "manual":
             raise ValidationError(f"procedure {procedure!r} needs a search space", field="space")
         space_raw = {}
