@@ -110,6 +110,9 @@ def route_page(services: Services, tensorboard_url: Callable[[], str | None], pa
             return layout.not_found(exc.message)
         return layout.pareto_page(workload, device=query.get("device"),
                                   x=query.get("x") if query.get("x") in ("latency", "bytes") else "latency")
+    if path == "/compare":
+        query = {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()}
+        return compare_configs(services, query.get("configs", ""))
     if len(parts) == 3 and parts[1] == "configs" and parts[2].isdigit():
         return config_page(services, int(parts[2]))
     if len(parts) == 3 and parts[1] == "workloads" and parts[2].isdigit():
@@ -137,6 +140,33 @@ def config_page(services: Services, config_id: int) -> Any:
         exports=services.list_exports(config_id), events=services.list_events(object_type="config",
                                                                              object_id=config_id),
         notes=services.list_notes("config", config_id))
+
+
+def compare_configs(services: Services, ids_text: str) -> Any:
+    """The comparison page of ``configs=1,2,3`` (two or more configs of one workload), or why not."""
+    try:
+        ids = [int(i) for i in ids_text.split(",") if i.strip()]
+    except ValueError:
+        return layout.not_found(f"configs={ids_text!r}: give config ids separated by commas")
+    if len(set(ids)) < 2:
+        return layout.not_found("pick two or more configs to compare")
+    try:
+        configs = [services.get_config(i) for i in dict.fromkeys(ids)]
+    except NotFound as exc:
+        return layout.not_found(exc.message)
+    if len({c.workload_id for c in configs}) > 1:
+        return layout.not_found("the configs to compare belong to different workloads")
+    workload = services.get_workload(configs[0].workload_id)
+    metric = workload.objectives[0]["metric"]
+    series = {c.id: [(m["epoch"], m["value"]) for m in c.metrics if m["name"] == metric] for c in configs}
+    return layout.compare_page(workload, configs, metric, figures.learning_curves(series, metric))
+
+
+def compare_link(picked: list | None) -> tuple[str, dict]:
+    """The comparison page's address for the picked configs (the link is inert until two are picked)."""
+    if not picked or len(picked) < 2:
+        return "", {"pointerEvents": "none", "opacity": 0.5}
+    return "/compare?configs=" + ",".join(str(int(p)) for p in picked), {}
 
 
 # -- workloads page ---------------------------------------------------------------------------------------
@@ -709,6 +739,11 @@ def register_callbacks(app: Dash, services: Services,
     cb(Output("cfg-table", "selected_rows"), Output("cfg-table", "selected_row_ids"),
        Input("btn-clear-selection", "n_clicks"), prevent_initial_call=True)(
         lambda n: clear_selection() if n else (no_update, no_update))
+
+    cb(Output("compare-pick", "options"), Input("cfg-table", "data"))(
+        lambda rows: [{"label": f"config {r['id']} ({r['hparams_text']})", "value": r["id"]} for r in rows or []])
+
+    cb(Output("compare-link", "href"), Output("compare-link", "style"), Input("compare-pick", "value"))(compare_link)
 
     # the notice as an input shows a new note at once
     cb(Output("notes-list", "children"), Input("wl-id", "data"), Input("cfg-table", "selected_row_ids"),

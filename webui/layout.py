@@ -212,7 +212,8 @@ def detail_page(workload, parent, view: dict | None = None) -> html.Div:  # noqa
                 *([{"name": "epsilon", "id": "epsilon"}] if workload.privacy else []),
                 {"name": "version", "id": "version"}],
             data=[], row_selectable="single", sort_action="native", sort_by=view.get("sort_by") or [], page_size=15,
-            markdown_options={"link_target": "_self"},
+            # a filter row under the header: status ("training now"), a metric (> 0.9), an hparam (lr=0.01)
+            filter_action="native", markdown_options={"link_target": "_self"},
             tooltip_duration=None, **TABLE_STYLE),
         html.Div([
             html.Div([
@@ -271,6 +272,10 @@ def detail_page(workload, parent, view: dict | None = None) -> html.Div:  # noqa
                 className="row bottom"),
             dcc.Graph(id="graph-curves", config={"displaylogo": False}),
         ], className="card"),
+        html.Div([field("Compare configs", dcc.Dropdown(id="compare-pick", multi=True, options=[],
+                                                         placeholder="pick two or more configs"), width="60%"),
+                  dcc.Link("Compare side by side", href="", id="compare-link", className="button secondary")],
+                 className="row bottom card"),
         notes_card(),
         html.Div([dcc.Graph(id="graph-gantt", config={"displaylogo": False})], className="card"),
         learnt_card(workload),
@@ -361,6 +366,28 @@ def config_page(config, workload, *, latest_checkpoint, pbt_source: int | None, 
                              data=[{"at": e.at.isoformat(timespec="seconds"), "actor": e.actor, "action": e.action,
                                     "after": dumps(e.after) if e.after else ""} for e in events],
                              page_size=20, **TABLE_STYLE),
+    ])
+
+
+def compare_page(workload, configs: list, metric: str, figure) -> html.Div:  # noqa: ANN001
+    """Configs of one workload side by side: each hyperparameter and latest metric in a row, a column per config,
+    and their curves of the workload's objective."""
+    hparams = sorted({k for c in configs for k in c.hparams})
+    metrics = sorted({k for c in configs for k in c.latest_metrics if k != "epoch"})
+    def cell(value: object) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else ("" if value is None else str(value))
+    rows = [{"": "status", **{f"config {c.id}": c.status for c in configs}},
+            {"": "epochs", **{f"config {c.id}": c.epochs_done for c in configs}},
+            *({"": k, **{f"config {c.id}": cell(c.hparams.get(k)) for c in configs}} for k in hparams),
+            *({"": k, **{f"config {c.id}": cell(c.latest_metrics.get(k)) for c in configs}} for k in metrics)]
+    return html.Div([
+        html.Div([dcc.Link("Workloads", href="/"), " / ", dcc.Link(workload.name, href=f"/workloads/{workload.id}"),
+                  " / ", html.Span("compare")], className="crumbs"),
+        html.H1(f"Compare configs {', '.join(str(c.id) for c in configs)}"),
+        dash_table.DataTable(id="compare-table", columns=[{"name": "", "id": ""}] + [
+            {"name": f"config {c.id}", "id": f"config {c.id}"} for c in configs], data=rows, **TABLE_STYLE),
+        html.Div([dcc.Graph(id="compare-curves", figure=figure, config={"displaylogo": False})], className="card"),
+        html.P(f"Latest epoch's metrics; curves of {metric}.", className="hint"),
     ])
 
 

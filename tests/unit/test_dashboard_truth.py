@@ -260,3 +260,21 @@ def test_a_page_per_config_with_hparams_lineage_events_and_notes(services, digit
     source_page = cb.route_page(services, lambda: None, f"/configs/{source.id}", None)
     assert f"cloned into config {clone.id}" in _text(_find(source_page, "config-lineage"))
     assert "does not exist" in _text(cb.route_page(services, lambda: None, "/configs/999999", None))
+
+
+def test_configs_compared_side_by_side_and_the_table_filters(services, digits):
+    _, path = _launch(services)
+    workload_id = int(path.rsplit("/", 1)[1])
+    first, second = (c.id for c in services.list_configs(workload_id))
+    assert cb.compare_link([first]) == ("", {"pointerEvents": "none", "opacity": 0.5})
+    href, style = cb.compare_link([first, second])
+    assert href == f"/compare?configs={first},{second}" and style == {}
+    page = cb.route_page(services, lambda: None, "/compare", f"?configs={first},{second}")
+    table = _find(page, "compare-table")
+    assert [c["name"] for c in table.columns] == ["", f"config {first}", f"config {second}"]
+    assert {r[""]: (r[f"config {first}"], r[f"config {second}"]) for r in table.data}["lr"] == ("0.01", "0.001")
+    for query, reason in ((f"?configs={first}", "two or more"), ("?configs=a,b", "separated by commas"),
+                          (f"?configs={first},999999", "does not exist")):
+        assert reason in _text(cb.route_page(services, lambda: None, "/compare", query))
+    detail = cb.route_page(services, lambda: None, path, None)
+    assert _find(detail, "cfg-table").filter_action == "native"
