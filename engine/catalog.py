@@ -88,7 +88,7 @@ def get_entry(name: str) -> RosterEntry:
 
 
 _NUMBER_RULES: dict[str, tuple[type, float, float]] = {
-    "lr": (float, 0.0, 10.0),
+    "lr": (float, 1e-12, 10.0),  # > 0: a zero learning rate trains nothing and looks like a bad config
     "batch_size": (int, 1, 1 << 20),
     "momentum": (float, 0.0, 1.0),
     "weight_decay": (float, 0.0, 1.0),
@@ -110,6 +110,10 @@ def check_hparam_value(name: str, key: str, value: object, *, field: str) -> Non
     """Reject a value of the wrong type or range for a roster hyperparameter (``units: "many"``)."""
     entry = get_entry(name)
     expected = _expected_type(entry, key)
+    if value is None and expected is not None and entry.defaults.get(key, COMMON_HPARAMS.get(key)) is not None:
+        # None for a knob with a real default is a typing slip ({units: }), not "use the default"
+        raise ValidationError(f"{field} needs a value ({key} has no 'none'; leave it out for the default "
+                              f"{entry.defaults.get(key, COMMON_HPARAMS.get(key))!r})", field=field)
     if value is None or expected is None:
         return
     if expected in (int, float):

@@ -16,6 +16,10 @@ DEMO_SPACE = {
     "units": {"type": "choice", "values": [64, 128]},
     "batch_size": 32,
 }
+#: The demo of ``hopper run``: six configs, so the two workers always have a queue to reorder, and 20 epochs (the
+#: command's default), a few minutes to steer (about 3-5 on two workers); each epoch is as quick as the small
+#: demo's, so the first curves appear as soon.
+STEERABLE_SPACE = {**DEMO_SPACE, "lr": {"type": "choice", "values": [0.001, 0.003, 0.01]}}
 
 
 def write_digits(target_dir: Path) -> Path:
@@ -38,12 +42,14 @@ def ensure_digits(services: Services) -> None:
         services.register_dataset({"name": DEMO_DATASET, "path": str(path)})
 
 
-def create_demo(services: Services, *, max_epochs: int = 5, model: str = "mlp") -> WorkloadInfo:
-    """Register digits (once) and launch a 4-config grid on it."""
+def create_demo(services: Services, *, max_epochs: int = 5, model: str = "mlp", steerable: bool = False) -> WorkloadInfo:
+    """Register digits (once) and launch a 4-config grid on it (``steerable``: the 6-config grid of ``hopper run``)."""
     ensure_digits(services)
+    space = STEERABLE_SPACE if steerable else DEMO_SPACE
+    shape = "3x2" if steerable else "2x2"
     return services.launch_workload({
         "name": f"demo: {model} on digits",
-        "description": "A 2x2 grid (learning rate x width) on scikit-learn's digits, trained with MOP.",
-        "model": model, "dataset": DEMO_DATASET, "procedure": "grid", "space": DEMO_SPACE,
+        "description": f"A {shape} grid (learning rate x width) on scikit-learn's digits, trained with MOP.",
+        "model": model, "dataset": DEMO_DATASET, "procedure": "grid", "space": space,
         "objectives": [{"metric": "val_accuracy", "direction": "max"}], "max_epochs": max_epochs,
     }, actor="demo")

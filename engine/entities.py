@@ -955,3 +955,31 @@ class WebhookDeliveryInfo(_Serialisable):
     def from_row(cls, row: Any) -> WebhookDeliveryInfo:
         return cls(row.id, row.workload_id, row.event, row.url, dict(row.payload), row.status, row.attempts,
                    row.next_attempt_at, row.last_error, row.delivered_at, row.created_at)
+class WorkloadProgress(_Serialisable):
+    """How far a workload is, in epochs, and what its configs are doing right now.
+
+    ``epochs_planned`` counts every epoch the workload will train if nothing changes: ``max_epochs`` for each config
+    that may still train (and for each config its budget has yet to propose), the epochs actually trained for one that
+    stopped, failed or spent its privacy budget. ``training_now`` holds the configs with a sub-epoch on a worker.
+    """
+
+    workload_id: int
+    epochs_done: int
+    epochs_planned: int
+    training_now: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NoteInfo(_Serialisable):
+    """A note (Markdown) on a workload or a config, with who wrote it and when."""
+
+    id: int
+    object_type: str  # "workload" | "config"
+    object_id: int
+    author: str
+    text: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> NoteInfo:
+        return cls(row.id, row.object_type, row.object_id, row.author, row.text, row.created_at)

@@ -155,3 +155,34 @@ def predicted_classes(outputs: np.ndarray) -> np.ndarray:
         midpoint = 0.5 if flat.min(initial=0.0) >= 0.0 and flat.max(initial=1.0) <= 1.0 else 0.0
         return (flat > midpoint).astype(np.int64)
     return np.argmax(outputs, axis=-1).astype(np.int64)
+
+
+def roster_metrics(task: str, label_kind: str, *, private: bool = False) -> list[str]:
+    """The per-epoch metrics a roster model reports on a dataset: what ``roster._compile`` compiles it with (loss
+    plus accuracy or mae), prefixed ``val_`` and ``train_``, and what the scheduler adds (epoch time, parameter count,
+    epsilon under DP-SGD). Hopper's computed objectives and edge metrics come on top (:func:`is_known_metric`)."""
+    named = ["loss", "mae"] if label_kind == "regression" or task == "regression" else ["loss", "accuracy"]
+    return [*(f"val_{m}" for m in named), *(f"train_{m}" for m in named), "params", "epoch_seconds",
+            *(["epsilon"] if private else [])]
+
+
+def is_known_metric(metric: str, reported: Sequence[str]) -> bool:
+    """Whether a workload can ever record ``metric``: reported by the model, computed by Hopper, or measured at the
+    edge (``edge_latency_ms@DEVICE``, ``model_bytes``; they arrive once a config is exported and profiled)."""
+    return (metric in reported or is_computed(metric) or metric.startswith("model_bytes")
+            or (metric.startswith("edge_") and "@" in metric))
+
+
+def check_known_metrics(objectives: Sequence[dict], reported: Sequence[str]) -> None:
+    """Refuse an objective no config would ever report (``val_acc``): it would train and never rank a config.
+
+    Raises:
+        ValidationError: ``field`` is ``objectives.<i>.metric``; the message lists the metrics there are.
+    """
+    for i, objective in enumerate(objectives):
+        metric = objective["metric"]
+        if not is_known_metric(metric, reported):
+            raise ValidationError(
+                f"objectives.{i}.metric: the model never reports {metric!r}; it reports {', '.join(reported)} "
+                f"(or Hopper computes {FLOPS}, {BALANCED_ACCURACY}, val_recall@CLASS, {COST})",
+                field=f"objectives.{i}.metric")

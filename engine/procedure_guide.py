@@ -107,3 +107,22 @@ def options_from_fields(values: dict[str, Any]) -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+#: The procedures a drill-down may use (a refined space around one config: no rungs, no population).
+DRILL_DOWN_PROCEDURES = ("grid", "random", "tpe")
+
+
+def drill_down_procedure(parent_procedure: str, space: dict) -> str:
+    """The procedure a drill-down starts with: the parent's when it is one a drill-down can use and fits the space,
+    random otherwise (grid cannot enumerate a continuous range, which random and TPE parents usually have)."""
+    from hopper.engine.errors import ValidationError
+    from hopper.engine.space import SearchSpace
+
+    chosen = parent_procedure if parent_procedure in DRILL_DOWN_PROCEDURES else "random"
+    if chosen == "grid":
+        try:
+            SearchSpace.parse(space).grid_size()
+        except ValidationError:
+            return "random"
+    return chosen

@@ -162,14 +162,48 @@ def parse_spec(model: type[BaseModel], data: Any) -> Any:
         raise ValidationError(f"{loc}: {message}", field=loc or None) from None
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML as people type it, without the two silent readings of PyYAML: a key given twice (the last one won)
+    and a key with nothing after its colon (``{units: }`` read as ``units: null``)."""
+
+
+def _strict_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set = set()
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise ValidationError(f"{key} is given twice (line {key_node.start_mark.line + 1}); keep one", field=str(key))
+        seen.add(key)
+        if isinstance(value_node, yaml.ScalarNode) and value_node.value == "" and value_node.style is None \
+                and value_node.tag == "tag:yaml.org,2002:null":
+            raise ValidationError(f"{key} has no value (line {key_node.start_mark.line + 1}); write null to mean none",
+                                  field=str(key))
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
+
+
+def strict_yaml(text: str, what: str) -> Any:
+    """Parse YAML/JSON typed by a person; a duplicate key or a key without a value is a ``ValidationError`` whose
+    field is ``what.key``.
+
+    Raises:
+        ValidationError: the text is not YAML, or repeats a key, or leaves a key without a value.
+    """
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except ValidationError as exc:
+        raise ValidationError(f"{what}.{exc.message}", field=f"{what}.{exc.field}") from None
+    except yaml.YAMLError as exc:
+        raise ValidationError(f"{what} is not valid YAML/JSON: {exc}", field=what) from None
+
+
 def parse_mapping_text(text: str | None, what: str) -> dict:
     """YAML or JSON text typed by a person (a space, hparams, overrides) as a mapping; empty -> {}."""
     if not text or not text.strip():
         return {}
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValidationError(f"{what} is not valid YAML/JSON: {exc}", field=what) from None
+    value = strict_yaml(text, what)
     if not isinstance(value, dict):
         raise ValidationError(f"{what} must be a mapping of name to value", field=what)
     return value

@@ -115,6 +115,35 @@ class WebhookStatus(StrEnum):
 
 _CONFIG_LABELS = {ConfigStatus.PRIVACY_SPENT: "privacy budget spent", ConfigStatus.PAUSED: "waiting at a rung"}
 
+_ACTIVITY_LABELS = {ConfigStatus.QUEUED: "queued", ConfigStatus.RUNNING: "waiting for a worker",
+                    ConfigStatus.PAUSED: "paused", ConfigStatus.PRIVACY_SPENT: "privacy budget spent"}
+
+
+def config_activity_label(status: ConfigStatus | str, *, training_now: bool, workload_paused: bool = False) -> str:
+    """What a config is doing, in the words the dashboard uses: queued / training now / waiting for a worker /
+    paused / stopped / done / failed / privacy budget spent.
+
+    ``running`` in the store means started and not finished, which says nothing about a worker: with two workers
+    and five started configs, two are training now and three wait for a worker.
+
+    Args:
+        status: the stored status.
+        training_now: a sub-epoch of the config is on a worker.
+        workload_paused: its workload is paused, so a config not on a worker waits for a person, not a worker.
+    """
+    current = ConfigStatus(status)
+    if training_now:
+        return "training now"
+    if workload_paused and current in RUNNABLE_CONFIG:
+        return "paused"
+    return _ACTIVITY_LABELS.get(current, current.value)
+
+
+def workload_label(status: WorkloadStatus | str) -> str:
+    """A workload's status as people read it (``budget_spent`` -> "budget spent")."""
+    return str(status).replace("_", " ")
+
+
 #: Configs that the scheduler may still dispatch.
 RUNNABLE_CONFIG: frozenset[ConfigStatus] = frozenset({ConfigStatus.QUEUED, ConfigStatus.RUNNING})
 #: Configs that will not train again unless a person resumes them.

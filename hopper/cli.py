@@ -778,7 +778,8 @@ def demo(epochs: int, model: str, if_missing: bool) -> None:
 
 
 @main.command("run")
-@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Epochs per config of the demo workload (20: a few minutes to steer on two workers).")
 @click.option("--until-done", is_flag=True, help="No UI: exit when the demo workload finishes.")
 @click.option("--port", type=int, default=8050, show_default=True)
 @_handle_errors
@@ -793,7 +794,7 @@ def run(epochs: int, until_done: bool, port: int) -> None:
         root.mkdir(parents=True, exist_ok=True)
     console.print(f"Hopper home: {settings.home}  store: {services.store._safe_url()}")
     if not services.list_workloads():
-        info = create_demo(services, max_epochs=epochs)
+        info = create_demo(services, max_epochs=epochs, steerable=True)
         console.print(f"demo workload {info.id} [bold]{escape(info.name)}[/] launched")
     if until_done:
         _run_scheduler(services, epoch_barrier=False, until_done=True, timeout=None, threads=1)

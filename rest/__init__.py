@@ -14,6 +14,7 @@ from hopper.engine.errors import HopperError, ScriptRejected, TooBusy
 from hopper.engine.services import Services
 from hopper.rest import (
     advisor_routes,  # noqa: F401 - registers its routes on ``api`` before any app is built
+    note_routes,  # noqa: F401 - the notes' routes, likewise
     schedule_routes,  # noqa: F401 - likewise
     worker_routes,  # noqa: F401 - registers its routes on ``api`` before any app is built
 )

@@ -16,14 +16,20 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import yaml
-from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from hopper.engine.errors import HopperError, NotFound, ValidationError
 from hopper.engine.procedure_guide import guide, options_from_fields
 from hopper.engine.services import Services
-from hopper.engine.space import SearchSpace
 from hopper.engine.specs import parse_mapping_text as parse_mapping
-from hopper.engine.status import ConfigStatus, DeviceStatus, SuggestionStatus
+from hopper.engine.status import (
+    ConfigStatus,
+    DeviceStatus,
+    SuggestionStatus,
+    WorkloadStatus,
+    config_activity_label,
+    workload_label,
+)
 from hopper.rest.gate import require_editor
 from hopper.webui import figures, layout, schedules_page
 
@@ -85,8 +91,10 @@ def route_page(services: Services, tensorboard_url: Callable[[], str | None], pa
                search: str | None = None) -> Any:
     """The page for a URL: the workloads list, a workload, its Pareto front, devices, events or TensorBoard."""
     path = (pathname or "/").rstrip("/") or "/"
+    view = layout.view_from_query({k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()})
     if path == "/":
-        return layout.workloads_page(services.list_datasets(), services.list_scripts(valid_only=True))
+        return layout.workloads_page(services.list_datasets(), services.list_scripts(valid_only=True),
+                                     open_wizard=not services.list_workloads(), sort_by=view.get("sort_by"))
     if path == "/events":
         return layout.events_page()
     if path == "/devices":
@@ -104,28 +112,96 @@ def route_page(services: Services, tensorboard_url: Callable[[], str | None], pa
             return layout.not_found(exc.message)
         return layout.pareto_page(workload, device=query.get("device"),
                                   x=query.get("x") if query.get("x") in ("latency", "bytes") else "latency")
+    if path == "/compare":
+        query = {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()}
+        return compare_configs(services, query.get("configs", ""))
+    if len(parts) == 3 and parts[1] == "configs" and parts[2].isdigit():
+        return config_page(services, int(parts[2]))
     if len(parts) == 3 and parts[1] == "workloads" and parts[2].isdigit():
         try:
             workload = services.get_workload(int(parts[2]))
         except NotFound as exc:
             return layout.not_found(exc.message)
         parent = services.get_workload(workload.parent_workload_id) if workload.parent_workload_id else None
-        return layout.detail_page(workload, parent)
+        return layout.detail_page(workload, parent, view)
     return layout.not_found(f"There is no page at {path}.")
 
 
+def config_page(services: Services, config_id: int) -> Any:
+    """The page of one config (reads only; steering stays on its workload's page)."""
+    try:
+        config = services.get_config(config_id)
+    except NotFound as exc:
+        return layout.not_found(exc.message)
+    workload = services.get_workload(config.workload_id)
+    decisions = services.list_decisions(workload.id)
+    pbt = next((d.source_config_id for d in decisions if d.kind == "exploit" and d.result_config_id == config_id), None)
+    return layout.config_page(
+        config, workload, latest_checkpoint=services.latest_checkpoint(config_id), pbt_source=pbt,
+        clones=[c.id for c in services.list_configs(workload.id) if c.cloned_from_config_id == config_id],
+        exports=services.list_exports(config_id), events=services.list_events(object_type="config",
+                                                                             object_id=config_id),
+        notes=services.list_notes("config", config_id))
+
+
+def compare_configs(services: Services, ids_text: str) -> Any:
+    """The comparison page of ``configs=1,2,3`` (two or more configs of one workload), or why not."""
+    try:
+        ids = [int(i) for i in ids_text.split(",") if i.strip()]
+    except ValueError:
+        return layout.not_found(f"configs={ids_text!r}: give config ids separated by commas")
+    if len(set(ids)) < 2:
+        return layout.not_found("pick two or more configs to compare")
+    try:
+        configs = [services.get_config(i) for i in dict.fromkeys(ids)]
+    except NotFound as exc:
+        return layout.not_found(exc.message)
+    if len({c.workload_id for c in configs}) > 1:
+        return layout.not_found("the configs to compare belong to different workloads")
+    workload = services.get_workload(configs[0].workload_id)
+    metric = workload.objectives[0]["metric"]
+    series = {c.id: [(m["epoch"], m["value"]) for m in c.metrics if m["name"] == metric] for c in configs}
+    return layout.compare_page(workload, configs, metric, figures.learning_curves(series, metric))
+
+
+def compare_link(picked: list | None) -> tuple[str, dict]:
+    """The comparison page's address for the picked configs (the link is inert until two are picked)."""
+    if not picked or len(picked) < 2:
+        return "", {"pointerEvents": "none", "opacity": 0.5}
+    return "/compare?configs=" + ",".join(str(int(p)) for p in picked), {}
+
+
 # -- workloads page ---------------------------------------------------------------------------------------
+def _progress_text(progress: Any, activity: dict[str, int]) -> str:
+    """"7/12 epochs · 2 training now · 3 waiting for a worker": how far, and what the configs do right now."""
+    now = [f"{activity[label]} {label}" for label in ("training now", "waiting for a worker", "queued", "paused")
+           if activity.get(label)]
+    return " · ".join([f"{progress.epochs_done}/{progress.epochs_planned} epochs", *now])
+
+
+def _activity_counts(workload: Any, progress: Any) -> dict[str, int]:
+    """How many configs do what now (status.config_activity_label's words), from the stored counts."""
+    counts = {ConfigStatus(status): n for status, n in workload.config_counts.items()}
+    training = len(progress.training_now)  # only started (running) configs have a sub-epoch on a worker
+    paused = workload.status == WorkloadStatus.PAUSED
+    out: dict[str, int] = {"training now": training} if training else {}
+    for status, n in counts.items():
+        n -= training if status == ConfigStatus.RUNNING else 0
+        if n > 0:
+            label = config_activity_label(status, training_now=False, workload_paused=paused)
+            out[label] = out.get(label, 0) + n
+    return out
+
+
 def workload_rows(services: Services) -> list[dict]:
-    """The workloads table: a link, status, progress and the best result of each workload."""
+    """The workloads table, newest first: a link, status, progress in epochs and the best result of each."""
+    progress = services.workload_progress()
     rows = []
-    for w in services.list_workloads():
-        counts = w.config_counts
-        total = sum(counts.values())
-        finished = counts.get("done", 0) + counts.get("failed", 0) + counts.get("stopped", 0)
+    for w in sorted(services.list_workloads(), key=lambda w: w.id, reverse=True):
         best = f"{w.best['metric']} {w.best['value']:.4f} (config {w.best['config_id']})" if w.best else ""
-        rows.append({"id": w.id, "link": f"[{_md(w.name)}](/workloads/{w.id})", "status": w.status,
+        rows.append({"id": w.id, "link": f"[{_md(w.name)}](/workloads/{w.id})", "status": workload_label(w.status),
                      "procedure": w.procedure, "model_ref": w.model_ref,
-                     "progress": f"{finished}/{total} configs finished", "best": best,
+                     "progress": _progress_text(progress[w.id], _activity_counts(w, progress[w.id])), "best": best,
                      # The first line: a workload whose every config failed says the error they share.
                      "error": (w.error or "").strip().split("\n")[0][:300]})
     return rows
@@ -148,15 +224,14 @@ def add_space_row(name: str | None, kind: str | None, values: str | None, text: 
     return ((text or "").rstrip("\n") + "\n" + line + "\n").lstrip("\n")
 
 
-def validate_space(text: str | None, procedure: str | None) -> html.Span:
-    """Live feedback under the space box: how many grid points or parameters, or what is wrong."""
+def validate_space(services: Services, text: str | None, procedure: str | None, model: str | None) -> html.Span:
+    """Live feedback under the space box: the launch's own space check (services.check_space), so the two never
+    disagree: how many grid points or parameters, or what is wrong."""
     try:
-        space = SearchSpace.parse(parse_mapping(text, "space"))
+        return ok("valid: " + services.check_space(parse_mapping(text, "space"), model=model or "mlp",
+                                                   procedure=procedure or "grid"))
     except HopperError as exc:
         return error(exc)
-    if procedure == "grid":
-        return ok(f"valid: {space.grid_size()} grid points")
-    return ok(f"valid: {len(space.names())} parameters")
 
 
 def privacy_options(enabled: list | None, clip: float | None, mode: str | None, value: float | None,
@@ -271,7 +346,11 @@ def workload_detail(services: Services, workload_id: int) -> tuple[list[dict], s
     workload = services.get_workload(workload_id)
     configs = [c.to_dict() for c in services.list_configs(workload_id)]
     metric = workload.objectives[0]["metric"]
-    rows = [{"id": c["id"], "status": ConfigStatus(c["status"]).label, "priority": c["priority"],
+    progress = services.workload_progress([workload_id])[workload_id]
+    paused = workload.status == WorkloadStatus.PAUSED
+    rows = [{"id": c["id"], "page": f"[open](/configs/{c['id']})", "priority": c["priority"],
+             "status": config_activity_label(c["status"], training_now=c["id"] in progress.training_now,
+                                             workload_paused=paused),
              "epochs_done": c["epochs_done"],
              "origin": c["origin"], "version": c["version"],
              "hparams_text": ", ".join(f"{k}={_fmt(v)}" for k, v in c["hparams"].items()),
@@ -279,11 +358,12 @@ def workload_detail(services: Services, workload_id: int) -> tuple[list[dict], s
              "val_loss": _fmt(c["latest_metrics"].get("val_loss", "")),
              # The privacy spent so far (DP-SGD workloads only), per epoch in the curves.
              "epsilon": _fmt(c["latest_metrics"].get("epsilon", ""))} for c in configs]
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(workload.config_counts.items()))
-    best = (f"best {metric} {workload.best['value']:.4f} (config {workload.best['config_id']})"
+    best = (f"best {metric} (any epoch) {workload.best['value']:.4f} (config {workload.best['config_id']})"
             if workload.best else "no results yet")
-    summary = (f"{workload.status} · {workload.procedure} · model {workload.model_ref} · "
-               f"{workload.max_epochs} epochs · {counts or 'no configs yet'} · {best}")
+    summary = (f"{workload_label(workload.status)} · {workload.procedure} · model {workload.model_ref} · "
+               f"{workload.max_epochs} epoch{'s' if workload.max_epochs != 1 else ''} per config · "
+               f"{_progress_text(progress, _activity_counts(workload, progress)) if configs else 'no configs yet'}"
+               f" · {best}")
     if workload.privacy:
         p = workload.privacy
         budget = (f"target epsilon {p['target_epsilon']:g}" if p.get("target_epsilon") is not None
@@ -299,13 +379,38 @@ def workload_detail(services: Services, workload_id: int) -> tuple[list[dict], s
             figures.parallel_coordinates(configs, metric, workload.objectives[0]["direction"]), links)
 
 
-def learning_curves(services: Services, workload_id: int, metric: str, selected: list | None) -> Any:
-    """Learning curves of ``metric``; only the selected configs when some are selected."""
+def learning_curves(services: Services, workload_id: int, metric: str, selected: list | None,
+                    only_selected: list | None = None) -> Any:
+    """Learning curves of ``metric`` for every config, the selected ones highlighted; only the selected ones when
+    the person ticks "only the selected" (``only_selected``), never silently."""
     metrics = services.workload_metrics(workload_id, metric)
     series = {cid: [(m["epoch"], m["value"]) for m in rows] for cid, rows in metrics.items()}
-    if selected:
-        series = {cid: pts for cid, pts in series.items() if cid in selected} or series
-    return figures.learning_curves(series, metric)
+    chosen = {int(c) for c in selected or []}
+    if chosen and only_selected:
+        series = {cid: pts for cid, pts in series.items() if cid in chosen}
+    return figures.learning_curves(series, metric, highlight=chosen)
+
+
+def select_from_view(rows: list[dict] | None, config_id: int | None) -> tuple[Any, Any, Any]:
+    """Select the config the address names once the table has rows: (selected_rows, selected_row_ids, view-config
+    store); the table derives neither from the other when a callback sets it. The store is emptied after, so the
+    person's own selections are never overridden by the next refresh."""
+    if config_id is None or not rows:
+        return no_update, no_update, no_update
+    index = next((i for i, r in enumerate(rows) if r["id"] == config_id), None)
+    if index is None:
+        return no_update, no_update, None
+    return [index], [config_id], None
+
+
+def detail_view_query(sort_by: list | None, metric: str | None, selected: list | None) -> str:
+    """The detail page's view state as the address's query (kept on reload and in shared links)."""
+    return layout.view_query(sort_by, config=(selected or [None])[0], metric=metric)
+
+
+def clear_selection() -> tuple[list, list]:
+    """No config selected: the curves show every config alike again."""
+    return [], []
 
 
 def config_action(services: Services, triggered: str | None, selected: list | None, priority: Any) -> html.Span:
@@ -357,8 +462,9 @@ def edge_action(services: Services, triggered: str | None, selected: list | None
         row = services.request_deployment(config_id, actor=require_editor(ACTOR))
     except HopperError as exc:
         return error(exc)
-    return ok(f"deployment {row.id} ({row.name}) requested: the export worker starts the model server; "
-              f"POST /v1/models/{row.name}:predict on the URL listed on the Devices page")
+    return html.Span([f"deployment {row.id} ({row.name}) requested: the export worker starts the model server; "
+                      "its URL appears on the ", dcc.Link("Devices page", href="/devices", id="deploy-devices-link"),
+                      " (Deployments), answering POST <url>:predict"], className="ok")
 
 
 def add_config(services: Services, workload_id: int, text: str | None) -> html.Span:
@@ -371,17 +477,42 @@ def add_config(services: Services, workload_id: int, text: str | None) -> html.S
 
 
 def drill_down(services: Services, selected: list | None, space: str | None, procedure: str | None,
-               epochs: Any) -> html.Span:
-    """Launch a child workload around the selected config on the refined space; links to it."""
+               epochs: Any, configs: Any = None) -> html.Span:
+    """Launch a child workload around the selected config on the refined space; links to it. ``configs`` is the
+    budget of a random or TPE drill-down (grid tries every point)."""
     try:
         config_id = _selected(selected)
         max_epochs = _number(epochs, int, "max_epochs") if epochs not in (None, "") else None
+        max_configs = _number(configs, int, "max_configs") if procedure != "grid" else None
         child = services.drill_down(config_id, parse_mapping(space, "space"), procedure=procedure,
-                                    max_epochs=max_epochs, actor=require_editor(ACTOR))
+                                    max_configs=max_configs, max_epochs=max_epochs, actor=require_editor(ACTOR))
     except HopperError as exc:
         return error(exc)
     return html.Span(["child workload ", html.A(f"{child.id}: {child.name}", href=f"/workloads/{child.id}",
                                                 id="child-link"), " launched"], className="ok")
+
+
+def notes_list(services: Services, workload_id: int, selected: list | None) -> list:
+    """The workload's notes, then the selected config's, oldest first in each."""
+    notes = services.list_notes("workload", workload_id)
+    if selected:
+        notes += services.list_notes("config", int(selected[0]))
+    if not notes:
+        return [html.P("No notes yet.", className="hint")]
+    return [layout.note_item(n) for n in notes]
+
+
+def add_note(services: Services, workload_id: int, about: str | None, selected: list | None,
+             text: str | None) -> html.Span:
+    """Keep a note on the workload or on the selected config (audited with its text)."""
+    try:
+        if about == "config":
+            info = services.add_note("config", _selected(selected), text or "", actor=require_editor(ACTOR))
+        else:
+            info = services.add_note("workload", workload_id, text or "", actor=require_editor(ACTOR))
+    except HopperError as exc:
+        return error(exc)
+    return ok(f"note {info.id} added to {info.object_type} {info.object_id}")
 
 
 # -- edge: devices, deployments and the Pareto front -------------------------------------------------------
@@ -443,14 +574,17 @@ def pareto_config(services: Services, click: dict | None, workload_id: int) -> A
     except HopperError as exc:
         return error(exc)
     edge = {k: v for k, v in config.latest_metrics.items() if "@" in k or k.startswith("model_bytes")}
+    # latest_metrics carries the 0-based index of the epoch they come from; people count epochs from 1
+    epoch = config.latest_metrics.get("epoch")
+    measured = {k: v for k, v in config.latest_metrics.items() if k not in edge and k != "epoch"}
     profiles = [p for p in services.list_profiles(config_id=config.id) if p.export_id == export_id]
     return html.Div([
         html.H3(["Config ", html.A(str(config.id), href=f"/workloads/{workload_id}", id="pareto-config-link"),
                  f" · export {export_id} ({quantization})"]),
         html.P(f"{config.status}, {config.epochs_done} epochs · " +
                ", ".join(f"{k}={_fmt(v)}" for k, v in config.hparams.items())),
-        html.P("metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(config.latest_metrics.items())
-                                       if k not in edge)),
+        html.P((f"metrics after epoch {int(epoch) + 1} of {config.epochs_done}: " if epoch is not None else "metrics: ")
+               + ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(measured.items()))),
         html.P("edge: " + (", ".join(f"{k}={_fmt(v)}" for k, v in sorted(edge.items())) or "not profiled")),
         html.Ul([html.Li(f"{p.device}: p50 {p.latency_p50_ms:.4f} ms, p95 {p.latency_p95_ms:.4f} ms, "
                          f"{p.size_bytes} bytes") for p in profiles]),
@@ -510,9 +644,27 @@ def decide_suggestion(services: Services, workload_id: int, triggered: dict | No
     return ok(f"suggestion {info.id} rejected: {info.summary}; it will not take effect")
 
 
+def event_detail(services: Services, active_cell: dict | None) -> Any:
+    """The whole before/after of the event whose row was clicked (the table cuts them off), as indented JSON."""
+    if not active_cell or active_cell.get("row_id") is None:
+        return html.P("Click an event to read its before and after in full.", className="hint")
+    event = next((e for e in services.list_events(limit=500) if e.id == int(active_cell["row_id"])), None)
+    if event is None:
+        return html.P(f"event {active_cell['row_id']} is no longer among the newest 500", className="hint")
+    return html.Div([
+        html.H3(f"{event.action} on {event.object_type} {event.object_id or ''} by {event.actor} at "
+                f"{event.at.isoformat(timespec='seconds')}"),
+        html.Div([html.Div([html.Strong("before"), html.Pre(json.dumps(event.before, indent=2) if event.before
+                                                            else "—", className="code")], className="col"),
+                  html.Div([html.Strong("after"), html.Pre(json.dumps(event.after, indent=2) if event.after
+                                                           else "—", className="code")], className="col")],
+                 className="two-col"),
+    ], id="event-detail-body")
+
+
 def event_rows(services: Services) -> list[dict]:
-    """The audit log table, newest first."""
-    return [{"at": e.at.isoformat(timespec="seconds"), "actor": e.actor, "action": e.action,
+    """The audit log table, newest first (``id`` is the event's, so a click finds it)."""
+    return [{"id": e.id, "at": e.at.isoformat(timespec="seconds"), "actor": e.actor, "action": e.action,
              "object": f"{e.object_type} {e.object_id}", "before": layout.dumps(e.before) if e.before else "",
              "after": layout.dumps(e.after) if e.after else ""} for e in services.list_events(limit=500)]
 
@@ -539,8 +691,9 @@ def register_callbacks(app: Dash, services: Services,
        prevent_initial_call=True)(
         lambda n, name, kind, values, text: add_space_row(name, kind, values, text) if n else no_update)
 
-    cb(Output("wiz-space-feedback", "children"), Input("wiz-space", "value"), Input("wiz-procedure", "value"))(
-        validate_space)
+    cb(Output("wiz-space-feedback", "children"), Input("wiz-space", "value"), Input("wiz-procedure", "value"),
+       Input("wiz-model", "value"))(
+        lambda text, procedure, model: validate_space(services, text, procedure, model))
 
     cb(Output("wiz-notice", "children"), Output("url", "pathname", allow_duplicate=True),
        Input("wiz-launch", "n_clicks"), State("wiz-name", "value"), State("wiz-description", "value"),
@@ -581,8 +734,39 @@ def register_callbacks(app: Dash, services: Services,
         lambda _n, workload_id: workload_detail(services, workload_id))
 
     cb(Output("graph-curves", "figure"), Input("tick", "n_intervals"), Input("wl-id", "data"),
-       Input("curve-metric", "value"), Input("cfg-table", "selected_row_ids"))(
-        lambda _n, workload_id, metric, selected: learning_curves(services, workload_id, metric, selected))
+       Input("curve-metric", "value"), Input("cfg-table", "selected_row_ids"), Input("curve-only-selected", "value"))(
+        lambda _n, workload_id, metric, selected, only: learning_curves(services, workload_id, metric, selected,
+                                                                        only))
+
+    cb(Output("cfg-table", "selected_rows"), Output("cfg-table", "selected_row_ids"),
+       Input("btn-clear-selection", "n_clicks"), prevent_initial_call=True)(
+        lambda n: clear_selection() if n else (no_update, no_update))
+
+    cb(Output("compare-pick", "options"), Input("cfg-table", "data"))(
+        lambda rows: [{"label": f"config {r['id']} ({r['hparams_text']})", "value": r["id"]} for r in rows or []])
+
+    cb(Output("compare-link", "href"), Output("compare-link", "style"), Input("compare-pick", "value"))(compare_link)
+
+    # the notice as an input shows a new note at once
+    cb(Output("notes-list", "children"), Input("wl-id", "data"), Input("cfg-table", "selected_row_ids"),
+       Input("notice-note", "children"))(
+        lambda workload_id, selected, _notice: notes_list(services, workload_id, selected))
+
+    cb(Output("notice-note", "children"), Input("btn-note", "n_clicks"), State("wl-id", "data"),
+       State("note-about", "value"), State("cfg-table", "selected_row_ids"), State("note-text", "value"),
+       prevent_initial_call=True)(
+        lambda n, *form: add_note(services, *form) if n else no_update)
+
+    # view state in the address: the selection it names is applied once the rows arrive; changes are written back
+    cb(Output("cfg-table", "selected_rows", allow_duplicate=True),
+       Output("cfg-table", "selected_row_ids", allow_duplicate=True), Output("view-config", "data"),
+       Input("cfg-table", "data"), State("view-config", "data"), prevent_initial_call=True)(select_from_view)
+
+    cb(Output("url-state", "search"), Input("cfg-table", "sort_by"), Input("curve-metric", "value"),
+       Input("cfg-table", "selected_row_ids"), prevent_initial_call=True)(detail_view_query)
+
+    cb(Output("url-state", "search", allow_duplicate=True), Input("workload-table", "sort_by"),
+       prevent_initial_call=True)(lambda sort_by: layout.view_query(sort_by))
 
     cb(Output("notice-actions", "children"), Input("btn-stop", "n_clicks"), Input("btn-resume", "n_clicks"),
        Input("btn-prio", "n_clicks"), State("cfg-table", "selected_row_ids"), State("prio-value", "value"),
@@ -606,7 +790,7 @@ def register_callbacks(app: Dash, services: Services,
 
     cb(Output("notice-drill", "children"), Input("btn-drill", "n_clicks"), State("cfg-table", "selected_row_ids"),
        State("drill-space", "value"), State("drill-procedure", "value"), State("drill-epochs", "value"),
-       prevent_initial_call=True)(
+       State("drill-configs", "value"), prevent_initial_call=True)(
         lambda n, *form: drill_down(services, *form) if n else no_update)
 
     # the last input redraws the tables right after a stop request, not at the next tick
@@ -655,3 +839,5 @@ def register_callbacks(app: Dash, services: Services,
         lambda _n, _path: event_rows(services))
 
     schedules_page.register_schedule_callbacks(app, services)
+    cb(Output("event-detail", "children"), Input("event-table", "active_cell"))(
+        lambda cell: event_detail(services, cell))

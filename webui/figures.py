@@ -32,17 +32,23 @@ def _empty(message: str) -> go.Figure:
     return fig
 
 
-def learning_curves(series: dict[int, list[tuple[int, float]]], metric: str) -> go.Figure:
-    """One line per config: metric value per epoch (1-based)."""
+def learning_curves(series: dict[int, list[tuple[int, float]]], metric: str,
+                    highlight: set[int] | frozenset[int] = frozenset()) -> go.Figure:
+    """One line per config: metric value per epoch (1-based); ``highlight``ed configs drawn bold, the rest faded,
+    and the title says which, so a selection never hides lines without saying so."""
     if not any(series.values()):
         return _empty("No finished epochs yet: curves appear after each config's first epoch")
     fig = go.Figure()
     for config_id, points in sorted(series.items()):
         if not points:
             continue
+        bold = config_id in highlight
         fig.add_trace(go.Scatter(x=[e + 1 for e, _ in points], y=[v for _, v in points], mode="lines+markers",
-                                 name=f"config {config_id}", line={"color": colour(config_id)}))
-    fig.update_layout(title=f"{metric} per epoch", xaxis_title="epoch", yaxis_title=metric, height=360,
+                                 name=f"config {config_id}", line={"color": colour(config_id), "width": 4 if bold else 2},
+                                 opacity=1.0 if bold or not highlight else 0.35))
+    shown = [c for c in sorted(highlight) if series.get(c)]
+    title = f"{metric} per epoch" + (f" · config {', '.join(map(str, shown))} highlighted" if shown else "")
+    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=metric, height=360,
                       margin={"l": 50, "r": 20, "t": 50, "b": 40}, uirevision="keep", legend={"orientation": "h"})
     fig.update_xaxes(dtick=1)
     return fig

@@ -8,7 +8,7 @@ import re
 from dash import dash_table, dcc, html
 
 from hopper.engine.catalog import ROSTER
-from hopper.engine.procedure_guide import COMMON_OPTIONS, GUIDES
+from hopper.engine.procedure_guide import COMMON_OPTIONS, DRILL_DOWN_PROCEDURES, GUIDES, drill_down_procedure
 from hopper.engine.status import SuggestionStatus
 
 REFRESH_MS = 2000
@@ -25,7 +25,7 @@ TABLE_STYLE = {
     "style_data_conditional": [
         {"if": {"filter_query": "{status} = failed"}, "color": "#b42318"},
         {"if": {"filter_query": "{status} = stopped"}, "color": "#777"},
-        {"if": {"filter_query": "{status} = running"}, "fontWeight": "600"},
+        {"if": {"filter_query": '{status} = "training now"'}, "fontWeight": "600"},
         {"if": {"state": "selected"}, "backgroundColor": "#e8f0fe", "border": "1px solid #4c78a8"},
     ],
 }
@@ -51,6 +51,8 @@ def shell(token_required: bool) -> html.Div:
         nav.append(html.A("Log out", href="/logout", className="nav-link right"))
     return html.Div([
         dcc.Location(id="url"),
+        # The view state (sort, selected config, curve metric) written into the address without a reload.
+        dcc.Location(id="url-state", refresh=False),
         dcc.Interval(id="tick", interval=REFRESH_MS),
         html.Header([html.Span("Hopper", className="brand"),
                      html.Span("model selection you can steer", className="tagline"), html.Nav(nav)],
@@ -59,88 +61,93 @@ def shell(token_required: bool) -> html.Div:
     ])
 
 
-def workloads_page(datasets: list, scripts: list) -> html.Div:
-    """The workloads list, the launch wizard and the dataset form."""
+def workloads_page(datasets: list, scripts: list, *, open_wizard: bool = True, sort_by: list | None = None) -> html.Div:
+    """The launch wizard (a section above the list, folded unless ``open_wizard``), the workloads list, newest first,
+    and the dataset form."""
     model_options = [{"label": f"{name} (roster)", "value": name} for name in ROSTER]
     model_options += [{"label": f"script {s.id}: {s.name}", "value": f"script:{s.id}"} for s in scripts if s.valid]
     return html.Div([
         html.H1("Workloads"),
+        # The wizard above the list, folded once there are workloads: the list is what a returning person reads.
+        html.Details([html.Summary("Launch a workload", id="wizard-toggle", className="section-toggle"),
+            html.Div([
+                html.Div([
+                    field("Name", dcc.Input(id="wiz-name", placeholder="e.g. digits grid", className="input")),
+                    field("Description", dcc.Textarea(id="wiz-description", className="textarea small")),
+                    field("Model", dcc.Dropdown(id="wiz-model", options=model_options, value="mlp", clearable=False),
+                          "a roster model, or a script you uploaded and Hopper validated"),
+                    field("Dataset", dcc.Dropdown(id="wiz-dataset", options=[
+                        {"label": f"{d.name} ({d.n_rows} rows, {d.task}, features {tuple(d.feature_shape)}, "
+                                  f"label {d.label_column})", "value": d.name} for d in datasets],
+                        value=datasets[0].name if datasets else None)),
+                    html.Div([
+                        field("Procedure", dcc.Dropdown(id="wiz-procedure", clearable=False, value="grid", options=[
+                            {"label": g.name, "title": g.summary, "value": g.name} for g in GUIDES.values()]),
+                            width="32%"),
+                        field("Max epochs", dcc.Input(id="wiz-epochs", type="number", min=1, value=3,
+                                                      className="input"), width="32%"),
+                        field("Configs (all but grid/manual/PBT)", dcc.Input(id="wiz-configs", type="number", min=1,
+                                                                             value=8, className="input"), width="32%"),
+                    ], className="row"),
+                    html.Div(procedure_fields("grid"), id="wiz-proc-fields"),
+                    dcc.Checklist(id="wiz-advisor", value=[], options=[
+                        {"label": " Advisor mode: the procedure suggests stops, pauses, promotions and exploits; "
+                                  "people accept or reject each", "value": "advisor"}]),
+                    html.Div(id="wiz-proc-feedback", className="feedback"),
+                    html.Div([
+                        field("Objective metric", dcc.Input(id="wiz-metric", value="val_accuracy", className="input"),
+                              width="49%"),
+                        field("Direction", dcc.Dropdown(id="wiz-direction", clearable=False, value="max", options=[
+                            {"label": "maximise", "value": "max"}, {"label": "minimise", "value": "min"}]), width="49%"),
+                    ], className="row"),
+                    dcc.Checklist(id="wiz-private", options=[{"label": " Train privately (DP-SGD)", "value": "dp"}],
+                                  value=[]),
+                    html.Div([
+                        field("Clip norm C", dcc.Input(id="wiz-dp-clip", type="number", value=1.0, className="input"),
+                              width="18%"),
+                        field("Noise from", dcc.Dropdown(id="wiz-dp-mode", clearable=False, value="target_epsilon",
+                                                         options=[{"label": "target epsilon", "value": "target_epsilon"},
+                                                                  {"label": "noise multiplier", "value": "noise_multiplier"}]),
+                              width="28%"),
+                        field("Value", dcc.Input(id="wiz-dp-value", type="number", value=8, className="input"),
+                              width="14%"),
+                        field("Delta", dcc.Input(id="wiz-dp-delta", type="number", value=1e-5, className="input"),
+                              width="18%"),
+                        field("Microbatches", dcc.Input(id="wiz-dp-micro", type="number", min=1, className="input",
+                                                        placeholder="per example"), width="18%"),
+                    ], className="row", id="wiz-dp-fields"),
+                    html.Div(id="wiz-dp-feedback", className="feedback"),
+                ], className="col"),
+                html.Div([
+                    html.Div([
+                        field("Parameter", dcc.Input(id="row-name", placeholder="units", className="input"), width="24%"),
+                        field("Type", dcc.Dropdown(id="row-type", value="choice", clearable=False, options=[
+                            {"label": t, "value": t} for t in ("choice", "int", "uniform", "loguniform", "fixed")]),
+                            width="24%"),
+                        field("Values / low,high[,step]", dcc.Input(id="row-values", placeholder="32, 64, 128",
+                                                                    className="input"), width="34%"),
+                        html.Button("Add row", id="row-add", className="button secondary"),
+                    ], className="row bottom"),
+                    field("Search space (YAML or JSON)", dcc.Textarea(id="wiz-space", value=EXAMPLE_SPACE,
+                                                                     className="textarea code")),
+                    html.Div(id="wiz-space-feedback", className="feedback"),
+                    field("Script entry options (YAML: entry_args, bind_globals)", dcc.Textarea(
+                        id="wiz-entry", placeholder="entry_args: {num_classes: 10}\nbind_globals: {x_train: x}",
+                        className="textarea code")),
+                    html.Button("Launch", id="wiz-launch", className="button primary"),
+                    html.Div(id="wiz-notice", className="notice"),
+                ], className="col"),
+            ], className="two-col card"),
+        ], id="wizard", open=open_wizard),
         dash_table.DataTable(
             id="workload-table", columns=[
                 {"name": "id", "id": "id"}, {"name": "name", "id": "link", "presentation": "markdown"},
                 {"name": "status", "id": "status"}, {"name": "procedure", "id": "procedure"},
                 {"name": "model", "id": "model_ref"}, {"name": "progress", "id": "progress"},
-                {"name": "best", "id": "best"}, {"name": "error", "id": "error"}],
-            data=[], sort_action="native", page_size=20, markdown_options={"link_target": "_self"}, **TABLE_STYLE),
-        html.H2("Launch a workload"),
-        html.Div([
-            html.Div([
-                field("Name", dcc.Input(id="wiz-name", placeholder="e.g. digits grid", className="input")),
-                field("Description", dcc.Textarea(id="wiz-description", className="textarea small")),
-                field("Model", dcc.Dropdown(id="wiz-model", options=model_options, value="mlp", clearable=False),
-                      "a roster model, or a script you uploaded and Hopper validated"),
-                field("Dataset", dcc.Dropdown(id="wiz-dataset", options=[
-                    {"label": f"{d.name} ({d.n_rows} rows, {d.task}, features {tuple(d.feature_shape)}, "
-                              f"label {d.label_column})", "value": d.name} for d in datasets],
-                    value=datasets[0].name if datasets else None)),
-                html.Div([
-                    field("Procedure", dcc.Dropdown(id="wiz-procedure", clearable=False, value="grid", options=[
-                        {"label": g.name, "title": g.summary, "value": g.name} for g in GUIDES.values()]),
-                        width="32%"),
-                    field("Max epochs", dcc.Input(id="wiz-epochs", type="number", min=1, value=3,
-                                                  className="input"), width="32%"),
-                    field("Configs (all but grid/manual/PBT)", dcc.Input(id="wiz-configs", type="number", min=1,
-                                                                         value=8, className="input"), width="32%"),
-                ], className="row"),
-                html.Div(procedure_fields("grid"), id="wiz-proc-fields"),
-                dcc.Checklist(id="wiz-advisor", value=[], options=[
-                    {"label": " Advisor mode: the procedure suggests stops, pauses, promotions and exploits; "
-                              "people accept or reject each", "value": "advisor"}]),
-                html.Div(id="wiz-proc-feedback", className="feedback"),
-                html.Div([
-                    field("Objective metric", dcc.Input(id="wiz-metric", value="val_accuracy", className="input"),
-                          width="49%"),
-                    field("Direction", dcc.Dropdown(id="wiz-direction", clearable=False, value="max", options=[
-                        {"label": "maximise", "value": "max"}, {"label": "minimise", "value": "min"}]), width="49%"),
-                ], className="row"),
-                dcc.Checklist(id="wiz-private", options=[{"label": " Train privately (DP-SGD)", "value": "dp"}],
-                              value=[]),
-                html.Div([
-                    field("Clip norm C", dcc.Input(id="wiz-dp-clip", type="number", value=1.0, className="input"),
-                          width="18%"),
-                    field("Noise from", dcc.Dropdown(id="wiz-dp-mode", clearable=False, value="target_epsilon",
-                                                     options=[{"label": "target epsilon", "value": "target_epsilon"},
-                                                              {"label": "noise multiplier", "value": "noise_multiplier"}]),
-                          width="28%"),
-                    field("Value", dcc.Input(id="wiz-dp-value", type="number", value=8, className="input"),
-                          width="14%"),
-                    field("Delta", dcc.Input(id="wiz-dp-delta", type="number", value=1e-5, className="input"),
-                          width="18%"),
-                    field("Microbatches", dcc.Input(id="wiz-dp-micro", type="number", min=1, className="input",
-                                                    placeholder="per example"), width="18%"),
-                ], className="row", id="wiz-dp-fields"),
-                html.Div(id="wiz-dp-feedback", className="feedback"),
-            ], className="col"),
-            html.Div([
-                html.Div([
-                    field("Parameter", dcc.Input(id="row-name", placeholder="units", className="input"), width="24%"),
-                    field("Type", dcc.Dropdown(id="row-type", value="choice", clearable=False, options=[
-                        {"label": t, "value": t} for t in ("choice", "int", "uniform", "loguniform", "fixed")]),
-                        width="24%"),
-                    field("Values / low,high[,step]", dcc.Input(id="row-values", placeholder="32, 64, 128",
-                                                                className="input"), width="34%"),
-                    html.Button("Add row", id="row-add", className="button secondary"),
-                ], className="row bottom"),
-                field("Search space (YAML or JSON)", dcc.Textarea(id="wiz-space", value=EXAMPLE_SPACE,
-                                                                 className="textarea code")),
-                html.Div(id="wiz-space-feedback", className="feedback"),
-                field("Script entry options (YAML: entry_args, bind_globals)", dcc.Textarea(
-                    id="wiz-entry", placeholder="entry_args: {num_classes: 10}\nbind_globals: {x_train: x}",
-                    className="textarea code")),
-                html.Button("Launch", id="wiz-launch", className="button primary"),
-                html.Div(id="wiz-notice", className="notice"),
-            ], className="col"),
-        ], className="two-col card"),
+                # the best value any epoch reached, which the detail table (latest epoch) may not show
+                {"name": "best (any epoch)", "id": "best"}, {"name": "error", "id": "error"}],
+            data=[], sort_action="native", sort_by=sort_by or [], page_size=20,
+            markdown_options={"link_target": "_self"}, **TABLE_STYLE),
         html.H2("Register a dataset"),
         html.Div([
             field("Name", dcc.Input(id="ds-name", className="input"), width="18%"),
@@ -172,35 +179,48 @@ def procedure_fields(procedure: str | None) -> list:
     return [summary, html.Div(fields, className="row wrap")]
 
 
-def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
-    """One workload: its configs, charts and the steering controls (stop, clone, drill down, edge)."""
+def detail_page(workload, parent, view: dict | None = None) -> html.Div:  # noqa: ANN001
+    """One workload: its configs, charts and the steering controls (stop, clone, drill down, edge).
+
+    ``view`` is the state kept in the address (:func:`view_from_query`): ``config`` to select once the table fills,
+    ``metric`` for the curves, ``sort_by`` for the table.
+    """
+    view = view or {}
     crumbs = [dcc.Link("Workloads", href="/"), " / "]
     if parent is not None:
         crumbs += [dcc.Link(f"{parent.name}", href=f"/workloads/{parent.id}", id="crumb-parent"), " / "]
     crumbs.append(html.Span(workload.name))
     crumbs += [" · ", dcc.Link("Pareto front (edge)", href=f"/workloads/{workload.id}/pareto", id="pareto-link")]
     metric = workload.objectives[0]["metric"]
+    curve_metrics = ["val_accuracy", "val_loss", "train_accuracy", "train_loss", "epoch_seconds",
+                     *(["epsilon"] if workload.privacy else [])]
+    curve_metrics += [o["metric"] for o in workload.objectives if o["metric"] not in curve_metrics]
     return html.Div([
         dcc.Store(id="wl-id", data=workload.id),
+        dcc.Store(id="view-config", data=view.get("config")),
         html.Div(crumbs, className="crumbs"),
         html.H1(workload.name, id="wl-title"),
         html.Div(id="wl-summary", className="summary"),
         *([suggestions_card(workload)] if workload.advisor else []),
         dash_table.DataTable(
             id="cfg-table", columns=[
-                {"name": "id", "id": "id"}, {"name": "status", "id": "status"},
-                {"name": "priority", "id": "priority"}, {"name": "epochs", "id": "epochs_done"},
+                {"name": "id", "id": "id"}, {"name": "page", "id": "page", "presentation": "markdown"},
+                {"name": "status", "id": "status"}, {"name": "priority", "id": "priority"}, {"name": f"epochs (of {workload.max_epochs})", "id": "epochs_done"},
                 {"name": "origin", "id": "origin"}, {"name": "hparams", "id": "hparams_text"},
-                {"name": metric, "id": "objective"}, {"name": "val_loss", "id": "val_loss"},
+                {"name": f"{metric} (latest epoch)", "id": "objective"},
+                {"name": "val_loss (latest epoch)", "id": "val_loss"},
                 # epsilon only means something for a private workload; elsewhere it would be an empty column
                 *([{"name": "epsilon", "id": "epsilon"}] if workload.privacy else []),
                 {"name": "version", "id": "version"}],
-            data=[], row_selectable="single", sort_action="native", page_size=15,
+            data=[], row_selectable="single", sort_action="native", sort_by=view.get("sort_by") or [], page_size=15,
+            # a filter row under the header: status ("training now"), a metric (> 0.9), an hparam (lr=0.01)
+            filter_action="native", markdown_options={"link_target": "_self"},
             tooltip_duration=None, **TABLE_STYLE),
         html.Div([
             html.Div([
                 html.H3("Selected config"),
-                html.Div([html.Button("Stop", id="btn-stop", className="button"),
+                html.Div([html.Button("Clear selection", id="btn-clear-selection", className="button secondary"),
+                          html.Button("Stop", id="btn-stop", className="button"),
                           html.Button("Resume", id="btn-resume", className="button"),
                           dcc.Input(id="prio-value", type="number", value=10, className="input narrow"),
                           html.Button("Set priority", id="btn-prio", className="button")], className="row"),
@@ -231,10 +251,13 @@ def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
                 field("refined space (YAML/JSON, a subset of this workload's)",
                       dcc.Textarea(id="drill-space", className="textarea small code",
                                    value=_space_text(workload.search_space))),
-                html.Div([field("procedure", dcc.Dropdown(id="drill-procedure", value="grid", clearable=False,
-                                                          options=["grid", "random", "tpe"]), width="48%"),
+                html.Div([field("procedure", dcc.Dropdown(
+                              id="drill-procedure", clearable=False, options=list(DRILL_DOWN_PROCEDURES),
+                              value=drill_down_procedure(workload.procedure, workload.search_space)), width="32%"),
                           field("epochs", dcc.Input(id="drill-epochs", type="number", min=1,
-                                                    value=workload.max_epochs, className="input"), width="48%")],
+                                                    value=workload.max_epochs, className="input"), width="32%"),
+                          field("configs (random/TPE)", dcc.Input(id="drill-configs", type="number", min=1, value=8,
+                                                                  className="input"), width="32%")],
                          className="row"),
                 html.Button("Drill down", id="btn-drill", className="button primary"),
                 html.Div(id="notice-drill", className="notice"),
@@ -242,18 +265,153 @@ def detail_page(workload, parent) -> html.Div:  # noqa: ANN001
         ], className="two-col"),
         html.Div([
             html.Div([field("Curve metric", dcc.Dropdown(
-                id="curve-metric", value=metric, clearable=False,
-                options=["val_accuracy", "val_loss", "train_accuracy", "train_loss", "epoch_seconds",
-                         *(["epsilon"] if workload.privacy else [])]),
-                width="30%")],
-                className="row"),
+                id="curve-metric", clearable=False, options=curve_metrics,
+                value=view["metric"] if view.get("metric") in curve_metrics else metric),
+                width="30%"),
+                dcc.Checklist(id="curve-only-selected", value=[], options=[
+                    {"label": " only the selected config (else it is highlighted among all)", "value": "only"}])],
+                className="row bottom"),
             dcc.Graph(id="graph-curves", config={"displaylogo": False}),
         ], className="card"),
+        html.Div([field("Compare configs", dcc.Dropdown(id="compare-pick", multi=True, options=[],
+                                                         placeholder="pick two or more configs"), width="60%"),
+                  dcc.Link("Compare side by side", href="", id="compare-link", className="button secondary")],
+                 className="row bottom card"),
+        notes_card(),
         html.Div([dcc.Graph(id="graph-gantt", config={"displaylogo": False})], className="card"),
         learnt_card(workload),
         html.Div([dcc.Graph(id="graph-parcoords", config={"displaylogo": False})], className="card"),
         html.Div(id="children-links", className="summary"),
     ])
+
+
+def view_from_query(query: dict[str, str]) -> dict:
+    """The view state a URL's query keeps (``?config=12&metric=val_loss&sort=objective&dir=desc``), checked: what
+    does not parse is left out, so a stale or hand-edited address still opens the page."""
+    view: dict = {}
+    if query.get("config", "").isdigit():
+        view["config"] = int(query["config"])
+    if query.get("metric"):
+        view["metric"] = query["metric"]
+    if query.get("sort"):
+        view["sort_by"] = [{"column_id": query["sort"],
+                            "direction": "desc" if query.get("dir") == "desc" else "asc"}]
+    return view
+
+
+def view_query(sort_by: list | None, **values: object) -> str:
+    """The query string of a view state (the inverse of :func:`view_from_query`); empty values are left out."""
+    from urllib.parse import urlencode
+
+    items = {k: v for k, v in values.items() if v not in (None, "", [])}
+    if sort_by:
+        items["sort"], items["dir"] = sort_by[0]["column_id"], sort_by[0]["direction"]
+    return "?" + urlencode(items) if items else ""
+
+
+def config_page(config, workload, *, latest_checkpoint, pbt_source: int | None, clones: list[int],  # noqa: ANN001, PLR0913
+                exports: list, events: list, notes: list) -> html.Div:
+    """One config: its hyperparameters, every epoch's metrics, where its weights came from (clone source, the
+    drill-down parent of its workload, the PBT source it exploited) and went (its clones), its newest checkpoint,
+    exports, audit events and notes."""
+    link = f"/workloads/{workload.id}"
+    epochs: dict[int, dict] = {}
+    for m in config.metrics:
+        epochs.setdefault(m["epoch"], {})[m["name"]] = m["value"]
+    names = sorted({n for values in epochs.values() for n in values})
+    lineage = []
+    if config.cloned_from_config_id is not None:
+        lineage.append(html.Li(["cloned from ", dcc.Link(f"config {config.cloned_from_config_id}",
+                                                         href=f"/configs/{config.cloned_from_config_id}",
+                                                         id="config-clone-source")]))
+    if pbt_source is not None:
+        lineage.append(html.Li(["PBT exploit of ", dcc.Link(f"config {pbt_source}", href=f"/configs/{pbt_source}")]))
+    if workload.parent_config_id is not None:
+        lineage.append(html.Li(["its workload drills down from ", dcc.Link(
+            f"config {workload.parent_config_id}", href=f"/configs/{workload.parent_config_id}",
+            id="config-drill-parent"), f" of workload {workload.parent_workload_id}"]))
+    lineage += [html.Li(["cloned into ", dcc.Link(f"config {c}", href=f"/configs/{c}")]) for c in clones]
+    checkpoint = (f"newest checkpoint: epoch {latest_checkpoint.epoch + 1}, {latest_checkpoint.bytes} bytes, "
+                  f"sha256 {latest_checkpoint.sha256[:12]}…" if latest_checkpoint else "no checkpoint yet")
+    return html.Div([
+        html.Div([dcc.Link("Workloads", href="/"), " / ", dcc.Link(workload.name, href=link, id="config-workload"),
+                  " / ", html.Span(f"config {config.id}")], className="crumbs"),
+        html.H1(f"Config {config.id}", id="config-title"),
+        html.P(f"{config.status} · {config.epochs_done}/{workload.max_epochs} epochs · origin {config.origin} · "
+               f"priority {config.priority} · version {config.version}" + (f" · error: {config.error}"
+                                                                           if config.error else ""),
+               className="summary"),
+        html.Div([
+            html.Div([html.H3("Hyperparameters"),
+                      html.Table([html.Tr([html.Th(k), html.Td(str(v))]) for k, v in config.hparams.items()],
+                                 id="config-hparams"),
+                      html.H3("Lineage"),
+                      html.Ul(lineage, id="config-lineage") if lineage else html.P("Trained from scratch; no clones."),
+                      html.P(checkpoint, className="hint")], className="col card"),
+            html.Div([html.H3("Exports"),
+                      html.Ul([html.Li(f"export {e.id}: {e.quantization}, {e.bytes} bytes, TFLite accuracy "
+                                       f"{e.tflite_accuracy if e.tflite_accuracy is not None else 'n/a'}")
+                               for e in exports]) if exports else html.P("Not exported yet."),
+                      html.H3("Notes"),
+                      html.Div([note_item(n) for n in notes] or [html.P("No notes yet.", className="hint")])],
+                     className="col card"),
+        ], className="two-col"),
+        html.H3("Every epoch"),
+        dash_table.DataTable(id="config-epochs", columns=[{"name": "epoch", "id": "epoch"}] + [
+            {"name": n, "id": n} for n in names],
+            data=[{"epoch": e + 1, **{n: f"{v:.4g}" for n, v in values.items()}} for e, values in sorted(epochs.items())],
+            page_size=50, **TABLE_STYLE),
+        html.H3("Audit events"),
+        dash_table.DataTable(id="config-events", columns=[{"name": c, "id": c} for c in ("at", "actor", "action",
+                                                                                         "after")],
+                             data=[{"at": e.at.isoformat(timespec="seconds"), "actor": e.actor, "action": e.action,
+                                    "after": dumps(e.after) if e.after else ""} for e in events],
+                             page_size=20, **TABLE_STYLE),
+    ])
+
+
+def compare_page(workload, configs: list, metric: str, figure) -> html.Div:  # noqa: ANN001
+    """Configs of one workload side by side: each hyperparameter and latest metric in a row, a column per config,
+    and their curves of the workload's objective."""
+    hparams = sorted({k for c in configs for k in c.hparams})
+    metrics = sorted({k for c in configs for k in c.latest_metrics if k != "epoch"})
+    def cell(value: object) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else ("" if value is None else str(value))
+    rows = [{"": "status", **{f"config {c.id}": c.status for c in configs}},
+            {"": "epochs", **{f"config {c.id}": c.epochs_done for c in configs}},
+            *({"": k, **{f"config {c.id}": cell(c.hparams.get(k)) for c in configs}} for k in hparams),
+            *({"": k, **{f"config {c.id}": cell(c.latest_metrics.get(k)) for c in configs}} for k in metrics)]
+    return html.Div([
+        html.Div([dcc.Link("Workloads", href="/"), " / ", dcc.Link(workload.name, href=f"/workloads/{workload.id}"),
+                  " / ", html.Span("compare")], className="crumbs"),
+        html.H1(f"Compare configs {', '.join(str(c.id) for c in configs)}"),
+        dash_table.DataTable(id="compare-table", columns=[{"name": "", "id": ""}] + [
+            {"name": f"config {c.id}", "id": f"config {c.id}"} for c in configs], data=rows, **TABLE_STYLE),
+        html.Div([dcc.Graph(id="compare-curves", figure=figure, config={"displaylogo": False})], className="card"),
+        html.P(f"Latest epoch's metrics; curves of {metric}.", className="hint"),
+    ])
+
+
+def notes_card() -> html.Div:
+    """People's notes (Markdown) on the workload and on the selected config, and a box to add one."""
+    return html.Div([
+        html.H3("Notes"),
+        html.Div(id="notes-list", className="notes"),
+        field("note (Markdown: why you stopped, cloned or chose something)",
+              dcc.Textarea(id="note-text", className="textarea small")),
+        html.Div([dcc.RadioItems(id="note-about", value="workload", inline=True, options=[
+                      {"label": " on this workload ", "value": "workload"},
+                      {"label": " on the selected config", "value": "config"}]),
+                  html.Button("Add note", id="btn-note", className="button secondary")], className="row"),
+        html.Div(id="notice-note", className="notice"),
+    ], className="card", id="notes-card")
+
+
+def note_item(note) -> html.Div:  # noqa: ANN001
+    """One note: who, when, about what, then its Markdown."""
+    return html.Div([html.Div(f"{note.author} · {note.created_at.isoformat(timespec='minutes')} · "
+                              f"{note.object_type} {note.object_id}", className="hint"),
+                     dcc.Markdown(note.text, className="note-text")], className="note", id=f"note-{note.id}")
 
 
 def learnt_card(workload) -> html.Div:  # noqa: ANN001
@@ -342,6 +500,7 @@ def events_page() -> html.Div:
         dash_table.DataTable(id="event-table", columns=[
             {"name": c, "id": c} for c in ("at", "actor", "action", "object", "before", "after")],
             data=[], sort_action="native", page_size=30, **TABLE_STYLE),
+        html.Div(id="event-detail", className="card"),
     ])
 
 

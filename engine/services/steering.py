@@ -18,12 +18,14 @@ from hopper.engine import objectives as objective_math
 from hopper.engine.catalog import check_hparam_value, check_hparams, get_entry
 from hopper.engine.entities import (
     AppliedDecision,
+    CheckpointInfo,
     ConfigInfo,
     Importance,
     ObjectiveFront,
     ScriptInfo,
     SubEpochInfo,
     WorkloadInfo,
+    WorkloadProgress,
 )
 from hopper.engine.errors import Conflict, InvalidState, NotFound, ValidationError
 from hopper.engine.procedure_guide import GUIDES, ProcedureGuide
@@ -113,17 +115,14 @@ class SteeringServices(ServiceContext):
         if spec.advisor and spec.procedure == "manual":
             raise ValidationError("advisor mode needs an automatic procedure (asha, hyperband, pbt, ... or any with "
                                   "median_stop): with manual there is nothing to suggest", field="advisor")
-        if space_raw is None:
-            if spec.procedure != "manual":
-                raise ValidationError(f"procedure {spec.procedure!r} needs a search space", field="space")
-            space_raw = {}
-        space = SearchSpace.parse(space_raw)
-        _check_space_for_model(model_ref, space)
+        if spec.model is not None:
+            objective_math.check_known_metrics(
+                [o.stored() for o in spec.objectives],
+                objective_math.roster_metrics(dataset.task, dataset.label_kind, private=spec.privacy is not None))
         objectives = [Objective(o.metric, o.direction) for o in spec.objectives]
-        procedure = make_procedure(spec.procedure, space, objectives[0], seed=spec.seed, budget=spec.max_configs,
-                                   options=spec.procedure_options, max_epochs=spec.max_epochs, objectives=objectives)
-        if spec.procedure == "grid":
-            procedure.capacity()  # raises if a range has no step
+        space = _checked_space(space_raw, model_ref, spec.procedure, objectives, seed=spec.seed,
+                               max_configs=spec.max_configs, options=spec.procedure_options,
+                               max_epochs=spec.max_epochs)
         if "weights_path" in space.names():
             for value in _possible_values(space, "weights_path"):
                 if value:
@@ -173,6 +172,39 @@ class SteeringServices(ServiceContext):
         n_rows = self.store.datasets.get(dataset).n_train if dataset not in (None, "") else 0
         return parsed.warnings(n_rows)
 
+    def check_space(self, space: dict | None, *, model: str, procedure: str = "grid") -> str:
+        """Check a search space exactly as a launch would (the wizard checks it as people type): empty for a
+        procedure that needs one, a hyperparameter the roster model does not have, a value it refuses (an unknown
+        optimizer, ``lr`` <= 0), a grid range without a step. ``model`` is a roster name or ``script:ID``.
+
+        Returns:
+            What the space holds: "2 grid points" for grid, "3 parameters" for the other procedures.
+
+        Raises:
+            ValidationError: ``field`` names the part at fault (``space.optimizer``).
+        """
+        space_raw = space or None
+        if model.startswith("script:"):
+            script_id = model.split(":", 1)[1]
+            try:
+                script = self.store.scripts.get(int(script_id))
+            except (NotFound, ValueError):
+                raise ValidationError(f"script {script_id} does not exist", field="script") from None
+            space_raw = space_raw if space_raw is not None else script.validation.get("space")
+        else:
+            get_entry(model)
+        if procedure not in PROCEDURES:
+            raise ValidationError(f"unknown procedure {procedure!r}; choose one of {', '.join(PROCEDURES)}",
+                                  field="procedure")
+        objectives = [Objective("val_accuracy", "max"), Objective("val_loss", "min")]
+        chosen = GUIDES[procedure]
+        # the budget is checked with the procedure's options (check_procedure); here any budget will do
+        checked = _checked_space(space_raw, model, procedure, objectives[:2 if chosen.multi_objective else 1],
+                                 max_configs=1 if chosen.needs_budget else None)
+        if procedure == "grid":
+            return f"{checked.grid_size()} grid points"
+        return f"{len(checked.names())} parameters"
+
     def list_procedures(self) -> list[ProcedureGuide]:
         """Every search procedure with what it does and the options it takes (defaults and bounds)."""
         return [GUIDES[name] for name in PROCEDURES]
@@ -193,6 +225,10 @@ class SteeringServices(ServiceContext):
     def list_workloads(self) -> list[WorkloadInfo]:
         """Every workload with its config counts by status and its best config so far."""
         return self.store.workloads.list()
+
+    def workload_progress(self, workload_ids: Iterable[int] | None = None) -> dict[int, WorkloadProgress]:
+        """Per workload (all: None): epochs trained of those planned, and the configs on a worker now."""
+        return {p.workload_id: p for p in self.store.workloads.progress(workload_ids)}
 
     def get_workload(self, workload_id: int) -> WorkloadInfo:
         """One workload with its config counts and best config."""
@@ -249,6 +285,10 @@ class SteeringServices(ServiceContext):
     def get_config(self, config_id: int) -> ConfigInfo:
         """A config with every per-epoch metric, oldest first."""
         return self.store.configs.get(config_id)
+
+    def latest_checkpoint(self, config_id: int) -> CheckpointInfo | None:
+        """A config's newest committed checkpoint (None before its first sub-epoch commits)."""
+        return self.store.configs.latest_checkpoint(config_id)
 
     def workload_metrics(self, workload_id: int, name: str | None = None) -> dict[int, list[dict]]:
         """Every per-epoch metric of a workload's configs (optionally one metric): config id -> rows."""
@@ -584,6 +624,23 @@ def _check_entry_options(spec: WorkloadSpec, script: ScriptInfo) -> None:
             f"bind_globals: script {script.id} reads module globals it does not define ({', '.join(unbound)}): bind "
             f"them to the training sample, e.g. bind_globals: {{{', '.join(f'{n}: x' for n in unbound)}}} "
             "(x features, y labels, frame the typed table)", field="bind_globals")
+
+
+def _checked_space(space_raw: dict | None, model_ref: str, procedure: str, objectives: list[Objective], *,
+                   seed: int = 0, max_configs: int | None = None, options: dict | None = None,
+                   max_epochs: int = 3) -> SearchSpace:
+    """The one check of a workload's space, shared by the launch and the wizard's live feedback."""
+    if space_raw is None:  # an empty mapping is a space (a script whose search space is all fixed)
+        if procedure != "manual":
+            raise ValidationError(f"procedure {procedure!r} needs a search space", field="space")
+        space_raw = {}
+    space = SearchSpace.parse(space_raw)
+    _check_space_for_model(model_ref, space)
+    built = make_procedure(procedure, space, objectives[0], seed=seed, budget=max_configs, options=options or {},
+                           max_epochs=max_epochs, objectives=objectives)
+    if procedure == "grid":
+        built.capacity()  # raises if a range has no step
+    return space
 
 
 def _check_space_for_model(model_ref: str, space: SearchSpace) -> None:

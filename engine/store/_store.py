@@ -28,6 +28,7 @@ from hopper.engine.store.edge import EdgeStore
 from hopper.engine.store.evaluations import EvaluationStore
 from hopper.engine.store.identity import IdentityStore
 from hopper.engine.store.lease import LeaseStore
+from hopper.engine.store.notes import NoteStore
 from hopper.engine.store.schedule import EventStore, ScheduleStore
 from hopper.engine.store.schedules import CronScheduleStore
 from hopper.engine.store.suggestions import SuggestionStore
@@ -122,6 +123,7 @@ class Store:
         self.schedules = CronScheduleStore(self)
         self.webhooks = WebhookStore(self)
         self.workers = WorkerPoolStore(self)
+        self.notes = NoteStore(self)
         if check_schema:
             self.check_schema()
 

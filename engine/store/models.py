@@ -525,3 +525,19 @@ class WorkerPoolRow(Base):
     requested_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     workers: Mapped[list | None] = mapped_column(JSON, nullable=True)
     reported_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+class NoteRow(Base):
+    """A person's note (Markdown) on a workload or a config: why they stopped, cloned or chose something.
+
+    ``object_type`` + ``object_id`` name what it is about (no foreign key: one table for both kinds; the store checks
+    the object exists when the note is written). Notes are never edited: a correction is a new note.
+    """
+
+    __tablename__ = "note"
+    __table_args__ = (Index("ix_note_object", "object_type", "object_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    object_type: Mapped[str] = mapped_column(String(30))
+    object_id: Mapped[int] = mapped_column(Integer)
+    author: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

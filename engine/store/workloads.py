@@ -8,11 +8,17 @@ from typing import TypeVar
 
 from sqlalchemy import func, select
 
-from hopper.engine.entities import ConfigObservation, Proposal, WorkloadInfo
+from hopper.engine.entities import ConfigObservation, Proposal, WorkloadInfo, WorkloadProgress
 from hopper.engine.errors import InvalidState
-from hopper.engine.status import ConfigStatus, WorkloadStatus, check_transition
+from hopper.engine.status import (
+    FINISHED_CONFIG,
+    ConfigStatus,
+    SubEpochOutcome,
+    WorkloadStatus,
+    check_transition,
+)
 from hopper.engine.store._common import Repository, add_event, get_row
-from hopper.engine.store.models import ConfigRow, EventRow, MetricRow, ScriptRow, WorkloadRow
+from hopper.engine.store.models import ConfigRow, EventRow, MetricRow, ScriptRow, SubEpochRow, WorkloadRow
 
 #: Given the workload and every config it has, the configs to add now.
 Proposer = Callable[[WorkloadInfo, list[ConfigObservation]], Proposal]
@@ -127,6 +133,31 @@ class WorkloadStore(Repository):
             rows = list(session.scalars(select(WorkloadRow).order_by(WorkloadRow.id)))
             counts = _counts(session, [r.id for r in rows])
             return [WorkloadInfo.from_row(r, counts.get(r.id, {}), _best(session, r)) for r in rows]
+
+    def progress(self, workload_ids: Iterable[int] | None = None) -> list[WorkloadProgress]:
+        """Epochs trained and planned, and the configs on a worker now, of some workloads (all: None), by id."""
+        with self._session() as session:
+            query = select(WorkloadRow).order_by(WorkloadRow.id)
+            if workload_ids is not None:
+                query = query.where(WorkloadRow.id.in_(list(workload_ids)))
+            workloads = list(session.scalars(query))
+            ids = [w.id for w in workloads]
+            configs = session.execute(select(ConfigRow.workload_id, ConfigRow.id, ConfigRow.status,
+                                             ConfigRow.epochs_done).where(ConfigRow.workload_id.in_(ids))).all()
+            on_workers = set(session.scalars(
+                select(SubEpochRow.config_id).join(ConfigRow, ConfigRow.id == SubEpochRow.config_id)
+                .where(ConfigRow.workload_id.in_(ids), SubEpochRow.outcome == SubEpochOutcome.RUNNING)))
+        out = []
+        for w in workloads:
+            mine = [c for c in configs if c.workload_id == w.id]
+            done = sum(c.epochs_done for c in mine)
+            # a config that will not train again counts what it trained; the others, every epoch they may train
+            planned = sum(c.epochs_done if ConfigStatus(c.status) in FINISHED_CONFIG else w.max_epochs for c in mine)
+            if w.status in (WorkloadStatus.RUNNING, WorkloadStatus.PAUSED) and w.max_configs:
+                planned += max(0, w.max_configs - len(mine)) * w.max_epochs
+            out.append(WorkloadProgress(w.id, done, max(planned, done),
+                                        sorted(c.id for c in mine if c.id in on_workers)))
+        return out
 
     def get(self, workload_id: int) -> WorkloadInfo:
         with self._session() as session:

@@ -128,7 +128,7 @@ def test_steering_a_workload_in_the_browser(server, browser):
     _wait_text(_cell(page, first, "status"), "stopped")
     page.click("#btn-resume")
     _wait_text(page.locator("#notice-actions"), f"config {first}: queued")
-    _wait_text(_cell(page, first, "status"), "queued|running|done")
+    _wait_text(_cell(page, first, "status"), "queued|training now|waiting for a worker|done")
 
     # -- clone with a new learning rate ------------------------------------------------------------------
     page.fill("#clone-lr", "0.0005")
@@ -335,3 +335,131 @@ def test_schedules_page_refuses_a_bad_cron_and_lists_a_good_schedule(server, bro
     _wait_text(page.locator("#schedule-table tr").filter(has_text="browser nightly"), r"Europe/Berlin\s+no")
     r = requests.get(base + "/api/v1/schedules", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert [(s["cron"], s["enabled"]) for s in r.json() if s["name"] == "browser nightly"] == [("0 2 * * 1", False)]
+
+
+def _title(page) -> str:  # noqa: ANN001
+    """The learning-curve chart's title (SVG text: inner_text cannot read it)."""
+    return page.evaluate("(document.querySelector('#graph-curves .gtitle') || {}).textContent || ''")
+
+
+def _wait_title(page, expected: str, timeout: float = 120) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _title(page) == expected:
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"the curves' title never became {expected!r}; last {_title(page)!r} at {page.url}")
+
+
+def test_the_dashboard_refuses_what_launch_and_training_would_refuse(server, browser):
+    """Issue 18, items 1-4, as a person meets them in Chromium: each mistake is refused next to the action with the
+    field named, and nothing is created; the live validator and Launch agree; the list says which "best" it shows."""
+    base, token, _ = server
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {token}"
+    before = len(api.get(base + "/api/v1/workloads", timeout=30).json())
+    # a one-epoch workload trains while the wizard is checked (its configs are used from step 2 on)
+    r = api.post(base + "/api/v1/workloads", json={
+        "name": "refusals", "model": "mlp", "dataset": "digits", "procedure": "grid", "max_epochs": 1,
+        "space": {"lr": {"type": "choice", "values": [0.01, 0.003]}, "units": 16}}, timeout=30)
+    assert r.status_code == 201, r.text
+    wid = r.json()["id"]
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(base + "/login")
+    page.fill("#token", token)
+    page.click("#login-button")
+    page.wait_for_selector("#workload-table")
+    assert "best (any epoch)" in page.locator("#workload-table").inner_text()
+    # 11. with workloads listed, the wizard is a folded section above them; one click opens it
+    assert page.get_attribute("#wizard", "open") is None
+    page.click("#wizard-toggle")
+    page.wait_for_selector("#wiz-name", state="visible")
+
+    # 1. an objective the model never reports
+    page.fill("#wiz-name", "typo metric")
+    page.fill("#wiz-metric", "val_acc")
+    page.click("#wiz-launch")
+    _wait_text(page.locator("#wiz-notice"), r"Error \[objectives\.0\.metric\].*val_accuracy")
+    # 3. the live validator says what Launch says: an unknown optimizer, then a duplicate key from Add row
+    page.fill("#wiz-metric", "val_accuracy")
+    page.fill("#wiz-space", "lr: 0.01\nunits: 16\noptimizer: {type: choice, values: [adam, adamax]}\n")
+    _wait_text(page.locator("#wiz-space-feedback"), r"Error \[space\.optimizer\].*adamax")
+    page.click("#wiz-launch")
+    _wait_text(page.locator("#wiz-notice"), r"Error \[space\.optimizer\]")
+    page.fill("#wiz-space", "lr: 0.01\nunits: {type: choice, values: [16, 32]}\n")
+    _wait_text(page.locator("#wiz-space-feedback"), "valid: 2 grid points")
+    page.fill("#row-name", "units")
+    page.fill("#row-values", "64, 128")
+    page.click("#row-add")
+    _wait_text(page.locator("#wiz-space-feedback"), r"Error \[space\.units\].*given twice")
+    assert len(api.get(base + "/api/v1/workloads", timeout=30).json()) == before + 1  # "refusals" only
+
+    # 2. clone overrides and the priority box, on the configs of the one-epoch workload once both are done
+    page.goto(f"{base}/workloads/{wid}")
+    _wait_text(page.locator("#cfg-table"), r"lr=0\.003")
+    first, second = sorted(int(t) for t in page.locator('#cfg-table td[data-dash-column="id"]').all_inner_texts())
+    _wait_text(page.locator("#wl-summary"), r"^done · .* 2/2 epochs", timeout=240)  # 9. progress in epochs
+    assert _cell(page, first, "status").inner_text() == "done"
+    _select(page, first)
+    page.fill("#clone-extra", "{units: }")
+    page.click("#btn-clone")
+    _wait_text(page.locator("#notice-clone"), r"Error \[overrides\.units\]")
+    page.fill("#clone-extra", "")
+    page.fill("#clone-lr", "0")
+    page.click("#btn-clone")
+    _wait_text(page.locator("#notice-clone"), r"Error \[overrides\.lr\]")
+    page.fill("#prio-value", "")
+    page.click("#btn-prio")
+    _wait_text(page.locator("#notice-actions"), r"Error \[priority\]")
+    configs = api.get(f"{base}/api/v1/workloads/{wid}/configs", timeout=30).json()["items"]
+    assert len(configs) == 2 and all(c["priority"] == 0 for c in configs)
+    events = api.get(base + "/api/v1/events", params={"limit": 50}, timeout=30).json()
+    assert not any(e["action"] in ("clone_config", "set_priority") and e["object_id"] in [c["id"] for c in configs]
+                   for e in events)
+
+    # 7. the selection highlights its curve among all (and says so), and clears
+    curves = page.locator("#graph-curves")
+    _wait_text(curves, f"config {first} highlighted")
+    assert page.locator("#graph-curves .scatterlayer .trace").count() == 2
+    page.click("#btn-clear-selection")
+    _wait_title(page, "val_accuracy per epoch")
+    assert not page.locator("#cfg-table input[type=radio]:checked").count()
+
+    # 14. the view (selection, curve metric) is in the address and survives a reload
+    _select(page, second)
+    page.click("#curve-metric")
+    page.get_by_role("option", name="val_loss", exact=True).click()
+    _wait_title(page, f"val_loss per epoch · config {second} highlighted")
+    _until("the view in the address", lambda: f"config={second}" in page.url and "metric=val_loss" in page.url)
+    page.reload()
+    _wait_title(page, f"val_loss per epoch · config {second} highlighted")
+    assert _cell(page, second, "status").locator("xpath=..").locator("input[type=radio]").is_checked()
+
+    # notes (Markdown) on the selected config, then its own page from the table's link
+    page.click("#note-about >> text=on the selected config")
+    page.fill("#note-text", "Kept **lr=0.003**: steadier loss")
+    page.click("#btn-note")
+    _wait_text(page.locator("#notes-list"), "Kept lr=0.003: steadier loss")  # rendered, not raw Markdown
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1440, "height": 1000})
+    page.screenshot(path=SHOTS / "workload-detail-1440.png", full_page=True)
+    page.set_viewport_size({"width": 800, "height": 1000})
+    page.screenshot(path=SHOTS / "workload-detail-800.png", full_page=True)
+    page.set_viewport_size({"width": 1440, "height": 1000})
+    _cell(page, second, "page").locator("a").click()
+    page.wait_for_url(re.compile(rf"/configs/{second}$"))
+    _wait_text(page.locator("#config-epochs"), "val_accuracy")
+    assert "Kept lr=0.003" in page.inner_text("body")
+    page.screenshot(path=SHOTS / "config-page.png", full_page=True)
+
+    # 12. an audit event opens in full below the table
+    page.click("text=Audit log")
+    _wait_text(page.locator("#event-table"), "launch_workload")
+    page.locator('#event-table td[data-dash-column="after"]').first.click()
+    _wait_text(page.locator("#event-detail"), r"before[\s\S]*after")
+    page.screenshot(path=SHOTS / "audit-log-detail.png", full_page=True)
+    page.click("text=Workloads")
+    page.wait_for_selector("#workload-table")
+    _wait_text(page.locator("#workload-table"), r"\d+/\d+ epochs")
+    page.set_viewport_size({"width": 800, "height": 1000})
+    page.screenshot(path=SHOTS / "workloads-800.png", full_page=True)

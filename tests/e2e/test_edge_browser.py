@@ -59,6 +59,7 @@ def test_pareto_and_devices_pages_show_real_profiles(edge_server, tmp_path):
             page.click("#btn-deploy")
             notice = _wait_text(page.locator("#notice-edge"), r"deployment \d+ \(config-\d+\) requested", timeout=30)
             deployment_id = int(notice.split()[1])
+            assert page.get_attribute("#deploy-devices-link", "href") == "/devices"  # the page, not a REST URL
             page.screenshot(path=SHOTS / "edge-actions.png", full_page=True)
             deployed = server.wait(lambda: (d := server.get(f"/deployments/{deployment_id}"))["status"]
                                    not in ("requested", "starting") and d, 180, "the worker to start the model server")
@@ -95,6 +96,10 @@ def test_pareto_and_devices_pages_show_real_profiles(edge_server, tmp_path):
             server.wait(lambda: server.get(f"/deployments/{deployment_id}")["status"] == "stopped", 60,
                         "the worker to stop the model server")
             _wait_text(row, "stopped", timeout=30)  # the next refresh tick shows what the worker did
+            page.click("text=Audit log")  # the stop is audited, by the person who asked for it
+            stop_row = page.locator("#event-table tr").filter(has_text="stop_deployment")
+            _wait_text(stop_row, f"deployment {deployment_id}")
+            page.goto(server.base + "/devices")
             _wait_text(page.locator("#device-table"), "browser-pi")
             _wait_text(page.locator("#device-table"), "online")
             _wait_text(page.locator("#profile-table"), "browser-pi")

@@ -296,13 +296,20 @@ def rows_at(revision: str) -> dict[str, list[dict]]:
              "workers": [{"id": 0, "name": "local-0", "state": "active", "shards": {"4": [0, 2]}}],
              "reported_at": T2},
         ]
+    if _at_least(revision, "0014"):
+        data["note"] = [
+            {"id": 1, "object_type": "workload", "object_id": 1, "author": "alice",
+             "text": "Stopped the **lr=0.01** configs: they diverge ✓", "created_at": T1},
+            {"id": 2, "object_type": "config", "object_id": 4, "author": "Zoë.viewer@lab",
+             "text": "cloned with lr/2\n\n- see config 1", "created_at": T2},
+        ]
     if revision not in _FIXTURED:
         raise AssertionError(f"migration {revision} has no fixture rows: extend rows_at() and UPGRADED_COLUMNS in "
                              f"{__file__} with the tables and columns it adds")
     return data
 
 
-_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0012", "0013"}
+_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0012", "0013", "0014"}
 
 # Columns set after the row exists: cyclic foreign keys (config <-> checkpoint, workload -> config).
 DEFERRED = {("config", "current_checkpoint_id"): {1: 2, 4: 3}, ("config", "warm_start_checkpoint_id"): {2: 1},

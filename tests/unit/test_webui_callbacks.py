@@ -54,7 +54,7 @@ def test_launch_from_the_wizard_then_the_workloads_table(services, digits):
     [row] = cb.workload_rows(services)
     assert row["id"] == workload_id and row["status"] == "running" and row["procedure"] == "grid"
     assert row["link"] == f"[first \\[grid\\]](/workloads/{workload_id})"  # markdown-escaped name
-    assert row["progress"] == "0/2 configs finished" and row["best"] == ""
+    assert row["progress"] == "0/4 epochs · 2 queued" and row["best"] == ""
 
 
 @pytest.mark.parametrize(("space", "field"), [
@@ -72,14 +72,14 @@ def test_a_launch_with_an_invalid_space_shows_an_error_and_creates_nothing(servi
 
 
 def test_space_feedback_and_the_row_builder(services):
-    assert _text(cb.validate_space(GRID, "grid")) == "valid: 2 grid points"
-    assert _text(cb.validate_space(GRID, "random")) == "valid: 2 parameters"
-    assert _is_error(cb.validate_space("lr: [", "grid"))
+    assert _text(cb.validate_space(services, GRID, "grid", "mlp")) == "valid: 2 grid points"
+    assert _text(cb.validate_space(services, GRID, "random", "mlp")) == "valid: 2 parameters"
+    assert _is_error(cb.validate_space(services, "lr: [", "grid", "mlp"))
     text = cb.add_space_row("lr", "choice", "0.1, 0.01", "")
     assert text == 'lr: {"type": "choice", "values": [0.1, 0.01]}\n'
     text = cb.add_space_row("units", "int", "16, 64, 16", text)
     assert text.endswith('units: {"type": "int", "low": 16, "high": 64, "step": 16}\n')
-    assert _text(cb.validate_space(text, "grid")) == "valid: 8 grid points"
+    assert _text(cb.validate_space(services, text, "grid", "mlp")) == "valid: 8 grid points"
     assert cb.add_space_row("", "choice", "1", text) is no_update  # incomplete row: nothing changes
 
 
@@ -87,7 +87,7 @@ def test_the_detail_page_returns_rows_and_figures(services, workload):
     rows, summary, gantt, parcoords, links = cb.workload_detail(services, workload.id)
     assert sorted(r["status"] for r in rows) == ["queued", "queued"]
     assert {r["hparams_text"] for r in rows} == {"lr=0.01, units=32", "lr=0.001, units=32"}
-    assert summary.startswith("running · grid · model mlp · 2 epochs · 2 queued · no results yet")
+    assert summary.startswith("running · grid · model mlp · 2 epochs per config · 0/4 epochs · 2 queued · no results yet")
     assert isinstance(gantt, go.Figure) and isinstance(parcoords, go.Figure)
     assert links == []
     assert isinstance(cb.learning_curves(services, workload.id, "val_accuracy", None), go.Figure)
