@@ -34,7 +34,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     Path(os.environ["HOPPER_TEST_INVENTORY"]).touch()
 
 
-# Seconds each of the slowest groups took in CI (2026-11-26, two workers on two cores), for the order below;
+# Roughly the seconds each of the slowest groups took in CI (the 2026-11-26 run's slowest tests), for the order below;
 # a group not named here counts as its number of tests, so the table only needs the outliers.
 GROUP_SECONDS = {
     "spark": 330, "integration/test_private_training.py": 220, "unit/test_roster.py": 170,
@@ -51,7 +51,7 @@ def xdist_group_of(nodeid: str) -> str:
     files share one group (one cluster), and so do the edge and browser files (one edge server); each benchmark
     smoke is an independent script, minutes long, so each is its own group."""
     path, _, test = nodeid.partition("::")
-    parts = Path(path).parts[1:]  # below tests/
+    parts = Path(path).parts[1:] or (path,)  # below tests/
     if parts == ("test_bench_smoke.py",):
         return f"bench:{test[test.index('[') + 1:-1]}"
     return {"spark": "spark", "edge": "edge", "e2e": "edge"}.get(parts[0], "/".join(parts))
