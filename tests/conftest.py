@@ -34,17 +34,59 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     Path(os.environ["HOPPER_TEST_INVENTORY"]).touch()
 
 
+# Roughly the seconds each of the slowest groups took in CI (the 2026-11-26 run's slowest tests), for the order below;
+# a group not named here counts as its number of tests, so the table only needs the outliers.
+GROUP_SECONDS = {
+    "spark": 330, "integration/test_private_training.py": 220, "unit/test_roster.py": 170,
+    "compat/test_corpus.py": 130, "integration/test_mop.py": 130,
+    "bench:mop_vs_baselines.py": 125, "bench:mop_spark.py": 105, "bench:steering.py": 85,
+    "integration/test_cli_more.py": 80, "integration/test_cli.py": 70, "integration/test_steering.py": 70,
+    "bench:edge_profile.py": 45, "bench:privacy.py": 40, "bench:api_vs_optuna_dashboard.py": 40,
+    "bench:hop_overhead.py": 30, "bench:api_latency.py": 30, "bench:scheduler_scale.py": 30,
+}
+
+
+def xdist_group_of(nodeid: str) -> str:
+    """A file's tests stay together, so its module fixtures (a server, a trained workload) start once; the Spark
+    files share one group (one cluster), and so do the edge and browser files (one edge server); each benchmark
+    smoke is an independent script, minutes long, so each is its own group."""
+    path, _, test = nodeid.partition("::")
+    parts = Path(path).parts[1:] or (path,)  # below tests/
+    if parts == ("test_bench_smoke.py",):
+        return f"bench:{test[test.index('[') + 1:-1]}"
+    return {"spark": "spark", "edge": "edge", "e2e": "edge"}.get(parts[0], "/".join(parts))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN201 - xdist's scheduler protocol
+    """``--dist loadgroup`` with the groups above. pytest-xdist's own xdist_group marks no longer reach its
+    scheduler under pytest 9.2 (it renames ``item._nodeid``, which pytest 9.2 no longer reads), so every test was
+    its own group and a module's fixtures started again on each worker that ran one of its tests; this scheduler
+    reads the group from the node id instead."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid)
+
+    # Hand the groups out in collection order (pytest_collection_modifyitems puts the slowest first), not
+    # ordered by their number of tests, which put the one-test benchmark smokes, minutes each, last.
+    config.option.loadscopereorder = False
+    return FileGroupScheduling(config, log)
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``make test`` runs two workers) a file's tests stay on one worker, so its module
-    fixtures (a server, a trained workload) start once; the Spark files share one worker (one cluster), and so do
-    the edge and browser files (one edge server)."""
-    root = Path(__file__).resolve().parent
+    """On an xdist worker, the slowest groups first: the scheduler hands groups out one at a time to whichever
+    worker is free, so a long group started last would keep one worker busy while the other idles."""
+    if not hasattr(config, "workerinput"):
+        return  # a run in one process: the order only matters to the xdist scheduler
+    sizes: dict[str, int] = {}
     for item in items:
-        parts = item.path.resolve().relative_to(root).parts
-        group = {"spark": "spark", "edge": "edge", "e2e": "edge"}.get(parts[0], "/".join(parts))
-        if parts[0] == "test_bench_smoke.py":
-            group = item.nodeid  # independent scripts, each minutes long: spread them over the workers
-        item.add_marker(pytest.mark.xdist_group(group))
+        sizes[xdist_group_of(item.nodeid)] = sizes.get(xdist_group_of(item.nodeid), 0) + 1
+    # sort is stable: within a group, and among groups of equal weight, collection order stays
+    items.sort(key=lambda item: -GROUP_SECONDS.get(xdist_group_of(item.nodeid), sizes[xdist_group_of(item.nodeid)]))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
