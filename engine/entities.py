@@ -955,6 +955,9 @@ class WebhookDeliveryInfo(_Serialisable):
     def from_row(cls, row: Any) -> WebhookDeliveryInfo:
         return cls(row.id, row.workload_id, row.event, row.url, dict(row.payload), row.status, row.attempts,
                    row.next_attempt_at, row.last_error, row.delivered_at, row.created_at)
+
+
+@dataclass(frozen=True)
 class WorkloadProgress(_Serialisable):
     """How far a workload is, in epochs, and what its configs are doing right now.
 

@@ -159,5 +159,7 @@ class ScheduleBody(_Body):
 
 class SchedulePatch(_Body):
     enabled: bool = Field(description="false stops launching runs; true launches from the next cron time on")
+
+
 class NoteBody(_Body):
     text: str = Field(min_length=1, max_length=20_000, description="Markdown: why a person stopped, cloned or chose")

@@ -508,6 +508,8 @@ class WebhookDeliveryRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class WorkerPoolRow(Base):
     """How many workers people asked for, and which workers the scheduler runs: one row (id 1).
 
@@ -525,6 +527,8 @@ class WorkerPoolRow(Base):
     requested_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     workers: Mapped[list | None] = mapped_column(JSON, nullable=True)
     reported_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class NoteRow(Base):
     """A person's note (Markdown) on a workload or a config: why they stopped, cloned or chose something.
 
