@@ -103,6 +103,10 @@ class WorkloadRow(Base):
     # Advisor mode: the procedure's decisions (stop, pause, promote, exploit) become suggestions for people.
     advisor: Mapped[bool] = mapped_column(Boolean, default=False,
                                           server_default=false())
+    # Its share of the workers against other runnable workloads (weighted fair share); > 0.
+    weight: Mapped[float] = mapped_column(Float, default=1.0, server_default="1")
+    # The spec's budget {"wall_seconds", "worker_seconds", "money", "price_per_worker_hour"}; None: unlimited.
+    budget: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class ConfigRow(Base):
