@@ -9,12 +9,20 @@ in, and the MOP invariants are property-tested here without a database:
 - a config is never given to two workers at once, and a worker gets at most one config;
 - higher priority first, then least progress (epochs, then partitions this epoch), then a seeded shuffle that
   varies each config's partition order per epoch (replayable from the workload's seed).
+
+Between workloads the policy shares the workers by weighted fair share: a freed worker goes to the workload
+with the least worker-seconds used per unit of weight among those that have a config fitting that worker
+(with ``by_owner``, first to the person who used least, then to that person's workload). Priorities order the
+configs inside a workload only. Starvation-free: a runnable workload with a fitting config is never passed over
+for one that used more per weight, so it gets the first freed worker it fits once the others' use per weight
+has passed its own. Each assignment charges the chosen workload one expected sub-epoch, so workers freed in
+the same step spread by share (``tests/unit/test_fair_share.py`` property-tests this).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 _MASK64 = (1 << 64) - 1
@@ -47,6 +55,26 @@ class Runnable(NamedTuple):
     seed: int
 
 
+class WorkloadShare(NamedTuple):
+    """A runnable workload's claim on the workers.
+
+    Attributes:
+        weight: its share against the others (> 0).
+        used: worker-seconds its committed and running sub-epochs used so far.
+        owner: who launched it ("" when unknown): with ``by_owner`` people share first, then their workloads.
+        sub_epoch_seconds: what one more sub-epoch is expected to cost it (charged when one is assigned, so the
+            workers freed in one step spread by share instead of all going to the same workload).
+    """
+
+    weight: float = 1.0
+    used: float = 0.0
+    owner: str = ""
+    sub_epoch_seconds: float = 1.0
+
+
+_DEFAULT_SHARE = WorkloadShare()
+
+
 class Assignment(NamedTuple):
     worker: int
     config_id: int
@@ -64,6 +92,7 @@ class Snapshot:
         cooling: configs backing off after a retryable failure.
         idle: workers with nothing to do; worker ``i`` holds partition ``i``.
         n_partitions: partitions per epoch (= workers).
+        shares: workload id -> its weight and use (fair share); a workload missing here has weight 1, used 0.
     """
 
     runnable: Sequence[tuple[int, int, int, int, int, int]]
@@ -72,6 +101,7 @@ class Snapshot:
     cooling: Collection[int]
     idle: Sequence[int]
     n_partitions: int
+    shares: Mapping[int, WorkloadShare] = field(default_factory=dict)
 
 
 class MopPolicy:
@@ -82,8 +112,9 @@ class MopPolicy:
             runnable configs finished epoch e.
     """
 
-    def __init__(self, *, epoch_barrier: bool = False) -> None:
+    def __init__(self, *, epoch_barrier: bool = False, by_owner: bool = True) -> None:
         self.epoch_barrier = epoch_barrier
+        self.by_owner = by_owner
 
     def assign(self, snapshot: Snapshot) -> list[Assignment]:
         """Which config each idle worker trains next (workers with no fitting config are left out)."""
@@ -99,7 +130,7 @@ class MopPolicy:
                 if epochs_done < max_epochs:
                     min_epoch[workload_id] = min(min_epoch.get(workload_id, epochs_done), epochs_done)
         none: frozenset[int] = frozenset()
-        candidates = []
+        candidates: list[tuple] = []
         # plain tuple unpacking: attribute access costs more than the store read at 10 000 configs
         for config_id, workload_id, priority, epochs_done, max_epochs, seed in rows:
             if epochs_done >= max_epochs or config_id in in_flight or config_id in cooling:
@@ -108,24 +139,50 @@ class MopPolicy:
                 continue
             done = visited.get((config_id, epochs_done), none)
             # highest priority, then least progress (epochs, then partitions this epoch)
-            candidates.append(((-priority, epochs_done, len(done)), config_id, epochs_done, seed, done))
+            candidates.append(((-priority, epochs_done, len(done)), config_id, epochs_done, seed, done, workload_id))
         candidates.sort(key=lambda c: c[0])
+        by_workload: dict[int, list[tuple]] = {}
+        for candidate in candidates:  # each workload's list keeps the global order: priority, then progress
+            by_workload.setdefault(candidate[5], []).append(candidate)
+        shares = {wid: snapshot.shares.get(wid, _DEFAULT_SHARE) for wid in by_workload}
+        used = {wid: share.used for wid, share in shares.items()}
+        owner_used: dict[str, float] = {}
+        for share in shares.values():
+            owner_used[share.owner] = owner_used.get(share.owner, 0.0) + share.used
         plan: list[Assignment] = []
         for worker in snapshot.idle:
-            best, best_key, top_rank, examined = None, -1, None, 0
-            for rank, config_id, epochs_done, seed, done in candidates:
-                if top_rank is not None and (rank != top_rank or examined >= MAX_TIED):
-                    break  # past the best rank group that has a fit for this worker
-                if worker in done or config_id in in_flight:
+            if len(by_workload) == 1:
+                order = list(by_workload)
+            else:
+                # least normalised use first; the workload id breaks ties so the order is replayable
+                order = sorted(by_workload, key=lambda wid: (
+                    owner_used[shares[wid].owner] if self.by_owner else 0.0, used[wid] / shares[wid].weight, wid))
+            for workload_id in order:
+                best = _best_fit(worker, by_workload[workload_id], in_flight)
+                if best is None:
                     continue
-                top_rank = rank
-                examined += 1
-                # the seeded shuffle only breaks ties inside the best rank group
-                key = visit_key(seed, config_id, epochs_done, worker)
-                if key > best_key:
-                    best, best_key = (config_id, len(done)), key
-            if best is None:
-                continue
-            plan.append(Assignment(worker, best[0], best[1] + 1 == snapshot.n_partitions))
-            in_flight.add(best[0])
+                plan.append(Assignment(worker, best[0], best[1] + 1 == snapshot.n_partitions))
+                in_flight.add(best[0])
+                cost = shares[workload_id].sub_epoch_seconds
+                used[workload_id] += cost
+                owner_used[shares[workload_id].owner] += cost
+                break
         return plan
+
+
+def _best_fit(worker: int, candidates: list[tuple], in_flight: set[int]) -> tuple[int, int] | None:
+    """The config (id, partitions done this epoch) of one workload that ``worker`` should train: the best rank
+    group with a config that has not visited the worker's partition, shuffled by the seeded visit key."""
+    best, best_key, top_rank, examined = None, -1, None, 0
+    for rank, config_id, epochs_done, seed, done, _ in candidates:
+        if top_rank is not None and (rank != top_rank or examined >= MAX_TIED):
+            break  # past the best rank group that has a fit for this worker
+        if worker in done or config_id in in_flight:
+            continue
+        top_rank = rank
+        examined += 1
+        # the seeded shuffle only breaks ties inside the best rank group
+        key = visit_key(seed, config_id, epochs_done, worker)
+        if key > best_key:
+            best, best_key = (config_id, len(done)), key
+    return best
