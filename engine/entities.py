@@ -517,6 +517,18 @@ class CommittedSubEpoch:
     metrics: dict = field(default_factory=dict)  # the epoch's metrics when it ended
     superseded_path: str | None = None  # the previous mid-epoch checkpoint, now safe to delete
     status: str | None = None  # the config's status after the commit (done, privacy_spent, ...)
+    seconds: float = 0.0  # the worker time it took (start to commit): what it adds to its workload's use
+
+
+@dataclass(frozen=True)
+class WorkloadUsage:
+    """A workload's use of the workers as the schedule log has it (budgets, ETA)."""
+
+    worker_seconds: float  # committed sub-epochs plus running ones so far
+    sub_epochs_done: int  # committed sub-epochs
+    committed_seconds: float  # worker time of the committed ones (their mean is the ETA's sub-epoch time)
+    running: int  # sub-epochs running now
+    sub_epochs_left: int  # of configs not finished, to their max_epochs; not yet proposed configs at max_configs
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,10 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from hopper.engine.errors import HopperError, ScriptRejected, TooBusy
 from hopper.engine.services import Services
-from hopper.rest import advisor_routes  # noqa: F401 - registers its routes on ``api`` before any app is built
+from hopper.rest import (
+    advisor_routes,  # noqa: F401 - registers its routes on ``api`` before any app is built
+    sharing_routes,  # noqa: F401 - likewise
+)
 from hopper.rest._api import access_levels, scrub_paths
 from hopper.rest._json import OrjsonProvider
 from hopper.rest.gate import install_gate
