@@ -64,6 +64,7 @@ class TaskSettings:
     model_cache: int
     allowed_roots: tuple[str, ...]
     heartbeat_interval: float
+    data_memory_mb: int = 0
 
 
 def _worker_task(settings: TaskSettings, partition: int) -> None:
@@ -106,7 +107,8 @@ def _worker_task(settings: TaskSettings, partition: int) -> None:
                           os.path.join(settings.allowed_roots[-1], "tmp", f"spark-{settings.run_id}-{partition}"))
             log.info("Spark task %d: sandbox: rlimits and audit hook only (no user switch, network namespace or "
                      "filesystem view inside a Spark task)", partition)
-        runner = SubEpochRunner(partition, model_cache_size=settings.model_cache, reader=read_partition_petastorm)
+        runner = SubEpochRunner(partition, model_cache_size=settings.model_cache, reader=read_partition_petastorm,
+                                data_memory_bytes=settings.data_memory_mb * 2**20)
         send(("ready", partition))
         while True:
             message = conn.recv()
@@ -163,8 +165,9 @@ class SparkBackend(Backend):
                  driver_host: str | None = None, spark_conf: dict[str, str] | None = None,
                  sub_epoch_timeout: float = 1800.0, heartbeat_interval: float = 2.0,
                  heartbeat_timeout: float = 30.0, job_retry_limit: int = 5, model_cache: int = 32,
-                 threads_per_worker: int = 1, allowed_roots: tuple[str, ...] = ()) -> None:
+                 threads_per_worker: int = 1, allowed_roots: tuple[str, ...] = (), data_memory_mb: int = 0) -> None:
         super().__init__(n_workers)
+        self.data_memory_mb = data_memory_mb
         self.master = master
         self.spark_conf = dict(spark_conf or {})
         self.sub_epoch_timeout = sub_epoch_timeout
@@ -240,7 +243,8 @@ class SparkBackend(Backend):
     def _task_settings(self) -> TaskSettings:
         return TaskSettings(address=self._listener.address, authkey=self._authkey, run_id=self._run_id,
                             threads=self.threads_per_worker, model_cache=self.model_cache,
-                            allowed_roots=self.allowed_roots, heartbeat_interval=self.heartbeat_interval)
+                            allowed_roots=self.allowed_roots, heartbeat_interval=self.heartbeat_interval,
+                            data_memory_mb=self.data_memory_mb)
 
     def _job_loop(self) -> None:
         sc = self._spark.sparkContext
