@@ -25,7 +25,7 @@ from hopper.engine.space import SearchSpace
 from hopper.engine.specs import parse_mapping_text as parse_mapping
 from hopper.engine.status import ConfigStatus, DeviceStatus, SuggestionStatus
 from hopper.rest.gate import require_editor
-from hopper.webui import figures, layout
+from hopper.webui import figures, layout, sharing
 
 ACTOR = "web"  # who the audit log names for UI changes made outside a request (unit tests)
 # The wizard's privacy inputs, in privacy_options()'s order.
@@ -526,6 +526,7 @@ def register_callbacks(app: Dash, services: Services,
     def cb(*spec: Any, **kwargs: Any) -> Callable:
         return app.callback(*spec, **kwargs)
 
+    sharing.register(app, services)
     cb(Output("page", "children"), Input("url", "pathname"), State("url", "search"))(
         lambda pathname, search=None: route_page(services, tensorboard_url, pathname, search))
 
