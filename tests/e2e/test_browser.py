@@ -302,3 +302,51 @@ def test_advisor_suggestions_accepted_and_rejected_in_the_browser(server, browse
     _wait_text(page.locator("#event-table"), "accept_suggestion")
     assert "reject_suggestion" in page.locator("#event-table").inner_text()
     api.patch(f"{base}/api/v1/workloads/{wid}", json={"status": "paused"}, timeout=30)  # no need to train on
+
+
+def test_whole_workload_controls_and_budget_in_the_browser(server, browser):
+    """Pause, stop, resume and reweight a whole workload from its page; the budget line shows spend and limits."""
+    base, token, _ = server
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {token}"
+    for other in api.get(base + "/api/v1/workloads", timeout=30).json():  # the two workers are this test's
+        if other["status"] == "running":
+            api.post(f"{base}/api/v1/workloads/{other['id']}/pause", timeout=30)
+    r = api.post(base + "/api/v1/workloads", json={
+        "name": "shared grid", "model": "mlp", "dataset": "digits", "max_epochs": 20, "weight": 2,
+        "budget": {"worker_seconds": 3600, "wall_seconds": 7200},
+        "space": {"lr": {"type": "choice", "values": [0.01, 0.003]}, "units": 16}}, timeout=30)
+    assert r.status_code == 201, r.text
+    wid = r.json()["id"]
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(base + "/login")
+    page.fill("#token", token)
+    page.click("#login-button")
+    page.wait_for_selector("#workload-table")
+    page.goto(f"{base}/workloads/{wid}")
+    _wait_text(page.locator("#wl-budget"), r"running · weight 2 .*worker time .* of 1 h 00 min")
+    _wait_text(page.locator("#wl-budget"), r"sub-epochs left, ETA \d")  # measured once a sub-epoch committed
+
+    page.click("#wl-pause")
+    _wait_text(page.locator("#wl-notice"), f"workload {wid}: paused")
+    page.click("#wl-pause")
+    _wait_text(page.locator("#wl-notice"), "Error: cannot pause workload .*: it is paused")
+    page.click("#wl-stop")
+    _wait_text(page.locator("#wl-notice"), f"workload {wid}: stopped")
+    _wait_text(page.locator("#wl-budget"), r"^stopped")
+    page.fill("#wl-weight", "0")
+    page.click("#wl-set-weight")
+    _wait_text(page.locator("#wl-notice"), r"Error \[weight\]")
+    page.fill("#wl-weight", "3")
+    page.click("#wl-set-weight")
+    _wait_text(page.locator("#wl-notice"), f"workload {wid}: weight 3")
+    page.click("#wl-resume")
+    _wait_text(page.locator("#wl-notice"), f"workload {wid}: running")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / "workload-controls.png", full_page=True)
+    workload = api.get(f"{base}/api/v1/workloads/{wid}", timeout=30).json()
+    assert workload["status"] == "running" and workload["weight"] == 3.0
+    events = [e["action"] for e in api.get(base + "/api/v1/events", params={"limit": 200}, timeout=30).json()
+              if e["object_type"] == "workload" and e["object_id"] == wid]
+    assert {"pause_workload", "stop_workload", "resume_workload", "set_workload_weight"} <= set(events)
+    api.post(f"{base}/api/v1/workloads/{wid}/stop", timeout=30)  # no need to train on
