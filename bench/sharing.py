@@ -11,7 +11,8 @@ workloads are new, with no use counted yet):
 
 Makespans are read from the sub-epoch log (first start to last commit), so worker start-up is not in them.
 A workload's worker-seconds while both are runnable are its sub-epochs' start-to-commit times clipped to the
-window in which both had work left (from the later first start to the earlier last commit).
+window in which both could use every worker: from the later first start until one of them has fewer unfinished
+configs than workers (a config trains on one worker at a time, so in that tail it cannot take its share).
 
 Usage: python bench/sharing.py [--epochs E] [--configs N] [--quick]
 """
@@ -75,10 +76,19 @@ def _clipped_seconds(log: list, start, end) -> float:  # noqa: ANN001
     return total
 
 
+def _saturated_until(log: list):  # noqa: ANN202
+    """When the workload last had at least as many unfinished configs as workers."""
+    last_commit: dict[int, object] = {}
+    for s in log:
+        last_commit[s.config_id] = max(last_commit.get(s.config_id, s.finished_at), s.finished_at)
+    ends = sorted(last_commit.values())
+    return ends[-WORKERS] if len(ends) >= WORKERS else ends[0]
+
+
 def _shares(services, ids: dict[str, int], weights: dict[str, float]) -> dict:  # noqa: ANN001
     logs = {name: _log(services, wid) for name, wid in ids.items()}
     start = max(_span(log)[0] for log in logs.values())
-    end = min(_span(log)[1] for log in logs.values())
+    end = min(_saturated_until(log) for log in logs.values())
     seconds = {name: _clipped_seconds(log, start, end) for name, log in logs.items()}
     total = sum(seconds.values()) or 1.0
     out = {"both_runnable_s": round(max(0.0, (end - start).total_seconds()), 2)}
