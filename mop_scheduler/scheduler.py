@@ -304,15 +304,23 @@ class Scheduler:
                 self._fail_procedure(workload_id, f"{type(exc).__name__}: {exc}")
 
     # -- sharing and budgets ------------------------------------------------------------------------------------
-    def _worker_seconds(self) -> dict[int, float]:
-        """Workload id -> worker-seconds used: committed sub-epochs (kept by the ledger) plus running ones so far."""
+    def _worker_seconds(self, *, expected: bool = False) -> dict[int, float]:
+        """Workload id -> worker-seconds used: committed sub-epochs (kept by the ledger) plus running ones so far.
+
+        With ``expected`` (fair share) a running sub-epoch counts at least its workload's mean sub-epoch time:
+        counted by elapsed time alone, a workload with long sub-epochs would look cheap right after it took a
+        worker and be given the next one too.
+        """
         live = {t.sub_epoch_id for t in self.backend.in_flight().values()}
         for sub_epoch_id in [s for s in self._running_since if s not in live]:
             del self._running_since[sub_epoch_id]
         used = {wid: seconds for wid, (seconds, _) in self.ledger.used.items()}
         now = time.monotonic()
         for workload_id, since in self._running_since.values():
-            used[workload_id] = used.get(workload_id, 0.0) + (now - since)
+            elapsed = now - since
+            if expected:
+                elapsed = max(elapsed, self.ledger.mean_sub_epoch_seconds(workload_id) or 0.0)
+            used[workload_id] = used.get(workload_id, 0.0) + elapsed
         return used
 
     def _enforce_budgets(self) -> None:
@@ -335,7 +343,7 @@ class Scheduler:
     def _shares(self) -> dict[int, WorkloadShare]:
         if self._sharing is None:
             self._sharing = self.store.workloads.sharing()
-        used = self._worker_seconds()
+        used = self._worker_seconds(expected=True)
         return {wid: WorkloadShare(float(weight or 1.0), used.get(wid, 0.0), owner or "",
                                    self.ledger.mean_sub_epoch_seconds(wid) or 1.0)
                 for wid, weight, owner, _, _ in self._sharing}
