@@ -176,7 +176,7 @@ def run(home: Path, epochs: int, configs: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--configs", type=int, default=4)
+    parser.add_argument("--configs", type=int, default=8)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     epochs, configs = (1, 1) if args.quick else (args.epochs, args.configs)
