@@ -43,6 +43,7 @@ bench: $(STAMP) peers-env
 	$(PY) bench/api_latency.py
 	$(PY) bench/api_vs_optuna_dashboard.py
 	$(PY) bench/steering.py
+	$(PY) bench/sharing.py
 	$(PY) bench/edge_profile.py
 	$(PY) bench/mop_vs_baselines.py
 	$(PY) bench/mop_spark.py

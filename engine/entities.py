@@ -184,6 +184,8 @@ class WorkloadInfo(_Serialisable):
     warnings: list = field(default_factory=list)  # advice given at launch (a delta that is too large, ...)
     procedure_options: dict = field(default_factory=dict)  # eta, min_epochs, population, median_stop, ...
     advisor: bool = False  # the procedure suggests its decisions to people instead of applying them
+    weight: float = 1.0  # its share of the workers against other runnable workloads
+    budget: dict | None = None  # {"wall_seconds", "worker_seconds", "money", "price_per_worker_hour"}; None: none
 
     @classmethod
     def from_row(cls, row: Any, config_counts: dict | None = None, best: dict | None = None) -> WorkloadInfo:
@@ -194,7 +196,32 @@ class WorkloadInfo(_Serialisable):
                    row.updated_at, config_counts or {}, best, getattr(row, "export_top_k", None),
                    None if privacy is None else dict(privacy), list(getattr(row, "warnings", None) or []),
                    dict(getattr(row, "procedure_options", None) or {}),
-                   advisor=bool(getattr(row, "advisor", False)))
+                   advisor=bool(getattr(row, "advisor", False)), weight=float(getattr(row, "weight", None) or 1.0),
+                   budget=None if getattr(row, "budget", None) is None else dict(row.budget))
+
+
+@dataclass(frozen=True)
+class BudgetStatus(_Serialisable):
+    """What a workload has spent of its budget, what remains, and when it should end (``GET .../budget``).
+
+    Limits and remaining amounts are None where the budget sets none. ``eta_seconds``: measured mean sub-epoch
+    time x sub-epochs left / the workers its weight gives it; None before any sub-epoch finished.
+    """
+
+    workload_id: int
+    status: str
+    weight: float
+    wall_seconds: float
+    worker_seconds: float
+    money: float | None
+    limits: dict
+    remaining: dict
+    spent: bool
+    sub_epochs_done: int
+    sub_epochs_left: int
+    mean_sub_epoch_seconds: float | None
+    worker_share: float
+    eta_seconds: float | None
 
 
 @dataclass(frozen=True)
@@ -538,6 +565,18 @@ class CommittedSubEpoch:
     metrics: dict = field(default_factory=dict)  # the epoch's metrics when it ended
     superseded_path: str | None = None  # the previous mid-epoch checkpoint, now safe to delete
     status: str | None = None  # the config's status after the commit (done, privacy_spent, ...)
+    seconds: float = 0.0  # the worker time it took (start to commit): what it adds to its workload's use
+
+
+@dataclass(frozen=True)
+class WorkloadUsage:
+    """A workload's use of the workers as the schedule log has it (budgets, ETA)."""
+
+    worker_seconds: float  # committed sub-epochs plus running ones so far
+    sub_epochs_done: int  # committed sub-epochs
+    committed_seconds: float  # worker time of the committed ones (their mean is the ETA's sub-epoch time)
+    running: int  # sub-epochs running now
+    sub_epochs_left: int  # of configs not finished, to their max_epochs; not yet proposed configs at max_configs
 
 
 @dataclass(frozen=True)

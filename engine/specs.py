@@ -80,6 +80,18 @@ class NotifySpec(BaseModel):
                          description="an http(s) URL that receives a POST with the workload's summary when it ends")
 
 
+class BudgetSpec(BaseModel):
+    """What a workload may spend; when one limit is reached its running sub-epochs finish and it is
+    ``budget_spent``. Each limit is optional; money needs ``price_per_worker_hour`` in the settings."""
+
+    model_config = ConfigDict(extra="forbid")
+    wall_seconds: float | None = Field(default=None, gt=0, le=10**8, description="seconds since launch")
+    worker_seconds: float | None = Field(default=None, gt=0, le=10**10,
+                                         description="worker time its sub-epochs use (running ones included)")
+    money: float | None = Field(default=None, gt=0, le=10**9,
+                                description="worker-seconds / 3600 x the price_per_worker_hour setting")
+
+
 class WorkloadSpec(BaseModel):
     """What a user submits to launch a workload (YAML/JSON file, REST body, UI wizard)."""
 
@@ -107,6 +119,9 @@ class WorkloadSpec(BaseModel):
                                      description="when the workload is done, export (and profile) its best k configs")
     privacy: PrivacySpec | None = Field(default=None, description="train every config with DP-SGD")
     notify: NotifySpec | None = Field(default=None, description="POST a summary to a webhook when the workload ends")
+    weight: float = Field(default=1.0, gt=0, le=10_000,
+                          description="its share of the workers against other runnable workloads (fair share)")
+    budget: BudgetSpec | None = Field(default=None, description="wall-time, worker-seconds and money limits")
     entry_args: dict[str, Any] | None = Field(
         default=None, description="constructor arguments of a script's HyperModel class entry (keyword: value)",
         json_schema_extra={"anyOf": [{"type": "object", "propertyNames": {"pattern": _IDENTIFIER}}, {"type": "null"}]})

@@ -47,6 +47,16 @@ class WorkloadStatus(StrEnum):
     PAUSED = "paused"  # no new sub-epoch starts; running ones finish and commit
     DONE = "done"
     FAILED = "failed"
+    # A person stopped the whole workload: running sub-epochs finish and commit, none starts; configs keep their
+    # checkpoints, and a resume continues where they were.
+    STOPPED = "stopped"
+    # Its wall-time, worker-seconds or money budget ran out: like a stop, but decided by the scheduler, and final.
+    BUDGET_SPENT = "budget_spent"
+
+    @property
+    def label(self) -> str:
+        """How people read the status (tables, messages)."""
+        return _WORKLOAD_LABELS.get(self, self.value)
 
 
 class SubEpochOutcome(StrEnum):
@@ -114,6 +124,7 @@ class WebhookStatus(StrEnum):
 
 
 _CONFIG_LABELS = {ConfigStatus.PRIVACY_SPENT: "privacy budget spent", ConfigStatus.PAUSED: "waiting at a rung"}
+_WORKLOAD_LABELS = {WorkloadStatus.BUDGET_SPENT: "budget spent"}
 
 _ACTIVITY_LABELS = {ConfigStatus.QUEUED: "queued", ConfigStatus.RUNNING: "waiting for a worker",
                     ConfigStatus.PAUSED: "paused", ConfigStatus.PRIVACY_SPENT: "privacy budget spent"}
@@ -171,10 +182,13 @@ CONFIG_TRANSITIONS: Mapping[ConfigStatus, frozenset[ConfigStatus]] = {
 }
 
 WORKLOAD_TRANSITIONS: Mapping[WorkloadStatus, frozenset[WorkloadStatus]] = {
-    _W.RUNNING: frozenset({_W.PAUSED, _W.DONE, _W.FAILED}),
-    _W.PAUSED: frozenset({_W.RUNNING, _W.FAILED}),
+    _W.RUNNING: frozenset({_W.PAUSED, _W.DONE, _W.FAILED, _W.STOPPED, _W.BUDGET_SPENT}),
+    _W.PAUSED: frozenset({_W.RUNNING, _W.FAILED, _W.STOPPED}),
     _W.DONE: frozenset({_W.RUNNING}),  # a config was added, resumed or the budget raised
     _W.FAILED: frozenset(),
+    _W.STOPPED: frozenset({_W.RUNNING}),  # resume: its configs continue from their checkpoints
+    # Terminal: its spend is recorded against the budget it was launched with; launch a drill-down to go on.
+    _W.BUDGET_SPENT: frozenset(),
 }
 
 SUB_EPOCH_TRANSITIONS: Mapping[SubEpochOutcome, frozenset[SubEpochOutcome]] = {

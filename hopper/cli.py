@@ -319,7 +319,7 @@ def workloads_cmd() -> None:
 
 @main.group()
 def workload() -> None:
-    """Show, pause, resume or change one workload."""
+    """Show, pause, resume, stop or change one workload (its budgets, weight)."""
 
 
 @workload.command("show")
@@ -342,8 +342,35 @@ def workload_pause(workload_id: int) -> None:
 @click.argument("workload_id", type=int)
 @_handle_errors
 def workload_resume(workload_id: int) -> None:
-    """Resume a paused workload."""
+    """Resume a paused or stopped workload (its configs continue from their checkpoints)."""
     console.print(f"workload {workload_id}: {_services().set_workload_status(workload_id, 'running').status}")
+
+
+@workload.command("stop")
+@click.argument("workload_id", type=int)
+@_handle_errors
+def workload_stop(workload_id: int) -> None:
+    """Stop a whole workload: running sub-epochs finish and commit, none starts; configs keep checkpoints."""
+    console.print(f"workload {workload_id}: {_services().stop_workload(workload_id).status}")
+
+
+@workload.command("weight")
+@click.argument("workload_id", type=int)
+@click.argument("weight", type=float, required=False)
+@_handle_errors
+def workload_weight(workload_id: int, weight: float | None) -> None:
+    """Show or set a workload's fair-share weight (its share of the workers against other running workloads)."""
+    services = _services()
+    info = services.get_workload(workload_id) if weight is None else services.set_workload_weight(workload_id, weight)
+    console.print(f"workload {workload_id}: weight {info.weight:g}")
+
+
+@workload.command("budget")
+@click.argument("workload_id", type=int)
+@_handle_errors
+def workload_budget(workload_id: int) -> None:
+    """A workload's spend, what remains of its budget and its ETA, as JSON."""
+    console.print_json(json.dumps(_services().workload_budget(workload_id).to_dict()))
 
 
 @workload.command("update")

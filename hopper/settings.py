@@ -59,6 +59,13 @@ class Settings:
         edge_lease_seconds: how long an edge agent holds a profiling job without a heartbeat.
         edge_max_attempts: claims of a profiling job before it is failed for good.
         edge_offline_seconds: a device not heard from for this long shows as offline.
+        worker_data_memory_mb: memory a worker may spend holding datasets' partitions; beyond it the least
+            recently used dataset is dropped (read again on its next use). A dataset whose largest partition alone
+            exceeds it is refused at launch.
+        price_per_worker_hour: what one worker-hour costs (any currency), for workloads' money budgets; 0 = no
+            price, and a workload with a money budget is refused at launch.
+        fair_share_by_owner: divide worker time between the people who launched workloads first, then between
+            each person's workloads by weight; False: between workloads by weight only.
         public_url: the HTTPS address people reach ``hopper serve`` at through a TLS-terminating reverse proxy
             (``https://hopper.example.org``); an https URL marks the session cookie ``Secure`` and adds HSTS.
     """
@@ -95,6 +102,9 @@ class Settings:
     edge_max_attempts: int = 3
     edge_offline_seconds: float = 90.0
     public_url: str | None = None
+    worker_data_memory_mb: int = 2048
+    price_per_worker_hour: float = 0.0
+    fair_share_by_owner: bool = True
 
     @property
     def worker_limit(self) -> int:
@@ -137,6 +147,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "sandbox_user", "scheduler_lease_seconds", "max_queued_exports", "max_queued_profiles",
         "max_running_deployments",
         "worker_memory_mb", "edge_lease_seconds", "edge_max_attempts", "edge_offline_seconds", "public_url",
+        "worker_data_memory_mb", "price_per_worker_hour", "fair_share_by_owner",
     ):
         env_key = _ENV_PREFIX + key.upper()
         if env_key in env:
@@ -178,4 +189,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         edge_max_attempts=int(values.get("edge_max_attempts", 3)),
         edge_offline_seconds=float(values.get("edge_offline_seconds", 90.0)),
         public_url=str(values["public_url"]).rstrip("/") if values.get("public_url") else None,
+        worker_data_memory_mb=int(values.get("worker_data_memory_mb", 2048)),
+        price_per_worker_hour=float(values.get("price_per_worker_hour", 0.0)),
+        fair_share_by_owner=str(values.get("fair_share_by_owner", True)).lower() not in ("0", "false", "no", "off"),
     )

@@ -72,12 +72,24 @@ class Ledger:
         #: config id -> monotonic time before which it is not dispatched (after a retryable failure)
         self.cooldown: dict[int, float] = {}
         self.stats = {"committed": 0, "lost": 0, "failed": 0, "epochs": 0}
+        #: workload id -> [worker-seconds of its committed sub-epochs, how many]: read once at recovery, then
+        #: kept up to date by each commit (fair share and budgets read it at every step)
+        self.used: dict[int, list[float]] = {}
 
     def recover(self) -> int:
-        """Mark sub-epochs a previous scheduler left running as lost and rebuild the visit index."""
+        """Mark sub-epochs a previous scheduler left running as lost and rebuild the visit index and the
+        workloads' use of the workers."""
         lost, visited = self.store.schedule.recover_interrupted()
         self.visited = visited
+        self.used = {wid: [seconds, count] for wid, (seconds, count) in self.store.schedule.committed_seconds().items()}
         return lost
+
+    def committed_seconds(self, workload_id: int) -> float:
+        return self.used.get(workload_id, (0.0, 0))[0]
+
+    def mean_sub_epoch_seconds(self, workload_id: int) -> float | None:
+        seconds, count = self.used.get(workload_id, (0.0, 0))
+        return seconds / count if count else None
 
     def cooling(self) -> set[int]:
         now = time.monotonic()
@@ -122,6 +134,9 @@ class Ledger:
             remove_checkpoint(result.checkpoint_path)  # a stale duplicate: its checkpoint is nobody's
             return None
         self.stats["committed"] += 1
+        use = self.used.setdefault(done.workload_id, [0.0, 0])
+        use[0] += done.seconds
+        use[1] += 1
         self.visited.pop((done.config_id, done.epoch - 1), None)
         self.visited[(done.config_id, done.epoch)] = set(done.visited)
         remove_checkpoint(done.superseded_path)

@@ -11,6 +11,14 @@ in, and the MOP invariants are property-tested here without a database:
 - a config is never given to two workers at once, and a worker gets at most one config;
 - higher priority first, then least progress (epochs, then partitions this epoch), then a seeded shuffle that
   varies each config's partition order per epoch (replayable from the workload's seed).
+
+Between workloads the policy shares the workers by weighted fair share: a freed worker goes to the workload
+with the least worker-seconds used per unit of weight among those that have a config fitting that worker
+(with ``by_owner``, first to the person who used least, then to that person's workload). Priorities order the
+configs inside a workload only. Starvation-free: a runnable workload with a fitting config is never passed over
+for one that used more per weight, so it gets the first freed worker it fits once the others' use per weight
+has passed its own. Each assignment charges the chosen workload one expected sub-epoch, so workers freed in
+the same step spread by share (``tests/unit/test_fair_share.py`` property-tests this).
 """
 
 from __future__ import annotations
@@ -49,6 +57,26 @@ class Runnable(NamedTuple):
     seed: int
 
 
+class WorkloadShare(NamedTuple):
+    """A runnable workload's claim on the workers.
+
+    Attributes:
+        weight: its share against the others (> 0).
+        used: worker-seconds its committed and running sub-epochs used so far.
+        owner: who launched it ("" when unknown): with ``by_owner`` people share first, then their workloads.
+        sub_epoch_seconds: what one more sub-epoch is expected to cost it (charged when one is assigned, so the
+            workers freed in one step spread by share instead of all going to the same workload).
+    """
+
+    weight: float = 1.0
+    used: float = 0.0
+    owner: str = ""
+    sub_epoch_seconds: float = 1.0
+
+
+_DEFAULT_SHARE = WorkloadShare()
+
+
 class Assignment(NamedTuple):
     worker: int
     config_id: int
@@ -70,6 +98,7 @@ class Snapshot:
         owned: shard count -> worker -> the shards it owns (``hopper.mop_scheduler.shards``); a shard count
             missing here means worker ``i`` owns shard ``i`` alone (one partition per worker).
         shard_counts: workload id -> its dataset's shard count.
+        shares: workload id -> its weight and use (fair share); a workload missing here has weight 1, used 0.
     """
 
     runnable: Sequence[tuple[int, int, int, int, int, int]]
@@ -80,6 +109,7 @@ class Snapshot:
     n_partitions: int
     owned: Mapping[int, Mapping[int, Collection[int]]] = field(default_factory=dict)
     shard_counts: Mapping[int, int] = field(default_factory=dict)
+    shares: Mapping[int, WorkloadShare] = field(default_factory=dict)
 
 
 class MopPolicy:
@@ -90,8 +120,9 @@ class MopPolicy:
             runnable configs finished epoch e.
     """
 
-    def __init__(self, *, epoch_barrier: bool = False) -> None:
+    def __init__(self, *, epoch_barrier: bool = False, by_owner: bool = True) -> None:
         self.epoch_barrier = epoch_barrier
+        self.by_owner = by_owner
 
     def assign(self, snapshot: Snapshot) -> list[Assignment]:
         """Which config each idle worker trains next (workers with no fitting config are left out)."""
@@ -108,7 +139,7 @@ class MopPolicy:
                     min_epoch[workload_id] = min(min_epoch.get(workload_id, epochs_done), epochs_done)
         none: frozenset[int] = frozenset()
         shard_counts, default_count = snapshot.shard_counts, snapshot.n_partitions
-        candidates = []
+        candidates: list[tuple] = []
         # plain tuple unpacking: attribute access costs more than the store read at 10 000 configs
         for config_id, workload_id, priority, epochs_done, max_epochs, seed in rows:
             if epochs_done >= max_epochs or config_id in in_flight or config_id in cooling:
@@ -118,32 +149,61 @@ class MopPolicy:
             done = visited.get((config_id, epochs_done), none)
             n_shards = shard_counts.get(workload_id, default_count)
             # highest priority, then least progress (epochs, then shards this epoch)
-            candidates.append(((-priority, epochs_done, len(done)), config_id, epochs_done, seed, done, n_shards))
+            candidates.append(((-priority, epochs_done, len(done)), config_id, epochs_done, seed, done, workload_id,
+                               n_shards))
         candidates.sort(key=lambda c: c[0])
+        by_workload: dict[int, list[tuple]] = {}
+        for candidate in candidates:  # each workload's list keeps the global order: priority, then progress
+            by_workload.setdefault(candidate[5], []).append(candidate)
+        shares = {wid: snapshot.shares.get(wid, _DEFAULT_SHARE) for wid in by_workload}
+        used = {wid: share.used for wid, share in shares.items()}
+        owner_used: dict[str, float] = {}
+        for share in shares.values():
+            owner_used[share.owner] = owner_used.get(share.owner, 0.0) + share.used
         owners = snapshot.owned
         plan: list[Assignment] = []
         for worker in snapshot.idle:
-            best, best_key, top_rank, examined = None, -1, None, 0
-            for rank, config_id, epochs_done, seed, done, n_shards in candidates:
-                if top_rank is not None and (rank != top_rank or examined >= MAX_TIED):
-                    break  # past the best rank group that has a fit for this worker
-                if config_id in in_flight:
+            if len(by_workload) == 1:
+                order = list(by_workload)
+            else:
+                # least normalised use first; the workload id breaks ties so the order is replayable
+                order = sorted(by_workload, key=lambda wid: (
+                    owner_used[shares[wid].owner] if self.by_owner else 0.0, used[wid] / shares[wid].weight, wid))
+            for workload_id in order:
+                best = _best_fit(worker, by_workload[workload_id], in_flight, owners)
+                if best is None:
                     continue
-                ownership = owners.get(n_shards)
-                mine = (ownership.get(worker, none) if ownership is not None
-                        else ((worker,) if worker < n_shards else none))
-                offered = [s for s in mine if s not in done]
-                if not offered:
-                    continue
-                top_rank = rank
-                examined += 1
-                # the seeded shuffle only breaks ties inside the best rank group
-                key = max(visit_key(seed, config_id, epochs_done, s) for s in offered)
-                if key > best_key:
-                    best, best_key = (config_id, len(done), n_shards, offered), key
-            if best is None:
-                continue
-            config_id, n_done, n_shards, offered = best
-            plan.append(Assignment(worker, config_id, n_done + len(offered) >= n_shards, tuple(sorted(offered))))
-            in_flight.add(config_id)
+                config_id, n_done, n_shards, offered = best
+                plan.append(Assignment(worker, config_id, n_done + len(offered) >= n_shards, tuple(sorted(offered))))
+                in_flight.add(config_id)
+                cost = shares[workload_id].sub_epoch_seconds
+                used[workload_id] += cost
+                owner_used[shares[workload_id].owner] += cost
+                break
         return plan
+
+
+def _best_fit(worker: int, candidates: list[tuple], in_flight: set[int],
+              owners: Mapping[int, Mapping[int, Collection[int]]]) -> tuple[int, int, int, list[int]] | None:
+    """The config of one workload that ``worker`` should train, as (id, shards done this epoch, shards per epoch,
+    the shards it trains now): the best rank group with a config that has not visited every shard the worker
+    owns, shuffled by the seeded visit key."""
+    none: frozenset[int] = frozenset()
+    best, best_key, top_rank, examined = None, -1, None, 0
+    for rank, config_id, epochs_done, seed, done, _, n_shards in candidates:
+        if top_rank is not None and (rank != top_rank or examined >= MAX_TIED):
+            break  # past the best rank group that has a fit for this worker
+        if config_id in in_flight:
+            continue
+        ownership = owners.get(n_shards)
+        mine = ownership.get(worker, none) if ownership is not None else ((worker,) if worker < n_shards else none)
+        offered = [s for s in mine if s not in done]
+        if not offered:
+            continue
+        top_rank = rank
+        examined += 1
+        # the seeded shuffle only breaks ties inside the best rank group
+        key = max(visit_key(seed, config_id, epochs_done, s) for s in offered)
+        if key > best_key:
+            best, best_key = (config_id, len(done), n_shards, offered), key
+    return best

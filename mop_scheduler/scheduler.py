@@ -26,6 +26,7 @@ from functools import partial
 
 import psutil
 
+from hopper.engine.budget import budget_exceeded, utc_now
 from hopper.engine.entities import DatasetLayout
 from hopper.engine.errors import Conflict, HopperError, InvalidState, LeaseHeld, StoreUnavailable
 from hopper.engine.search import propose
@@ -34,7 +35,7 @@ from hopper.engine.tensorboard_log import write_hparams, write_scalars
 from hopper.mop_scheduler.backends import Backend, Completion, make_backend
 from hopper.mop_scheduler.chores import ScheduledChores
 from hopper.mop_scheduler.ledger import MAX_CONSECUTIVE_LOSSES, EpochReport, Ledger
-from hopper.mop_scheduler.policy import Assignment, MopPolicy, Snapshot, visit_key
+from hopper.mop_scheduler.policy import Assignment, MopPolicy, Snapshot, WorkloadShare, visit_key
 from hopper.mop_scheduler.shards import Ownership, rebalance
 from hopper.mop_scheduler.worker.checkpoints import join_location
 from hopper.mop_scheduler.worker.protocol import SubEpochTask
@@ -65,7 +66,8 @@ class Scheduler:
         self.store = services.store
         self.settings = services.settings
         self.backend = backend or make_backend(self.settings, threads_per_worker=threads_per_worker)
-        self.policy = MopPolicy(epoch_barrier=epoch_barrier)
+        self.policy = MopPolicy(epoch_barrier=epoch_barrier,
+                                by_owner=bool(getattr(self.settings, "fair_share_by_owner", True)))
         self.ledger = Ledger(self.store)
         # shard count -> worker -> shards it owns, for the worker set ``_owners_of``
         self._ownership: dict[int, Ownership] = {}
@@ -86,6 +88,11 @@ class Scheduler:
         # Finished sub-epochs not yet committed: kept here when the store is down, so none is lost.
         self._pending: list[Completion] = []
         self._dispatched = 0
+        # sub-epoch id -> (its workload, monotonic start) while it runs: its elapsed time counts toward the
+        # workload's use (fair share, worker-seconds budgets) before it commits.
+        self._running_since: dict[int, tuple[int, float]] = {}
+        # (id, weight, owner, budget, created_at) of the running workloads, read once per step
+        self._sharing: list[tuple] | None = None
         # The store's scheduler lease (one scheduler per store): who we are, and until when (monotonic) our
         # last successful heartbeat lets us dispatch and commit.
         self.lease_id = uuid.uuid4().hex
@@ -251,6 +258,7 @@ class Scheduler:
                 self._epoch_done(report)
                 self._undecided.add(report.workload_id)
         self._decide()
+        self._enforce_budgets()
         running = self.store.workloads.running()
         self._top_up(running)
         dispatched = self._dispatch()
@@ -262,7 +270,8 @@ class Scheduler:
         tb_dir = self.services.tensorboard_dir(report.workload_id) / f"config-{report.config_id}"
         write_scalars(tb_dir, report.epoch, report.metrics)
         if report.config_id not in self._tensorboard_hparams:
-            write_hparams(tb_dir, self.store.configs.get(report.config_id, with_metrics=False).hparams, f"config-{report.config_id}")
+            hparams = self.store.configs.get(report.config_id, with_metrics=False).hparams
+            write_hparams(tb_dir, hparams, f"config-{report.config_id}")
             self._tensorboard_hparams.add(report.config_id)
         if self.on_epoch:
             self.on_epoch(report)
@@ -357,6 +366,51 @@ class Scheduler:
             self.store.workers.report(report)
             self._pool_report = report
 
+    # -- sharing and budgets ------------------------------------------------------------------------------------
+    def _worker_seconds(self, *, expected: bool = False) -> dict[int, float]:
+        """Workload id -> worker-seconds used: committed sub-epochs (kept by the ledger) plus running ones so far.
+
+        With ``expected`` (fair share) a running sub-epoch counts at least its workload's mean sub-epoch time:
+        counted by elapsed time alone, a workload with long sub-epochs would look cheap right after it took a
+        worker and be given the next one too.
+        """
+        live = {t.sub_epoch_id for t in self.backend.in_flight().values()}
+        for sub_epoch_id in [s for s in self._running_since if s not in live]:
+            del self._running_since[sub_epoch_id]
+        used = {wid: seconds for wid, (seconds, _) in self.ledger.used.items()}
+        now = time.monotonic()
+        for workload_id, since in self._running_since.values():
+            elapsed = now - since
+            if expected:
+                elapsed = max(elapsed, self.ledger.mean_sub_epoch_seconds(workload_id) or 0.0)
+            used[workload_id] = used.get(workload_id, 0.0) + elapsed
+        return used
+
+    def _enforce_budgets(self) -> None:
+        """Mark ``budget_spent`` each running workload whose wall-time, worker-seconds or money budget ran out:
+        it gets no new sub-epoch from this step on, and the ones it has running commit as usual."""
+        sharing = self.store.workloads.sharing()
+        used = self._worker_seconds()
+        now = utc_now()
+        kept = []
+        for row in sharing:
+            workload_id, _, _, budget, created_at = row
+            reason = budget_exceeded(budget or {}, wall_seconds=(now - created_at).total_seconds(),
+                                     worker_seconds=used.get(workload_id, 0.0))
+            if reason is not None and self.store.workloads.spend_budget(workload_id, reason):
+                log.info("workload %d: %s", workload_id, reason)
+                continue
+            kept.append(row)
+        self._sharing = kept
+
+    def _shares(self) -> dict[int, WorkloadShare]:
+        if self._sharing is None:
+            self._sharing = self.store.workloads.sharing()
+        used = self._worker_seconds(expected=True)
+        return {wid: WorkloadShare(float(weight or 1.0), used.get(wid, 0.0), owner or "",
+                                   self.ledger.mean_sub_epoch_seconds(wid) or 1.0)
+                for wid, weight, owner, _, _ in self._sharing}
+
     # -- dispatch -----------------------------------------------------------------------------------------------
     def plan(self, idle: list[int]) -> list[Assignment]:
         """Decide, without writing, which config each idle worker trains next (one store read + the policy)."""
@@ -369,7 +423,7 @@ class Scheduler:
             in_flight={t.config_id for t in self.backend.in_flight().values()}, cooling=self.ledger.cooling(),
             idle=idle, n_partitions=self.backend.n_workers,
             owned=self._owned({self._shard_counts[row[1]] for row in runnable if row[1] in self._shard_counts}),
-            shard_counts=self._shard_counts)
+            shard_counts=self._shard_counts, shares=self._shares())
         return self.policy.assign(snapshot)
 
     def _dispatch(self) -> int:
@@ -398,6 +452,7 @@ class Scheduler:
             return None
         partition = start.partition
         owned = self._ownership.get(len(start.dataset.partition_paths), {}).get(worker, frozenset(shards))
+        self._running_since[start.sub_epoch_id] = (start.workload_id, time.monotonic())
         out_path = join_location(self.settings.checkpoint_location, f"workload-{start.workload_id}",
                                  f"config-{start.config_id}", f"e{start.epoch:04d}-p{partition:03d}-s{start.sub_epoch_id}.npz")
         return SubEpochTask(

@@ -16,6 +16,7 @@ from hopper.rest import (
     advisor_routes,  # noqa: F401 - registers its routes on ``api`` before any app is built
     note_routes,  # noqa: F401 - the notes' routes, likewise
     schedule_routes,  # noqa: F401 - likewise
+    sharing_routes,  # noqa: F401 - likewise
     worker_routes,  # noqa: F401 - registers its routes on ``api`` before any app is built
 )
 from hopper.rest._api import access_levels, scrub_paths

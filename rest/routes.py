@@ -69,10 +69,13 @@ def get_workload(workload_id: int):  # noqa: ANN201
     return services().get_workload(workload_id).to_dict()
 
 
-@api.route("PATCH", "/workloads/<int:workload_id>", tag="workloads", body=WorkloadPatch, errors=(INVALID, NOT_FOUND, CONFLICT))
+@api.route("PATCH", "/workloads/<int:workload_id>", tag="workloads", body=WorkloadPatch,
+           errors=(INVALID, NOT_FOUND, CONFLICT))
 def patch_workload(workload_id: int, body: WorkloadPatch):  # noqa: ANN201
-    """Pause/resume a workload or change its space and budget."""
+    """Pause/resume/stop a workload, or change its weight, space and budget."""
     svc = services()
+    if body.weight is not None:
+        svc.set_workload_weight(workload_id, body.weight, actor=actor())
     if body.max_epochs is not None or body.max_configs is not None or body.search_space is not None:
         svc.update_workload(workload_id, max_epochs=body.max_epochs, max_configs=body.max_configs,
                             search_space=body.search_space, actor=actor())

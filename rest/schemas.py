@@ -16,7 +16,9 @@ class _Body(BaseModel):
 
 
 class WorkloadPatch(_Body):
-    status: Literal["paused", "running"] | None = None
+    status: Literal["paused", "running", "stopped"] | None = None
+    weight: float | None = Field(default=None, gt=0, le=10_000,
+                                 description="fair-share weight against the other runnable workloads")
     max_epochs: int | None = Field(default=None, ge=1, le=10_000)
     max_configs: int | None = Field(default=None, ge=1, le=100_000)
     search_space: dict[str, Any] | None = None

@@ -12,7 +12,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 @pytest.mark.parametrize("script", ["hop_overhead.py", "api_latency.py", "scheduler_scale.py", "steering.py",
                                     "mop_vs_baselines.py", "edge_profile.py", "mop_spark.py", "privacy.py",
-                                    "api_vs_optuna_dashboard.py",
+                                    "api_vs_optuna_dashboard.py", "sharing.py",
                                     # 6-7 minutes each even at toy size (a Ray cluster and ~20 processes that import
                                     # TensorFlow): `make bench-smoke` runs them, `make test` deselects them
                                     pytest.param("search_efficiency.py", marks=pytest.mark.peer_bench),
@@ -90,6 +90,19 @@ def _api_vs_optuna(document):
     assert all(set(t) == {"value", "target", "met"} for t in document["targets"].values())
 
 
+def _sharing(document):
+    makespan = document["makespan"]
+    assert 0 < makespan["digits_alone_s"] and 0 < makespan["wine_alone_s"] and makespan["shared_s"] > 0
+    assert makespan["shared_over_sum_of_ideal"] == pytest.approx(
+        makespan["shared_s"] / makespan["one_after_the_other_s"], abs=0.01)
+    for name, weights in (("fair_share_1_1", (1.0, 1.0)), ("fair_share_3_1", (3.0, 1.0))):
+        shares = document[name]
+        assert (shares["digits"]["weight"], shares["wine"]["weight"]) == weights
+        # 1 config x 1 epoch x 2 partitions each
+        assert shares["digits"]["sub_epochs"] == shares["wine"]["sub_epochs"] == 2
+        assert shares["digits"]["share"] + shares["wine"]["share"] == pytest.approx(1.0, abs=0.01)
+
+
 SEARCH_METHODS = {"hopper_grid", "hopper_random", "hopper_tpe", "hopper_bayesian", "hopper_evolution", "hopper_asha",
                   "hopper_hyperband", "hopper_pbt", "hopper_nsga2", "ray_asha", "ray_pbt", "optuna_tpe_sha",
                   "optuna_tpe_hyperband"}
@@ -127,4 +140,4 @@ def _peers(document):
 CHECKS = {"hop_overhead.py": _hop, "api_vs_optuna_dashboard.py": _api_vs_optuna, "api_latency.py": _api, "scheduler_scale.py": _scale,
           "steering.py": _steering, "mop_vs_baselines.py": _baselines, "edge_profile.py": _edge,
           "mop_spark.py": _spark, "privacy.py": _privacy, "search_efficiency.py": _search_efficiency,
-          "peers.py": _peers}
+          "peers.py": _peers, "sharing.py": _sharing}

@@ -31,7 +31,7 @@ from hopper.engine.status import (
     workload_label,
 )
 from hopper.rest.gate import require_editor
-from hopper.webui import figures, layout, schedules_page
+from hopper.webui import figures, layout, schedules_page, sharing
 
 ACTOR = "web"  # who the audit log names for UI changes made outside a request (unit tests)
 # The wizard's privacy inputs, in privacy_options()'s order.
@@ -680,6 +680,7 @@ def register_callbacks(app: Dash, services: Services,
     def cb(*spec: Any, **kwargs: Any) -> Callable:
         return app.callback(*spec, **kwargs)
 
+    sharing.register(app, services)
     cb(Output("page", "children"), Input("url", "pathname"), State("url", "search"))(
         lambda pathname, search=None: route_page(services, tensorboard_url, pathname, search))
 

@@ -10,6 +10,7 @@ from dash import dash_table, dcc, html
 from hopper.engine.catalog import ROSTER
 from hopper.engine.procedure_guide import COMMON_OPTIONS, DRILL_DOWN_PROCEDURES, GUIDES, drill_down_procedure
 from hopper.engine.status import SuggestionStatus
+from hopper.webui import sharing
 
 REFRESH_MS = 2000
 EXAMPLE_SPACE = """lr: {type: choice, values: [0.001, 0.003]}
@@ -201,6 +202,7 @@ def detail_page(workload, parent, view: dict | None = None) -> html.Div:  # noqa
         html.Div(crumbs, className="crumbs"),
         html.H1(workload.name, id="wl-title"),
         html.Div(id="wl-summary", className="summary"),
+        sharing.controls_card(workload),
         *([suggestions_card(workload)] if workload.advisor else []),
         dash_table.DataTable(
             id="cfg-table", columns=[

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
+from hopper.engine import budget as budget_math
 from hopper.engine import data as data_mod
 from hopper.engine import fronts, privacy
 from hopper.engine import importance as importance_mod
@@ -18,6 +19,7 @@ from hopper.engine import objectives as objective_math
 from hopper.engine.catalog import check_hparam_value, check_hparams, get_entry
 from hopper.engine.entities import (
     AppliedDecision,
+    BudgetStatus,
     CheckpointInfo,
     ConfigInfo,
     Importance,
@@ -27,7 +29,7 @@ from hopper.engine.entities import (
     WorkloadInfo,
     WorkloadProgress,
 )
-from hopper.engine.errors import Conflict, InvalidState, NotFound, ValidationError
+from hopper.engine.errors import Conflict, InvalidState, NotFound, Unprocessable, ValidationError
 from hopper.engine.procedure_guide import GUIDES, ProcedureGuide
 from hopper.engine.procedures import PROCEDURES, Decision, Objective, make_procedure
 from hopper.engine.search import decides, decisions_for, propose, with_noise
@@ -80,6 +82,8 @@ class SteeringServices(ServiceContext):
                 f"{self.settings.workers} workers; register it again (it is cut into {self.settings.dataset_shards})",
                 field="dataset",
             )
+        _check_data_fits_workers(dataset, self.settings)
+        budget = _budget_record(spec, self.settings)
         space_raw = spec.space
         script_id = None
         if spec.script is not None:
@@ -151,6 +155,7 @@ class SteeringServices(ServiceContext):
             warm_start_checkpoint_id=warm_start_checkpoint_id, export_top_k=spec.export_top_k,
             procedure_options=spec.procedure_options or None,
             advisor=spec.advisor, notify=spec.notify.model_dump(mode="json") if spec.notify else None,
+            weight=spec.weight, budget=budget,
             entry_options=({"entry_args": spec.entry_args or {}, "bind_globals": spec.bind_globals or {}}
                            if spec.entry_args or spec.bind_globals else None),
         )
@@ -239,13 +244,79 @@ class SteeringServices(ServiceContext):
         return self.store.workloads.children(workload_id)
 
     def set_workload_status(self, workload_id: int, status: str, *, actor: str | None = None) -> WorkloadInfo:
-        """Pause (no new sub-epochs start; running ones finish and commit) or resume a whole workload."""
-        if status not in (WorkloadStatus.PAUSED, WorkloadStatus.RUNNING):
-            raise ValidationError("status must be 'paused' or 'running'", field="status")
+        """Pause (no new sub-epochs start; running ones finish and commit), stop or resume a whole workload."""
+        actions = {WorkloadStatus.PAUSED: "pause_workload", WorkloadStatus.RUNNING: "resume_workload",
+                   WorkloadStatus.STOPPED: "stop_workload"}
+        if status not in actions:
+            raise ValidationError("status must be 'paused', 'running' or 'stopped'", field="status")
         target = WorkloadStatus(status)
-        action = "pause_workload" if target == WorkloadStatus.PAUSED else "resume_workload"
+        return self._move_workload(workload_id, target, actions[target], actor)
+
+    def pause_workload(self, workload_id: int, *, actor: str | None = None) -> WorkloadInfo:
+        """No new sub-epoch of the workload starts; running ones finish and commit; resume continues it.
+
+        Raises:
+            NotFound: no such workload. InvalidState: it is not running.
+        """
+        return self._move_workload(workload_id, WorkloadStatus.PAUSED, "pause_workload", actor)
+
+    def resume_workload(self, workload_id: int, *, actor: str | None = None) -> WorkloadInfo:
+        """A paused or stopped workload runs again from its configs' checkpoints, at the next free slot.
+
+        Raises:
+            NotFound: no such workload. InvalidState: it is neither paused nor stopped.
+        """
+        return self._move_workload(workload_id, WorkloadStatus.RUNNING, "resume_workload", actor)
+
+    def stop_workload(self, workload_id: int, *, actor: str | None = None) -> WorkloadInfo:
+        """Stop a whole workload: running sub-epochs finish and commit, none starts; its configs keep their
+        checkpoints (a resume continues them).
+
+        Raises:
+            NotFound: no such workload. InvalidState: it is not running or paused.
+        """
+        return self._move_workload(workload_id, WorkloadStatus.STOPPED, "stop_workload", actor)
+
+    def _move_workload(self, workload_id: int, target: WorkloadStatus, action: str, actor: str | None) -> WorkloadInfo:
         self.store.workloads.set_status(workload_id, target, action=action, actor=actor or default_actor())
         return self.get_workload(workload_id)
+
+    def set_workload_weight(self, workload_id: int, weight: float, *, actor: str | None = None) -> WorkloadInfo:
+        """Change a workload's fair-share weight (its share of the workers against the other runnable
+        workloads); the scheduler uses it from its next decision.
+
+        Raises:
+            Unprocessable: the weight is not a number in (0, 10000]. NotFound: no such workload.
+            InvalidState: the workload failed or spent its budget.
+        """
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight <= 10_000:
+            raise Unprocessable(f"weight must be a number above 0 and at most 10000, not {weight!r}", field="weight")
+        self.store.workloads.set_weight(workload_id, float(weight), actor=actor or default_actor())
+        return self.get_workload(workload_id)
+
+    def workload_budget(self, workload_id: int) -> BudgetStatus:
+        """What a workload spent of its budget, what remains, and its ETA (measured mean sub-epoch time x
+        sub-epochs left / the workers its weight gives it against the running workloads).
+
+        Raises:
+            NotFound: no such workload.
+        """
+        workload = self.get_workload(workload_id)
+        usage = self.store.workloads.usage(workload_id)
+        budget = workload.budget or {}
+        wall = max(0.0, (budget_math.utc_now() - workload.created_at).total_seconds())
+        others = [w.weight for w in self.store.workloads.list()
+                  if w.status == WorkloadStatus.RUNNING and w.id != workload_id]
+        share = budget_math.worker_share(workload.weight, [workload.weight, *others], self.settings.workers)
+        mean = usage.committed_seconds / usage.sub_epochs_done if usage.sub_epochs_done else None
+        return BudgetStatus(
+            workload_id=workload_id, status=workload.status, weight=workload.weight, wall_seconds=wall,
+            worker_seconds=usage.worker_seconds, money=budget_math.money_spent(budget, usage.worker_seconds),
+            limits={name: budget.get(name) for name in budget_math.LIMITS},
+            remaining=budget_math.remaining(budget, wall_seconds=wall, worker_seconds=usage.worker_seconds),
+            spent=workload.status == WorkloadStatus.BUDGET_SPENT, sub_epochs_done=usage.sub_epochs_done,
+            sub_epochs_left=usage.sub_epochs_left, mean_sub_epoch_seconds=mean, worker_share=share,
+            eta_seconds=budget_math.eta_seconds(mean, usage.sub_epochs_left, share))
 
     def update_workload(self, workload_id: int, *, max_epochs: int | None = None, max_configs: int | None = None,
                         search_space: dict | None = None, actor: str | None = None) -> WorkloadInfo:
@@ -669,3 +740,50 @@ def _possible_values(space: SearchSpace, name: str) -> list:
     if isinstance(p, Choice):
         return list(p.values)
     return []
+
+
+def _budget_record(spec: WorkloadSpec, settings: Any) -> dict | None:
+    """The spec's budget as stored, with the price in force at launch (a later price change does not rewrite
+    what a running workload has spent)."""
+    if spec.budget is None or spec.budget.model_dump(exclude_none=True) == {}:
+        return None
+    record = spec.budget.model_dump(exclude_none=True)
+    price = float(getattr(settings, "price_per_worker_hour", 0.0) or 0.0)
+    if "money" in record:
+        if price <= 0:
+            raise Unprocessable("budget.money needs a price: set price_per_worker_hour in hopper.toml or "
+                                "HOPPER_PRICE_PER_WORKER_HOUR (what one worker-hour costs), or give "
+                                "budget.worker_seconds instead", field="budget.money")
+        record["price_per_worker_hour"] = price
+    return record
+
+
+#: Bytes per value of a partition's arrays as workers hold them (features float32/int32, sparse labels int64).
+_FEATURE_BYTES, _LABEL_BYTES = 4, 8
+
+
+def largest_partition_bytes(dataset: Any) -> int:
+    """Estimated memory of a dataset's largest partition on a worker: rows x (features + label) bytes."""
+    rows = -(-int(dataset.n_train) // max(1, int(dataset.partition_count)))
+    features = 1
+    for size in dataset.feature_shape or [1]:
+        features *= int(size)
+    columns = dataset.schema.get("columns") or []
+    # typed tables hold string columns as Python objects: count a pointer plus a short string each
+    strings = sum(1 for c in columns if c.get("type") in ("string", "text"))
+    label = _LABEL_BYTES if dataset.label_kind == "sparse" else 4 * max(1, dataset.n_outputs)
+    return rows * (features * _FEATURE_BYTES + strings * 64 + label)
+
+
+def _check_data_fits_workers(dataset: Any, settings: Any) -> None:
+    """Refuse at launch a dataset whose partition alone exceeds a worker's data memory budget (an OOM later
+    would fail every config of the workload)."""
+    budget_mb = int(getattr(settings, "worker_data_memory_mb", 0) or 0)
+    if budget_mb <= 0:
+        return
+    needed = largest_partition_bytes(dataset)
+    if needed > budget_mb * 2**20:
+        raise Unprocessable(
+            f"dataset {dataset.name!r}: its largest partition needs about {needed / 2**20:.1f} MiB on a worker, "
+            f"more than the worker data memory budget of {budget_mb} MiB (worker_data_memory_mb); raise "
+            "HOPPER_WORKER_DATA_MEMORY_MB, or register the dataset for more workers", field="dataset")

@@ -105,6 +105,10 @@ class WorkloadRow(Base):
                                           server_default=false())
     # The spec's notify section ({"webhook": URL}); None: nobody is told when the workload ends.
     notify: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    # Its share of the workers against other runnable workloads (weighted fair share); > 0.
+    weight: Mapped[float] = mapped_column(Float, default=1.0, server_default="1")
+    # The spec's budget {"wall_seconds", "worker_seconds", "money", "price_per_worker_hour"}; None: unlimited.
+    budget: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class ConfigRow(Base):

@@ -68,6 +68,13 @@ def shards_of(shards: list | None, partition: int) -> frozenset[int]:
     return frozenset((partition,)) if shards is None else frozenset(int(s) for s in shards)
 
 
+def _seconds(row: SubEpochRow) -> float:
+    """Worker time of a finished sub-epoch, from its start to its commit."""
+    if row.started_at is None or row.finished_at is None:
+        return 0.0
+    return max(0.0, (row.finished_at - row.started_at).total_seconds())
+
+
 def _stats(row: SubEpochRow) -> SubEpochStats:
     return SubEpochStats(row.rows, row.train_loss, row.train_accuracy, row.compute_seconds, row.hop_seconds)
 
@@ -126,6 +133,22 @@ class ScheduleStore(Repository):
             ):
                 visited.setdefault((config_id, epoch), set()).update(shards_of(shards, partition))
         return len(rows), visited
+
+    def committed_seconds(self) -> dict[int, tuple[float, int]]:
+        """Workload id -> (worker-seconds of its committed sub-epochs, how many): read once by a starting
+        scheduler, which then adds each commit itself (fair share and budgets never re-scan the log)."""
+        used: dict[int, tuple[float, int]] = {}
+        with self._session() as session:
+            for workload_id, started, finished in session.execute(
+                select(ConfigRow.workload_id, SubEpochRow.started_at, SubEpochRow.finished_at)
+                .join(ConfigRow, ConfigRow.id == SubEpochRow.config_id)
+                .where(SubEpochRow.outcome == SubEpochOutcome.OK)
+            ):
+                seconds, count = used.get(workload_id, (0.0, 0))
+                if started is not None and finished is not None:
+                    seconds += max(0.0, (finished - started).total_seconds())
+                used[workload_id] = (seconds, count + 1)
+        return used
 
     def runnable(self) -> list[RunnableRow]:
         """Every dispatchable config of every running workload, as plain tuples (read at every step:
@@ -288,7 +311,7 @@ class ScheduleStore(Repository):
                         f"{spent.target_epsilon:g}")]))
             session.flush()
             return CommittedSubEpoch(True, config.id, workload.id, sub_epoch.epoch, visited, epoch_end, metrics,
-                                     superseded, config.status)
+                                     superseded, config.status, _seconds(sub_epoch))
 
     def _recent_failures(self, session, config_id: int, window: int) -> int:  # noqa: ANN001
         recent = session.execute(select(SubEpochRow.outcome, SubEpochRow.detail)

@@ -8,17 +8,27 @@ from typing import TypeVar
 
 from sqlalchemy import func, select
 
-from hopper.engine.entities import ConfigObservation, Proposal, WorkloadInfo, WorkloadProgress
+from hopper.engine.entities import ConfigObservation, Proposal, WorkloadInfo, WorkloadProgress, WorkloadUsage
 from hopper.engine.errors import InvalidState
 from hopper.engine.status import (
     FINISHED_CONFIG,
+    RUNNABLE_CONFIG,
     ConfigStatus,
     SubEpochOutcome,
     WorkloadStatus,
     check_transition,
 )
 from hopper.engine.store._common import Repository, add_event, get_row
-from hopper.engine.store.models import ConfigRow, EventRow, MetricRow, ScriptRow, SubEpochRow, WorkloadRow
+from hopper.engine.store.models import (
+    ConfigRow,
+    DatasetRow,
+    EventRow,
+    MetricRow,
+    ScriptRow,
+    SubEpochRow,
+    WorkloadRow,
+    utcnow,
+)
 
 #: Given the workload and every config it has, the configs to add now.
 Proposer = Callable[[WorkloadInfo, list[ConfigObservation]], Proposal]
@@ -179,6 +189,68 @@ class WorkloadStore(Repository):
             check_transition(row.status, target, what=f"workload {workload_id}", action=action.split("_")[0])
             row.status = target
             add_event(session, actor, action, "workload", workload_id, {"status": before}, {"status": target.value})
+
+    def set_weight(self, workload_id: int, weight: float, *, actor: str) -> None:
+        """Change a workload's fair-share weight; the scheduler uses it from its next decision."""
+        with self._session() as session:
+            row = get_row(session, WorkloadRow, workload_id, "workload")
+            if row.status in (WorkloadStatus.FAILED, WorkloadStatus.BUDGET_SPENT):
+                raise InvalidState(f"cannot change the weight of workload {workload_id}: it is {row.status}")
+            before = row.weight
+            row.weight = float(weight)
+            add_event(session, actor, "set_workload_weight", "workload", workload_id, {"weight": before},
+                      {"weight": row.weight})
+
+    def spend_budget(self, workload_id: int, reason: str, *, actor: str = "scheduler") -> bool:
+        """Mark a running workload ``budget_spent`` (nothing more is dispatched for it; running sub-epochs
+        still commit); False when it is no longer running."""
+        with self._session() as session:
+            row = get_row(session, WorkloadRow, workload_id, "workload")
+            if row.status != WorkloadStatus.RUNNING:
+                return False
+            check_transition(row.status, WorkloadStatus.BUDGET_SPENT, what=f"workload {workload_id}")
+            row.status = WorkloadStatus.BUDGET_SPENT
+            row.error = reason[:20_000]
+            add_event(session, actor, "budget_spent", "workload", workload_id, {"status": WorkloadStatus.RUNNING.value},
+                      {"status": row.status, "reason": reason})
+            return True
+
+    def sharing(self) -> list[tuple[int, float, str, dict | None, datetime]]:
+        """(id, weight, owner, budget, created_at) of every running workload: what fair share and budgets need."""
+        with self._session() as session:
+            return [tuple(r) for r in session.execute(
+                select(WorkloadRow.id, WorkloadRow.weight, WorkloadRow.owner, WorkloadRow.budget,
+                       WorkloadRow.created_at).where(WorkloadRow.status == WorkloadStatus.RUNNING)
+                .order_by(WorkloadRow.id))]
+
+    def usage(self, workload_id: int) -> WorkloadUsage:
+        """What a workload used of the workers (from the schedule log) and how many sub-epochs it has left."""
+        with self._session() as session:
+            row = get_row(session, WorkloadRow, workload_id, "workload")
+            partitions = session.scalar(select(DatasetRow.partition_count).where(DatasetRow.id == row.dataset_id)) or 1
+            now = utcnow()
+            committed, done, running, running_seconds = 0.0, 0, 0, 0.0
+            visited_now: dict[int, int] = {}
+            configs = {c.id: c for c in session.scalars(select(ConfigRow).where(ConfigRow.workload_id == workload_id))}
+            for config_id, epoch, outcome, started, finished in session.execute(
+                select(SubEpochRow.config_id, SubEpochRow.epoch, SubEpochRow.outcome, SubEpochRow.started_at,
+                       SubEpochRow.finished_at).join(ConfigRow, ConfigRow.id == SubEpochRow.config_id)
+                .where(ConfigRow.workload_id == workload_id,
+                       SubEpochRow.outcome.in_([SubEpochOutcome.OK, SubEpochOutcome.RUNNING]))
+            ):
+                if outcome == SubEpochOutcome.RUNNING:
+                    running += 1
+                    running_seconds += max(0.0, (now - started).total_seconds()) if started else 0.0
+                    continue
+                done += 1
+                committed += max(0.0, (finished - started).total_seconds()) if started and finished else 0.0
+                if epoch == configs[config_id].epochs_done:
+                    visited_now[config_id] = visited_now.get(config_id, 0) + 1
+            left = sum(max(0, (row.max_epochs - c.epochs_done) * partitions - visited_now.get(c.id, 0))
+                       for c in configs.values() if c.status in RUNNABLE_CONFIG)
+            if row.max_configs is not None:
+                left += max(0, row.max_configs - len(configs)) * row.max_epochs * partitions
+            return WorkloadUsage(committed + running_seconds, done, committed, running, left)
 
     def update_budget(self, workload_id: int, *, actor: str, max_epochs: int | None = None,
                       max_configs: int | None = None, search_space: dict | None = None) -> None:

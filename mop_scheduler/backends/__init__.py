@@ -18,6 +18,7 @@ def make_backend(settings: Settings, *, threads_per_worker: int = 1) -> Backend:
     """The backend ``settings.backend`` names, configured from the settings."""
     common = {"threads_per_worker": threads_per_worker, "sub_epoch_timeout": settings.sub_epoch_timeout,
               "model_cache": settings.worker_model_cache,
+              "data_memory_mb": getattr(settings, "worker_data_memory_mb", 0),
               "allowed_roots": (*map(str, settings.data_roots), str(settings.artifact_dir))}
     if settings.backend == "local":
         return LocalBackend(settings.workers, memory_limit_mb=settings.worker_memory_mb,

@@ -39,7 +39,7 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _worker_main(index: int, threads: int, tasks: mp.Queue, results: mp.Queue, model_cache: int,
-                 allowed_roots: tuple[str, ...], parent: int, confinement: str = "") -> None:
+                 allowed_roots: tuple[str, ...], parent: int, confinement: str = "", data_memory_mb: int = 0) -> None:
     # Contain user code: its own session and process group (killed as a whole), no core dumps, a file-size cap.
     os.setsid()
     sandbox = "sandbox: audit hook and rlimits only" if allowed_roots else "sandbox: rlimits only"
@@ -70,7 +70,7 @@ def _worker_main(index: int, threads: int, tasks: mp.Queue, results: mp.Queue, m
         from hopper.mop_scheduler.worker.sandbox import lock_down
 
         lock_down()  # from here the user's model code may not start processes or load native code
-    runner = SubEpochRunner(index, model_cache_size=model_cache)
+    runner = SubEpochRunner(index, model_cache_size=model_cache, data_memory_bytes=data_memory_mb * 2**20)
     results.put(("ready", index, (os.getpid(), sandbox)))
     while True:
         try:
@@ -97,6 +97,7 @@ class LocalBackend(Backend):
         sub_epoch_timeout: seconds after which a running sub-epoch counts as hung; its
             worker is killed and restarted.
         model_cache: models each worker keeps built (see ``SubEpochRunner``).
+        data_memory_mb: memory each worker may spend on datasets it holds (LRU beyond it; 0 = no limit).
         memory_limit_mb: a worker whose resident memory passes this while training is killed and
             the config fails with the reason (0 = no limit).
         allowed_roots: directories user code in the workers may open files under (data roots, then
@@ -114,8 +115,9 @@ class LocalBackend(Backend):
 
     def __init__(self, n_workers: int, *, threads_per_worker: int = 1, sub_epoch_timeout: float = 1800.0,
                  model_cache: int = 32, memory_limit_mb: int = 0, allowed_roots: tuple[str, ...] = (),
-                 sandbox_user: str = "", checkpoint_dir: str | None = None) -> None:
+                 sandbox_user: str = "", checkpoint_dir: str | None = None, data_memory_mb: int = 0) -> None:
         super().__init__(n_workers)
+        self.data_memory_mb = data_memory_mb
         self.sandbox_user = sandbox_user
         self.checkpoint_dir = checkpoint_dir
         #: Which sandbox layers the workers reported (one line, logged when it first appears or changes).
@@ -160,7 +162,8 @@ class LocalBackend(Backend):
     def _spawn(self, index: int) -> None:
         tasks = self._ctx.Queue()
         proc = self._ctx.Process(target=_worker_main, args=(index, self.threads_per_worker, tasks, self._results, self.model_cache,
-                                                       self.allowed_roots, os.getpid(), self._confinement(index)),
+                                                       self.allowed_roots, os.getpid(), self._confinement(index),
+                                                       self.data_memory_mb),
                                  name=f"hopper-worker-{index}", daemon=True)
         proc.start()
         self._procs[index], self._task_queues[index] = proc, tasks

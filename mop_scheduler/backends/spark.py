@@ -78,6 +78,7 @@ class TaskSettings:
     model_cache: int
     allowed_roots: tuple[str, ...]
     heartbeat_interval: float
+    data_memory_mb: int = 0
 
 
 def _worker_task(settings: TaskSettings, partition: int) -> None:
@@ -120,7 +121,8 @@ def _worker_task(settings: TaskSettings, partition: int) -> None:
                           os.path.join(settings.allowed_roots[-1], "tmp", f"spark-{settings.run_id}-{partition}"))
             log.info("Spark task %d: sandbox: rlimits and audit hook only (no user switch, network namespace or "
                      "filesystem view inside a Spark task)", partition)
-        runner = SubEpochRunner(partition, model_cache_size=settings.model_cache, reader=read_partition_petastorm)
+        runner = SubEpochRunner(partition, model_cache_size=settings.model_cache, reader=read_partition_petastorm,
+                                data_memory_bytes=settings.data_memory_mb * 2**20)
         send(("ready", partition))
         while True:
             message = conn.recv()
@@ -180,9 +182,10 @@ class SparkBackend(Backend):
                  sub_epoch_timeout: float = 1800.0, heartbeat_interval: float = 2.0,
                  heartbeat_timeout: float = 30.0, job_retry_limit: int = 5, model_cache: int = 32,
                  threads_per_worker: int = 1, allowed_roots: tuple[str, ...] = (),
-                 lost_executor_grace: float = 120.0) -> None:
+                 lost_executor_grace: float = 120.0, data_memory_mb: int = 0) -> None:
         super().__init__(n_workers)
         self.lost_executor_grace = lost_executor_grace
+        self.data_memory_mb = data_memory_mb
         #: the W asked for; differs from ``n_workers`` while a resize waits for running sub-epochs
         self._target = n_workers
         self._resizing = False  # the current job is being cancelled for a new W: its end is no failure
@@ -263,7 +266,8 @@ class SparkBackend(Backend):
     def _task_settings(self) -> TaskSettings:
         return TaskSettings(address=self._listener.address, authkey=self._authkey, run_id=self._run_id,
                             threads=self.threads_per_worker, model_cache=self.model_cache,
-                            allowed_roots=self.allowed_roots, heartbeat_interval=self.heartbeat_interval)
+                            allowed_roots=self.allowed_roots, heartbeat_interval=self.heartbeat_interval,
+                            data_memory_mb=self.data_memory_mb)
 
     def _job_loop(self) -> None:
         sc = self._spark.sparkContext

@@ -26,6 +26,16 @@ log = logging.getLogger("hopper.mop_scheduler.worker.runner")
 _TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN, errno.ESTALE}
 
 
+def nbytes(value: Any) -> int:
+    """Bytes of the arrays a loaded partition holds (numpy arrays, typed columns, tuples of them)."""
+    if hasattr(value, "nbytes"):
+        return int(value.nbytes)
+    if isinstance(value, tuple | list):
+        return sum(nbytes(v) for v in value)
+    arrays = getattr(value, "arrays", None)  # typed table columns
+    return sum(nbytes(a) for a in arrays) if arrays is not None else 0
+
+
 def configure_threads(threads: int) -> None:
     """Pin TensorFlow's thread pools (call before TF runs any op)."""
     import tensorflow as tf
@@ -44,15 +54,25 @@ class SubEpochRunner:
             this worker again continues from memory without reading its checkpoint, and any cached
             config skips rebuilding and re-tracing its model (which costs more than a small
             model's sub-epoch): size it to the number of configs that train at once.
+        data_memory_bytes: what the datasets this worker holds (its partition and the validation split of
+            each) may take; beyond it the least recently used dataset is dropped and read again on its next
+            use (0 = no limit). The one in use is always kept, even alone over the budget.
     """
 
     def __init__(self, worker: int, model_cache_size: int = 32,
-                 reader: Callable[[str, Sequence[int]], tuple[Any, Any]] | None = None) -> None:
+                 reader: Callable[[str, Sequence[int]], tuple[Any, Any]] | None = None,
+                 data_memory_bytes: int = 0) -> None:
         self.worker = worker
         self._reader = reader
         # (dataset id, shard) -> its rows, loaded on first use; the last multi-shard union per dataset
         self._data: dict[tuple[int, int], tuple[Any, Any]] = {}
         self._unions: dict[int, tuple[tuple[int, ...], tuple[Any, Any]]] = {}
+        # dataset ids this worker holds rows of, least recently used first, and the bytes each takes
+        self._recency: OrderedDict[int, None] = OrderedDict()
+        self._data_bytes: dict[int, int] = {}
+        self.data_memory_bytes = data_memory_bytes
+        #: datasets dropped to stay within the data memory budget (their ids, oldest first)
+        self.evicted: list[int] = []
         self._validation: dict[int, tuple[Any, Any]] = {}
         self._factories: dict[tuple, Any] = {}
         # config_id -> (model, path of the checkpoint that equals its in-memory state)
@@ -66,10 +86,20 @@ class SubEpochRunner:
             self._reader = read_partition
         return self._reader(path, feature_shape)
 
+    def _held(self, dataset_id: int, added: Any = None) -> None:
+        """Mark a dataset used now, count what was just loaded for it, and keep the whole within the budget."""
+        if added is not None:
+            self._data_bytes[dataset_id] = self._data_bytes.get(dataset_id, 0) + nbytes(added)
+        self._recency[dataset_id] = None
+        self._recency.move_to_end(dataset_id)
+        if added is not None:
+            self._evict(keep=dataset_id)
+
     def _shard(self, ref: DatasetLayout, shard: int) -> tuple[Any, Any]:
         key = (ref.dataset_id, shard)
         if key not in self._data:
             self._data[key] = self._read(ref.partition_paths[shard], ref.feature_shape)
+            self._held(ref.dataset_id, self._data[key])
         return self._data[key]
 
     def _partition(self, ref: DatasetLayout, task: SubEpochTask) -> tuple[Any, Any]:
@@ -78,20 +108,49 @@ class SubEpochRunner:
         if task.owned:
             # Shards handed over to other workers since: free their memory.
             for key in [k for k in self._data if k[0] == ref.dataset_id and k[1] not in task.owned]:
-                del self._data[key]
+                self._data_bytes[ref.dataset_id] = self._data_bytes.get(ref.dataset_id, 0) - nbytes(self._data.pop(key))
+        self._held(ref.dataset_id)
         if len(shards) == 1:
             return self._shard(ref, shards[0])
         cached = self._unions.get(ref.dataset_id)
         if cached is not None and cached[0] == shards:
             return cached[1]
         union = _concatenate([self._shard(ref, s) for s in shards])
+        previous = self._unions.pop(ref.dataset_id, None)
+        if previous is not None:
+            self._data_bytes[ref.dataset_id] = self._data_bytes.get(ref.dataset_id, 0) - nbytes(previous[1])
         self._unions[ref.dataset_id] = (shards, union)
+        self._held(ref.dataset_id, union)
         return union
 
     def _validation_split(self, ref: DatasetLayout) -> tuple[Any, Any]:
         if ref.dataset_id not in self._validation:
             self._validation[ref.dataset_id] = self._read(ref.validation_path, ref.feature_shape)
+            self._held(ref.dataset_id, self._validation[ref.dataset_id])
         return self._validation[ref.dataset_id]
+
+    @property
+    def data_bytes(self) -> int:
+        """Bytes of the datasets held now (partitions and validation splits)."""
+        return sum(self._data_bytes.values())
+
+    def _evict(self, keep: int) -> None:
+        """Drop least recently used datasets until the held ones fit the data memory budget."""
+        if self.data_memory_bytes <= 0:
+            return
+        while self.data_bytes > self.data_memory_bytes:
+            victim = next((d for d in self._recency if d != keep), None)
+            if victim is None:
+                return  # only the dataset in use is left: a launch check keeps it within the budget
+            for key in [k for k in self._data if k[0] == victim]:
+                del self._data[key]
+            self._unions.pop(victim, None)
+            self._validation.pop(victim, None)
+            self._data_bytes.pop(victim, None)
+            self._recency.pop(victim, None)
+            self.evicted.append(victim)
+            log.info("worker %d: dropped dataset %d from memory (data memory budget %d bytes)", self.worker, victim,
+                     self.data_memory_bytes)
 
     def _build_sample(self, ref: DatasetLayout):  # noqa: ANN202
         """The training sample a script's builder receives: the head of partition 0, the same on every worker."""

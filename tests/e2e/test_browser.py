@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -463,3 +464,111 @@ def test_the_dashboard_refuses_what_launch_and_training_would_refuse(server, bro
     _wait_text(page.locator("#workload-table"), r"\d+/\d+ epochs")
     page.set_viewport_size({"width": 800, "height": 1000})
     page.screenshot(path=SHOTS / "workloads-800.png", full_page=True)
+
+
+def test_whole_workload_controls_and_budget_in_the_browser(server, browser):
+    """Pause, stop, resume and reweight a whole workload from its page; the budget line shows spend and limits."""
+    base, token, _ = server
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {token}"
+    for other in api.get(base + "/api/v1/workloads", timeout=30).json():  # the two workers are this test's
+        if other["status"] == "running":
+            api.post(f"{base}/api/v1/workloads/{other['id']}/pause", timeout=30)
+    r = api.post(base + "/api/v1/workloads", json={
+        "name": "shared grid", "model": "mlp", "dataset": "digits", "max_epochs": 20, "weight": 2,
+        "budget": {"worker_seconds": 3600, "wall_seconds": 7200},
+        "space": {"lr": {"type": "choice", "values": [0.01, 0.003]}, "units": 16}}, timeout=30)
+    assert r.status_code == 201, r.text
+    wid = r.json()["id"]
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(base + "/login")
+    page.fill("#token", token)
+    page.click("#login-button")
+    page.wait_for_selector("#workload-table")
+    page.goto(f"{base}/workloads/{wid}")
+    _wait_text(page.locator("#wl-budget"), r"running · weight 2 .*worker time .* of 1 h 00 min")
+    _wait_text(page.locator("#wl-budget"), r"sub-epochs left, ETA \d")  # measured once a sub-epoch committed
+
+    page.click("#wl-pause")
+    _wait_text(page.locator("#wl-notice"), f"workload {wid}: paused")
+    page.click("#wl-pause")
+    _wait_text(page.locator("#wl-notice"), "Error: cannot pause workload .*: it is paused")
+    page.click("#wl-stop")
+    _wait_text(page.locator("#wl-notice"), f"workload {wid}: stopped")
+    _wait_text(page.locator("#wl-budget"), r"^stopped")
+    page.fill("#wl-weight", "0")
+    page.click("#wl-set-weight")
+    _wait_text(page.locator("#wl-notice"), r"Error \[weight\]")
+    page.fill("#wl-weight", "3")
+    page.click("#wl-set-weight")
+    _wait_text(page.locator("#wl-notice"), f"workload {wid}: weight 3")
+    page.click("#wl-resume")
+    _wait_text(page.locator("#wl-notice"), f"workload {wid}: running")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / "workload-controls.png", full_page=True)
+    workload = api.get(f"{base}/api/v1/workloads/{wid}", timeout=30).json()
+    assert workload["status"] == "running" and workload["weight"] == 3.0
+    events = [e["action"] for e in api.get(base + "/api/v1/events", params={"limit": 200}, timeout=30).json()
+              if e["object_type"] == "workload" and e["object_id"] == wid]
+    assert {"pause_workload", "stop_workload", "resume_workload", "set_workload_weight"} <= set(events)
+    api.post(f"{base}/api/v1/workloads/{wid}/stop", timeout=30)  # no need to train on
+
+
+def test_two_workloads_on_two_datasets_share_the_workers_and_a_budget_stops_one(server):
+    """Digits and wine trained at once on the server's two (already started) workers: a small worker-seconds
+    budget stops its workload within the sub-epochs in flight when it ran out (none starts after), the other
+    finishes, and the MOP invariants hold per workload in the sub-epoch log. Over REST only (no page): it shares
+    this module's running server so that no second set of TensorFlow workers has to start."""
+    import numpy as np
+    from sklearn.datasets import load_wine
+
+    base, token, home = server
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {token}"
+    for other in api.get(base + "/api/v1/workloads", timeout=30).json():  # the two workers are this test's
+        if other["status"] == "running":
+            api.post(f"{base}/api/v1/workloads/{other['id']}/pause", timeout=30)
+    wine = load_wine()
+    path = home / "data" / "wine.npz"
+    np.savez(path, x=((wine.data - wine.data.mean(0)) / wine.data.std(0)).astype(np.float32), y=wine.target)
+    assert api.post(base + "/api/v1/datasets", json={"name": "wine", "path": str(path)}, timeout=60).status_code == 201
+    grid = {"lr": {"type": "choice", "values": [0.003, 0.01]}, "units": {"type": "choice", "values": [16, 32]}}
+    budgeted = api.post(base + "/api/v1/workloads", json={
+        "name": "budgeted", "model": "mlp", "dataset": "digits", "max_epochs": 20, "space": grid,
+        "budget": {"worker_seconds": 3}}, timeout=30).json()["id"]
+    other = api.post(base + "/api/v1/workloads", json={
+        "name": "wine", "model": "mlp", "dataset": "wine", "max_epochs": 1,
+        "space": {"lr": {"type": "choice", "values": [0.003, 0.01]}, "units": 16}}, timeout=30).json()["id"]
+
+    def log(workload_id: int) -> list[dict]:
+        return api.get(f"{base}/api/v1/workloads/{workload_id}/sub-epochs", timeout=30).json()
+
+    def status(workload_id: int) -> str:
+        return api.get(f"{base}/api/v1/workloads/{workload_id}", timeout=30).json()["status"]
+
+    _until("both workloads to end", lambda: status(other) == "done" and status(budgeted) == "budget_spent"
+           and all(s["outcome"] != "running" for s in log(budgeted) + log(other)), timeout=300)
+
+    at = datetime.fromisoformat
+    event = next(e for e in api.get(base + "/api/v1/events", params={"limit": 500}, timeout=30).json()
+                 if e["action"] == "budget_spent" and e["object_id"] == budgeted)
+    spent_log = log(budgeted)
+    assert [s for s in spent_log if at(s["started_at"]) > at(event["at"])] == [], "a sub-epoch started after the spend"
+    assert len([s for s in spent_log if at(s["finished_at"]) > at(event["at"])]) <= 2  # in flight: one per worker
+    budget = api.get(f"{base}/api/v1/workloads/{budgeted}/budget", timeout=30).json()
+    assert budget["spent"] and budget["worker_seconds"] >= 3 and budget["remaining"]["worker_seconds"] == 0
+    assert budget["sub_epochs_left"] > 0  # stopped by its budget, not for lack of work
+
+    for workload_id in (budgeted, other):
+        ok = [s for s in log(workload_id) if s["outcome"] == "ok"]
+        visits = [(s["config_id"], s["epoch"], s["partition"]) for s in ok]
+        assert len(visits) == len(set(visits)), "a config trained twice on a partition in one epoch"
+    configs = api.get(f"{base}/api/v1/workloads/{other}/configs", timeout=30).json()["items"]
+    assert all(c["status"] == "done" and c["epochs_done"] == 1 for c in configs)
+    other_ok = [s for s in log(other) if s["outcome"] == "ok"]
+    assert {(s["config_id"], s["epoch"], s["partition"]) for s in other_ok} == {
+        (c["id"], 0, p) for c in configs for p in (0, 1)}
+    # they shared the workers (fair share spreads the first free workers over both), not one after the other
+    spent_ok = [s for s in spent_log if s["outcome"] == "ok"]
+    assert min(at(s["started_at"]) for s in spent_ok) < max(at(s["finished_at"]) for s in other_ok)
+    assert min(at(s["started_at"]) for s in other_ok) < max(at(s["finished_at"]) for s in spent_ok)

@@ -429,3 +429,45 @@ def test_schedule_claims_and_the_webhook_outbox(migrated_store):
     with pytest.raises(InvalidState):
         store.webhooks.record_attempt(again.id, error=None, retry_at=None)
     assert store.webhooks.claim_due(due + timedelta(days=1), hold_seconds=40) == []
+
+
+def test_sharing_weights_budgets_stop_and_use_of_the_workers(migrated_store):
+    store = migrated_store
+    ds = _dataset(store)
+    wl = store.workloads.create(
+        actor="alice", spec_record={"name": "w"}, propose=lambda w, configs: Proposal(list(GRID)), name="w",
+        description="", procedure="grid", search_space={"lr": {"type": "choice", "values": [0.1, 0.01]}},
+        objectives=[{"metric": "val_accuracy", "direction": "max"}], max_epochs=2, max_configs=None, seed=3,
+        dataset_id=ds.id, model_ref="mlp", weight=2.5, budget={"worker_seconds": 10.0})
+    assert (wl.weight, wl.budget) == (2.5, {"worker_seconds": 10.0})
+    assert [(r[0], r[1], r[2], r[3]) for r in store.workloads.sharing()] == [(wl.id, 2.5, "alice",
+                                                                              {"worker_seconds": 10.0})]
+    store.workloads.set_weight(wl.id, 4.0, actor="bob")
+    assert store.workloads.get(wl.id).weight == 4.0
+    config_id = store.configs.page(wl.id)[0][0].id
+    done = _train_epoch(store, config_id)
+    assert done.seconds >= 0.0
+    seconds, count = store.schedule.committed_seconds()[wl.id]
+    assert count == 2 and seconds >= 0.0
+    usage = store.workloads.usage(wl.id)
+    # 2 configs x 2 epochs x 2 partitions, 2 committed
+    assert (usage.sub_epochs_done, usage.running, usage.sub_epochs_left) == (2, 0, 6)
+    store.schedule.start_sub_epoch(config_id, 0, "w0", n_partitions=2, layouts={}, scripts={})
+    assert store.workloads.usage(wl.id).running == 1
+    store.workloads.set_status(wl.id, WorkloadStatus.STOPPED, action="stop_workload", actor="alice")
+    assert store.schedule.runnable() == [] and store.workloads.sharing() == []
+    assert not store.workloads.spend_budget(wl.id, "budget spent: too late")  # only a running workload
+    store.workloads.set_status(wl.id, WorkloadStatus.RUNNING, action="resume_workload", actor="alice")
+    assert store.workloads.spend_budget(wl.id, "budget spent: worker_seconds 11 reached its limit 10")
+    spent = store.workloads.get(wl.id)
+    assert spent.status == WorkloadStatus.BUDGET_SPENT and "worker_seconds" in spent.error
+    for target in (WorkloadStatus.RUNNING, WorkloadStatus.STOPPED):
+        with pytest.raises(InvalidState, match="it is budget_spent"):
+            store.workloads.set_status(wl.id, target, action="resume_workload", actor="alice")
+    with pytest.raises(InvalidState):
+        store.workloads.set_weight(wl.id, 1.0, actor="bob")
+    with pytest.raises(NotFound):
+        store.workloads.set_weight(10**6, 1.0, actor="bob")
+    actions = [e.action for e in store.events.list(object_type="workload")]
+    assert actions[:5] == ["budget_spent", "resume_workload", "stop_workload", "set_workload_weight",
+                           "launch_workload"]

@@ -263,6 +263,11 @@ def rows_at(revision: str) -> dict[str, list[dict]]:
         for row in data["workload"]:
             row["entry_options"] = ({"entry_args": {"num_classes": 10, "name": "Zoë"}, "bind_globals": {"x_train": "x"}}
                                     if row["id"] == 2 else None)
+    if _at_least(revision, "0011"):
+        for row in data["workload"]:
+            row["weight"] = 3.5 if row["id"] == 2 else 1.0
+            row["budget"] = ({"wall_seconds": 600.0, "worker_seconds": 120.5, "money": 0.25,
+                              "price_per_worker_hour": 1.5} if row["id"] == 2 else None)
     if _at_least(revision, "0012"):
         for row in data["workload"]:
             row["notify"] = {"webhook": "https://ci.example.com/hooks/hopper?team=Zoë"} if row["id"] == 1 else None
@@ -309,7 +314,8 @@ def rows_at(revision: str) -> dict[str, list[dict]]:
     return data
 
 
-_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0012", "0013", "0014"}
+_FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012", "0013",
+             "0014"}
 
 # Columns set after the row exists: cyclic foreign keys (config <-> checkpoint, workload -> config).
 DEFERRED = {("config", "current_checkpoint_id"): {1: 2, 4: 3}, ("config", "warm_start_checkpoint_id"): {2: 1},
@@ -326,6 +332,7 @@ UPGRADED_COLUMNS = {"0004": {("workload", "export_top_k"): None},
                     "0008": {("workload", "procedure_options"): None},
                     "0009": {("workload", "advisor"): False},
                     "0010": {("workload", "entry_options"): None},
+                    "0011": {("workload", "weight"): 1.0, ("workload", "budget"): None},
                     "0012": {("workload", "notify"): None},
                     "0013": {("sub_epoch", "shards"): None}}
 
