@@ -36,15 +36,15 @@ def _due(wid: int, *, shares: dict, owner_used: dict | None, charged: dict) -> t
 def test_a_freed_worker_goes_to_the_workload_that_used_least_per_weight():
     rows = _rows(2, 2)
     shares = {1: WorkloadShare(weight=3.0, used=30.0), 2: WorkloadShare(weight=1.0, used=11.0)}
-    plan = MopPolicy().assign(Snapshot(rows, {}, set(), set(), [0], 2, shares))
+    plan = MopPolicy().assign(Snapshot(rows, {}, set(), set(), [0], 2, shares=shares))
     assert [a.config_id // 100 for a in plan] == [1]  # 30/3 = 10 < 11/1
     shares = {1: WorkloadShare(weight=3.0, used=36.0), 2: WorkloadShare(weight=1.0, used=11.0)}
-    plan = MopPolicy().assign(Snapshot(rows, {}, set(), set(), [0], 2, shares))
+    plan = MopPolicy().assign(Snapshot(rows, {}, set(), set(), [0], 2, shares=shares))
     assert [a.config_id // 100 for a in plan] == [2]  # 12 > 11
 
 
 def test_workers_freed_together_are_spread_by_share():
-    plan = MopPolicy().assign(Snapshot(_rows(2, 4), {}, set(), set(), [0, 1, 2, 3], 4, {}))
+    plan = MopPolicy().assign(Snapshot(_rows(2, 4), {}, set(), set(), [0, 1, 2, 3], 4, shares={}))
     assert sorted(a.config_id // 100 for a in plan) == [1, 1, 2, 2]
 
 
@@ -52,7 +52,7 @@ def test_a_workload_without_a_fitting_config_lets_the_next_one_have_the_worker()
     rows = _rows(2, 1)
     # workload 1 (least used) has visited partition 0 already: the worker goes to workload 2
     plan = MopPolicy().assign(Snapshot(rows, {(100, 0): {0}}, set(), set(), [0], 2,
-                                       {1: WorkloadShare(used=0.0), 2: WorkloadShare(used=50.0)}))
+                                       shares={1: WorkloadShare(used=0.0), 2: WorkloadShare(used=50.0)}))
     assert [a.config_id for a in plan] == [200]
 
 
@@ -61,16 +61,16 @@ def test_people_share_first_then_their_workloads():
     # alice runs two workloads and used 10 s in all; bob's one workload used 8 s: bob is due
     shares = {1: WorkloadShare(used=5.0, owner="alice"), 2: WorkloadShare(used=5.0, owner="alice"),
               3: WorkloadShare(used=8.0, owner="bob")}
-    plan = MopPolicy().assign(Snapshot(rows, {}, set(), set(), [0], 2, shares))
+    plan = MopPolicy().assign(Snapshot(rows, {}, set(), set(), [0], 2, shares=shares))
     assert [a.config_id // 100 for a in plan] == [3]
-    plan = MopPolicy(by_owner=False).assign(Snapshot(rows, {}, set(), set(), [0], 2, shares))
+    plan = MopPolicy(by_owner=False).assign(Snapshot(rows, {}, set(), set(), [0], 2, shares=shares))
     assert [a.config_id // 100 for a in plan] == [1]
 
 
 def test_priorities_order_configs_inside_a_workload_only():
     rows = [(100, 1, 9, 0, 3, 7), (101, 1, 0, 0, 3, 7), (200, 2, 0, 0, 3, 7)]
     shares = {1: WorkloadShare(used=10.0), 2: WorkloadShare(used=0.0)}
-    plan = MopPolicy().assign(Snapshot(rows, {}, set(), set(), [0, 1], 2, shares))
+    plan = MopPolicy().assign(Snapshot(rows, {}, set(), set(), [0, 1], 2, shares=shares))
     assert [a.config_id for a in plan] == [200, 100]  # workload 2 is due; workload 1's priority-9 config next
 
 
@@ -97,7 +97,7 @@ def test_no_runnable_workload_starves(weights, owners, workers, seed, by_owner):
                   for wid in used}
         current = [(cid, wid, p, epoch[cid], m, s) for cid, wid, p, _, m, s in rows]
         in_flight = {c for c, _ in running.values()}
-        plan = policy.assign(Snapshot(current, visited, set(in_flight), set(), idle, workers, shares))
+        plan = policy.assign(Snapshot(current, visited, set(in_flight), set(), idle, workers, shares=shares))
         taken = set(in_flight)
         given = {a.worker for a in plan}
         taken.update(a.config_id for a in plan)
@@ -148,7 +148,7 @@ def test_shares_of_worker_time_follow_the_weights(ratio, workers, seed):
         idle = [w for w in range(workers) if w not in running]
         shares = {1: WorkloadShare(ratio, used[1], "", 1.0), 2: WorkloadShare(1.0, used[2], "", 1.0)}
         current = [(cid, wid, p, epoch[cid], m, s) for cid, wid, p, _, m, s in rows]
-        for a in policy.assign(Snapshot(current, visited, set(running.values()), set(), idle, workers, shares)):
+        for a in policy.assign(Snapshot(current, visited, set(running.values()), set(), idle, workers, shares=shares)):
             running[a.worker] = a.config_id
             used[a.config_id // 100] += 1.0
         worker = rng.choice(sorted(running))
