@@ -1,5 +1,6 @@
-"""kill -9 workers and the scheduler itself at seeded random points; a restart finishes the workload
-with every epoch's metrics exactly once and an intact, hash-verified checkpoint chain."""
+"""kill -9 workers and the scheduler itself at seeded random points while two workloads on two datasets share
+the workers; a restart finishes both with every epoch's metrics exactly once, the MOP invariants per workload,
+and an intact, hash-verified checkpoint chain."""
 
 import os
 import random
@@ -59,11 +60,25 @@ def _wait(predicate, timeout, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _wine(services, settings):
+    import numpy as np
+    from sklearn.datasets import load_wine
+
+    wine = load_wine()
+    path = settings.data_roots[0] / "wine.npz"
+    np.savez(path, x=((wine.data - wine.data.mean(0)) / wine.data.std(0)).astype(np.float32), y=wine.target)
+    return services.register_dataset({"name": "wine", "path": str(path)})
+
+
 def test_kill_9_workers_and_scheduler_then_restart(services, digits, settings):
     rng = random.Random(20261125)
     workload = services.launch_workload({
         "name": "crash", "model": "mlp", "dataset": "digits", "max_epochs": EPOCHS,
         "space": {"lr": {"type": "choice", "values": [0.003, 0.01]}, "units": {"type": "choice", "values": [32, 64]}}})
+    # a second workload, on another dataset, shares the two workers throughout (fair share between the two)
+    beside = services.launch_workload({
+        "name": "beside", "model": "mlp", "dataset": _wine(services, settings).id, "max_epochs": EPOCHS,
+        "space": {"lr": {"type": "choice", "values": [0.003, 0.01]}, "units": 16}})
     env = {**os.environ, "HOPPER_HOME": str(settings.home), "HOPPER_DATABASE_URL": settings.database_url,
            "HOPPER_DATA_ROOTS": str(settings.data_roots[0]), "HOPPER_ARTIFACT_DIR": str(settings.artifact_dir),
            "HOPPER_POLL_INTERVAL": "0.05"}
@@ -96,14 +111,15 @@ def test_kill_9_workers_and_scheduler_then_restart(services, digits, settings):
         _wait(lambda ws=workers: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in ws), 20,
               "orphaned workers to exit")
     assert services.get_workload(workload.id).status == "running"
+    assert services.get_workload(beside.id).status in ("running", "done")
 
     final = subprocess.run([*command, "--until-done", "--timeout", "400"], env=env, capture_output=True, text=True,
                            timeout=500)
     assert final.returncode == 0, final.stderr[-2000:]
     assert kills["scheduler"] == ROUNDS and kills["worker"] >= 1
 
-    every = services.list_configs(workload.id)
-    assert services.get_workload(workload.id).status == "done"
+    every = services.list_configs(workload.id) + services.list_configs(beside.id)
+    assert services.get_workload(workload.id).status == "done" and services.get_workload(beside.id).status == "done"
     # A config whose worker the kills hit three times in a row before it committed anything is given up on, as
     # the loss policy says (fault/test_give_up_paths.py); at most one may meet that fate, every other one trains
     # to the end, and none loses or doubles anything below.
@@ -117,9 +133,11 @@ def test_kill_9_workers_and_scheduler_then_restart(services, digits, settings):
         assert set(metrics.values()) == {1}, "a metric row was duplicated"
         assert set(metrics) == {(c.id, e, n) for c in configs for e in range(EPOCHS) for n in METRICS}
         log = list(s.scalars(select(SubEpochRow).order_by(SubEpochRow.id)))
+        # per workload: every config visits each of its dataset's partitions exactly once per epoch
         visits = Counter((x.config_id, x.epoch, x.partition) for x in log if x.outcome == "ok")
         assert not any(x.outcome == "ok" for x in log if x.config_id in {c.id for c in gave_up})
-        assert set(visits.values()) == {1} and len(visits) == len(configs) * EPOCHS * 2
+        assert set(visits.values()) == {1}
+        assert set(visits) == {(c.id, e, p) for c in configs for e in range(EPOCHS) for p in (0, 1)}
         assert any(x.outcome == "lost" for x in log), "the kills interrupted sub-epochs"
         for config in s.scalars(select(ConfigRow).where(ConfigRow.id.in_([c.id for c in configs]))):
             chain = [x for x in log if x.config_id == config.id and x.outcome == "ok"]
