@@ -31,7 +31,7 @@ from hopper.engine.status import (
     workload_label,
 )
 from hopper.rest.gate import require_editor
-from hopper.webui import figures, layout, schedules_page, sharing
+from hopper.webui import data_page, figures, layout, schedules_page, sharing
 
 ACTOR = "web"  # who the audit log names for UI changes made outside a request (unit tests)
 # The wizard's privacy inputs, in privacy_options()'s order.
@@ -101,6 +101,8 @@ def route_page(services: Services, tensorboard_url: Callable[[], str | None], pa
         return layout.devices_page()
     if path == "/schedules":
         return schedules_page.schedules_page()
+    if path == "/data":
+        return data_page.data_page(services.list_datasets())
     if path == "/tensorboard":
         return layout.tensorboard_page(tensorboard_url())
     parts = path.split("/")
@@ -840,5 +842,6 @@ def register_callbacks(app: Dash, services: Services,
         lambda _n, _path: event_rows(services))
 
     schedules_page.register_schedule_callbacks(app, services)
+    data_page.register_data_callbacks(app, services)
     cb(Output("event-detail", "children"), Input("event-table", "active_cell"))(
         lambda cell: event_detail(services, cell))

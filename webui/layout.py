@@ -43,6 +43,7 @@ def field(label: str, control, hint: str | None = None, width: str = "100%") -> 
 def shell(token_required: bool) -> html.Div:
     """The page frame: navigation, the URL and the refresh tick; pages render into ``#page``."""
     nav = [dcc.Link("Workloads", href="/", className="nav-link"),
+           dcc.Link("Data & scripts", href="/data", className="nav-link"),
            dcc.Link("Schedules", href="/schedules", className="nav-link"),
            dcc.Link("Devices", href="/devices", className="nav-link"),
            dcc.Link("Audit log", href="/events", className="nav-link"),
