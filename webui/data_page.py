@@ -270,6 +270,9 @@ def register_data_callbacks(app: Dash, services: Services) -> None:
         lambda *_: dataset_rows(services))
     app.callback(Output("script-table", "data"), Input("tick", "n_intervals"), Input("url", "pathname"),
                  Input("script-last", "data"))(lambda *_: script_rows(services))
+    # a dataset registered a moment ago can be picked to validate a script against, without a reload
+    app.callback(Output("script-dataset", "options"), Input("data-table", "data"))(
+        lambda rows: [{"label": r["name"], "value": r["name"]} for r in rows or []])
     app.callback(Output("data-upload-label", "children"), Input("data-upload", "filename"))(
         lambda filename: upload_label(filename, "Drop a file here or "))
     app.callback(Output("script-upload-label", "children"), Input("script-upload", "filename"))(
