@@ -618,7 +618,6 @@ def test_first_ten_minutes_in_the_browser(server, browser, tmp_path):
     script.write_text(KERAS_SCRIPT)
     SHOTS.mkdir(parents=True, exist_ok=True)
 
-    T0 = time.monotonic()
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
     page.goto(base + "/login")
     page.fill("#token", token)
@@ -644,7 +643,6 @@ def test_first_ten_minutes_in_the_browser(server, browser, tmp_path):
     assert "mean_radius: float" in page.inner_text("#data-result-columns")
     _wait_text(page.locator("#data-table"), r"cancer\s+200")
 
-    print("T registered", time.monotonic() - T0)
     # -- upload the script, validated against the new dataset: pending, then accepted -----------------------
     page.set_input_files("#script-upload input[type=file]", str(script))
     _wait_text(page.locator("#script-upload-label"), "small_dense.py")
@@ -659,7 +657,6 @@ def test_first_ten_minutes_in_the_browser(server, browser, tmp_path):
     page.screenshot(path=SHOTS / "data-page-800.png", full_page=True)
     page.set_viewport_size({"width": 1440, "height": 1000})
 
-    print("T script", time.monotonic() - T0)
     # -- launch a 2x2 grid of the script on the CSV from the wizard ----------------------------------------
     page.click("a.nav-link:has-text('Workloads')")
     page.wait_for_selector("#workload-table")
@@ -680,7 +677,6 @@ def test_first_ten_minutes_in_the_browser(server, browser, tmp_path):
     for config_id in ids:  # every config has a result: importance needs four
         _wait_text(_cell(page, config_id, "epochs_done"), r"^[1-9]", timeout=180)
 
-    print("T epochs", time.monotonic() - T0)
     # -- steer: stop one config, clone another with a new learning rate ---------------------------------------
     stopped, cloned = ids[0], ids[1]
     _select(page, stopped)
@@ -694,7 +690,6 @@ def test_first_ten_minutes_in_the_browser(server, browser, tmp_path):
                                                                f"cloned from {cloned}")).group(1))
     _wait_text(_cell(page, clone_id, "origin"), "clone")
 
-    print("T steered", time.monotonic() - T0)
     # -- read the importance, leave a note, export the selected config ---------------------------------------
     page.wait_for_function("(document.querySelector('#graph-importance .gtitle') || {}).textContent"
                            "?.startsWith('Hyperparameter importance for val_accuracy')", timeout=60_000)
@@ -705,8 +700,9 @@ def test_first_ten_minutes_in_the_browser(server, browser, tmp_path):
     _wait_text(page.locator("#notes-list"), f"Cloned config {cloned} at lr=0.01")
     page.click("#btn-export")
     _wait_text(page.locator("#notice-edge"), rf"export request \d+ for config {cloned} queued")
+    page.click("#wl-stop")  # the steering is done: no need to train on
+    _wait_text(page.locator("#wl-notice"), f"workload {workload_id}: stopped")
 
-    print("T exported", time.monotonic() - T0)
     # -- compare two configs side by side --------------------------------------------------------------------
     for config_id in (stopped, cloned):
         _pick(page, "#compare-pick", rf"^config {config_id} \(")
@@ -714,6 +710,3 @@ def test_first_ten_minutes_in_the_browser(server, browser, tmp_path):
     page.wait_for_url(re.compile(rf"/compare\?configs={stopped},{cloned}$"))
     table = _wait_text(page.locator("#compare-table"), r"val_accuracy")
     assert f"config {stopped}" in table and "stopped" in table
-    page.goto(f"{base}/workloads/{workload_id}")
-    page.click("#wl-stop")  # no need to train on
-    _wait_text(page.locator("#wl-notice"), f"workload {workload_id}: stopped")
