@@ -4,14 +4,16 @@ no TensorFlow (script validation itself runs in the browser test)."""
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 
 import pytest
-from dash import html
+from dash import html, no_update
 
 from hopper.app import open_services
 from hopper.engine.errors import Conflict, ValidationError
 from hopper.engine.services.data import MAX_DATASET_UPLOAD_BYTES
+from hopper.webui import callbacks as cb
 from hopper.webui import data_page
 from tests.conftest import make_settings
 
@@ -124,3 +126,34 @@ def test_script_form_errors_and_validation_states(services):
     rows = {r["id"]: r for r in data_page.script_rows(services)}
     assert (rows[rejected]["validation"], rows[rejected]["message"]) == ("rejected", "build_model returned None")
     assert data_page.upload_label("wine.csv", "Drop")[0].children == "wine.csv"
+
+
+def _wizard(services, **changes):  # noqa: ANN001, ANN003, ANN202
+    form = {"name": "wizard", "description": "", "model": "mlp", "dataset": "numeric", "procedure": "grid",
+            "space": "lr: {type: choice, values: [0.01, 0.003]}\nunits: 16\n", "epochs": 2, "configs": None,
+            "metric": "val_accuracy", "direction": "max", "privacy": None, "procedure_options": {},
+            "advisor": False, "entry_options": ""}
+    out = cb.wizard_launch(services, *{**form, **changes}.values())
+    return out[0], out[1], {s: _text(line) for s, line in zip(cb.WIZARD_ERROR_SLOTS, out[2:], strict=True) if line}
+
+
+def test_the_wizard_shows_every_field_error_at_once_under_its_box(services):
+    source = Path(services.settings.data_roots[0]) / "numeric.csv"
+    source.write_text(CSV)
+    services.register_dataset({"name": "numeric", "path": str(source), "label_column": "y",
+                               "feature_columns": ["a", "b"]})
+    before = len(services.list_workloads())
+    notice, path, lines = _wizard(services, name="", epochs=0, space="lr: {type: choice, values: [0.01",
+                                  entry_options="entry_args: [")
+    assert set(lines) == {"name", "epochs", "space", "entry"}, lines
+    assert "4 problems, each shown under its box" in _text(notice) and path is no_update
+    # past the schema, the launch's own check and the space's own check each name their box
+    notice, path, lines = _wizard(services, metric="val_acc",
+                                  space="lr: 0.01\nunits: 16\noptimizer: {type: choice, values: [adam, adamax]}\n")
+    assert "val_acc" in lines["metric"] and "adamax" in lines["space"], lines
+    assert len(services.list_workloads()) == before  # nothing was created
+    with pytest.raises(ValidationError) as first:  # REST and the CLI still get the first problem alone
+        services.launch_workload({"name": "", "model": "mlp", "dataset": "numeric", "max_epochs": 0})
+    assert first.value.field == "name"
+    notice, path, lines = _wizard(services)
+    assert lines == {} and re.fullmatch(r"/workloads/\d+", path), _text(notice)
