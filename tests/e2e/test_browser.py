@@ -662,8 +662,13 @@ def test_first_ten_minutes_in_the_browser(server, browser, tmp_path):
     page.wait_for_selector("#workload-table")
     if page.get_attribute("#wizard", "open") is None:
         page.click("#wizard-toggle")
-    page.fill("#wiz-name", "first ten minutes")
     _pick(page, "#wiz-model", f"script {script_id}: small_dense.py")
+    page.fill("#wiz-name", "")
+    page.fill("#wiz-epochs", "0")
+    page.click("#wiz-launch")  # two mistakes: each is shown under its own box, both at once
+    _wait_text(page.locator("#wiz-notice"), "2 problems, each shown under its box")
+    assert page.inner_text("#wiz-error-name") and "max_epochs" in page.inner_text("#wiz-error-epochs")
+    page.fill("#wiz-name", "first ten minutes")
     _pick(page, "#wiz-dataset", r"^cancer \(")
     page.fill("#wiz-space", "lr: {type: choice, values: [0.003, 0.03]}\nunits: {type: choice, values: [4, 16]}\n")
     _wait_text(page.locator("#wiz-space-feedback"), "valid: 4 grid points")
