@@ -381,7 +381,7 @@ def wizard_launch(services: Services, *form: Any) -> tuple:
     lines: dict[str, list[str]] = {}
     for problem, slot in zip(problems, slot_of, strict=True):
         if slot is not None:
-            lines.setdefault(slot, []).append(problem.message)
+            lines.setdefault(slot, []).append(data_page.under_box(problem))
     notice = error(problems[0])
     if len(problems) > 1:
         notice = html.Span([notice, html.Span(f" ({len(problems)} problems, each shown under its box)",

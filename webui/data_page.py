@@ -117,14 +117,20 @@ def _decode(contents: str | None, filename: str | None, field_name: str) -> byte
                               field=field_name) from None
 
 
-def field_errors(problems: list[HopperError], fields: tuple[str, ...], prefix: str) -> tuple[list, Any]:
+def under_box(problem: HopperError) -> str:
+    """A problem's message as the line under its box shows it: without the field name the box already shows."""
+    prefix = f"{problem.field}: "
+    return problem.message[len(prefix):] if problem.field and problem.message.startswith(prefix) else problem.message
+
+
+def field_errors(problems: list[HopperError], fields: tuple[str, ...]) -> tuple[list, Any]:
     """Each field's error line (in ``fields``' order) and the notice for errors that name no field of the form."""
     by_field: dict[str, list[str]] = {}
     general: list[str] = []
     for problem in problems:
         name = (problem.field or "").split(".")[0]
         if name in fields:
-            by_field.setdefault(name, []).append(problem.message)
+            by_field.setdefault(name, []).append(under_box(problem))
         else:
             general.append(problem.message)
     lines = [html.Span("; ".join(by_field[f]), className="error") if f in by_field else None for f in fields]
@@ -183,7 +189,7 @@ def register_dataset(services: Services, contents: str | None, filename: str | N
             problems = [exc]
         else:
             return (*[None] * len(DATASET_FIELDS), describe_dataset(info))
-    lines, notice = field_errors(problems, DATASET_FIELDS, "data")
+    lines, notice = field_errors(problems, DATASET_FIELDS)
     return (*lines, notice)
 
 
@@ -214,7 +220,7 @@ def upload_script(services: Services, contents: str | None, filename: str | None
             problems = [exc]
         else:
             return (*[None] * len(SCRIPT_FIELDS), info.id, script_status(services, info.id))
-    lines, notice = field_errors(problems, SCRIPT_FIELDS, "script")
+    lines, notice = field_errors(problems, SCRIPT_FIELDS)
     details = getattr(problems[0], "details", None) if len(problems) == 1 else None
     if details:
         notice = html.Div([notice, html.Details([html.Summary("traceback"), html.Pre(details)])])

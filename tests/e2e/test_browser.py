@@ -667,7 +667,8 @@ def test_first_ten_minutes_in_the_browser(server, browser, tmp_path):
     page.fill("#wiz-epochs", "0")
     page.click("#wiz-launch")  # two mistakes: each is shown under its own box, both at once
     _wait_text(page.locator("#wiz-notice"), "2 problems, each shown under its box")
-    assert page.inner_text("#wiz-error-name") and "max_epochs" in page.inner_text("#wiz-error-epochs")
+    assert page.inner_text("#wiz-error-name") and "greater than or equal to 1" in page.inner_text("#wiz-error-epochs")
+    page.screenshot(path=SHOTS / "wizard-field-errors.png")
     page.fill("#wiz-name", "first ten minutes")
     _pick(page, "#wiz-dataset", r"^cancer \(")
     page.fill("#wiz-space", "lr: {type: choice, values: [0.003, 0.03]}\nunits: {type: choice, values: [4, 16]}\n")

@@ -146,6 +146,7 @@ def test_the_wizard_shows_every_field_error_at_once_under_its_box(services):
     notice, path, lines = _wizard(services, name="", epochs=0, space="lr: {type: choice, values: [0.01",
                                   entry_options="entry_args: [")
     assert set(lines) == {"name", "epochs", "space", "entry"}, lines
+    assert lines["epochs"] == "Input should be greater than or equal to 1"  # the box names the field
     assert "4 problems, each shown under its box" in _text(notice) and path is no_update
     # past the schema, the launch's own check and the space's own check each name their box
     notice, path, lines = _wizard(services, metric="val_acc",
