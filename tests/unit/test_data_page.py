@@ -158,3 +158,27 @@ def test_the_wizard_shows_every_field_error_at_once_under_its_box(services):
     assert first.value.field == "name"
     notice, path, lines = _wizard(services)
     assert lines == {} and re.fullmatch(r"/workloads/\d+", path), _text(notice)
+
+
+def test_a_dataset_larger_than_the_api_body_limit_reaches_its_callback(services):
+    """The API's 2 MiB body limit stays; the Dash callback path takes an upload up to the services' own limit, so
+    a 3 MB file gets the form's answer (here: its label column is wrong), not a 413 the page would never show."""
+    from hopper.rest import MAX_BODY_BYTES
+    from hopper.webui import create_dash
+
+    client = create_dash(services, token=None, secret_key="d" * 32).server.test_client()
+    big = CSV + "".join(f"{i},{i % 5},red,{i % 2}\n" for i in range(300_000))
+    assert len(big) > 1.5 * MAX_BODY_BYTES
+    outputs = [{"id": f"data-{f}-error", "property": "children"} for f in data_page.DATASET_FIELDS]
+    outputs.append({"id": "data-result", "property": "children"})
+    form = {"data-upload.contents": _upload(big), "data-upload.filename": "big.csv", "data-path.value": None,
+            "data-name.value": "big", "data-label.value": "nope", "data-task.value": None,
+            "data-features.value": None}
+    answer = client.post("/_dash-update-component", json={
+        "output": ".." + "...".join(f"{o['id']}.{o['property']}" for o in outputs) + "..", "outputs": outputs,
+        "inputs": [{"id": "data-register", "property": "n_clicks", "value": 1}],
+        "changedPropIds": ["data-register.n_clicks"],
+        "state": [{"id": k.split(".")[0], "property": k.split(".")[1], "value": v} for k, v in form.items()]})
+    assert answer.status_code == 200, answer.status_code
+    assert "nope" in answer.get_data(as_text=True) and "big" not in {d.name for d in services.list_datasets()}
+    assert client.post("/api/v1/datasets", json={"name": "x", "path": "a" * MAX_BODY_BYTES}).status_code == 413
