@@ -177,6 +177,23 @@ def parse_spec(model: type[BaseModel], data: Any) -> Any:
         raise ValidationError(f"{loc}: {message}", field=loc or None) from None
 
 
+def spec_problems(model: type[BaseModel], data: Any) -> list[ValidationError]:
+    """Every problem of ``data`` against a spec model at once (``parse_spec`` stops at the first): a form shows
+    each next to its field."""
+    if not isinstance(data, dict):
+        return [ValidationError(f"a {model.__name__} must be a mapping, got {type(data).__name__}")]
+    try:
+        model.model_validate(data)
+    except PydanticValidationError as exc:
+        problems = []
+        for problem in exc.errors():
+            loc = ".".join(str(p) for p in problem["loc"])
+            message = "unknown field" if problem["type"] == "extra_forbidden" else problem["msg"]
+            problems.append(ValidationError(f"{loc}: {message}", field=loc or None))
+        return problems
+    return []
+
+
 class _StrictLoader(yaml.SafeLoader):
     """YAML as people type it, without the two silent readings of PyYAML: a key given twice (the last one won)
     and a key with nothing after its colon (``{units: }`` read as ``units: null``)."""

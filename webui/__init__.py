@@ -10,8 +10,14 @@ from flask import Flask, Response, redirect, request, session
 
 from hopper.engine.entities import Role
 from hopper.engine.services import Services
+from hopper.engine.services.data import MAX_DATASET_UPLOAD_BYTES
 from hopper.rest.gate import admin_token
 from hopper.webui import callbacks, layout
+
+# A dataset dropped on the Data & scripts page arrives base64-encoded (4/3 of its size) inside one Dash callback
+# request, beside the form's other values.
+DASH_CALLBACK_BYTES = MAX_DATASET_UPLOAD_BYTES * 4 // 3 + 1_000_000
+_DASH_CALLBACK_PATH = "/_dash-update-component"
 
 _LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Hopper: log in</title>
 <link rel="stylesheet" href="/assets/hopper.css"></head><body><div class="login">
@@ -49,6 +55,16 @@ def create_dash(services: Services, *, token: str | Callable[[], str] | None, se
     create_app(services, token=token, secret_key=secret_key, flask_app=server, ui=True, port=port,
                secure_cookies=secure_cookies)
     callbacks.register_callbacks(app, services, tensorboard_url)
+
+    def room_for_uploads() -> None:
+        """The API's body limit (2 MiB) would answer an upload's callback with a 413 the page never shows; the
+        callback path alone gets room for the largest upload the services take (they refuse larger files with a
+        notice). First among the hooks, since the API's contract hook reads JSON bodies; it only sets the limit, and the
+        gate, which reads no body on this path, still refuses a caller without a session before anything reads it."""
+        if request.path == _DASH_CALLBACK_PATH:
+            request.max_content_length = DASH_CALLBACK_BYTES
+
+    server.before_request_funcs.setdefault(None, []).insert(0, room_for_uploads)
 
     @server.route("/login", methods=["GET", "POST"])
     def login() -> Response:

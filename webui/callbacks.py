@@ -31,7 +31,7 @@ from hopper.engine.status import (
     workload_label,
 )
 from hopper.rest.gate import require_editor
-from hopper.webui import figures, layout, schedules_page, sharing
+from hopper.webui import data_page, figures, layout, schedules_page, sharing
 
 ACTOR = "web"  # who the audit log names for UI changes made outside a request (unit tests)
 # The wizard's privacy inputs, in privacy_options()'s order.
@@ -101,6 +101,8 @@ def route_page(services: Services, tensorboard_url: Callable[[], str | None], pa
         return layout.devices_page()
     if path == "/schedules":
         return schedules_page.schedules_page()
+    if path == "/data":
+        return data_page.data_page(services.list_datasets())
     if path == "/tensorboard":
         return layout.tensorboard_page(tensorboard_url())
     parts = path.split("/")
@@ -290,6 +292,53 @@ def procedure_feedback(services: Services, procedure: str | None, ids: list | No
     return ok(f"valid: {text}{notes}")
 
 
+# The wizard's error lines (``wiz-error-<slot>``, each under its box) and which spec fields land in each.
+WIZARD_ERROR_SLOTS = ("name", "model", "dataset", "procedure", "epochs", "configs", "metric", "privacy", "space",
+                      "entry")
+_WIZARD_SLOT_OF = {"name": "name", "description": "name", "model": "model", "script": "model", "dataset": "dataset",
+                   "procedure": "procedure", "procedure_options": "procedure", "advisor": "procedure",
+                   "max_epochs": "epochs", "max_configs": "configs", "objectives": "metric", "privacy": "privacy",
+                   "space": "space", "entry_args": "entry", "bind_globals": "entry", "entry options": "entry"}
+
+
+def _wizard_spec(name: str | None, description: str | None, model: str | None,  # noqa: PLR0913
+                 dataset: str | None, procedure: str | None, space: str | None, epochs: int | None,
+                 configs: int | None, metric: str | None, direction: str | None,
+                 privacy: dict | None = None, procedure_options: dict | None = None,
+                 advisor: bool = False, entry_options: str | None = None) -> tuple[dict[str, Any], list[HopperError]]:
+    """The wizard's boxes as a workload spec, and what could not be read (each text box on its own, so a typo in
+    the space and one in the entry options are both reported)."""
+    problems: list[HopperError] = []
+    try:
+        space_map = parse_mapping(space, "space") or None
+    except HopperError as exc:
+        problems.append(exc)
+        space_map = None
+    spec: dict[str, Any] = {
+        "name": name or "", "description": description or "", "dataset": dataset or "",
+        "procedure": procedure, "space": space_map,
+        "objectives": [{"metric": metric or "", "direction": direction}], "max_epochs": epochs or 0,
+        "procedure_options": procedure_options or {}, "advisor": bool(advisor),
+    }
+    if privacy is not None:
+        spec["privacy"] = privacy
+    try:
+        spec.update(parse_mapping(entry_options, "entry options"))
+    except HopperError as exc:
+        problems.append(exc)
+    chosen = guide(procedure or "")
+    if (chosen is not None and chosen.needs_budget) or (procedure == "grid" and configs and configs < 1):
+        spec["max_configs"] = configs
+    if model and model.startswith("script:"):
+        try:
+            spec["script"] = _number(model.split(":", 1)[1], int, "model")
+        except HopperError as exc:
+            problems.append(exc)
+    else:
+        spec["model"] = model
+    return spec, problems
+
+
 def launch_workload(services: Services, name: str | None, description: str | None, model: str | None,  # noqa: PLR0913
                     dataset: str | None, procedure: str | None, space: str | None, epochs: int | None,
                     configs: int | None, metric: str | None, direction: str | None,
@@ -301,23 +350,11 @@ def launch_workload(services: Services, name: str | None, description: str | Non
     :func:`wizard_options` of its procedure fields; ``entry_options`` the YAML of a script's ``entry_args`` /
     ``bind_globals`` (validated with the rest of the spec).
     """
+    spec, problems = _wizard_spec(name, description, model, dataset, procedure, space, epochs, configs, metric,
+                                  direction, privacy, procedure_options, advisor, entry_options)
     try:
-        spec: dict[str, Any] = {
-            "name": name or "", "description": description or "", "dataset": dataset or "",
-            "procedure": procedure, "space": parse_mapping(space, "space") or None,
-            "objectives": [{"metric": metric or "", "direction": direction}], "max_epochs": epochs or 0,
-            "procedure_options": procedure_options or {}, "advisor": bool(advisor),
-        }
-        if privacy is not None:
-            spec["privacy"] = privacy
-        spec.update(parse_mapping(entry_options, "entry options"))
-        chosen = guide(procedure or "")
-        if (chosen is not None and chosen.needs_budget) or (procedure == "grid" and configs and configs < 1):
-            spec["max_configs"] = configs
-        if model and model.startswith("script:"):
-            spec["script"] = _number(model.split(":", 1)[1], int, "model")
-        else:
-            spec["model"] = model
+        if problems:
+            raise problems[0]
         workload = services.launch_workload(spec, actor=require_editor(ACTOR))
     except HopperError as exc:
         return error(exc), no_update
@@ -325,6 +362,32 @@ def launch_workload(services: Services, name: str | None, description: str | Non
     if workload.warnings:
         notice = html.Span([notice, html.Span(" warning: " + "; ".join(workload.warnings), className="warn")])
     return notice, f"/workloads/{workload.id}"
+
+
+def wizard_launch(services: Services, *form: Any) -> tuple:
+    """The Launch button: every problem the wizard can tell apart at once, each on the error line under its box
+    (:data:`WIZARD_ERROR_SLOTS`), the first also in the notice; or the launch (:func:`launch_workload`'s notice and
+    path) with the error lines cleared. ``form`` is :func:`launch_workload`'s arguments after ``services``."""
+    spec, problems = _wizard_spec(*form)
+    slot_of = [_WIZARD_SLOT_OF.get((p.field or "").split(".")[0]) for p in problems]
+    for extra in services.launch_problems(spec):
+        slot = _WIZARD_SLOT_OF.get((extra.field or "").split(".")[0])
+        if slot is None or slot not in slot_of:  # a box that did not parse is not checked again
+            problems.append(extra)
+            slot_of.append(slot)
+    if not problems:
+        notice, path = launch_workload(services, *form)
+        return (notice, path, *[None] * len(WIZARD_ERROR_SLOTS))
+    lines: dict[str, list[str]] = {}
+    for problem, slot in zip(problems, slot_of, strict=True):
+        if slot is not None:
+            lines.setdefault(slot, []).append(data_page.under_box(problem))
+    notice = error(problems[0])
+    if len(problems) > 1:
+        notice = html.Span([notice, html.Span(f" ({len(problems)} problems, each shown under its box)",
+                                              className="error")])
+    return (notice, no_update, *[html.Span("; ".join(lines[s]), className="error") if s in lines else None
+                                 for s in WIZARD_ERROR_SLOTS])
 
 
 def register_dataset(services: Services, name: str | None, path: str | None, features: str | None,
@@ -697,6 +760,7 @@ def register_callbacks(app: Dash, services: Services,
         lambda text, procedure, model: validate_space(services, text, procedure, model))
 
     cb(Output("wiz-notice", "children"), Output("url", "pathname", allow_duplicate=True),
+       *[Output(f"wiz-error-{slot}", "children") for slot in WIZARD_ERROR_SLOTS],
        Input("wiz-launch", "n_clicks"), State("wiz-name", "value"), State("wiz-description", "value"),
        State("wiz-model", "value"), State("wiz-dataset", "value"), State("wiz-procedure", "value"),
        State("wiz-space", "value"), State("wiz-epochs", "value"), State("wiz-configs", "value"),
@@ -704,9 +768,9 @@ def register_callbacks(app: Dash, services: Services,
        *PRIVACY_STATES, State({"type": "wiz-option", "name": ALL}, "id"),
        State({"type": "wiz-option", "name": ALL}, "value"), State("wiz-advisor", "value"), State("wiz-entry", "value"),
        prevent_initial_call=True)(
-        lambda n, *form: launch_workload(services, *form[:10], privacy_options(*form[10:16]),
-                                         wizard_options(form[16], form[17]), "advisor" in (form[18] or []), form[19])
-        if n else (no_update, no_update))
+        lambda n, *form: wizard_launch(services, *form[:10], privacy_options(*form[10:16]),
+                                       wizard_options(form[16], form[17]), "advisor" in (form[18] or []), form[19])
+        if n else (no_update,) * (2 + len(WIZARD_ERROR_SLOTS)))
 
     cb(Output("wiz-proc-fields", "children"), Input("wiz-procedure", "value"), prevent_initial_call=True)(
         layout.procedure_fields)
@@ -840,5 +904,6 @@ def register_callbacks(app: Dash, services: Services,
         lambda _n, _path: event_rows(services))
 
     schedules_page.register_schedule_callbacks(app, services)
+    data_page.register_data_callbacks(app, services)
     cb(Output("event-detail", "children"), Input("event-table", "active_cell"))(
         lambda cell: event_detail(services, cell))

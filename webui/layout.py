@@ -32,17 +32,22 @@ TABLE_STYLE = {
 }
 
 
-def field(label: str, control, hint: str | None = None, width: str = "100%") -> html.Div:  # noqa: ANN001
-    """A labelled form control with an optional hint; one look for every form box."""
+def field(label: str, control, hint: str | None = None, width: str = "100%",  # noqa: ANN001
+          error_id: str | None = None) -> html.Div:
+    """A labelled form control with an optional hint; one look for every form box. ``error_id`` adds the line
+    under it where the form's callback puts that field's error."""
     children = [html.Label(label, className="field-label"), control]
     if hint:
         children.append(html.Div(hint, className="hint"))
+    if error_id:
+        children.append(html.Div(id=error_id, className="field-error"))
     return html.Div(children, className="field", style={"width": width})
 
 
 def shell(token_required: bool) -> html.Div:
     """The page frame: navigation, the URL and the refresh tick; pages render into ``#page``."""
     nav = [dcc.Link("Workloads", href="/", className="nav-link"),
+           dcc.Link("Data & scripts", href="/data", className="nav-link"),
            dcc.Link("Schedules", href="/schedules", className="nav-link"),
            dcc.Link("Devices", href="/devices", className="nav-link"),
            dcc.Link("Audit log", href="/events", className="nav-link"),
@@ -73,22 +78,25 @@ def workloads_page(datasets: list, scripts: list, *, open_wizard: bool = True, s
         html.Details([html.Summary("Launch a workload", id="wizard-toggle", className="section-toggle"),
             html.Div([
                 html.Div([
-                    field("Name", dcc.Input(id="wiz-name", placeholder="e.g. digits grid", className="input")),
+                    field("Name", dcc.Input(id="wiz-name", placeholder="e.g. digits grid", className="input"),
+                          error_id="wiz-error-name"),
                     field("Description", dcc.Textarea(id="wiz-description", className="textarea small")),
                     field("Model", dcc.Dropdown(id="wiz-model", options=model_options, value="mlp", clearable=False),
-                          "a roster model, or a script you uploaded and Hopper validated"),
+                          "a roster model, or a script you uploaded and Hopper validated", error_id="wiz-error-model"),
                     field("Dataset", dcc.Dropdown(id="wiz-dataset", options=[
                         {"label": f"{d.name} ({d.n_rows} rows, {d.task}, features {tuple(d.feature_shape)}, "
                                   f"label {d.label_column})", "value": d.name} for d in datasets],
-                        value=datasets[0].name if datasets else None)),
+                        value=datasets[0].name if datasets else None), error_id="wiz-error-dataset"),
                     html.Div([
                         field("Procedure", dcc.Dropdown(id="wiz-procedure", clearable=False, value="grid", options=[
                             {"label": g.name, "title": g.summary, "value": g.name} for g in GUIDES.values()]),
-                            width="32%"),
+                            width="32%", error_id="wiz-error-procedure"),
                         field("Max epochs", dcc.Input(id="wiz-epochs", type="number", min=1, value=3,
-                                                      className="input"), width="32%"),
+                                                      className="input"), width="32%",
+                              error_id="wiz-error-epochs"),
                         field("Configs (all but grid/manual/PBT)", dcc.Input(id="wiz-configs", type="number", min=1,
-                                                                             value=8, className="input"), width="32%"),
+                                                                             value=8, className="input"), width="32%",
+                              error_id="wiz-error-configs"),
                     ], className="row"),
                     html.Div(procedure_fields("grid"), id="wiz-proc-fields"),
                     dcc.Checklist(id="wiz-advisor", value=[], options=[
@@ -97,7 +105,7 @@ def workloads_page(datasets: list, scripts: list, *, open_wizard: bool = True, s
                     html.Div(id="wiz-proc-feedback", className="feedback"),
                     html.Div([
                         field("Objective metric", dcc.Input(id="wiz-metric", value="val_accuracy", className="input"),
-                              width="49%"),
+                              width="49%", error_id="wiz-error-metric"),
                         field("Direction", dcc.Dropdown(id="wiz-direction", clearable=False, value="max", options=[
                             {"label": "maximise", "value": "max"}, {"label": "minimise", "value": "min"}]), width="49%"),
                     ], className="row"),
@@ -118,6 +126,7 @@ def workloads_page(datasets: list, scripts: list, *, open_wizard: bool = True, s
                                                         placeholder="per example"), width="18%"),
                     ], className="row", id="wiz-dp-fields"),
                     html.Div(id="wiz-dp-feedback", className="feedback"),
+                    html.Div(id="wiz-error-privacy", className="field-error"),
                 ], className="col"),
                 html.Div([
                     html.Div([
@@ -130,11 +139,12 @@ def workloads_page(datasets: list, scripts: list, *, open_wizard: bool = True, s
                         html.Button("Add row", id="row-add", className="button secondary"),
                     ], className="row bottom"),
                     field("Search space (YAML or JSON)", dcc.Textarea(id="wiz-space", value=EXAMPLE_SPACE,
-                                                                     className="textarea code")),
+                                                                     className="textarea code"),
+                          error_id="wiz-error-space"),
                     html.Div(id="wiz-space-feedback", className="feedback"),
                     field("Script entry options (YAML: entry_args, bind_globals)", dcc.Textarea(
                         id="wiz-entry", placeholder="entry_args: {num_classes: 10}\nbind_globals: {x_train: x}",
-                        className="textarea code")),
+                        className="textarea code"), error_id="wiz-error-entry"),
                     html.Button("Launch", id="wiz-launch", className="button primary"),
                     html.Div(id="wiz-notice", className="notice"),
                 ], className="col"),

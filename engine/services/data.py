@@ -17,6 +17,10 @@ from hopper.engine.status import ScriptValidation
 from hopper.engine.store import Store
 
 MAX_SCRIPT_BYTES = 1_000_000
+# A dataset file sent through the browser travels base64-encoded inside one callback request; larger files belong
+# under a data root already (copied there by other means) and are registered by path.
+MAX_DATASET_UPLOAD_BYTES = 20_000_000
+UPLOAD_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
 
 log = logging.getLogger("hopper.engine.services.data")
 
@@ -97,6 +101,43 @@ class DataServices(ServiceContext):
             feature_shape=data_mod.feature_shape(loaded.x), classes=loaded.classes, partition_count=self.settings.dataset_shards,
             partition_paths=parts["partition_paths"], validation_path=parts["validation_path"], schema=loaded.schema,
         )
+
+    def register_uploaded_dataset(self, filename: str, content: bytes, spec: dict, *,
+                                  actor: str | None = None) -> DatasetInfo:
+        """Save an uploaded file as ``uploads/<dataset name><suffix>`` under the first data root, then register it
+        like :meth:`register_dataset` (``spec`` without ``path``). A refused registration removes the saved file,
+        so the person can fix a field and send it again.
+
+        Raises:
+            ValidationError: no data root, an unknown suffix, an empty or too large file, or what registering
+                refuses.
+            Conflict: a dataset of that name exists.
+        """
+        roots = list(self.settings.data_roots)
+        if not roots:
+            raise ValidationError("no data root is configured; set HOPPER_DATA_ROOTS", field="file")
+        suffix = Path(filename or "").suffix.lower()
+        if suffix not in UPLOAD_SUFFIXES:
+            raise ValidationError(f"{filename or 'the file'} is not a CSV, Parquet or NPZ file "
+                                  f"(its name must end in {', '.join(UPLOAD_SUFFIXES)})", field="file")
+        if not content:
+            raise ValidationError(f"{filename} is empty", field="file")
+        if len(content) > MAX_DATASET_UPLOAD_BYTES:
+            raise ValidationError(f"{filename} is {len(content):,} bytes; an upload may be at most "
+                                  f"{MAX_DATASET_UPLOAD_BYTES:,} (copy larger files under a data root and register "
+                                  "them by path)", field="file")
+        spec = {**spec, "path": "-", "format": spec.get("format") or UPLOAD_SUFFIXES[suffix]}
+        name = parse_spec(DatasetSpec, spec).name  # the name becomes the file name: check it before any write
+        if self.store.datasets.name_taken(name):
+            raise Conflict(f"a dataset named {name!r} already exists", field="name")
+        target = data_mod.confine_path(Path(roots[0]) / "uploads" / f"{name}{suffix}", roots, field="file")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        try:
+            return self.register_dataset({**spec, "path": str(target)}, actor=actor)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
 
     def list_datasets(self) -> list[DatasetInfo]:
         """Every registered dataset, oldest first."""

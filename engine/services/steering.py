@@ -29,13 +29,13 @@ from hopper.engine.entities import (
     WorkloadInfo,
     WorkloadProgress,
 )
-from hopper.engine.errors import Conflict, InvalidState, NotFound, Unprocessable, ValidationError
+from hopper.engine.errors import Conflict, HopperError, InvalidState, NotFound, Unprocessable, ValidationError
 from hopper.engine.procedure_guide import GUIDES, ProcedureGuide
 from hopper.engine.procedures import PROCEDURES, Decision, Objective, make_procedure
 from hopper.engine.search import decides, decisions_for, propose, with_noise
 from hopper.engine.services._base import ServiceContext, default_actor
 from hopper.engine.space import Choice, Fixed, SearchSpace
-from hopper.engine.specs import ObjectiveSpec, PrivacySpec, WorkloadSpec, parse_spec
+from hopper.engine.specs import ObjectiveSpec, PrivacySpec, WorkloadSpec, parse_spec, spec_problems
 from hopper.engine.status import (
     FINISHED_CONFIG,
     RUNNABLE_CONFIG,
@@ -47,6 +47,11 @@ from hopper.engine.status import (
 from hopper.engine.store.configs import check_version
 
 log = logging.getLogger("hopper.engine.services.steering")
+
+
+# Stand-ins for a faulty part of a workload spec that let ``launch_problems`` check the others.
+_NEUTRAL_SPEC_PARTS: dict[str, Any] = {"space": {}, "objectives": [{"metric": "val_loss", "direction": "min"}],
+                                       "procedure_options": {}, "advisor": False, "privacy": None}
 
 
 class SteeringServices(ServiceContext):
@@ -176,6 +181,38 @@ class SteeringServices(ServiceContext):
             raise ValidationError(message, field=field) from None
         n_rows = self.store.datasets.get(dataset).n_train if dataset not in (None, "") else 0
         return parsed.warnings(n_rows)
+
+    def launch_problems(self, spec: dict) -> list[HopperError]:
+        """What launching ``spec`` would refuse, as many problems as can be told apart at once (a form shows each
+        next to its field; ``launch_workload`` and REST still stop at the first): every field the spec's schema
+        refuses; else the launch's own check, run again with a stand-in for each faulty part it can stand in for
+        (space, objectives, procedure options, advisor, privacy) so the next part is checked too; plus the
+        space's own check when the space was not reached."""
+        problems: list[HopperError] = list(spec_problems(WorkloadSpec, spec))
+        named = {(p.field or "").split(".")[0] for p in problems}
+        checked = dict(spec)
+        for _ in range(0 if problems else len(_NEUTRAL_SPEC_PARTS) + 1):
+            try:
+                self.launch_workload(checked, check_only=True)
+                break
+            except HopperError as exc:
+                part = (exc.field or "").split(".")[0]
+                if part in named:
+                    break
+                problems.append(exc)
+                named.add(part)
+                if part not in _NEUTRAL_SPEC_PARTS:
+                    break
+                # check the rest with a part known to pass in place of the faulty one
+                checked[part] = _NEUTRAL_SPEC_PARTS[part]
+        model = spec.get("model") or (f"script:{spec['script']}" if spec.get("script") is not None else None)
+        if "space" not in named and isinstance(spec.get("space"), dict) and isinstance(model, str):
+            try:
+                self.check_space(spec["space"], model=model, procedure=str(spec.get("procedure") or "grid"))
+            except HopperError as exc:
+                if (exc.field or "").split(".")[0] not in named:
+                    problems.append(exc)
+        return problems
 
     def check_space(self, space: dict | None, *, model: str, procedure: str = "grid") -> str:
         """Check a search space exactly as a launch would (the wizard checks it as people type): empty for a

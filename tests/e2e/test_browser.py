@@ -572,3 +572,147 @@ def test_two_workloads_on_two_datasets_share_the_workers_and_a_budget_stops_one(
     spent_ok = [s for s in spent_log if s["outcome"] == "ok"]
     assert min(at(s["started_at"]) for s in spent_ok) < max(at(s["finished_at"]) for s in other_ok)
     assert min(at(s["started_at"]) for s in other_ok) < max(at(s["finished_at"]) for s in spent_ok)
+
+
+KERAS_SCRIPT = '''import keras
+
+
+def build_model(config):
+    """A small dense classifier; Hopper passes the hyperparameters plus input_shape and num_classes."""
+    model = keras.Sequential([
+        keras.Input(shape=config["input_shape"]),
+        keras.layers.Dense(config.get("units", 8), activation="relu"),
+        keras.layers.Dense(config["num_classes"], activation="softmax"),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(config.get("lr", 1e-3)),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+'''
+
+
+def _pick(page, dropdown: str, option: str) -> None:  # noqa: ANN001
+    page.click(dropdown)
+    page.get_by_role("option", name=re.compile(option)).first.click()
+    page.keyboard.press("Escape")  # a multi-select stays open after a pick
+
+
+def test_first_ten_minutes_in_the_browser(server, browser, tmp_path):
+    """Issue 18's acceptance: a new person logs in, uploads a Keras script, registers a CSV, launches a workload on
+    them from the wizard, stops one config and clones another, compares two configs, reads the hyperparameter
+    importance, leaves a note and exports a model; every step in the browser (REST only pauses the
+    module's earlier workloads, to give this one the workers)."""
+    from sklearn.datasets import load_breast_cancer
+
+    base, token, _ = server
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {token}"
+    for other in api.get(base + "/api/v1/workloads", timeout=30).json():  # the two workers are this test's
+        if other["status"] == "running":
+            api.post(f"{base}/api/v1/workloads/{other['id']}/pause", timeout=30)
+    cancer = load_breast_cancer(as_frame=True).frame.iloc[:200, [0, 1, 2, 3, 4, 5, -1]]
+    features = cancer.columns[:-1]
+    cancer[features] = (cancer[features] - cancer[features].mean()) / cancer[features].std()
+    csv = tmp_path / "cancer.csv"
+    cancer.rename(columns=lambda c: c.replace(" ", "_")).to_csv(csv, index=False)
+    script = tmp_path / "small_dense.py"
+    script.write_text(KERAS_SCRIPT)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page.goto(base + "/login")
+    page.fill("#token", token)
+    page.click("#login-button")
+    page.wait_for_selector("#workload-table")
+
+    # -- register the CSV: a mistake first (no name, a label that is not a column), each error by its field ----
+    page.click("a.nav-link:has-text('Data & scripts')")
+    page.wait_for_selector("#data-table")
+    page.click("#data-register")
+    _wait_text(page.locator("#data-file-error"), "choose a file to upload")
+    assert "needs a name" in page.inner_text("#data-name-error")
+    page.set_input_files("#data-upload input[type=file]", str(csv))
+    _wait_text(page.locator("#data-upload-label"), "cancer.csv")
+    page.fill("#data-name", "cancer")
+    page.fill("#data-label", "label")
+    page.click("#data-register")
+    _wait_text(page.locator("#data-label_column-error"), "label")
+    assert page.inner_text("#data-file-error") == "" and page.inner_text("#data-name-error") == ""
+    page.fill("#data-label", "target")
+    page.click("#data-register")
+    _wait_text(page.locator("#data-result"), r"dataset cancer registered: 200 rows .* label target \(sparse, 2 classes")
+    assert "mean_radius: float" in page.inner_text("#data-result-columns")
+    _wait_text(page.locator("#data-table"), r"cancer\s+200")
+
+    # -- upload the script, validated against the new dataset: pending, then accepted -----------------------
+    page.set_input_files("#script-upload input[type=file]", str(script))
+    _wait_text(page.locator("#script-upload-label"), "small_dense.py")
+    _pick(page, "#script-dataset", "^cancer$")
+    page.click("#script-send")
+    _wait_text(page.locator("#script-status"), r"script \d+ \(small_dense.py\): (validating|accepted)")
+    status = _wait_text(page.locator("#script-status"), r"accepted", timeout=180)
+    script_id = int(re.search(r"script (\d+)", status).group(1))
+    _wait_text(page.locator("#script-table"), r"small_dense.py\s+build_model\s+accepted")
+    page.screenshot(path=SHOTS / "data-page.png", full_page=True)
+    page.set_viewport_size({"width": 800, "height": 1000})
+    page.screenshot(path=SHOTS / "data-page-800.png", full_page=True)
+    page.set_viewport_size({"width": 1440, "height": 1000})
+
+    # -- launch a 2x2 grid of the script on the CSV from the wizard ----------------------------------------
+    page.click("a.nav-link:has-text('Workloads')")
+    page.wait_for_selector("#workload-table")
+    if page.get_attribute("#wizard", "open") is None:
+        page.click("#wizard-toggle")
+    _pick(page, "#wiz-model", f"script {script_id}: small_dense.py")
+    page.fill("#wiz-name", "")
+    page.fill("#wiz-epochs", "0")
+    page.click("#wiz-launch")  # two mistakes: each is shown under its own box, both at once
+    _wait_text(page.locator("#wiz-notice"), "2 problems, each shown under its box")
+    assert page.inner_text("#wiz-error-name") and "greater than or equal to 1" in page.inner_text("#wiz-error-epochs")
+    page.screenshot(path=SHOTS / "wizard-field-errors.png")
+    page.fill("#wiz-name", "first ten minutes")
+    _pick(page, "#wiz-dataset", r"^cancer \(")
+    page.fill("#wiz-space", "lr: {type: choice, values: [0.003, 0.03]}\nunits: {type: choice, values: [4, 16]}\n")
+    _wait_text(page.locator("#wiz-space-feedback"), "valid: 4 grid points")
+    page.fill("#wiz-epochs", "20")  # long enough to steer; the test stops the workload when done
+    page.click("#wiz-launch")
+    page.wait_for_url(re.compile(r"/workloads/\d+$"), timeout=30_000)
+    workload_id = int(page.url.rsplit("/", 1)[-1])
+    _wait_text(page.locator("#cfg-table"), r"lr=0\.03")
+    ids = sorted(int(t) for t in page.locator('#cfg-table td[data-dash-column="id"]').all_inner_texts())
+    assert len(ids) == 4
+    for config_id in ids:  # every config has a result: importance needs four
+        _wait_text(_cell(page, config_id, "epochs_done"), r"^[1-9]", timeout=180)
+
+    # -- steer: stop one config, clone another with a new learning rate ---------------------------------------
+    stopped, cloned = ids[0], ids[1]
+    _select(page, stopped)
+    page.click("#btn-stop")
+    _wait_text(page.locator("#notice-actions"), f"config {stopped}: stopped")
+    _wait_text(_cell(page, stopped, "status"), "stopped")
+    _select(page, cloned)
+    page.fill("#clone-lr", "0.01")
+    page.click("#btn-clone")
+    clone_id = int(re.search(r"config (\d+) cloned", _wait_text(page.locator("#notice-clone"),
+                                                               f"cloned from {cloned}")).group(1))
+    _wait_text(_cell(page, clone_id, "origin"), "clone")
+
+    # -- read the importance, leave a note, export the selected config ---------------------------------------
+    page.wait_for_function("(document.querySelector('#graph-importance .gtitle') || {}).textContent"
+                           "?.startsWith('Hyperparameter importance for val_accuracy')", timeout=60_000)
+    assert page.locator("#graph-importance .bars .point").count() == 2  # lr and units
+    page.click("#note-about >> text=on the selected config")
+    page.fill("#note-text", f"Cloned config {cloned} at **lr=0.01**; stopped {stopped}")
+    page.click("#btn-note")
+    _wait_text(page.locator("#notes-list"), f"Cloned config {cloned} at lr=0.01")
+    page.click("#btn-export")
+    _wait_text(page.locator("#notice-edge"), rf"export request \d+ for config {cloned} queued")
+    page.click("#wl-stop")  # the steering is done: no need to train on
+    _wait_text(page.locator("#wl-notice"), f"workload {workload_id}: stopped")
+
+    # -- compare two configs side by side --------------------------------------------------------------------
+    for config_id in (stopped, cloned):
+        _pick(page, "#compare-pick", rf"^config {config_id} \(")
+    page.click("#compare-link")
+    page.wait_for_url(re.compile(rf"/compare\?configs={stopped},{cloned}$"))
+    table = _wait_text(page.locator("#compare-table"), r"val_accuracy")
+    assert f"config {stopped}" in table and "stopped" in table
