@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
@@ -39,8 +40,10 @@ def empty(message: str) -> go.Figure:
 
 def _empty(message: str) -> go.Figure:
     fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, font={"size": 14, "color": "#888"})
-    fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, height=320,
+    # wrapped near 70 characters: a long reason (importance's) ran past both edges of a narrow chart
+    fig.add_annotation(text="<br>".join(textwrap.wrap(message, 70)), showarrow=False,
+                       font={"size": 14, "color": "#888"})
+    fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, height=240, plot_bgcolor="#fff",
                       margin={"l": 20, "r": 20, "t": 30, "b": 20}, uirevision="keep")
     return fig
 
@@ -85,8 +88,10 @@ def gantt(sub_epochs: list[dict]) -> go.Figure:
     frame["finish"] = pd.to_datetime(frame["finish"])
     frame.loc[frame["finish"] <= frame["start"], "finish"] = frame["start"] + pd.Timedelta(milliseconds=200)
     colours = {f"config {s['config_id']}": colour(s["config_id"]) for s in rows}
+    # the legend in config order, not in the order configs first trained
+    order = [f"config {i}" for i in sorted({s["config_id"] for s in rows})]
     fig = px.timeline(frame, x_start="start", x_end="finish", y="worker", color="config", hover_data=["detail"],
-                      color_discrete_map=colours)
+                      color_discrete_map=colours, category_orders={"config": order})
     configs = frame["config"].nunique()
     # The date goes into the axis title: as plotly's second tick line it hid under a legend below the plot.
     fig.update_layout(title="Sub-epochs per worker", height=280 + 22 * math.ceil(configs / 5),
@@ -178,18 +183,21 @@ def parallel_coordinates(configs: list[dict], metric: str, direction: str,
                                      "showscale": True, "colorbar": {"title": {"text": metric}, "thickness": 14}}))
     for i, axis in enumerate(axes):
         fig.add_shape(type="line", x0=i, x1=i, y0=0, y1=1, line={"color": "#57606a", "width": 1.5}, layer="below")
-        fig.add_annotation(x=i, y=1.04, text=f"<b>{axis['label']}</b>" + (" (log)" if axis["log"] else ""),
+        fig.add_annotation(x=i, y=1.06, text=f"<b>{axis['label']}</b>" + (" (log)" if axis["log"] else ""),
                            showarrow=False, yanchor="bottom", font={"size": 12}, name=f"label:{axis['label']}")
         for position, text in zip(axis["tickpositions"], axis["ticktext"], strict=True):
-            fig.add_annotation(x=i, y=position, text=text, showarrow=False, xanchor="right", xshift=-4,
-                               font={"size": 10, "color": "#57606a"}, name=f"tick:{axis['label']}")
+            fig.add_annotation(x=i, y=position, text=text, showarrow=False, xanchor="right", xshift=-6,
+                               font={"size": 10, "color": "#57606a"}, bgcolor="rgba(255,255,255,0.85)",
+                               name=f"tick:{axis['label']}")
     fig.update_layout(title={"text": f"Hyperparameters vs {metric}", "y": 0.97}, height=380,
                       margin={"l": 60, "r": 30, "t": 80, "b": 30}, uirevision="keep", plot_bgcolor="#fff",
                       xaxis={"visible": False, "range": [-0.5, len(axes) - 0.6]},
-                      yaxis={"visible": False, "range": [-0.04, 1.0]})
+                      yaxis={"visible": False, "range": [-0.05, 1.14]})  # room for the labels above
     return fig
 
 
+# Light to dark blue by launch order: the first config's point is still visible on white.
+_LAUNCH_SCALE = [[0.0, "#9ecae1"], [1.0, "#08306b"]]
 # Viridis without its pale yellow end: every line stays visible on white.
 _OBJECTIVE_SCALE = [[0.0, "#440154"], [0.25, "#3b528b"], [0.5, "#21908d"], [0.75, "#3aa85a"], [1.0, "#8fc31f"]]
 
@@ -252,6 +260,8 @@ def slice_plots(configs: list[dict], metric: str, log_params: set[str] | frozens
         return _empty(f"No {metric} yet: slices appear with the first finished epoch")
     names = sorted({k for c in scored for k in c["hparams"]})
     names = [n for n in names if len({repr(c["hparams"].get(n)) for c in scored}) > 1] or names[:1]
+    ids = [c["id"] for c in scored]
+    id_ticks = {"tickvals": ids, "ticktext": [str(i) for i in ids]} if len(ids) <= 8 else {"tickformat": "d"}
     columns = min(3, len(names))
     rows = math.ceil(len(names) / columns)
     fig = make_subplots(rows=rows, cols=columns, shared_yaxes=True, horizontal_spacing=0.05,
@@ -264,9 +274,10 @@ def slice_plots(configs: list[dict], metric: str, log_params: set[str] | frozens
         fig.add_trace(go.Scatter(
             x=xs if numeric else [str(x) for x in xs], y=[c["latest_metrics"][metric] for c in chosen],
             mode="markers", name=name, showlegend=False,
-            marker={"size": 9, "color": [c["id"] for c in chosen], "colorscale": "Blues", "cmin": scored[0]["id"],
-                    "cmax": scored[-1]["id"], "line": {"color": "#333", "width": 1},
-                    "showscale": i == 0, "colorbar": {"title": {"text": "config id"}, "thickness": 12}},
+            marker={"size": 9, "color": [c["id"] for c in chosen], "colorscale": _LAUNCH_SCALE,
+                    "cmin": scored[0]["id"], "cmax": scored[-1]["id"], "line": {"color": "#333", "width": 1},
+                    "showscale": i == 0, "colorbar": {"title": {"text": "config id"}, "thickness": 12,
+                                                      **id_ticks}},
             customdata=[c["id"] for c in chosen],
             hovertemplate="config %{customdata}<br>" + name + " %{x}<br>" + metric + " %{y:.4g}<extra></extra>"),
             row=row, col=col)

@@ -114,7 +114,8 @@ def test_legends_sit_above_the_plot_and_the_gantt_date_is_in_its_axis_title():
     start = datetime(2026, 11, 26, 10, 16, 2)
     gantt = figures.gantt([{"worker": f"local-{i % 2}", "config_id": i, "epoch": 0, "partition": i % 2,
                             "outcome": "ok", "started_at": start + timedelta(seconds=i),
-                            "finished_at": start + timedelta(seconds=i + 2)} for i in range(3)])
+                            "finished_at": start + timedelta(seconds=i + 2)} for i in (2, 1, 3)])
+    assert [t.name for t in gantt.data] == ["config 1", "config 2", "config 3"]  # not in order of first training
     assert gantt.layout.legend.y > 1 and gantt.layout.xaxis.tickformat == "%H:%M:%S"
     assert gantt.layout.xaxis.title.text == "time on Nov 26, 2026"
 
