@@ -394,7 +394,7 @@ def compare_page(workload, configs: list, metric: str, figure) -> html.Div:  # n
         html.H1(f"Compare configs {', '.join(str(c.id) for c in configs)}"),
         dash_table.DataTable(id="compare-table", columns=[{"name": "", "id": ""}] + [
             {"name": f"config {c.id}", "id": f"config {c.id}"} for c in configs], data=rows, **TABLE_STYLE),
-        html.Div([dcc.Graph(id="compare-curves", figure=figure, config={"displaylogo": False})], className="card"),
+        html.Div([dcc.Graph(id="compare-curves", figure=figure, config=GRAPH_CONFIG)], className="card"),
         html.P(f"Latest epoch's metrics; curves of {metric}.", className="hint"),
     ])
 
@@ -585,7 +585,7 @@ def pareto_page(workload, *, device: str | None = None, x: str = "latency") -> h
                                          options=[device] if device else [], placeholder="device with most profiles"),
                   width="40%"),
         ], className="row"),
-        html.Div([dcc.Graph(id="graph-pareto", config={"displaylogo": False})], className="card"),
+        html.Div([dcc.Graph(id="graph-pareto", config=GRAPH_CONFIG)], className="card"),
         html.Div(id="pareto-config", className="card"),
     ])
 
