@@ -282,7 +282,7 @@ def slice_plots(configs: list[dict], metric: str, log_params: set[str] | frozens
             hovertemplate="config %{customdata}<br>" + name + " %{x}<br>" + metric + " %{y:.4g}<extra></extra>"),
             row=row, col=col)
         if numeric and name in log_params and all(x > 0 for x in xs):
-            fig.update_xaxes(type="log", row=row, col=col)
+            fig.update_xaxes(type="log", exponentformat="none", row=row, col=col)  # 0.0001, not "100μ"
         elif not numeric:
             fig.update_xaxes(type="category", row=row, col=col)
     fig.update_yaxes(title_text=metric, col=1)

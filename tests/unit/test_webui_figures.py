@@ -86,7 +86,8 @@ def test_slice_plots_have_a_panel_per_searched_parameter_with_log_x_for_log_ones
     fig = figures.slice_plots(_configs(), "val_accuracy", {"lr"})
     assert [t.name for t in fig.data] == ["lr", "optimizer", "units"]  # the fixed batch_size has no panel
     assert [a.text for a in fig.layout.annotations] == ["lr", "optimizer", "units"]
-    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis2.type == "category"
+    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.exponentformat == "none"
+    assert fig.layout.xaxis2.type == "category"
     assert fig.layout.xaxis3.type in (None, "linear")
     assert list(fig.data[0].y) == [0.5, 0.7, 0.9, 0.6] and list(fig.data[1].x) == ["adam", "sgd", "adam", "sgd"]
     assert sum(bool(t.marker.showscale) for t in fig.data) == 1
