@@ -439,7 +439,18 @@ def workload_detail(services: Services, workload_id: int) -> tuple[list[dict], s
         if children else []
     sub_epochs = [s.to_dict() for s in services.list_sub_epochs(workload_id, limit=5000)]
     return (rows, summary, figures.gantt(sub_epochs),
-            figures.parallel_coordinates(configs, metric, workload.objectives[0]["direction"]), links)
+            figures.parallel_coordinates(configs, metric, workload.objectives[0]["direction"],
+                                         figures.log_scale_params(workload.search_space)), links)
+
+
+def search_plots(services: Services, workload_id: int) -> tuple[Any, Any]:
+    """The optimisation history (each config's objective in launch order, best so far) and the slice plots
+    (objective against each hyperparameter) of a workload's primary objective."""
+    workload = services.get_workload(workload_id)
+    configs = [c.to_dict() for c in services.list_configs(workload_id)]
+    objective = workload.objectives[0]
+    return (figures.optimisation_history(configs, objective["metric"], objective["direction"]),
+            figures.slice_plots(configs, objective["metric"], figures.log_scale_params(workload.search_space)))
 
 
 def learning_curves(services: Services, workload_id: int, metric: str, selected: list | None,
@@ -659,10 +670,9 @@ def pareto_config(services: Services, click: dict | None, workload_id: int) -> A
 def learnt_figures(services: Services, workload_id: int) -> tuple[Any, Any]:
     """The importance bars and the lineage tree of a workload."""
     try:
-        importance = services.importance(workload_id)
-        bars = figures.importance_bars(importance.importances, importance.metric)
+        bars = figures.importance_figure(services.importance(workload_id))
     except HopperError as exc:  # too few results yet (409): the reason is the figure
-        bars = figures.empty(exc.message)
+        bars = figures.importance_figure(None, exc.message)
     configs = [c.to_dict() for c in services.list_configs(workload_id)]
     return bars, layout.lineage_tree(configs, [d.to_dict() for d in services.list_decisions(workload_id)])
 
@@ -876,9 +886,13 @@ def register_callbacks(app: Dash, services: Services,
        prevent_initial_call=True)(
         lambda click, workload_id: pareto_config(services, click, workload_id))
 
-    cb(Output("graph-importance", "figure"), Output("lineage", "children"), Input("tick", "n_intervals"),
+    cb(Output("importance-graph", "figure"), Output("lineage", "children"), Input("tick", "n_intervals"),
        Input("wl-id", "data"))(
         lambda _n, workload_id: learnt_figures(services, workload_id))
+
+    cb(Output("graph-history", "figure"), Output("graph-slices", "figure"), Input("tick", "n_intervals"),
+       Input("wl-id", "data"))(
+        lambda _n, workload_id: search_plots(services, workload_id))
 
     # only on the page of a workload with two or more objectives (the graphs exist there alone)
     cb(Output("graph-front", "figure"), Output("graph-hypervolume", "figure"), Input("tick", "n_intervals"),

@@ -18,6 +18,10 @@ units: {type: choice, values: [64, 128]}
 batch_size: 32
 """
 
+# Responsive: a chart follows its card's width when the window narrows, instead of keeping the width it was
+# first drawn at and overflowing the card (the figures set their height, never their width).
+GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
+
 TABLE_STYLE = {
     "style_table": {"overflowX": "auto"},
     "style_cell": {"fontFamily": "system-ui, sans-serif", "fontSize": "13px", "padding": "6px 8px",
@@ -283,16 +287,17 @@ def detail_page(workload, parent, view: dict | None = None) -> html.Div:  # noqa
                 dcc.Checklist(id="curve-only-selected", value=[], options=[
                     {"label": " only the selected config (else it is highlighted among all)", "value": "only"}])],
                 className="row bottom"),
-            dcc.Graph(id="graph-curves", config={"displaylogo": False}),
+            dcc.Graph(id="graph-curves", config=GRAPH_CONFIG),
         ], className="card"),
         html.Div([field("Compare configs", dcc.Dropdown(id="compare-pick", multi=True, options=[],
                                                          placeholder="pick two or more configs"), width="60%"),
                   dcc.Link("Compare side by side", href="", id="compare-link", className="button secondary")],
                  className="row bottom card"),
         notes_card(),
-        html.Div([dcc.Graph(id="graph-gantt", config={"displaylogo": False})], className="card"),
+        html.Div([dcc.Graph(id="graph-gantt", config=GRAPH_CONFIG)], className="card"),
         learnt_card(workload),
-        html.Div([dcc.Graph(id="graph-parcoords", config={"displaylogo": False})], className="card"),
+        html.Div([dcc.Graph(id="graph-parcoords", config=GRAPH_CONFIG)], className="card"),
+        search_plots_card(),
         html.Div(id="children-links", className="summary"),
     ])
 
@@ -399,7 +404,7 @@ def compare_page(workload, configs: list, metric: str, figure) -> html.Div:  # n
         html.H1(f"Compare configs {', '.join(str(c.id) for c in configs)}"),
         dash_table.DataTable(id="compare-table", columns=[{"name": "", "id": ""}] + [
             {"name": f"config {c.id}", "id": f"config {c.id}"} for c in configs], data=rows, **TABLE_STYLE),
-        html.Div([dcc.Graph(id="compare-curves", figure=figure, config={"displaylogo": False})], className="card"),
+        html.Div([dcc.Graph(id="compare-curves", figure=figure, config=GRAPH_CONFIG)], className="card"),
         html.P(f"Latest epoch's metrics; curves of {metric}.", className="hint"),
     ])
 
@@ -430,15 +435,26 @@ def learnt_card(workload) -> html.Div:  # noqa: ANN001
     """What the search learnt: hyperparameter importance, the Pareto front and its hypervolume per epoch (two or
     more objectives), and PBT's lineage (which config took whose weights at which epoch)."""
     multi = len(workload.objectives) >= 2
-    graphs = [dcc.Graph(id="graph-importance", config={"displaylogo": False})]
+    graphs = [dcc.Graph(id="importance-graph", config=GRAPH_CONFIG)]
     if multi:
-        graphs += [dcc.Graph(id="graph-front", config={"displaylogo": False}),
-                   dcc.Graph(id="graph-hypervolume", config={"displaylogo": False})]
+        graphs += [dcc.Graph(id="graph-front", config=GRAPH_CONFIG),
+                   dcc.Graph(id="graph-hypervolume", config=GRAPH_CONFIG)]
     return html.Div([
         html.H3("What the search learnt"), *graphs,
         html.H3("Lineage (clones and PBT exploits: parent, then the configs that started from its weights)"),
         html.Div(id="lineage", className="lineage"),
     ], className="card", id="learnt-card")
+
+
+def search_plots_card() -> html.Div:
+    """How the search went: each config's objective in launch order with the best so far, and the objective
+    against each hyperparameter (one panel each)."""
+    return html.Div([
+        html.H3("Optimisation history and slices"),
+        html.Div([html.Div(dcc.Graph(id="graph-history", config=GRAPH_CONFIG), className="col"),
+                  html.Div(dcc.Graph(id="graph-slices", config=GRAPH_CONFIG), className="col")],
+                 className="two-col wrap-narrow"),
+    ], className="card", id="search-plots-card")
 
 
 def lineage_tree(configs: list[dict], decisions: list[dict]) -> html.Div:
@@ -579,7 +595,7 @@ def pareto_page(workload, *, device: str | None = None, x: str = "latency") -> h
                                          options=[device] if device else [], placeholder="device with most profiles"),
                   width="40%"),
         ], className="row"),
-        html.Div([dcc.Graph(id="graph-pareto", config={"displaylogo": False})], className="card"),
+        html.Div([dcc.Graph(id="graph-pareto", config=GRAPH_CONFIG)], className="card"),
         html.Div(id="pareto-config", className="card"),
     ])
 

@@ -352,6 +352,34 @@ def _wait_title(page, expected: str, timeout: float = 120) -> None:  # noqa: ANN
     raise AssertionError(f"the curves' title never became {expected!r}; last {_title(page)!r} at {page.url}")
 
 
+# Each chart's drawing and its card: [drawing right, card right, drawing bottom, card bottom] (null mid-resize).
+_CHART_BOXES = """document.querySelector('.dash-graph--pending') ? null :
+[...document.querySelectorAll('.card .js-plotly-plot')].map(graph => {
+    const card = graph.closest('.card').getBoundingClientRect();
+    const svg = graph.querySelector('.main-svg');
+    const box = svg ? svg.getBoundingClientRect() : {right: 1e9, bottom: 1e9};
+    return [Math.round(box.right), Math.round(card.right), Math.round(box.bottom), Math.round(card.bottom)];
+})"""
+
+
+def _charts_fit_their_cards(page) -> bool:  # noqa: ANN001
+    """Every chart ends inside its card (it kept the width of its first drawing when the window narrowed), and
+    the layout has settled: the same boxes half a second apart (plotly redraws after a resize)."""
+    boxes = page.evaluate(_CHART_BOXES)
+    time.sleep(0.5)
+    return bool(boxes) and boxes == page.evaluate(_CHART_BOXES) and all(
+        right <= card_right + 1 and bottom <= card_bottom + 1 for right, card_right, bottom, card_bottom in boxes)
+
+
+# The legend's box and the x axis title's box do not intersect.
+_LEGEND_CLEAR = """(graph) => {
+    const legend = document.querySelector(graph + ' .legend'), title = document.querySelector(graph + ' .xtitle');
+    if (!legend || !title) return false;
+    const a = legend.getBoundingClientRect(), b = title.getBoundingClientRect();
+    return a.bottom <= b.top || b.bottom <= a.top || a.right <= b.left || b.right <= a.left;
+}"""
+
+
 def test_the_dashboard_refuses_what_launch_and_training_would_refuse(server, browser):
     """Issue 18, items 1-4, as a person meets them in Chromium: each mistake is refused next to the action with the
     field named, and nothing is created; the live validator and Launch agree; the list says which "best" it shows."""
@@ -443,8 +471,17 @@ def test_the_dashboard_refuses_what_launch_and_training_would_refuse(server, bro
     _wait_text(page.locator("#notes-list"), "Kept lr=0.003: steadier loss")  # rendered, not raw Markdown
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": 1440, "height": 1000})
+    # the optimisation history (both configs and the best so far), their slices, and importance's reason to wait
+    _until("the history and slices drawn", lambda: page.evaluate(
+        "document.querySelectorAll('#graph-history .scatterlayer .trace').length === 2 && "
+        "document.querySelectorAll('#graph-slices .scatterlayer .trace').length >= 1"))
+    _wait_text(page.locator("#importance-graph"), "at least 4 configs")
+    _until("every chart inside its card at 1440 px", lambda: _charts_fit_their_cards(page))
     page.screenshot(path=SHOTS / "workload-detail-1440.png", full_page=True)
     page.set_viewport_size({"width": 800, "height": 1000})
+    # 13. at 800 px every chart follows its card's width, and no legend covers an axis title
+    _until("every chart inside its card at 800 px", lambda: _charts_fit_their_cards(page))
+    assert page.evaluate(_LEGEND_CLEAR, "#graph-curves") and page.evaluate(_LEGEND_CLEAR, "#graph-gantt")
     page.screenshot(path=SHOTS / "workload-detail-800.png", full_page=True)
     page.set_viewport_size({"width": 1440, "height": 1000})
     _cell(page, second, "page").locator("a").click()

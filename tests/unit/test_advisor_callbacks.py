@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 from dash import html, no_update
 
+from hopper.engine.entities import Importance
 from hopper.engine.errors import ValidationError
 from hopper.engine.procedure_guide import COMMON_OPTIONS, GUIDES, options_from_fields
 from hopper.engine.procedures import PROCEDURES, Decision, Objective, make_procedure
@@ -191,7 +192,8 @@ def test_lineage_importance_and_front_drawings(services, digits) -> None:
     assert "config 2 " not in text  # no clone of its own, not drawn as a root
     assert "No clones" in _text(layout.lineage_tree(configs[:2], []))
 
-    bars = cb.figures.importance_bars({"lr": 0.7, "units": 0.2, "dropout": 0.1}, "val_accuracy")
+    bars = cb.figures.importance_figure(Importance(1, "val_accuracy", "fanova", 12,
+                                                   {"lr": 0.7, "units": 0.2, "dropout": 0.1}))
     assert list(bars.data[0].y) == ["dropout", "units", "lr"] and "fANOVA" in bars.layout.title.text
     front = {"objectives": [{"metric": "val_accuracy", "direction": "max"}, {"metric": "flops", "direction": "min"}],
              "points": [{"config_id": 1, "values": {"val_accuracy": 0.9, "flops": 900.0}, "on_front": True},
