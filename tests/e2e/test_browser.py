@@ -734,9 +734,9 @@ def test_first_ten_minutes_in_the_browser(server, browser, tmp_path):
     _wait_text(_cell(page, clone_id, "origin"), "clone")
 
     # -- read the importance, leave a note, export the selected config ---------------------------------------
-    page.wait_for_function("(document.querySelector('#graph-importance .gtitle') || {}).textContent"
+    page.wait_for_function("(document.querySelector('#importance-graph .gtitle') || {}).textContent"
                            "?.startsWith('Hyperparameter importance for val_accuracy')", timeout=60_000)
-    assert page.locator("#graph-importance .bars .point").count() == 2  # lr and units
+    assert page.locator("#importance-graph .bars .point").count() == 2  # lr and units
     page.click("#note-about >> text=on the selected config")
     page.fill("#note-text", f"Cloned config {cloned} at **lr=0.01**; stopped {stopped}")
     page.click("#btn-note")
