@@ -77,7 +77,7 @@ def test_asha_decisions_apply_once_and_people_win(services, asha):
     runnable = services.store.schedule.runnable()
     assert {row[0] for row in runnable} == {b, d}
     snapshot = Snapshot(runnable=runnable, visited={}, in_flight=set(), cooling=set(), idle=[0], n_partitions=2)
-    assert [config for _, config, _ in MopPolicy().assign(snapshot)] == [b], "priority before least progress"
+    assert [a.config_id for a in MopPolicy().assign(snapshot)] == [b], "priority before least progress"
 
 
 def test_exploit_clones_from_the_source_and_stops_the_target_once(services, asha):

@@ -19,8 +19,9 @@ def test_one_hook_guards_the_whole_server(served):
     hooks = wsgi.before_request_funcs.get(None, [])
     ours = [f"{f.__module__}.{f.__name__}" for f in hooks if f.__module__.startswith("hopper")]
     # the one authentication hook, then the contract's request checks (JSON depth, unknown /api paths): they
-    # decide nothing about who may do what. Dash's own setup hook is the only other one.
-    assert ours == ["hopper.rest.gate._gate", "hopper.rest._contract"]
+    # decide nothing about who may do what; before them, the room the Dash callback path gets for an upload's body
+    # (it only sets that path's body limit). Dash's own setup hook is the only other one.
+    assert ours == ["hopper.webui.room_for_uploads", "hopper.rest.gate._gate", "hopper.rest._contract"]
 
 
 def test_health_api_and_ui_rules(served):

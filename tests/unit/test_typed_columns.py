@@ -35,7 +35,7 @@ def test_a_csv_keeps_each_columns_type_in_the_partitions_and_the_schema(services
     assert [(n, c["type"]) for n, c in columns.items()] == [
         ("age", "int"), ("chol-level", "float"), ("thal", "string"), ("review", "text"), ("tokens", "token_ids")]
     assert columns["thal"]["distinct"] == 3 and columns["tokens"]["length"] == 6
-    assert info.schema["label"] == {"kind": "sparse", "k": 2}
+    assert info.schema["label"] == {"kind": "sparse", "k": 2, "name": "target"}  # the name a bound frame uses
     from hopper.rest import create_app
 
     client = create_app(services, token="t" * 32, secret_key="s" * 32).test_client()
@@ -95,7 +95,7 @@ def test_one_hot_multi_label_and_multi_output_labels_are_accepted_with_their_kin
     assert by_columns.classes == ["cat", "dog"] and by_columns.label_column == "cat,dog"
     by_lists = services.register_dataset({"name": "tags2", "path": csv, "feature_columns": ["a", "b"],
                                           "label_column": "tags"})
-    assert by_lists.schema["label"] == {"kind": "multi_label", "k": 2} and by_lists.n_outputs == 2
+    assert by_lists.schema["label"] == {"kind": "multi_label", "k": 2, "name": "tags"} and by_lists.n_outputs == 2
     regression = services.register_dataset({"name": "hw", "path": csv, "feature_columns": ["a", "b"],
                                             "label_column": ["h", "w"]})
     assert regression.task == "regression" and regression.schema["label"]["kind"] == "regression"
