@@ -245,12 +245,14 @@ class Scheduler:
         if not self._recovered:
             self.recover()
             self._undecided.update(wid for wid, _ in self.store.workloads.running())
-        self.chores.tick()
-        self._resize_pool()
         busy = bool(self.backend.in_flight())
         has_idle = bool(self.backend.idle_workers())
         timeout = self.settings.poll_interval if busy and not has_idle else 0.0
+        # Finished work is taken from the workers before anything else reads the store: when the store is down,
+        # it is held here (``buffered``) instead of waiting in the workers' queue.
         self._pending.extend(self.backend.poll(timeout))
+        self.chores.tick()
+        self._resize_pool()
         while self._pending:
             report = self.ledger.commit(self._pending[0])  # a StoreUnavailable leaves it queued for the next step
             self._pending.pop(0)

@@ -97,7 +97,9 @@ def test_pareto_and_devices_pages_show_real_profiles(edge_server, tmp_path):
                         "the worker to stop the model server")
             _wait_text(row, "stopped", timeout=30)  # the next refresh tick shows what the worker did
             page.click("text=Audit log")  # the stop is audited, by the person who asked for it
-            stop_row = page.locator("#event-table tr").filter(has_text="stop_deployment")
+            # (other tests of the module stopped deployments too: this one's row)
+            stop_row = page.locator("#event-table tr").filter(has_text="stop_deployment").filter(
+                has_text=f"deployment {deployment_id}").first
             _wait_text(stop_row, f"deployment {deployment_id}")
             page.goto(server.base + "/devices")
             _wait_text(page.locator("#device-table"), "browser-pi")
