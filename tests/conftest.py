@@ -38,7 +38,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 # and the whole compatibility corpus estimated from runs on a loaded machine), for the order below;
 # a group not named here counts as its number of tests, so the table only needs the outliers.
 GROUP_SECONDS = {
-    "spark": 430, "compat/test_corpus.py": 260, "integration/test_private_training.py": 220,
+    "spark": 430, "compat/test_corpus.py": 260, "edge": 220, "integration/test_private_training.py": 220,
     "unit/test_roster.py": 170, "integration/test_mop.py": 130, "integration/test_elastic.py": 60,
     "bench:mop_vs_baselines.py": 125, "bench:mop_spark.py": 105, "bench:steering.py": 85,
     "integration/test_cli_more.py": 80, "integration/test_cli.py": 70, "integration/test_steering.py": 70,
