@@ -8,30 +8,13 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 import pytest
-from dash import html, no_update
+from dash import no_update
 
 from hopper.webui import callbacks as cb
-
-GRID = "lr: {type: choice, values: [0.01, 0.001]}\nunits: 32"
-
-
-def _text(component) -> str:  # noqa: ANN001
-    """The visible text of a Dash component tree."""
-    if component is None or isinstance(component, (str, int, float)):
-        return "" if component is None else str(component)
-    if isinstance(component, (list, tuple)):
-        return "".join(_text(c) for c in component)
-    return _text(getattr(component, "children", None))
-
-
-def _is_error(notice) -> bool:  # noqa: ANN001
-    return isinstance(notice, html.Span) and notice.className == "error"
-
-
-def _launch(services, **overrides):  # noqa: ANN001, ANN202
-    form = {"name": "w", "description": "", "model": "mlp", "dataset": "digits", "procedure": "grid",
-            "space": GRID, "epochs": 2, "configs": None, "metric": "val_accuracy", "direction": "max", **overrides}
-    return cb.launch_workload(services, *form.values())
+from tests.support.dash_forms import GRID
+from tests.support.dash_forms import is_error as _is_error
+from tests.support.dash_forms import launch as _launch
+from tests.support.dash_forms import text_of as _text
 
 
 @pytest.fixture
