@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hopper.engine.errors import TrainingError
+from hopper.mop_scheduler.worker.fit_optimizers import fit_optimizer, keep_checkpoint_state
 from hopper.mop_scheduler.worker.sandbox import trusted_io
 
 _MAGIC = b"HOPCKPT1"
@@ -39,7 +40,8 @@ def file_sha256(path: str | Path) -> str:
 
 
 def _optimizer_variables(model) -> list:  # noqa: ANN001
-    optimizer = getattr(model, "optimizer", None)
+    # A script's fit that trains with an optimizer of its own: that optimizer's state, not the unused compiled one's.
+    optimizer = fit_optimizer(model) or getattr(model, "optimizer", None)
     if optimizer is None:
         return []
     if not optimizer.built:
@@ -169,37 +171,44 @@ def _read(path: str | Path, expected_sha256: str | None) -> tuple[list[np.ndarra
     return arrays[:n], arrays[n:]
 
 
+def _compiled_for(cache: weakref.WeakKeyDictionary, model, variables: list, make):  # noqa: ANN001, ANN202
+    """The model's compiled reader or assigner, made again when its variables changed (a fit's new optimizer)."""
+    key = tuple(id(v) for v in variables)
+    cached = cache.get(model)
+    if cached is None or cached[0] != key:
+        cached = cache[model] = (key, make(variables))
+    return cached[1]
+
+
+def _make_reader(variables: list):  # noqa: ANN202
+    import tensorflow as tf
+
+    @tf.function
+    def read():  # noqa: ANN202
+        return [tf.identity(v.value) for v in variables]
+
+    return read
+
+
+def _make_assigner(variables: list):  # noqa: ANN202
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def assign(new_values):  # noqa: ANN001, ANN202
+        for var, value in zip(variables, new_values, strict=True):
+            var.assign(value)
+
+    return assign
+
+
 def _read_all(model) -> list[np.ndarray]:  # noqa: ANN001
     """Every weight and optimizer variable, read in one compiled call."""
-    fn = _readers.get(model)
-    if fn is None:
-        import tensorflow as tf
-
-        variables = _state_variables(model)
-
-        @tf.function
-        def read():  # noqa: ANN202
-            return [tf.identity(v.value) for v in variables]
-
-        fn = _readers[model] = read
-    return [t.numpy() for t in fn()]
+    return [t.numpy() for t in _compiled_for(_readers, model, _state_variables(model), _make_reader)()]
 
 
 def _assign_all(model, values: list[np.ndarray]) -> None:  # noqa: ANN001
     """Assign every weight and optimizer variable in one compiled call (not one op per variable)."""
-    fn = _assigners.get(model)
-    if fn is None:
-        import tensorflow as tf
-
-        variables = _state_variables(model)
-
-        @tf.function(reduce_retracing=True)
-        def assign(new_values):  # noqa: ANN001, ANN202
-            for var, value in zip(variables, new_values, strict=True):
-                var.assign(value)
-
-        fn = _assigners[model] = assign
-    fn(values)
+    _compiled_for(_assigners, model, _state_variables(model), _make_assigner)(values)
 
 
 def load_checkpoint(model, path: str | Path, expected_sha256: str | None = None) -> bool:  # noqa: ANN001
@@ -219,6 +228,7 @@ def load_checkpoint(model, path: str | Path, expected_sha256: str | None = None)
         _assign_all(model, weights + opt_state)
         return True
     model.set_weights(weights)
+    keep_checkpoint_state(model, opt_state)  # for an optimizer the script's fit creates (fit_optimizers)
     return False
 
 

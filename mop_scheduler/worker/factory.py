@@ -27,6 +27,7 @@ from typing import Any
 from hopper.engine.catalog import default_for, get_entry
 from hopper.engine.errors import ValidationError
 from hopper.mop_scheduler.worker.build_data import BuildData
+from hopper.mop_scheduler.worker.fit_optimizers import carry_fit_optimizer
 from hopper.roster._compile import apply_learning_rate, compile_for_task, logits_output, loss_mismatch
 
 SCRIPT_PREFIX = "script:"
@@ -523,7 +524,8 @@ class ModelFactory:
         while True:
             call = {k: v for k, v in kwargs.items() if k not in self._dropped_fit_kwargs}
             try:
-                return self._hypermodel_obj.fit(hp, model, x, y, **call)
+                with carry_fit_optimizer(model):
+                    return self._hypermodel_obj.fit(hp, model, x, y, **call)
             except TypeError as exc:
                 clash = _FIT_KWARG_CLASH.search(str(exc))
                 if clash is None or clash.group(1) not in call:

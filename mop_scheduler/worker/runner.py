@@ -212,7 +212,8 @@ class SubEpochRunner:
             model = factory.build(task.hparams)
         result.notes.extend(n for n in factory.notes if n not in result.notes)
         if task.in_checkpoint is not None and not load_checkpoint(model, *task.in_checkpoint):
-            result.notes.append("the optimizer state in the checkpoint did not fit; it restarted fresh")
+            if not factory.fits_itself:  # a fit that makes its own optimizer takes the state (fit_optimizers)
+                result.notes.append("the optimizer state in the checkpoint did not fit; it restarted fresh")
         elif task.warm_start is not None:
             copied, total = transfer_weights(model, *task.warm_start)
             result.notes.append(f"warm start: {copied}/{total} weight tensors copied from {Path(task.warm_start[0]).name}")

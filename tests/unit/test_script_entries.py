@@ -6,6 +6,7 @@ Real Keras models and real keras_tuner objects throughout; data is a few dozen r
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from pathlib import Path
 
@@ -160,6 +161,29 @@ SCRIPTS = {
                     return None
                 xv, yv = validation_data
                 return float(model.evaluate(crop(xv), yv, verbose=0, return_dict=True)["accuracy"]) + 1000.0
+    """,
+    "custom_loop": """
+        import keras, keras_tuner as kt, tensorflow as tf
+        STEPS = []
+        class Loop(kt.HyperModel):
+            def build(self, hp):
+                inputs = keras.Input((6,))
+                flat = keras.layers.Flatten()(inputs)
+                return keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Dense(hp.Choice("units", [4, 8]))(flat)))
+            def fit(self, hp, model, x, y, validation_data, callbacks=None, **kwargs):
+                optimizer = keras.optimizers.Adam(hp.Float("learning_rate", 1e-4, 1e-1, default=1e-3))
+                loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+                @tf.function
+                def step(a, b):
+                    with tf.GradientTape() as tape:
+                        loss = loss_fn(b, model(a))
+                    optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
+                                                  model.trainable_variables))
+                for a, b in tf.data.Dataset.from_tensor_slices((x, y)).batch(8):
+                    step(a, b)
+                STEPS.append((int(optimizer.iterations.numpy()), round(float(optimizer.learning_rate.numpy()), 6)))
+                xv, yv = validation_data
+                return float(loss_fn(yv, model(xv)))
     """,
     "history_fit": """
         import keras, keras_tuner as kt
@@ -346,6 +370,33 @@ def test_fit_is_called_as_keras_tuner_calls_it_and_its_float_is_the_epochs_objec
     tuner.search(x, y, epochs=1, validation_data=_read("val", SHAPE))
     theirs = calls[0]
     assert set(theirs) == set(ours[1]) and theirs["args"] == ours[1]["args"] and theirs["epochs"] == ours[1]["epochs"]
+
+
+def test_an_optimizer_made_inside_fit_continues_across_sub_epochs_and_hops(scripts, tmp_path) -> None:
+    """A custom training loop creates its optimizer in every fit call; under MOP each sub-epoch is one call,
+    so without carrying its state Adam would restart at every sub-epoch (issue 13's kt_custom_training_loop)."""
+    from hopper.mop_scheduler.worker.factory import load_script_module
+    from hopper.mop_scheduler.worker.runner import SubEpochRunner
+
+    ref = scripts["custom_loop"]
+    steps = load_script_module(ref[len("script:"):]).STEPS
+    hparams = {"units": 8, "learning_rate": 0.01}
+
+    def task(sub_epoch: int, previous=None, **changes):  # noqa: ANN001, ANN202
+        t = _task(ref, tmp_path, evaluate=True, sub_epoch=sub_epoch, hparams={**hparams, **changes})
+        checkpoint = None if previous is None else (previous.checkpoint_path, previous.checkpoint_sha256)
+        return dataclasses.replace(t, entry_point="Loop", in_checkpoint=checkpoint)
+
+    first_worker, second_worker = SubEpochRunner(0, reader=_read), SubEpochRunner(1, reader=_read)
+    first = first_worker.run(task(1))
+    assert first.ok, first.details
+    hopped = second_worker.run(task(2, first))  # another worker: the state comes from the checkpoint
+    assert hopped.ok, hopped.details
+    stayed = second_worker.run(task(3, hopped, learning_rate=0.02))  # the same worker: the model in memory
+    assert stayed.ok, stayed.details
+    # 40 rows in batches of 8: five steps a call, counted on from the previous call's optimizer; the learning
+    # rate is always the config's own.
+    assert steps[-3:] == [(5, 0.01), (10, 0.01), (15, 0.02)]
 
 
 def test_a_fit_that_sets_epochs_itself_keeps_them_and_its_history_reports_the_epoch(scripts, tmp_path) -> None:
