@@ -10,6 +10,8 @@ changes nothing. Being plain functions, tests call them directly against a real 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -56,6 +58,13 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def _metric_cell(value: Any) -> float | None:
+    """A metric as the tables hold it: a float (None when missing or not finite)."""
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def _when(value: datetime | None) -> str:
@@ -417,10 +426,11 @@ def workload_detail(services: Services, workload_id: int) -> tuple[list[dict], s
              "epochs_done": c["epochs_done"],
              "origin": c["origin"], "version": c["version"],
              "hparams_text": ", ".join(f"{k}={_fmt(v)}" for k, v in c["hparams"].items()),
-             "objective": _fmt(c["latest_metrics"].get(metric, "")),
-             "val_loss": _fmt(c["latest_metrics"].get("val_loss", "")),
+             # Numbers, not text: the table sorts them and filters them with "> 0.9" (layout.NUMBER formats them).
+             "objective": _metric_cell(c["latest_metrics"].get(metric)),
+             "val_loss": _metric_cell(c["latest_metrics"].get("val_loss")),
              # The privacy spent so far (DP-SGD workloads only), per epoch in the curves.
-             "epsilon": _fmt(c["latest_metrics"].get("epsilon", ""))} for c in configs]
+             "epsilon": _metric_cell(c["latest_metrics"].get("epsilon"))} for c in configs]
     best = (f"best {metric} (any epoch) {workload.best['value']:.4f} (config {workload.best['config_id']})"
             if workload.best else "no results yet")
     summary = (f"{workload_label(workload.status)} · {workload.procedure} · model {workload.model_ref} · "
@@ -441,6 +451,16 @@ def workload_detail(services: Services, workload_id: int) -> tuple[list[dict], s
     return (rows, summary, figures.gantt(sub_epochs),
             figures.parallel_coordinates(configs, metric, workload.objectives[0]["direction"],
                                          figures.log_scale_params(workload.search_space)), links)
+
+
+def filter_from_chart_selection(selected: dict | None, current: str | None) -> Any:
+    """The config table's filter for a range dragged on the parallel-coordinates chart: the configs whose lines
+    it crosses (``{id} = 3 or {id} = 7``). Clearing the selection (a double click) clears only a filter the chart
+    set, never one the person typed."""
+    ids = sorted({int(p["customdata"]) for p in (selected or {}).get("points", []) if p.get("customdata") is not None})
+    if ids:
+        return " or ".join(f"{{id}} = {i}" for i in ids)
+    return "" if current and re.fullmatch(r"\{id\} = \d+( or \{id\} = \d+)*", current) else no_update
 
 
 def search_plots(services: Services, workload_id: int) -> tuple[Any, Any]:
@@ -812,6 +832,9 @@ def register_callbacks(app: Dash, services: Services,
        Input("curve-metric", "value"), Input("cfg-table", "selected_row_ids"), Input("curve-only-selected", "value"))(
         lambda _n, workload_id, metric, selected, only: learning_curves(services, workload_id, metric, selected,
                                                                         only))
+
+    cb(Output("cfg-table", "filter_query"), Input("graph-parcoords", "selectedData"), State("cfg-table", "filter_query"),
+       prevent_initial_call=True)(filter_from_chart_selection)
 
     cb(Output("cfg-table", "selected_rows"), Output("cfg-table", "selected_row_ids"),
        Input("btn-clear-selection", "n_clicks"), prevent_initial_call=True)(

@@ -176,7 +176,8 @@ def parallel_coordinates(configs: list[dict], metric: str, direction: str,
         fig.add_trace(go.Scatter(
             x=list(range(len(axes))), y=[axis["positions"][index] for axis in axes], mode="lines+markers",
             line={"width": 3.5, "color": sample_colorscale(scale, [shares[index]])[0]}, marker={"size": 7},
-            name=f"config {config['id']}", hovertext=hover, hoverinfo="text", showlegend=False, opacity=0.95))
+            name=f"config {config['id']}", hovertext=hover, hoverinfo="text", showlegend=False, opacity=0.95,
+            customdata=[config["id"]] * len(axes)))  # a box drawn on an axis selects configs by id (table filter)
     # an invisible point carries the colour bar (the lines cannot)
     fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False,
                              marker={"color": [lo, hi], "cmin": lo, "cmax": hi, "colorscale": scale,
@@ -191,6 +192,8 @@ def parallel_coordinates(configs: list[dict], metric: str, direction: str,
                                name=f"tick:{axis['label']}")
     fig.update_layout(title={"text": f"Hyperparameters vs {metric}", "y": 0.97}, height=380,
                       margin={"l": 60, "r": 30, "t": 80, "b": 30}, uirevision="keep", plot_bgcolor="#fff",
+                      # drag a box over a range of one axis, as on plotly's parcoords: the table keeps those configs
+                      dragmode="select",
                       xaxis={"visible": False, "range": [-0.5, len(axes) - 0.6]},
                       yaxis={"visible": False, "range": [-0.05, 1.14]})  # room for the labels above
     return fig

@@ -6,6 +6,7 @@ import json
 import re
 
 from dash import dash_table, dcc, html
+from dash.dash_table.Format import Format, Scheme
 
 from hopper.engine.catalog import ROSTER
 from hopper.engine.procedure_guide import COMMON_OPTIONS, DRILL_DOWN_PROCEDURES, GUIDES, drill_down_procedure
@@ -22,6 +23,8 @@ batch_size: 32
 # first drawn at and overflowing the card (the figures set their height, never their width).
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
 
+# A metric column: numbers that sort and filter as numbers ("> 0.9"), shown to four significant digits.
+NUMBER = {"type": "numeric", "format": Format(precision=4, scheme=Scheme.decimal_or_exponent)}
 TABLE_STYLE = {
     "style_table": {"overflowX": "auto"},
     "style_cell": {"fontFamily": "system-ui, sans-serif", "fontSize": "13px", "padding": "6px 8px",
@@ -221,12 +224,13 @@ def detail_page(workload, parent, view: dict | None = None) -> html.Div:  # noqa
         dash_table.DataTable(
             id="cfg-table", columns=[
                 {"name": "id", "id": "id"}, {"name": "page", "id": "page", "presentation": "markdown"},
-                {"name": "status", "id": "status"}, {"name": "priority", "id": "priority"}, {"name": f"epochs (of {workload.max_epochs})", "id": "epochs_done"},
+                {"name": "status", "id": "status"}, {"name": "priority", "id": "priority", "type": "numeric"},
+                {"name": f"epochs (of {workload.max_epochs})", "id": "epochs_done", "type": "numeric"},
                 {"name": "origin", "id": "origin"}, {"name": "hparams", "id": "hparams_text"},
-                {"name": f"{metric} (latest epoch)", "id": "objective"},
-                {"name": "val_loss (latest epoch)", "id": "val_loss"},
+                {"name": f"{metric} (latest epoch)", "id": "objective", **NUMBER},
+                {"name": "val_loss (latest epoch)", "id": "val_loss", **NUMBER},
                 # epsilon only means something for a private workload; elsewhere it would be an empty column
-                *([{"name": "epsilon", "id": "epsilon"}] if workload.privacy else []),
+                *([{"name": "epsilon", "id": "epsilon", **NUMBER}] if workload.privacy else []),
                 {"name": "version", "id": "version"}],
             data=[], row_selectable="single", sort_action="native", sort_by=view.get("sort_by") or [], page_size=15,
             # a filter row under the header: status ("training now"), a metric (> 0.9), an hparam (lr=0.01)

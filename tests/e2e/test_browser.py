@@ -151,6 +151,47 @@ def test_steering_a_workload_in_the_browser(server, browser):
     _wait_text(_cell(page, second, "epochs_done"), r"^[1-9]", timeout=180)
     page.screenshot(path=SHOTS / "workload-detail.png", full_page=True)
 
+    # -- metric columns filter as numbers: "> 2" matches no accuracy, "> 0" every config that has one ----------
+    metric_filter = page.locator('th.dash-filter[data-dash-column="objective"] input[type=text]')
+    metric_filter.fill("> 2")
+    metric_filter.press("Enter")
+    _until("no row to pass '> 2'", lambda: page.locator('#cfg-table td[data-dash-column="id"]').count() == 0, 30)
+    metric_filter.fill("> 0")
+    metric_filter.press("Enter")
+    _until("the trained configs to pass '> 0'",
+           lambda: page.locator('#cfg-table td[data-dash-column="id"]').count() > 0, 30)
+    values = page.locator('#cfg-table td[data-dash-column="objective"]').all_inner_texts()
+    assert values and all(0.0 < float(v) <= 1.0 for v in values), values
+    metric_filter.fill("")
+    metric_filter.press("Enter")
+    _until("every row back", lambda: page.locator('#cfg-table td[data-dash-column="id"]').count() >= len(ids) + 2, 30)
+
+    # -- a box dragged over the top half of the objective's axis keeps the configs whose lines it crosses ---------
+    page.click("#wl-pause")  # still lines: no epoch moves one between measuring the chart and dragging on it
+    _until("the paused workload's last sub-epochs to end",
+           lambda: "training now" not in page.locator("#cfg-table").inner_text(), 120)
+    time.sleep(3)  # one more poll draws the chart from the final metrics
+    box = page.evaluate("""() => {
+        const gd = document.querySelector('#graph-parcoords .js-plotly-plot');
+        gd.scrollIntoView();
+        const lines = gd.data.filter(t => t.customdata), L = gd._fullLayout, r = gd.getBoundingClientRect();
+        const axis = lines[0].x.length - 1;  // the objective's axis is the last
+        const x = r.left + L._size.l + L.xaxis.l2p(axis), y = v => r.top + L._size.t + L.yaxis.l2p(v);
+        const crossed = lines.filter(t => t.y[axis] >= 0.45).map(t => t.customdata[0]);
+        return {x0: x - 15, x1: x + 15, y0: y(1.1), y1: y(0.45), crossed: crossed};
+    }""")
+    page.mouse.move(box["x0"], box["y0"])
+    page.mouse.down()
+    page.mouse.move(box["x1"], box["y1"], steps=8)
+    page.mouse.up()
+    crossed = sorted(str(i) for i in box["crossed"])
+    _until(f"the table to keep configs {crossed}", lambda: sorted(
+        page.locator('#cfg-table td[data-dash-column="id"]').all_inner_texts()) == crossed, 30)
+    page.screenshot(path=SHOTS / "parallel-coordinates-filter.png", full_page=True)
+    page.locator("#graph-parcoords .nsewdrag").first.dblclick()  # plotly: a double click clears the selection
+    _until("every row back", lambda: page.locator('#cfg-table td[data-dash-column="id"]').count() >= len(ids) + 2, 30)
+    page.click("#wl-resume")
+
     # -- drill down from a trained config: the child links back to its parent -----------------------------
     _select(page, second)
     page.fill("#drill-space", "lr: 0.01\nunits: 64\nbatch_size: 32\n")

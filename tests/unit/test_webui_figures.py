@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 import plotly.graph_objects as go
 import pytest
+from dash import no_update
 
 from hopper.engine.entities import Importance, ParetoFront, ParetoPoint, SubEpochStats
 from hopper.webui import callbacks as cb
@@ -172,3 +173,18 @@ def test_the_workload_page_draws_history_slices_importance_and_log_parcoords_fro
     for graph in ("graph-history", "graph-slices", "importance-graph", "graph-parcoords"):
         assert f"'{graph}'" in page
     assert "'responsive': True" in page
+
+
+def test_a_range_dragged_on_the_parallel_coordinates_filters_the_table_to_the_configs_it_crosses():
+    fig = figures.parallel_coordinates(_configs(), "val_accuracy", "max", {"lr"})
+    assert fig.layout.dragmode == "select"
+    lines = [t for t in fig.data if t.customdata is not None]
+    assert all(len(set(t.customdata)) == 1 and len(t.customdata) == len(t.x) for t in lines)
+    # what plotly sends for a box over two configs' points on one axis
+    picked = sorted({int(t.customdata[0]) for t in lines})[:2]
+    selected = {"points": [{"curveNumber": 0, "pointIndex": 0, "customdata": i} for i in picked]}
+    query = cb.filter_from_chart_selection(selected, "")
+    assert query == " or ".join(f"{{id}} = {i}" for i in picked)
+    # a double click clears the chart's filter, not one the person typed
+    assert cb.filter_from_chart_selection(None, query) == ""
+    assert cb.filter_from_chart_selection({"points": []}, "{objective} > 0.9") is no_update
