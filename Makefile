@@ -1,5 +1,7 @@
 # The README's two commands: `make run` and `make test`. Both build .venv first when needed.
 PYTHON ?= python3.11
+# bash: `make test` reads the parallel phase's exit status through a pipe (PIPESTATUS)
+SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hopper-installed
@@ -14,7 +16,8 @@ run: $(STAMP)
 # it only ever moves up. HOPPER_INVENTORY_CHECK=1: fail when a CLI command or API route went untested.
 COVERAGE_FLOOR ?= 81
 
-# Two phases, one coverage figure: the tests whose assertions do not depend on timing run on two pytest-xdist
+# Two phases, one coverage figure (the first phase's failures are listed again at the very end, so that the
+# tail of a CI log names them): the tests whose assertions do not depend on timing run on two pytest-xdist
 # workers (a file's tests stay together: tests/conftest.py), then the fault, security, edge and browser tests,
 # which time leases, backoffs and latencies, run one at a time. Both phases record into one inventory file,
 # checked at the end of the second. UNTIMED_TESTS: files under those directories that time nothing (request
@@ -29,13 +32,15 @@ PARALLEL_TESTS := tests $(foreach f,$(TIMED_TESTS),--ignore=$(f))
 SERIAL_ONLY := $(SERIAL_TESTS) $(foreach f,$(UNTIMED_TESTS),--ignore=$(f))
 
 test: $(STAMP) test-deps
-	@inventory=$$(mktemp -d)/inventory.txt; export HOPPER_TEST_INVENTORY=$$inventory; \
-	$(PY) -m pytest -n 2 --dist loadgroup --durations=20 -m "not peer_bench" --cov --cov-report= $(PARALLEL_TESTS); \
-	first=$$?; \
+	@scratch=$$(mktemp -d); export HOPPER_TEST_INVENTORY=$$scratch/inventory.txt; \
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=20 -m "not peer_bench" --cov --cov-report= $(PARALLEL_TESTS) \
+		2>&1 | tee $$scratch/parallel.log; \
+	first=$${PIPESTATUS[0]}; \
 	HOPPER_INVENTORY_CHECK=1 $(PY) -m pytest --durations=20 --cov --cov-append --cov-report=term:skip-covered \
 		--cov-fail-under=$(COVERAGE_FLOOR) $(SERIAL_ONLY); \
 	second=$$?; \
-	if [ $$first -ne 0 ]; then echo "make test: the parallel phase failed (exit $$first)" >&2; exit $$first; fi; \
+	if [ $$first -ne 0 ]; then echo "make test: the parallel phase failed (exit $$first):" >&2; \
+		grep -E "^(FAILED|ERROR) " $$scratch/parallel.log >&2; exit $$first; fi; \
 	exit $$second
 
 bench: $(STAMP) peers-env
