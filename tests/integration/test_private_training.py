@@ -12,6 +12,7 @@ from hopper.engine import privacy
 from hopper.engine.data import read_partition
 from hopper.engine.errors import InvalidState, ValidationError
 from hopper.engine.store import SubEpochRow
+from tests.integration.conftest import SQLITE_ONLY
 from tests.support.running import RunningScheduler
 
 pytestmark = pytest.mark.slow
@@ -77,6 +78,7 @@ def test_a_private_workload_trains_with_dp_sgd_and_reports_epsilon_per_epoch(ser
         assert config.latest_metrics["val_accuracy"] > 0.3
 
 
+@SQLITE_ONLY
 def test_b_the_stop_rule_ends_a_config_privacy_spent_within_its_target(services, digits):
     target = 9.0
     workload = _launch(services, procedure="manual", space={}, max_epochs=3,
@@ -110,6 +112,7 @@ def test_b_the_stop_rule_ends_a_config_privacy_spent_within_its_target(services,
     assert quiet.hparams["noise_multiplier"] == 50.0 and quiet.warm_start_checkpoint_id is not None
 
 
+@SQLITE_ONLY
 def test_c_clones_inherit_spent_epsilon_and_resume_does_not_reset_it(services, digits):
     workload = _launch(services, max_epochs=1)
     with RunningScheduler(services) as running:

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from hopper.engine.store import EventRow, MetricRow, SubEpochRow, utcnow
+from tests.integration.conftest import SQLITE_ONLY
 from tests.support.running import RunningScheduler
 
 pytestmark = pytest.mark.slow
@@ -122,6 +123,7 @@ def steering_scenario(services, start_scheduler):
         assert action in actions
 
 
+@SQLITE_ONLY
 def test_epoch_barrier_keeps_epochs_in_lockstep(services, digits):
     workload = services.launch_workload({"name": "barrier", "model": "mlp", "dataset": "digits",
                                          "space": {"lr": {"type": "choice", "values": [0.001, 0.003, 0.01]},
@@ -134,6 +136,7 @@ def test_epoch_barrier_keeps_epochs_in_lockstep(services, digits):
     assert first_epoch1_start >= last_epoch0_end - timedelta(milliseconds=5)
 
 
+@SQLITE_ONLY
 def test_priority_decides_who_gets_the_next_free_worker(services, digits):
     workload = services.launch_workload({"name": "prio", "model": "mlp", "dataset": "digits", "procedure": "manual",
                                          "max_epochs": 1})

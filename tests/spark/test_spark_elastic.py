@@ -32,7 +32,7 @@ def test_spark_grows_by_resubmitting_and_shrinks_when_an_executor_stays_lost(tmp
         "space": {"lr": {"type": "choice", "values": [0.003, 0.01]}, "units": 16},
     })
     backend = SparkBackend(1, spark=spark_session, driver_host="127.0.0.1", heartbeat_timeout=20.0,
-                           lost_executor_grace=30.0,
+                           lost_executor_grace=15.0,
                            allowed_roots=(*map(str, settings.data_roots), str(settings.artifact_dir)))
 
     def ok_on(prefix: str) -> int:

@@ -34,6 +34,9 @@ def test_image_and_tabular_models_build_compile_and_train(name, shape, config):
 
     model = ModelFactory(name, shape, 10, "classification").build({"lr": 1e-3, **config})
     assert model.optimizer is not None
+    # Tracing the train step of the two big image models costs 60-70 s each on two cores; eager steps train the
+    # same model (the traced path is the small models' and every training test's).
+    model.run_eagerly = name in ("resnet50", "mobilenet_v2")
     x = np.random.default_rng(0).random((8, *shape), dtype=np.float32)
     history = model.fit(x, np.arange(8) % 10, epochs=1, batch_size=4, verbose=0)
     assert np.isfinite(history.history["loss"][0])
