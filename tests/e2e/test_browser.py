@@ -813,3 +813,46 @@ def test_a_drill_down_from_a_random_search_starts_as_random_with_a_budget(server
     child = api.get(f"{base}/api/v1/workloads/{child_id}", timeout=30).json()
     assert child["procedure"] == "random" and child["max_configs"] == 3 and child["parent_workload_id"] == wid
     api.post(f"{base}/api/v1/workloads/{child['id']}/stop", timeout=30)  # its training is not this test's
+
+
+def test_people_logged_in_with_their_own_tokens_are_named_and_a_viewer_changes_nothing(server, browser):
+    """Issue 18, item 12: a UI action is audited under the person whose token opened the session, not "web"; a
+    viewer's attempt is refused in the notice and changes nothing."""
+    base, token, home = server
+    env = {**os.environ, "HOPPER_HOME": str(home), "HOPPER_DATA_ROOTS": str(home / "data")}
+
+    def add_user(name: str, role: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "hopper.cli", "user", "add", name, "--role", role], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    editor, viewer = add_user("carol-browser", "editor"), add_user("vic-browser", "viewer")
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {token}"
+    r = api.post(base + "/api/v1/workloads", json={
+        "name": "who did it", "model": "mlp", "dataset": "digits", "max_epochs": 30,
+        "space": {"lr": {"type": "choice", "values": [0.01, 0.003]}, "units": 16}}, timeout=30)
+    assert r.status_code == 201, r.text
+    wid = r.json()["id"]
+    try:
+        page = _login(browser, base, viewer)
+        page.goto(f"{base}/workloads/{wid}")
+        _wait_text(page.locator("#cfg-table"), r"lr=0\.003")
+        first = min(int(t) for t in page.locator('#cfg-table td[data-dash-column="id"]').all_inner_texts())
+        _select(page, first)
+        page.click("#btn-stop")
+        _wait_text(page.locator("#notice-actions"), "vic-browser is a viewer")
+        assert api.get(f"{base}/api/v1/configs/{first}", timeout=30).json()["status"] != "stopped"
+
+        page = _login(browser, base, editor)
+        page.goto(f"{base}/workloads/{wid}")
+        _wait_text(page.locator("#cfg-table"), r"lr=0\.003")
+        _select(page, first)
+        page.click("#btn-stop")
+        _wait_text(page.locator("#notice-actions"), f"config {first}: stopped")
+        page.click("text=Audit log")
+        row = page.locator("#event-table tr").filter(has_text="stop_config").filter(has_text=f"config {first}")
+        _wait_text(row.first, "carol-browser")
+    finally:
+        api.post(f"{base}/api/v1/workloads/{wid}/stop", timeout=30)
