@@ -74,7 +74,7 @@ def size_text(n_bytes: float) -> str:
     """Bytes as people read them (1.4 MiB, 3.1 GiB)."""
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n_bytes >= scale:
-            return f"{n_bytes / scale:.1f} {unit}"
+            return f"{n_bytes / scale:.1f}".removesuffix(".0") + f" {unit}"
     return f"{int(n_bytes)} B"
 
 

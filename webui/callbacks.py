@@ -433,6 +433,7 @@ def workload_detail(services: Services, workload_id: int) -> tuple[list[dict], s
                   else f"noise multiplier {p['noise_multiplier']:g}")
         summary += f" · DP-SGD ({budget}, delta {p['delta']:g})"
         summary += "".join(f" · warning: {w}" for w in workload.warnings)
+    summary += f" · plan {_plan_text(workload)}"
     children = services.child_workloads(workload_id)
     links = [html.Span("Drill-downs: ")] + [html.A(f"{name} ", href=f"/workloads/{child_id}",
                                                    className="child-link") for child_id, name in children] \
@@ -441,6 +442,15 @@ def workload_detail(services: Services, workload_id: int) -> tuple[list[dict], s
     return (rows, summary, figures.gantt(sub_epochs),
             figures.parallel_coordinates(configs, metric, workload.objectives[0]["direction"],
                                          figures.log_scale_params(workload.search_space)), links)
+
+
+def _plan_text(workload: Any) -> str:
+    """The execution plan the scheduler chose and why, or what was asked while nothing is chosen yet."""
+    if workload.plan_choice:
+        return str(workload.plan_choice.get("reason") or workload.plan_choice.get("plan"))
+    if workload.plan == "auto":
+        return "auto (chosen when the scheduler first dispatches its configs)"
+    return f"{workload.plan} (as asked; applied when the scheduler first dispatches its configs)"
 
 
 def search_plots(services: Services, workload_id: int) -> tuple[Any, Any]:
