@@ -88,7 +88,8 @@ class SteeringServices(ServiceContext):
                 field="dataset",
             )
         _check_data_fits_workers(dataset, self.settings)
-        _check_plan(spec, dataset, self.settings)
+        plan = spec.plan or str(getattr(self.settings, "default_plan", "auto") or "auto")
+        _check_plan(plan, spec, dataset, self.settings)
         budget = _budget_record(spec, self.settings)
         space_raw = spec.space
         script_id = None
@@ -161,7 +162,7 @@ class SteeringServices(ServiceContext):
             warm_start_checkpoint_id=warm_start_checkpoint_id, export_top_k=spec.export_top_k,
             procedure_options=spec.procedure_options or None,
             advisor=spec.advisor, notify=spec.notify.model_dump(mode="json") if spec.notify else None,
-            weight=spec.weight, budget=budget, plan=spec.plan,
+            weight=spec.weight, budget=budget, plan=plan,
             entry_options=({"entry_args": spec.entry_args or {}, "bind_globals": spec.bind_globals or {}}
                            if spec.entry_args or spec.bind_globals else None),
         )
@@ -822,10 +823,13 @@ def _row_bytes(dataset: Any) -> int:
     return features * _FEATURE_BYTES + strings * 64 + label
 
 
-def _check_plan(spec: Any, dataset: Any, settings: Any) -> None:
+def _check_plan(plan: str, spec: Any, dataset: Any, settings: Any) -> None:
     """Refuse a forced replicated plan that cannot hold: DP-SGD's noise is calibrated on the partitions' sizes,
     and a dataset larger than a worker's data memory budget cannot sit whole on every worker."""
-    if spec.plan != "replicated":
+    if plan not in ("auto", "mop", "replicated"):
+        raise ValidationError(f"the default_plan setting (HOPPER_DEFAULT_PLAN) must be auto, mop or replicated, not "
+                              f"{plan!r}; or give the spec a plan", field="plan")
+    if plan != "replicated":
         return
     if spec.privacy is not None:
         raise Unprocessable("plan: replicated cannot train with DP-SGD: its noise is calibrated on each partition's "

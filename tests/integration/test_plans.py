@@ -46,7 +46,7 @@ def plans_run(tmp_path_factory):
     spec = {"model": "mlp", "procedure": "grid", "max_epochs": 2, "space": SPACE}
     replicated = client.post("/api/v1/workloads", json={**spec, "name": "replicated digits", "dataset": "digits",
                                                          "plan": "replicated"})
-    auto = client.post("/api/v1/workloads", json={**spec, "name": "auto wide", "dataset": "wide"})
+    auto = client.post("/api/v1/workloads", json={**spec, "name": "auto wide", "dataset": "wide", "plan": "auto"})
     assert replicated.status_code == auto.status_code == 201, (replicated.json, auto.json)
     ids = [replicated.json["id"], auto.json["id"]]
     with RunningScheduler(services) as running:
@@ -117,5 +117,12 @@ def test_a_replicated_plan_that_cannot_fit_is_refused_and_the_cli_sets_the_plan(
     unlimited = CliRunner().invoke(main, ["submit", str(spec), "--plan", "replicated"],
                                  env={**env, "HOPPER_WORKER_DATA_MEMORY_MB": "0"})
     assert unlimited.exit_code == 0, unlimited.output  # no budget: digits may sit whole on every worker
+    assert [w.plan for w in services.list_workloads() if w.name == "cli mop"] == ["mop", "replicated"]
+    # a spec without a plan takes the deployment's default_plan setting
+    default = CliRunner().invoke(main, ["submit", str(spec)], env={**env, "HOPPER_DEFAULT_PLAN": "auto"})
+    assert default.exit_code == 0 and "plan auto" in default.output, default.output
+    broken = CliRunner().invoke(main, ["submit", str(spec)], env={**env, "HOPPER_DEFAULT_PLAN": "fastest"})
+    assert broken.exit_code != 0 and "HOPPER_DEFAULT_PLAN) must be auto, mop or replicated, not 'fastest'" in (
+        broken.output), broken.output
     wrong = CliRunner().invoke(main, ["submit", str(spec), "--plan", "sometimes"], env=env)
     assert wrong.exit_code == 2 and "'sometimes' is not one of 'auto', 'mop', 'replicated'" in wrong.output
