@@ -78,6 +78,9 @@ class Ledger:
         self.used: dict[int, list[float]] = {}
         #: workload id -> [wall, hop, compute seconds, rows, count] of its committed sub-epochs (the plan chooser)
         self.costs: dict[int, list[float]] = {}
+        #: config id -> the worker whose sub-epoch of it committed last, which keeps its model built (in memory
+        #: only: after a restart no worker holds any model)
+        self.homes: dict[int, int] = {}
 
     def recover(self) -> int:
         """Mark sub-epochs a previous scheduler left running as lost and rebuild the visit index and the
@@ -147,6 +150,7 @@ class Ledger:
         use = self.used.setdefault(done.workload_id, [0.0, 0])
         use[0] += done.seconds
         use[1] += 1
+        self.homes[done.config_id] = result.worker
         cost = self.costs.setdefault(done.workload_id, [0.0, 0.0, 0.0, 0, 0])
         cost[0] += done.seconds
         cost[1] += result.hop_seconds or 0.0
@@ -166,6 +170,7 @@ class Ledger:
             sub_epoch_id=result.sub_epoch_id, config_id=result.config_id,
             detail=f"{result.error}\n{result.details or ''}".strip(), error=error_text(result.error, result.details),
             retryable=result.retryable, window=MAX_CONSECUTIVE_LOSSES)
+        self.homes.pop(result.config_id, None)  # the worker dropped the model it failed with
         if failures is None:
             return
         if result.retryable:
@@ -175,6 +180,7 @@ class Ledger:
         log.warning("config %d: sub-epoch failed: %s", result.config_id, result.error)
 
     def _commit_lost(self, lost: Lost) -> None:
+        self.homes.pop(lost.task.config_id, None)
         if not self.store.schedule.commit_lost(sub_epoch_id=lost.task.sub_epoch_id, config_id=lost.task.config_id,
                                                hung=lost.hung, reason=lost.reason, fatal=lost.fatal,
                                                max_losses=MAX_CONSECUTIVE_LOSSES):

@@ -438,7 +438,7 @@ class Scheduler:
             self._shard_counts.update(self.store.schedule.shard_counts(unknown))
         replicated = self._replicated({row[1] for row in runnable})
         snapshot = Snapshot(
-            runnable=runnable, visited=self.ledger.visited, replicated=replicated,
+            runnable=runnable, visited=self.ledger.visited, replicated=replicated, homes=self.ledger.homes,
             in_flight={t.config_id for t in self.backend.in_flight().values()}, cooling=self.ledger.cooling(),
             idle=idle, n_partitions=self.backend.n_workers,
             owned=self._owned({self._shard_counts[row[1]] for row in runnable if row[1] in self._shard_counts}),

@@ -117,6 +117,25 @@ def test_a_replicated_workload_trains_a_whole_epoch_per_dispatch_on_any_worker()
     assert set(plan[2].shards) == owned[plan[2].worker] and not plan[2].evaluate  # MOP beside it
 
 
+def test_replicated_configs_go_back_to_the_worker_that_holds_their_model():
+    """Inside a priority: the config this worker holds, then one nobody holds, then the least progress; a higher
+    priority still comes first, and a config held elsewhere is taken when nothing else is left."""
+    rows = [(1, 1, 0, 2, 5, 7), (2, 1, 0, 0, 5, 7), (3, 1, 0, 1, 5, 7), (4, 1, 0, 0, 5, 7)]
+    homes = {1: 0, 2: 1, 3: 1}
+
+    def given(idle, rows=rows, in_flight=()):
+        snapshot = Snapshot(rows, {}, set(in_flight), set(), idle, 2, shard_counts={1: 2}, replicated={1},
+                            homes=homes)
+        return [(a.worker, a.config_id) for a in MopPolicy().assign(snapshot)]
+
+    assert given([0]) == [(0, 1)]  # its own model, although config 1 is two epochs ahead of 2 and 4
+    assert given([1, 0]) == [(1, 2), (0, 1)]  # worker 1: its least advanced one
+    assert given([0], in_flight=[1]) == [(0, 4)]  # then the config nobody holds
+    assert given([0], in_flight=[1, 4]) == [(0, 2)]  # then one held elsewhere, least progress first
+    urgent = [*rows, (5, 1, 9, 3, 5, 7)]
+    assert given([0], rows=urgent) == [(0, 5)]  # priority first
+
+
 def test_a_config_part_way_through_an_epoch_finishes_it_under_mop():
     owned = rebalance(4, [0, 1])
     snapshot = Snapshot([(1, 1, 0, 3, 5, 7)], {(1, 3): {0, 2}}, set(), set(), [0, 1], 4, owned={4: owned},
