@@ -126,3 +126,28 @@ def test_a_replicated_plan_that_cannot_fit_is_refused_and_the_cli_sets_the_plan(
         broken.output), broken.output
     wrong = CliRunner().invoke(main, ["submit", str(spec), "--plan", "sometimes"], env=env)
     assert wrong.exit_code == 2 and "'sometimes' is not one of 'auto', 'mop', 'replicated'" in wrong.output
+
+
+def test_the_store_keeps_plans_their_choices_and_sub_epoch_costs(migrated_store):
+    """On SQLite and PostgreSQL: the plan asked at launch, the scheduler's choice (audited), and the sums the
+    chooser reads at recovery."""
+    from tests.integration.test_store_contract import _dataset, _train_epoch, _workload
+
+    store = migrated_store
+    ds = _dataset(store)
+    forced = _workload(store, ds.id, plan="replicated")
+    private = _workload(store, ds.id, privacy={"noise_multiplier": 1.0})
+    assert forced.plan == "replicated" and (private.plan, private.plan_choice) == ("auto", None)
+    assert store.workloads.plan_settings([forced.id, private.id]) == {
+        forced.id: ("replicated", ds.id, False, None), private.id: ("auto", ds.id, True, None)}
+    assert store.workloads.plan_settings([]) == {}
+    record = {"plan": "replicated", "reason": "replicated: the workload's plan asks for it ✓", "basis": "forced",
+              "decided_at": "2026-11-26T12:00:00+00:00"}
+    store.workloads.record_plan(forced.id, record)
+    assert store.workloads.get(forced.id).plan_choice == record
+    [event] = store.events.list(object_type="workload", object_id=forced.id, limit=1)
+    assert (event.actor, event.action, event.before, event.after) == ("scheduler", "choose_plan", None, record)
+    _train_epoch(store, store.configs.page(forced.id)[0][0].id)  # 2 sub-epochs of 4 rows, 0.5 s + 0.01 s hop each
+    wall, hop, compute, rows, count = store.schedule.sub_epoch_costs()[forced.id]
+    assert (round(hop, 6), round(compute, 6), rows, count) == (0.02, 1.0, 8, 2) and wall >= 0.0
+    assert private.id not in store.schedule.sub_epoch_costs()
