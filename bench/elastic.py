@@ -70,7 +70,7 @@ def main() -> None:
         services.store.upgrade()
         services.register_dataset({"name": "digits", "path": str(write_digits(data))})
         workload = services.launch_workload({"name": "elastic", "model": "mlp", "dataset": "digits", "space": SPACE,
-                                             "max_epochs": 1000, "seed": 0})
+                                             "max_epochs": 1000, "seed": 0, "plan": "mop"})
         scheduler = Scheduler(services)
         stop = threading.Event()
         thread = threading.Thread(target=scheduler.run, kwargs={"stop_event": stop}, daemon=True)

@@ -46,7 +46,7 @@ def run(backend_name: str, home: Path, source: Path, configs: list[dict], epochs
     store = services.store
     services.register_dataset({"name": "tabular", "path": str(source)})
     workload = services.launch_workload({"name": backend_name, "model": "mlp", "dataset": "tabular",
-                                         "procedure": "manual", "max_epochs": epochs, "seed": SEED})
+                                         "procedure": "manual", "max_epochs": epochs, "seed": SEED, "plan": "mop"})
     for config in configs:
         services.add_config(workload.id, config)
     if backend_name == "local":

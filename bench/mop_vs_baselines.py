@@ -136,7 +136,8 @@ def run_task_parallel(model: str, configs: list[dict], epochs: int, train, val, 
 
 # -- MOP ---------------------------------------------------------------------------------------------------
 def run_mop(home: Path, source: Path, model: str, configs: list[dict], epochs: int, workers: int,
-            dataset_name: str) -> tuple[dict, list]:
+            dataset_name: str, plan: str = "mop") -> tuple[dict, list]:
+    """Hopper's scheduler on the local backend; ``plan`` mop (MOP itself) or auto (Hopper's own choice)."""
     import numpy as np
     import psutil
 
@@ -151,12 +152,15 @@ def run_mop(home: Path, source: Path, model: str, configs: list[dict], epochs: i
     services.store.upgrade()
     store = services.store
     services.register_dataset({"name": dataset_name, "path": str(source)})
-    workload = services.launch_workload({"name": "mop", "model": model, "dataset": dataset_name,
-                                         "procedure": "manual", "max_epochs": epochs, "seed": SEED})
+    workload = services.launch_workload({"name": plan, "model": model, "dataset": dataset_name,
+                                         "procedure": "manual", "max_epochs": epochs, "seed": SEED, "plan": plan})
     for c in configs:
         services.add_config(workload.id, c)
     backend = LocalBackend(workers, threads_per_worker=1)
-    scheduler = Scheduler(services, backend)
+    last_epoch = [0.0]
+    # The makespan ends at the last committed epoch: ``run`` also shuts the worker processes down, which the
+    # task-parallel pool does outside its timing too.
+    scheduler = Scheduler(services, backend, on_epoch=lambda _: last_epoch.__setitem__(0, time.perf_counter()))
     backend.start()
     backend.wait_ready()
     peak: dict[int, float] = {}
@@ -175,15 +179,18 @@ def run_mop(home: Path, source: Path, model: str, configs: list[dict], epochs: i
     sampler.start()
     t0 = time.perf_counter()
     scheduler.run(until_done=True, timeout=3600)
-    makespan = time.perf_counter() - t0
+    makespan = last_epoch[0] - t0
     done.set()
     log = services.list_sub_epochs(workload.id)
     compute = sum((s.compute_seconds or 0) + (s.hop_seconds or 0) for s in log if s.outcome == "ok")
     accuracies = [round(c.latest_metrics.get("val_accuracy", float("nan")), 4) for c in services.list_configs(workload.id)]
     info = services.get_dataset(dataset_name)
-    train_bytes = info.n_train * (int(np.prod(info.feature_shape)) * 4 + 8) // workers
+    choice = services.get_workload(workload.id).plan_choice or {}
+    replicated = choice.get("plan") == "replicated"
+    train_bytes = info.n_train * (int(np.prod(info.feature_shape)) * 4 + 8) // (1 if replicated else workers)
     store.dispose()
     return {"makespan_s": round(makespan, 2), "processes": workers, "threads": 1,
+            "plan": choice.get("plan"), "plan_reason": choice.get("reason"),
             "ideal_makespan_s": round(compute / workers, 2), "makespan_over_ideal": round(makespan / (compute / workers), 3),
             "sub_epochs": len(log), "peak_rss_mb_per_process": round(max(peak.values()), 1) if peak else None,
             "train_bytes_per_process": int(train_bytes), "val_accuracy_per_config": accuracies}, log
@@ -229,13 +236,69 @@ def configs_for(model: str, quick: bool) -> list[dict]:
     return [{"lr": lr, key: k, "batch_size": b} for lr in lrs for k in second for b in batches]
 
 
+def _ratio_summary(values: list[float]) -> dict:
+    import statistics
+
+    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3),
+            "each": [round(v, 3) for v in values]}
+
+
+def interleaved(repeats: int, epochs: int, workers: int) -> dict:
+    """Task parallelism, MOP and Hopper's auto plan on digits (cnn, the 8 configs), run A B C A B C ... so that
+    the machine's load drifts over all three alike; median ratios with their spread."""
+    from hopper.engine.demo import write_digits
+    from hopper.engine.services import Services
+    from hopper.engine.store import Store
+    from hopper.settings import Settings
+
+    model, configs = "cnn", configs_for("cnn", False)
+    runs: dict[str, list[dict]] = {"mop": [], "hopper_auto": [], "task_parallel": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        data = tmp / "data"
+        data.mkdir()
+        source = write_digits(data)
+        split = None
+        for r in range(repeats):
+            for method in runs:
+                if method == "task_parallel":
+                    if split is None:  # the exact split Hopper made in the first MOP run
+                        home = tmp / "mop-0"
+                        services = Services(Store(f"sqlite:///{home / 'hopper.db'}"),
+                                            Settings(home=home, database_url="", data_roots=(data,),
+                                                     artifact_dir=home / "artifacts"))
+                        split = load_split(services, "digits_cnn")
+                    row = run_task_parallel(model, configs, epochs, *split, workers)
+                else:
+                    plan = "mop" if method == "mop" else "auto"
+                    row, _ = run_mop(tmp / f"{plan}-{r}", source, model, configs, epochs, workers, "digits_cnn", plan)
+                runs[method].append(row)
+                print(f"repeat {r} {method}: {row['makespan_s']} s", file=sys.stderr)
+    make = {m: [row["makespan_s"] for row in rows] for m, rows in runs.items()}
+    return {"suite": "digits_cnn", "configs": len(configs), "epochs": epochs, "workers": workers, "repeats": repeats,
+            "order": "mop, hopper_auto, task_parallel, repeated", "makespans_s": make,
+            "hopper_auto_plans": [(row["plan"], row["plan_reason"]) for row in runs["hopper_auto"]],
+            "hopper_auto_over_task_parallel": _ratio_summary(
+                [a / t for a, t in zip(make["hopper_auto"], make["task_parallel"], strict=True)]),
+            "hopper_auto_over_mop": _ratio_summary([a / m for a, m in zip(make["hopper_auto"], make["mop"], strict=True)]),
+            "mop_over_task_parallel": _ratio_summary([m / t for m, t in zip(make["mop"], make["task_parallel"],
+                                                                             strict=True)]),
+            "hopper_auto_over_better_of_both": _ratio_summary(
+                [a / min(t, m) for a, t, m in zip(make["hopper_auto"], make["task_parallel"], make["mop"], strict=True)])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=200_000, help="rows of the generated tabular dataset")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the smoke test")
+    parser.add_argument("--interleaved", type=int, default=0, metavar="R",
+                        help="only digits: task parallelism, MOP and Hopper's auto plan, R interleaved repeats each")
     args = parser.parse_args()
+    if args.interleaved:
+        emit("mop_vs_baselines_interleaved", interleaved(args.interleaved, args.epochs, args.workers))
+        return
     if args.quick:
         args.rows, args.epochs = 4000, 1
     from hopper.engine.demo import write_digits

@@ -121,7 +121,8 @@ def run(home: Path, epochs: int, configs: int) -> dict:
 
     def launch(dataset: str, tag: str, weight: float = 1.0) -> int:
         return services.launch_workload({"name": f"{dataset} {tag}", "model": "mlp", "dataset": dataset,
-                                         "space": space, "max_epochs": epochs, "seed": 0, "weight": weight}).id
+                                         "space": space, "max_epochs": epochs, "seed": 0, "weight": weight,
+                                         "plan": "mop"}).id
 
     def wait(ids: list[int], timeout: float = 3600) -> None:
         deadline = time.monotonic() + timeout

@@ -44,7 +44,7 @@ def run(home: Path, data: Path, space: dict, epochs: int, steer: bool, keep_best
     store = services.store
     services.register_dataset({"name": "digits", "path": str(write_digits(data))})
     workload = services.launch_workload({"name": "steering", "model": "mlp", "dataset": "digits", "space": space,
-                                         "max_epochs": epochs, "seed": 0})
+                                         "max_epochs": epochs, "seed": 0, "plan": "mop"})
     scheduler = Scheduler(services)
     actions: list[str] = []
     stop = threading.Event()

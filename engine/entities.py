@@ -186,6 +186,8 @@ class WorkloadInfo(_Serialisable):
     advisor: bool = False  # the procedure suggests its decisions to people instead of applying them
     weight: float = 1.0  # its share of the workers against other runnable workloads
     budget: dict | None = None  # {"wall_seconds", "worker_seconds", "money", "price_per_worker_hour"}; None: none
+    plan: str = "auto"  # the execution plan asked for: auto (the scheduler chooses), mop, replicated
+    plan_choice: dict | None = None  # the scheduler's choice {"plan", "reason", "basis", "decided_at"}; None: not yet
 
     @classmethod
     def from_row(cls, row: Any, config_counts: dict | None = None, best: dict | None = None) -> WorkloadInfo:
@@ -197,7 +199,9 @@ class WorkloadInfo(_Serialisable):
                    None if privacy is None else dict(privacy), list(getattr(row, "warnings", None) or []),
                    dict(getattr(row, "procedure_options", None) or {}),
                    advisor=bool(getattr(row, "advisor", False)), weight=float(getattr(row, "weight", None) or 1.0),
-                   budget=None if getattr(row, "budget", None) is None else dict(row.budget))
+                   budget=None if getattr(row, "budget", None) is None else dict(row.budget),
+                   plan=str(getattr(row, "plan", None) or "auto"),
+                   plan_choice=None if getattr(row, "plan_choice", None) is None else dict(row.plan_choice))
 
 
 @dataclass(frozen=True)

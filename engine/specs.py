@@ -122,6 +122,11 @@ class WorkloadSpec(BaseModel):
     weight: float = Field(default=1.0, gt=0, le=10_000,
                           description="its share of the workers against other runnable workloads (fair share)")
     budget: BudgetSpec | None = Field(default=None, description="wall-time, worker-seconds and money limits")
+    plan: Literal["auto", "mop", "replicated"] | None = Field(
+        default=None, description="execution plan: mop partitions the data and moves models between workers; "
+        "replicated gives every worker all the data and trains a config a whole epoch per dispatch; auto lets the "
+        "scheduler choose from the data's size and measured hop costs; left out: the default_plan setting (auto "
+        "unless set; README, Execution plans)")
     entry_args: dict[str, Any] | None = Field(
         default=None, description="constructor arguments of a script's HyperModel class entry (keyword: value)",
         json_schema_extra={"anyOf": [{"type": "object", "propertyNames": {"pattern": _IDENTIFIER}}, {"type": "null"}]})

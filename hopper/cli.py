@@ -219,14 +219,16 @@ def script_upload(file: str, entry_point: str, dataset_ref: str | None) -> None:
               help="A procedure option (repeatable; median_stop.grace_epochs=2 nests), over the spec's.")
 @click.option("--advisor", is_flag=True, default=False,
               help="Run the procedure as an advisor: its decisions wait for people as suggestions.")
+@click.option("--plan", type=click.Choice(["auto", "mop", "replicated"]), default=None,
+              help="Override the spec's execution plan: auto (the scheduler chooses), mop, replicated.")
 @click.option("--wait", is_flag=True, default=False,
               help="Block until the workload ends, printing progress; exit 12 if it failed, 13 if its budget ran "
                    "out (for CI pipelines; a scheduler must be running).")
 @click.option("--poll", type=click.FloatRange(min=0.05), default=2.0, show_default=True,
               help="With --wait: seconds between looks at the workload.")
 @_handle_errors
-def submit(spec_file: str, procedure: str | None, options: tuple[str, ...], advisor: bool, wait: bool,
-           poll: float) -> None:
+def submit(spec_file: str, procedure: str | None, options: tuple[str, ...], advisor: bool, plan: str | None,
+           wait: bool, poll: float) -> None:
     """Launch a workload from a YAML/JSON spec file (for scripts and cron jobs)."""
     from hopper.engine.specs import load_spec_file
 
@@ -244,10 +246,12 @@ def submit(spec_file: str, procedure: str | None, options: tuple[str, ...], advi
         spec["procedure_options"] = merged
     if advisor:
         spec["advisor"] = True
+    if plan:
+        spec["plan"] = plan
     services = _services()
     info = services.launch_workload(spec)
     console.print(f"workload {info.id} [bold]{escape(info.name)}[/] launched ({info.procedure}"
-                  f"{', advisor' if info.advisor else ''}, {info.max_epochs} epochs); "
+                  f"{', advisor' if info.advisor else ''}, {info.max_epochs} epochs, plan {info.plan}); "
                   "the scheduler picks it up at its next poll")
     if wait:
         sys.exit(_wait_for_workload(services, info.id, poll))

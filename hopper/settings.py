@@ -64,6 +64,8 @@ class Settings:
             exceeds it is refused at launch.
         price_per_worker_hour: what one worker-hour costs (any currency), for workloads' money budgets; 0 = no
             price, and a workload with a money budget is refused at launch.
+        default_plan: the execution plan of a workload whose spec names none: auto (the scheduler chooses MOP or
+            data-replicated per workload), mop or replicated (README, Execution plans).
         fair_share_by_owner: divide worker time between the people who launched workloads first, then between
             each person's workloads by weight; False: between workloads by weight only.
         public_url: the HTTPS address people reach ``hopper serve`` at through a TLS-terminating reverse proxy
@@ -105,6 +107,7 @@ class Settings:
     worker_data_memory_mb: int = 2048
     price_per_worker_hour: float = 0.0
     fair_share_by_owner: bool = True
+    default_plan: str = "auto"
 
     @property
     def worker_limit(self) -> int:
@@ -147,7 +150,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "sandbox_user", "scheduler_lease_seconds", "max_queued_exports", "max_queued_profiles",
         "max_running_deployments",
         "worker_memory_mb", "edge_lease_seconds", "edge_max_attempts", "edge_offline_seconds", "public_url",
-        "worker_data_memory_mb", "price_per_worker_hour", "fair_share_by_owner",
+        "worker_data_memory_mb", "price_per_worker_hour", "fair_share_by_owner", "default_plan",
     ):
         env_key = _ENV_PREFIX + key.upper()
         if env_key in env:
@@ -192,4 +195,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         worker_data_memory_mb=int(values.get("worker_data_memory_mb", 2048)),
         price_per_worker_hour=float(values.get("price_per_worker_hour", 0.0)),
         fair_share_by_owner=str(values.get("fair_share_by_owner", True)).lower() not in ("0", "false", "no", "off"),
+        default_plan=str(values.get("default_plan", "auto")),
     )

@@ -18,6 +18,7 @@ from hopper.engine.entities import CommittedSubEpoch, SubEpochStats
 from hopper.engine.errors import Conflict
 from hopper.engine.store import Store
 from hopper.mop_scheduler.backends import Completion, Lost
+from hopper.mop_scheduler.plans import SubEpochCosts
 from hopper.mop_scheduler.worker.checkpoints import remove_checkpoint
 from hopper.mop_scheduler.worker.protocol import SubEpochResult
 
@@ -75,14 +76,26 @@ class Ledger:
         #: workload id -> [worker-seconds of its committed sub-epochs, how many]: read once at recovery, then
         #: kept up to date by each commit (fair share and budgets read it at every step)
         self.used: dict[int, list[float]] = {}
+        #: workload id -> [wall, hop, compute seconds, rows, count] of its committed sub-epochs (the plan chooser)
+        self.costs: dict[int, list[float]] = {}
+        #: config id -> the worker whose sub-epoch of it committed last, which keeps its model built (in memory
+        #: only: after a restart no worker holds any model)
+        self.homes: dict[int, int] = {}
 
     def recover(self) -> int:
         """Mark sub-epochs a previous scheduler left running as lost and rebuild the visit index and the
         workloads' use of the workers."""
         lost, visited = self.store.schedule.recover_interrupted()
         self.visited = visited
-        self.used = {wid: [seconds, count] for wid, (seconds, count) in self.store.schedule.committed_seconds().items()}
+        costs = self.store.schedule.sub_epoch_costs()
+        self.used = {wid: [wall, count] for wid, (wall, _, _, _, count) in costs.items()}
+        self.costs = {wid: list(row) for wid, row in costs.items()}
         return lost
+
+    def costs_of(self, workload_id: int) -> SubEpochCosts:
+        """What a workload's committed sub-epochs cost (wall, hop, compute, rows), summed."""
+        wall, hop, compute, rows, count = self.costs.get(workload_id, (0.0, 0.0, 0.0, 0, 0))
+        return SubEpochCosts(wall, hop, compute, int(rows), int(count))
 
     def committed_seconds(self, workload_id: int) -> float:
         return self.used.get(workload_id, (0.0, 0))[0]
@@ -137,6 +150,13 @@ class Ledger:
         use = self.used.setdefault(done.workload_id, [0.0, 0])
         use[0] += done.seconds
         use[1] += 1
+        self.homes[done.config_id] = result.worker
+        cost = self.costs.setdefault(done.workload_id, [0.0, 0.0, 0.0, 0, 0])
+        cost[0] += done.seconds
+        cost[1] += result.hop_seconds or 0.0
+        cost[2] += result.compute_seconds or 0.0
+        cost[3] += result.rows or 0
+        cost[4] += 1
         self.visited.pop((done.config_id, done.epoch - 1), None)
         self.visited[(done.config_id, done.epoch)] = set(done.visited)
         remove_checkpoint(done.superseded_path)
@@ -150,6 +170,7 @@ class Ledger:
             sub_epoch_id=result.sub_epoch_id, config_id=result.config_id,
             detail=f"{result.error}\n{result.details or ''}".strip(), error=error_text(result.error, result.details),
             retryable=result.retryable, window=MAX_CONSECUTIVE_LOSSES)
+        self.homes.pop(result.config_id, None)  # the worker dropped the model it failed with
         if failures is None:
             return
         if result.retryable:
@@ -159,6 +180,7 @@ class Ledger:
         log.warning("config %d: sub-epoch failed: %s", result.config_id, result.error)
 
     def _commit_lost(self, lost: Lost) -> None:
+        self.homes.pop(lost.task.config_id, None)
         if not self.store.schedule.commit_lost(sub_epoch_id=lost.task.sub_epoch_id, config_id=lost.task.config_id,
                                                hung=lost.hung, reason=lost.reason, fatal=lost.fatal,
                                                max_losses=MAX_CONSECUTIVE_LOSSES):

@@ -19,6 +19,14 @@ configs inside a workload only. Starvation-free: a runnable workload with a fitt
 for one that used more per weight, so it gets the first freed worker it fits once the others' use per weight
 has passed its own. Each assignment charges the chosen workload one expected sub-epoch, so workers freed in
 the same step spread by share (``tests/unit/test_fair_share.py`` property-tests this).
+
+Workloads in ``Snapshot.replicated`` run the data-replicated plan (``hopper.mop_scheduler.plans``): every worker
+holds all their data, so a config that starts an epoch is offered every shard on any worker and trains the whole
+epoch in one sub-epoch. A config already part-way through an epoch (it started it under MOP) finishes that epoch
+under MOP, so a plan change never splits an epoch between plans and each shard is still visited once. Inside a
+priority, a replicated workload's configs prefer the worker that holds their model (``Snapshot.homes``): a
+config that changes worker is built and traced again, which costs more than a small model's epoch. Then configs
+no worker holds, then the least progress, then the seeded shuffle.
 """
 
 from __future__ import annotations
@@ -99,6 +107,9 @@ class Snapshot:
             missing here means worker ``i`` owns shard ``i`` alone (one partition per worker).
         shard_counts: workload id -> its dataset's shard count.
         shares: workload id -> its weight and use (fair share); a workload missing here has weight 1, used 0.
+        replicated: workloads running the data-replicated plan: any worker trains their configs' whole epoch.
+        homes: config id -> the worker that trained it last (and keeps its model built): replicated configs
+            prefer it.
     """
 
     runnable: Sequence[tuple[int, int, int, int, int, int]]
@@ -110,6 +121,8 @@ class Snapshot:
     owned: Mapping[int, Mapping[int, Collection[int]]] = field(default_factory=dict)
     shard_counts: Mapping[int, int] = field(default_factory=dict)
     shares: Mapping[int, WorkloadShare] = field(default_factory=dict)
+    replicated: Collection[int] = frozenset()
+    homes: Mapping[int, int] = field(default_factory=dict)
 
 
 class MopPolicy:
@@ -161,6 +174,7 @@ class MopPolicy:
         for share in shares.values():
             owner_used[share.owner] = owner_used.get(share.owner, 0.0) + share.used
         owners = snapshot.owned
+        replicated, homes = snapshot.replicated, snapshot.homes
         plan: list[Assignment] = []
         for worker in snapshot.idle:
             if len(by_workload) == 1:
@@ -170,7 +184,8 @@ class MopPolicy:
                 order = sorted(by_workload, key=lambda wid: (
                     owner_used[shares[wid].owner] if self.by_owner else 0.0, used[wid] / shares[wid].weight, wid))
             for workload_id in order:
-                best = _best_fit(worker, by_workload[workload_id], in_flight, owners)
+                best = _best_fit(worker, by_workload[workload_id], in_flight, owners,
+                                 homes if workload_id in replicated else None)
                 if best is None:
                     continue
                 config_id, n_done, n_shards, offered = best
@@ -184,26 +199,41 @@ class MopPolicy:
 
 
 def _best_fit(worker: int, candidates: list[tuple], in_flight: set[int],
-              owners: Mapping[int, Mapping[int, Collection[int]]]) -> tuple[int, int, int, list[int]] | None:
+              owners: Mapping[int, Mapping[int, Collection[int]]],
+              homes: Mapping[int, int] | None = None) -> tuple[int, int, int, list[int]] | None:
     """The config of one workload that ``worker`` should train, as (id, shards done this epoch, shards per epoch,
     the shards it trains now): the best rank group with a config that has not visited every shard the worker
-    owns, shuffled by the seeded visit key."""
+    owns, shuffled by the seeded visit key.
+
+    ``homes`` (given for a replicated workload): a config at the start of its epoch is offered every shard,
+    whoever owns it; the rank group is the priority alone, and inside it the config whose model this worker holds
+    comes first, then one no worker holds, then the least progress."""
     none: frozenset[int] = frozenset()
-    best, best_key, top_rank, examined = None, -1, None, 0
+    replicated = homes is not None
+    best, best_key, top_rank, examined = None, None, None, 0
     for rank, config_id, epochs_done, seed, done, _, n_shards in candidates:
-        if top_rank is not None and (rank != top_rank or examined >= MAX_TIED):
+        group = rank[0] if replicated else rank
+        if top_rank is not None and (group != top_rank or examined >= MAX_TIED):
             break  # past the best rank group that has a fit for this worker
         if config_id in in_flight:
             continue
-        ownership = owners.get(n_shards)
-        mine = ownership.get(worker, none) if ownership is not None else ((worker,) if worker < n_shards else none)
-        offered = [s for s in mine if s not in done]
+        if replicated and not done:
+            offered = list(range(n_shards))
+        else:
+            ownership = owners.get(n_shards)
+            mine = ownership.get(worker, none) if ownership is not None else ((worker,) if worker < n_shards else none)
+            offered = [s for s in mine if s not in done]
         if not offered:
             continue
-        top_rank = rank
+        top_rank = group
         examined += 1
         # the seeded shuffle only breaks ties inside the best rank group
-        key = max(visit_key(seed, config_id, epochs_done, s) for s in offered)
-        if key > best_key:
+        shuffle = max(visit_key(seed, config_id, epochs_done, s) for s in offered)
+        if replicated:
+            home = homes.get(config_id)
+            key = (home == worker, home is None, -epochs_done, -len(done), shuffle)
+        else:
+            key = shuffle
+        if best_key is None or key > best_key:
             best, best_key = (config_id, len(done), n_shards, offered), key
     return best

@@ -10,6 +10,11 @@ Elastic workers: each step reads the requested worker count from the store and r
 ownership is recomputed from the previous ownership whenever the set of workers taking tasks changes
 (``hopper.mop_scheduler.shards.rebalance``), so a joining worker takes a balanced share and a leaving one hands
 over only its own shards; new owners load them on first use.
+
+Execution plans: before a workload's configs are dispatched, and again after each of its epochs, the scheduler
+chooses its plan (``hopper.mop_scheduler.plans``: MOP, or every worker holding all the data and training a
+config's whole epoch per dispatch) from the data's size and the hop and compute times its sub-epochs measured.
+A changed choice is stored with its reason on the workload (shown by REST and the UI) and in the audit log.
 """
 
 from __future__ import annotations
@@ -31,10 +36,12 @@ from hopper.engine.entities import DatasetLayout
 from hopper.engine.errors import Conflict, HopperError, InvalidState, LeaseHeld, StoreUnavailable
 from hopper.engine.search import propose
 from hopper.engine.services import Services
+from hopper.engine.services.steering import replicated_bytes
 from hopper.engine.tensorboard_log import write_hparams, write_scalars
 from hopper.mop_scheduler.backends import Backend, Completion, make_backend
 from hopper.mop_scheduler.chores import ScheduledChores
 from hopper.mop_scheduler.ledger import MAX_CONSECUTIVE_LOSSES, EpochReport, Ledger
+from hopper.mop_scheduler.plans import REPLICATED, PlanChoice, choose_plan
 from hopper.mop_scheduler.policy import Assignment, MopPolicy, Snapshot, WorkloadShare, visit_key
 from hopper.mop_scheduler.shards import Ownership, rebalance
 from hopper.mop_scheduler.worker.checkpoints import join_location
@@ -100,6 +107,14 @@ class Scheduler:
         self._lease_lost = threading.Event()
         self._lease_stop = threading.Event()
         self._lease_thread: threading.Thread | None = None
+        # Execution plans: workload id -> (plan asked for, dataset id, trains with DP-SGD, last stored choice);
+        # the current choice of each workload; those to decide again (an epoch of theirs ended); datasets some
+        # replicated workload holds whole on every worker.
+        self._plan_settings: dict[int, tuple[str, int, bool, dict | None]] = {}
+        self._plans: dict[int, PlanChoice] = {}
+        self._plan_due: set[int] = set()
+        self._replicated_datasets: set[int] = set()
+        self._datasets: dict[int, object] = {}
         # Due schedules and webhooks, between steps (chores.py); tests swap in one with shorter intervals.
         self.chores = ScheduledChores(services)
 
@@ -259,6 +274,7 @@ class Scheduler:
             if report is not None:
                 self._epoch_done(report)
                 self._undecided.add(report.workload_id)
+                self._plan_due.add(report.workload_id)
         self._decide()
         self._enforce_budgets()
         running = self.store.workloads.running()
@@ -420,13 +436,48 @@ class Scheduler:
         unknown = {row[1] for row in runnable} - set(self._shard_counts)
         if unknown:
             self._shard_counts.update(self.store.schedule.shard_counts(unknown))
+        replicated = self._replicated({row[1] for row in runnable})
         snapshot = Snapshot(
-            runnable=runnable, visited=self.ledger.visited,
+            runnable=runnable, visited=self.ledger.visited, replicated=replicated, homes=self.ledger.homes,
             in_flight={t.config_id for t in self.backend.in_flight().values()}, cooling=self.ledger.cooling(),
             idle=idle, n_partitions=self.backend.n_workers,
             owned=self._owned({self._shard_counts[row[1]] for row in runnable if row[1] in self._shard_counts}),
             shard_counts=self._shard_counts, shares=self._shares())
         return self.policy.assign(snapshot)
+
+    # -- execution plans ----------------------------------------------------------------------------------------
+    def _replicated(self, workload_ids: set[int]) -> frozenset[int]:
+        """The workloads among ``workload_ids`` that run the replicated plan now, choosing the plan of those new
+        to this scheduler or whose epoch ended since their last choice."""
+        new = workload_ids - set(self._plan_settings)
+        if new:
+            self._plan_settings.update(self.store.workloads.plan_settings(new))
+        for workload_id in sorted(workload_ids):
+            if workload_id in self._plan_settings and (workload_id not in self._plans or workload_id in self._plan_due):
+                self._choose_plan(workload_id)
+                self._plan_due.discard(workload_id)
+        replicated = frozenset(w for w in workload_ids if w in self._plans and self._plans[w].plan == REPLICATED)
+        self._replicated_datasets = {self._plan_settings[w][1] for w in replicated}
+        return replicated
+
+    def _choose_plan(self, workload_id: int) -> PlanChoice:
+        requested, dataset_id, private, stored = self._plan_settings[workload_id]
+        if dataset_id not in self._datasets:
+            self._datasets[dataset_id] = self.store.datasets.get(dataset_id)
+        dataset = self._datasets[dataset_id]
+        budget_mb = int(getattr(self.settings, "worker_data_memory_mb", 0) or 0)
+        choice = choose_plan(requested=requested, dataset_name=dataset.name, dataset_bytes=replicated_bytes(dataset),
+                             budget_bytes=budget_mb * 2**20, workers=len(self.backend.worker_ids()) or self.backend.n_workers,
+                             train_rows=dataset.n_train, costs=self.ledger.costs_of(workload_id), private=private)
+        if stored is None or (stored.get("plan"), stored.get("basis")) != (choice.plan, choice.basis):
+            # Recorded when the plan or the rule behind it changes, not at every epoch end (the reason's
+            # percentages move a little each time).
+            record = choice.record(utc_now())
+            self.store.workloads.record_plan(workload_id, record)
+            self._plan_settings[workload_id] = (requested, dataset_id, private, record)
+            log.info("workload %d: %s", workload_id, choice.reason)
+        self._plans[workload_id] = choice
+        return choice
 
     def _dispatch(self) -> int:
         idle = self.backend.idle_workers()
@@ -453,7 +504,11 @@ class Scheduler:
         if start is None:
             return None
         partition = start.partition
-        owned = self._ownership.get(len(start.dataset.partition_paths), {}).get(worker, frozenset(shards))
+        if start.dataset.dataset_id in self._replicated_datasets:
+            # A replicated workload holds this dataset whole on every worker: nothing of it is handed over.
+            owned = frozenset(range(len(start.dataset.partition_paths)))
+        else:
+            owned = self._ownership.get(len(start.dataset.partition_paths), {}).get(worker, frozenset(shards))
         self._running_since[start.sub_epoch_id] = (start.workload_id, time.monotonic())
         out_path = join_location(self.settings.checkpoint_location, f"workload-{start.workload_id}",
                                  f"config-{start.config_id}", f"e{start.epoch:04d}-p{partition:03d}-s{start.sub_epoch_id}.npz")

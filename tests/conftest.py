@@ -12,6 +12,9 @@ from pathlib import Path
 # A pytest started inside a test inherits the variable and appends to its parent's file.
 if not os.environ.get("HOPPER_TEST_INVENTORY"):
     os.environ["HOPPER_TEST_INVENTORY"] = str(Path(tempfile.mkdtemp(prefix="hopper-inventory-")) / "inventory.txt")
+# Workloads the suite launches without a plan run MOP, in this process and in the hopper processes it starts
+# (their training tests assert MOP's layout); execution plans are tested where they ask for them (test_plans.py).
+os.environ.setdefault("HOPPER_DEFAULT_PLAN", "mop")
 
 import pytest  # noqa: E402
 
@@ -142,6 +145,9 @@ def postgres_server():
 
 
 def make_settings(home: Path, database_url: str | None = None, workers: int = 2, **extra) -> Settings:
+    # The suite's training tests assert MOP's layout (a sub-epoch per partition); execution plans are tested
+    # where they ask for them (tests/*/test_plans.py).
+    extra.setdefault("default_plan", os.environ.get("HOPPER_DEFAULT_PLAN", "mop"))
     data = home / "data"
     data.mkdir(parents=True, exist_ok=True)
     return Settings(home=home, database_url=database_url or f"sqlite:///{home / 'hopper.db'}",

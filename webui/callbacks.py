@@ -443,6 +443,7 @@ def workload_detail(services: Services, workload_id: int) -> tuple[list[dict], s
                   else f"noise multiplier {p['noise_multiplier']:g}")
         summary += f" · DP-SGD ({budget}, delta {p['delta']:g})"
         summary += "".join(f" · warning: {w}" for w in workload.warnings)
+    summary += f" · plan {_plan_text(workload)}"
     children = services.child_workloads(workload_id)
     links = [html.Span("Drill-downs: ")] + [html.A(f"{name} ", href=f"/workloads/{child_id}",
                                                    className="child-link") for child_id, name in children] \
@@ -461,6 +462,15 @@ def filter_from_chart_selection(selected: dict | None, current: str | None) -> A
     if ids:
         return " or ".join(f"{{id}} = {i}" for i in ids)
     return "" if current and re.fullmatch(r"\{id\} = \d+( or \{id\} = \d+)*", current) else no_update
+
+
+def _plan_text(workload: Any) -> str:
+    """The execution plan the scheduler chose and why, or what was asked while nothing is chosen yet."""
+    if workload.plan_choice:
+        return str(workload.plan_choice.get("reason") or workload.plan_choice.get("plan"))
+    if workload.plan == "auto":
+        return "auto (chosen when the scheduler first dispatches its configs)"
+    return f"{workload.plan} (as asked; applied when the scheduler first dispatches its configs)"
 
 
 def search_plots(services: Services, workload_id: int) -> tuple[Any, Any]:

@@ -88,6 +88,8 @@ class SteeringServices(ServiceContext):
                 field="dataset",
             )
         _check_data_fits_workers(dataset, self.settings)
+        plan = spec.plan or str(getattr(self.settings, "default_plan", "auto") or "auto")
+        _check_plan(plan, spec, dataset, self.settings)
         budget = _budget_record(spec, self.settings)
         space_raw = spec.space
         script_id = None
@@ -160,7 +162,7 @@ class SteeringServices(ServiceContext):
             warm_start_checkpoint_id=warm_start_checkpoint_id, export_top_k=spec.export_top_k,
             procedure_options=spec.procedure_options or None,
             advisor=spec.advisor, notify=spec.notify.model_dump(mode="json") if spec.notify else None,
-            weight=spec.weight, budget=budget,
+            weight=spec.weight, budget=budget, plan=plan,
             entry_options=({"entry_args": spec.entry_args or {}, "bind_globals": spec.bind_globals or {}}
                            if spec.entry_args or spec.bind_globals else None),
         )
@@ -801,7 +803,16 @@ _FEATURE_BYTES, _LABEL_BYTES = 4, 8
 
 def largest_partition_bytes(dataset: Any) -> int:
     """Estimated memory of a dataset's largest partition on a worker: rows x (features + label) bytes."""
-    rows = -(-int(dataset.n_train) // max(1, int(dataset.partition_count)))
+    return -(-int(dataset.n_train) // max(1, int(dataset.partition_count))) * _row_bytes(dataset)
+
+
+def replicated_bytes(dataset: Any) -> int:
+    """Estimated memory of a whole dataset on one worker (every training row and the validation split): what
+    the replicated execution plan holds on every worker."""
+    return (int(dataset.n_train) + int(dataset.n_validation)) * _row_bytes(dataset)
+
+
+def _row_bytes(dataset: Any) -> int:
     features = 1
     for size in dataset.feature_shape or [1]:
         features *= int(size)
@@ -809,7 +820,27 @@ def largest_partition_bytes(dataset: Any) -> int:
     # typed tables hold string columns as Python objects: count a pointer plus a short string each
     strings = sum(1 for c in columns if c.get("type") in ("string", "text"))
     label = _LABEL_BYTES if dataset.label_kind == "sparse" else 4 * max(1, dataset.n_outputs)
-    return rows * (features * _FEATURE_BYTES + strings * 64 + label)
+    return features * _FEATURE_BYTES + strings * 64 + label
+
+
+def _check_plan(plan: str, spec: Any, dataset: Any, settings: Any) -> None:
+    """Refuse a forced replicated plan that cannot hold: DP-SGD's noise is calibrated on the partitions' sizes,
+    and a dataset larger than a worker's data memory budget cannot sit whole on every worker."""
+    if plan not in ("auto", "mop", "replicated"):
+        raise ValidationError(f"the default_plan setting (HOPPER_DEFAULT_PLAN) must be auto, mop or replicated, not "
+                              f"{plan!r}; or give the spec a plan", field="plan")
+    if plan != "replicated":
+        return
+    if spec.privacy is not None:
+        raise Unprocessable("plan: replicated cannot train with DP-SGD: its noise is calibrated on each partition's "
+                            "size; use plan: mop or auto", field="plan")
+    budget_mb = int(getattr(settings, "worker_data_memory_mb", 0) or 0)
+    needed = replicated_bytes(dataset)
+    if budget_mb > 0 and needed > budget_mb * 2**20:
+        raise Unprocessable(
+            f"plan: replicated puts all of dataset {dataset.name!r} on every worker, about {needed / 2**20:.1f} MiB, "
+            f"more than the worker data memory budget of {budget_mb} MiB (worker_data_memory_mb); use plan: mop "
+            "or auto, or raise HOPPER_WORKER_DATA_MEMORY_MB", field="plan")
 
 
 def _check_data_fits_workers(dataset: Any, settings: Any) -> None:

@@ -109,6 +109,10 @@ class WorkloadRow(Base):
     weight: Mapped[float] = mapped_column(Float, default=1.0, server_default="1")
     # The spec's budget {"wall_seconds", "worker_seconds", "money", "price_per_worker_hour"}; None: unlimited.
     budget: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # The execution plan asked for at launch (auto, mop, replicated), and the scheduler's last choice for it
+    # {"plan", "reason", "basis", "decided_at"}; None: not decided yet.
+    plan: Mapped[str] = mapped_column(String(20), default="auto", server_default="auto")
+    plan_choice: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class ConfigRow(Base):

@@ -150,6 +150,23 @@ class ScheduleStore(Repository):
                 used[workload_id] = (seconds, count + 1)
         return used
 
+    def sub_epoch_costs(self) -> dict[int, tuple[float, float, float, int, int]]:
+        """Workload id -> (worker-seconds, hop seconds, compute seconds, rows, sub-epochs) of its committed
+        sub-epochs: read once by a starting scheduler, which then adds each commit itself (the execution-plan
+        chooser weighs hops against compute)."""
+        costs: dict[int, tuple[float, float, float, int, int]] = {}
+        with self._session() as session:
+            for workload_id, started, finished, hop, compute, rows in session.execute(
+                select(ConfigRow.workload_id, SubEpochRow.started_at, SubEpochRow.finished_at, SubEpochRow.hop_seconds,
+                       SubEpochRow.compute_seconds, SubEpochRow.rows)
+                .join(ConfigRow, ConfigRow.id == SubEpochRow.config_id)
+                .where(SubEpochRow.outcome == SubEpochOutcome.OK)
+            ):
+                wall = max(0.0, (finished - started).total_seconds()) if started and finished else 0.0
+                w, h, c, r, n = costs.get(workload_id, (0.0, 0.0, 0.0, 0, 0))
+                costs[workload_id] = (w + wall, h + (hop or 0.0), c + (compute or 0.0), r + (rows or 0), n + 1)
+        return costs
+
     def runnable(self) -> list[RunnableRow]:
         """Every dispatchable config of every running workload, as plain tuples (read at every step:
         attribute access on result rows costs more than the query itself at 10 000 configs)."""

@@ -284,6 +284,26 @@ class WorkloadStore(Repository):
                 select(WorkloadRow.id, WorkloadRow.updated_at).where(WorkloadRow.status == WorkloadStatus.RUNNING)
                 .order_by(WorkloadRow.id))]
 
+    def plan_settings(self, workload_ids: Iterable[int]) -> dict[int, tuple[str, int, bool, dict | None]]:
+        """Workload id -> (the plan it asked for, its dataset id, whether it trains with DP-SGD, the scheduler's
+        last choice or None): what the scheduler chooses an execution plan from."""
+        ids = list(workload_ids)
+        if not ids:
+            return {}
+        with self._session() as session:
+            return {wid: (plan or "auto", dataset_id, private is not None, None if choice is None else dict(choice))
+                    for wid, plan, dataset_id, private, choice in session.execute(
+                        select(WorkloadRow.id, WorkloadRow.plan, WorkloadRow.dataset_id, WorkloadRow.privacy,
+                               WorkloadRow.plan_choice).where(WorkloadRow.id.in_(ids)))}
+
+    def record_plan(self, workload_id: int, choice: dict, *, actor: str = "scheduler") -> None:
+        """Store the scheduler's execution-plan choice for a workload (shown with it) and audit the change."""
+        with self._session() as session:
+            row = get_row(session, WorkloadRow, workload_id, "workload")
+            before = None if row.plan_choice is None else dict(row.plan_choice)
+            row.plan_choice = dict(choice)
+            add_event(session, actor, "choose_plan", "workload", workload_id, before, dict(choice))
+
     def top_up(self, workload_id: int, propose: Proposer) -> bool:
         """Add what the workload's procedure proposes now; True when it will propose nothing more.
 

@@ -120,6 +120,11 @@ class SubEpochRunner:
         if previous is not None:
             self._data_bytes[ref.dataset_id] = self._data_bytes.get(ref.dataset_id, 0) - nbytes(previous[1])
         self._unions[ref.dataset_id] = (shards, union)
+        if task.owned and set(shards) >= set(task.owned):
+            # The union holds every shard this worker owns (the replicated plan: all of them), and it is what the
+            # next sub-epochs train on: keeping the shards too would hold the data twice.
+            for key in [k for k in self._data if k[0] == ref.dataset_id]:
+                self._data_bytes[ref.dataset_id] = self._data_bytes.get(ref.dataset_id, 0) - nbytes(self._data.pop(key))
         self._held(ref.dataset_id, union)
         return union
 

@@ -308,6 +308,12 @@ def rows_at(revision: str) -> dict[str, list[dict]]:
             {"id": 2, "object_type": "config", "object_id": 4, "author": "Zoë.viewer@lab",
              "text": "cloned with lr/2\n\n- see config 1", "created_at": T2},
         ]
+    if _at_least(revision, "0015"):
+        for row in data["workload"]:
+            row["plan"] = "replicated" if row["id"] == 1 else "auto"
+            row["plan_choice"] = ({"plan": "mop", "reason": "mop: the dataset 'tabular ✓' is 3.1 GB, over the 2048 MB "
+                                   "worker data budget", "basis": "too_big", "decided_at": "2026-11-26T10:00:00+00:00"}
+                                  if row["id"] == 2 else None)
     if revision not in _FIXTURED:
         raise AssertionError(f"migration {revision} has no fixture rows: extend rows_at() and UPGRADED_COLUMNS in "
                              f"{__file__} with the tables and columns it adds")
@@ -315,7 +321,7 @@ def rows_at(revision: str) -> dict[str, list[dict]]:
 
 
 _FIXTURED = {"0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012", "0013",
-             "0014"}
+             "0014", "0015"}
 
 # Columns set after the row exists: cyclic foreign keys (config <-> checkpoint, workload -> config).
 DEFERRED = {("config", "current_checkpoint_id"): {1: 2, 4: 3}, ("config", "warm_start_checkpoint_id"): {2: 1},
@@ -334,7 +340,8 @@ UPGRADED_COLUMNS = {"0004": {("workload", "export_top_k"): None},
                     "0010": {("workload", "entry_options"): None},
                     "0011": {("workload", "weight"): 1.0, ("workload", "budget"): None},
                     "0012": {("workload", "notify"): None},
-                    "0013": {("sub_epoch", "shards"): None}}
+                    "0013": {("sub_epoch", "shards"): None},
+                    "0015": {("workload", "plan"): "auto", ("workload", "plan_choice"): None}}
 
 
 def _with_deferred(data: dict[str, list[dict]]) -> dict[str, list[dict]]:
