@@ -49,7 +49,9 @@ def create_demo(services: Services, *, max_epochs: int = 5, model: str = "mlp", 
     shape = "3x2" if steerable else "2x2"
     return services.launch_workload({
         "name": f"demo: {model} on digits",
-        "description": f"A {shape} grid (learning rate x width) on scikit-learn's digits, trained with MOP.",
+        "description": f"A {shape} grid (learning rate x width) on scikit-learn's digits, trained by the MOP "
+                       "scheduler (plan auto: data this small is replicated on every worker; the workload page says "
+                       "which plan and why).",
         "model": model, "dataset": DEMO_DATASET, "procedure": "grid", "space": space,
         "objectives": [{"metric": "val_accuracy", "direction": "max"}], "max_epochs": max_epochs,
     }, actor="demo")
