@@ -819,13 +819,14 @@ def test_people_logged_in_with_their_own_tokens_are_named_and_a_viewer_changes_n
     """Issue 18, item 12: a UI action is audited under the person whose token opened the session, not "web"; a
     viewer's attempt is refused in the notice and changes nothing."""
     base, token, home = server
-    env = {**os.environ, "HOPPER_HOME": str(home), "HOPPER_DATA_ROOTS": str(home / "data")}
+    from hopper.engine.services import open_services
+    from hopper.settings import load_settings
+
+    # the server's own store (`hopper user add` is the CLI's test's; here the people matter, not the command)
+    people = open_services(load_settings({"HOPPER_HOME": str(home), "HOPPER_DATA_ROOTS": str(home / "data")}))
 
     def add_user(name: str, role: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "hopper.cli", "user", "add", name, "--role", role], env=env,
-                              capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
+        return people.add_user(name, role)[1]
 
     editor, viewer = add_user("carol-browser", "editor"), add_user("vic-browser", "viewer")
     api = requests.Session()
@@ -856,3 +857,4 @@ def test_people_logged_in_with_their_own_tokens_are_named_and_a_viewer_changes_n
         _wait_text(row.first, "carol-browser")
     finally:
         api.post(f"{base}/api/v1/workloads/{wid}/stop", timeout=30)
+        people.store.dispose()
