@@ -303,18 +303,20 @@ def procedure_feedback(services: Services, procedure: str | None, ids: list | No
 
 # The wizard's error lines (``wiz-error-<slot>``, each under its box) and which spec fields land in each.
 WIZARD_ERROR_SLOTS = ("name", "model", "dataset", "procedure", "epochs", "configs", "metric", "privacy", "space",
-                      "entry")
+                      "entry", "plan")
 _WIZARD_SLOT_OF = {"name": "name", "description": "name", "model": "model", "script": "model", "dataset": "dataset",
                    "procedure": "procedure", "procedure_options": "procedure", "advisor": "procedure",
                    "max_epochs": "epochs", "max_configs": "configs", "objectives": "metric", "privacy": "privacy",
-                   "space": "space", "entry_args": "entry", "bind_globals": "entry", "entry options": "entry"}
+                   "space": "space", "entry_args": "entry", "bind_globals": "entry", "entry options": "entry",
+                   "plan": "plan"}
 
 
 def _wizard_spec(name: str | None, description: str | None, model: str | None,  # noqa: PLR0913
                  dataset: str | None, procedure: str | None, space: str | None, epochs: int | None,
                  configs: int | None, metric: str | None, direction: str | None,
                  privacy: dict | None = None, procedure_options: dict | None = None,
-                 advisor: bool = False, entry_options: str | None = None) -> tuple[dict[str, Any], list[HopperError]]:
+                 advisor: bool = False, entry_options: str | None = None,
+                 plan: str | None = None) -> tuple[dict[str, Any], list[HopperError]]:
     """The wizard's boxes as a workload spec, and what could not be read (each text box on its own, so a typo in
     the space and one in the entry options are both reported)."""
     problems: list[HopperError] = []
@@ -331,6 +333,8 @@ def _wizard_spec(name: str | None, description: str | None, model: str | None,  
     }
     if privacy is not None:
         spec["privacy"] = privacy
+    if plan:  # none chosen: the deployment's default_plan
+        spec["plan"] = plan
     try:
         spec.update(parse_mapping(entry_options, "entry options"))
     except HopperError as exc:
@@ -352,7 +356,8 @@ def launch_workload(services: Services, name: str | None, description: str | Non
                     dataset: str | None, procedure: str | None, space: str | None, epochs: int | None,
                     configs: int | None, metric: str | None, direction: str | None,
                     privacy: dict | None = None, procedure_options: dict | None = None,
-                    advisor: bool = False, entry_options: str | None = None) -> tuple[Any, Any]:
+                    advisor: bool = False, entry_options: str | None = None,
+                    plan: str | None = None) -> tuple[Any, Any]:
     """Launch a workload from the wizard: (notice, the new workload's path) or (error notice, no_update).
 
     ``privacy`` is :func:`privacy_options` of the wizard's privacy inputs, ``procedure_options``
@@ -360,7 +365,7 @@ def launch_workload(services: Services, name: str | None, description: str | Non
     ``bind_globals`` (validated with the rest of the spec).
     """
     spec, problems = _wizard_spec(name, description, model, dataset, procedure, space, epochs, configs, metric,
-                                  direction, privacy, procedure_options, advisor, entry_options)
+                                  direction, privacy, procedure_options, advisor, entry_options, plan)
     try:
         if problems:
             raise problems[0]
@@ -807,9 +812,10 @@ def register_callbacks(app: Dash, services: Services,
        State("wiz-metric", "value"), State("wiz-direction", "value"),
        *PRIVACY_STATES, State({"type": "wiz-option", "name": ALL}, "id"),
        State({"type": "wiz-option", "name": ALL}, "value"), State("wiz-advisor", "value"), State("wiz-entry", "value"),
-       prevent_initial_call=True)(
+       State("wiz-plan", "value"), prevent_initial_call=True)(
         lambda n, *form: wizard_launch(services, *form[:10], privacy_options(*form[10:16]),
-                                       wizard_options(form[16], form[17]), "advisor" in (form[18] or []), form[19])
+                                       wizard_options(form[16], form[17]), "advisor" in (form[18] or []), form[19],
+                                       form[20])
         if n else (no_update,) * (2 + len(WIZARD_ERROR_SLOTS)))
 
     cb(Output("wiz-proc-fields", "children"), Input("wiz-procedure", "value"), prevent_initial_call=True)(

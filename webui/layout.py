@@ -23,6 +23,11 @@ batch_size: 32
 # first drawn at and overflowing the card (the figures set their height, never their width).
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
 
+PLAN_OPTIONS = [
+    {"label": "auto: MOP or replicated, chosen from the data's size and the measured hop costs", "value": "auto"},
+    {"label": "MOP: each worker holds its partitions, models hop", "value": "mop"},
+    {"label": "replicated: every worker holds all the data, a config trains a whole epoch per dispatch",
+     "value": "replicated"}]
 # A metric column: numbers that sort and filter as numbers ("> 0.9"), shown to four significant digits.
 NUMBER = {"type": "numeric", "format": Format(precision=4, scheme=Scheme.decimal_or_exponent)}
 TABLE_STYLE = {
@@ -109,6 +114,9 @@ def workloads_page(datasets: list, scripts: list, *, open_wizard: bool = True, s
                     dcc.Checklist(id="wiz-advisor", value=[], options=[
                         {"label": " Advisor mode: the procedure suggests stops, pauses, promotions and exploits; "
                                   "people accept or reject each", "value": "advisor"}]),
+                    field("Execution plan", dcc.Dropdown(id="wiz-plan", value=None, placeholder="the deployment's "
+                                                         "default (auto unless set)", options=PLAN_OPTIONS),
+                          error_id="wiz-error-plan"),
                     html.Div(id="wiz-proc-feedback", className="feedback"),
                     html.Div([
                         field("Objective metric", dcc.Input(id="wiz-metric", value="val_accuracy", className="input"),

@@ -157,7 +157,7 @@ def test_procedures_over_rest_and_the_cli_and_submit_flags(services, digits, tmp
     result = runner.invoke(main, ["submit", str(spec), "--procedure", "asha", "--option", "eta=2",
                                   "--option", "median_stop.grace_epochs=1", "--advisor"], env=env)
     assert result.exit_code == 0, result.output
-    assert "(asha, advisor, 4 epochs)" in result.output
+    assert "(asha, advisor, 4 epochs, plan mop)" in result.output
     workload = services.list_workloads()[-1]
     assert workload.advisor and workload.procedure_options == {"eta": 2, "median_stop": {"grace_epochs": 1}}
     result = runner.invoke(main, ["submit", str(spec), "--procedure", "asha", "--option", "eta=1"], env=env)

@@ -132,7 +132,7 @@ def _wizard(services, **changes):  # noqa: ANN001, ANN003, ANN202
     form = {"name": "wizard", "description": "", "model": "mlp", "dataset": "numeric", "procedure": "grid",
             "space": "lr: {type: choice, values: [0.01, 0.003]}\nunits: 16\n", "epochs": 2, "configs": None,
             "metric": "val_accuracy", "direction": "max", "privacy": None, "procedure_options": {},
-            "advisor": False, "entry_options": ""}
+            "advisor": False, "entry_options": "", "plan": None}
     out = cb.wizard_launch(services, *{**form, **changes}.values())
     return out[0], out[1], {s: _text(line) for s, line in zip(cb.WIZARD_ERROR_SLOTS, out[2:], strict=True) if line}
 
@@ -158,6 +158,14 @@ def test_the_wizard_shows_every_field_error_at_once_under_its_box(services):
     assert first.value.field == "name"
     notice, path, lines = _wizard(services)
     assert lines == {} and re.fullmatch(r"/workloads/\d+", path), _text(notice)
+    # the execution plan: none chosen takes the deployment's default; a chosen one is the workload's; one the
+    # launch refuses (replicated with DP-SGD) is named under its own box
+    assert services.get_workload(int(path.rsplit("/", 1)[1])).plan == services.settings.default_plan
+    notice, path, lines = _wizard(services, plan="replicated")
+    assert services.get_workload(int(path.rsplit("/", 1)[1])).plan == "replicated"
+    private = cb.privacy_options(["dp"], 1.0, "noise_multiplier", 1.0, 1e-5, None)
+    notice, path, lines = _wizard(services, plan="replicated", privacy=private)
+    assert set(lines) == {"plan"} and "DP-SGD" in lines["plan"] and path is no_update, (lines, _text(notice))
 
 
 def test_a_dataset_larger_than_the_api_body_limit_reaches_its_callback(services):
