@@ -348,14 +348,18 @@ class SteeringServices(ServiceContext):
                   if w.status == WorkloadStatus.RUNNING and w.id != workload_id]
         share = budget_math.worker_share(workload.weight, [workload.weight, *others], self.settings.workers)
         mean = usage.committed_seconds / usage.sub_epochs_done if usage.sub_epochs_done else None
+        left = usage.sub_epochs_left  # counted per partition, as MOP dispatches them
+        if (workload.plan_choice or {}).get("plan") == "replicated":
+            # one dispatch trains a whole epoch, and the measured mean is such a dispatch's
+            left = -(-left // max(1, self.store.datasets.get(workload.dataset_id).partition_count))
         return BudgetStatus(
             workload_id=workload_id, status=workload.status, weight=workload.weight, wall_seconds=wall,
             worker_seconds=usage.worker_seconds, money=budget_math.money_spent(budget, usage.worker_seconds),
             limits={name: budget.get(name) for name in budget_math.LIMITS},
             remaining=budget_math.remaining(budget, wall_seconds=wall, worker_seconds=usage.worker_seconds),
             spent=workload.status == WorkloadStatus.BUDGET_SPENT, sub_epochs_done=usage.sub_epochs_done,
-            sub_epochs_left=usage.sub_epochs_left, mean_sub_epoch_seconds=mean, worker_share=share,
-            eta_seconds=budget_math.eta_seconds(mean, usage.sub_epochs_left, share))
+            sub_epochs_left=left, mean_sub_epoch_seconds=mean, worker_share=share,
+            eta_seconds=budget_math.eta_seconds(mean, left, share))
 
     def update_workload(self, workload_id: int, *, max_epochs: int | None = None, max_configs: int | None = None,
                         search_space: dict | None = None, actor: str | None = None) -> WorkloadInfo:

@@ -76,6 +76,9 @@ def test_workload_controls_weight_and_budget_over_rest(client, services):
     # 2 configs x 2 epochs x 2 partitions, nothing measured yet: no ETA
     assert budget["sub_epochs_left"] == 8 and budget["eta_seconds"] is None
     assert budget["worker_share"] == 2.0  # the only running workload has both workers
+    # under the replicated plan one dispatch trains a config's whole epoch: 2 configs x 2 epochs
+    services.store.workloads.record_plan(wid, {"plan": "replicated", "reason": "test", "basis": "forced"})
+    assert client.get(f"/api/v1/workloads/{wid}/budget").json["sub_epochs_left"] == 4
     _error(client.get("/api/v1/workloads/999/budget"), 404)
 
     actions = [e.action for e in services.list_events(limit=50) if e.object_id == wid]
