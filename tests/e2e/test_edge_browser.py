@@ -1,6 +1,7 @@
 """The edge pages in headless Chromium: real agent profiles on the Pareto page and the devices page."""
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -78,6 +79,8 @@ def test_pareto_and_devices_pages_show_real_profiles(edge_server, tmp_path):
             page.locator("#graph-pareto .scatterlayer .trace:last-child .point").first.click(force=True)
             detail = _wait_text(page.locator("#pareto-config"), r"Config \d+ · export \d+", timeout=30)
             assert "edge_latency_ms@browser-pi" in detail
+            # issue 18, item 4: epochs counted from one, as the table counts them ("after epoch 2 of 2")
+            assert re.search(r"after epoch [1-9]\d* of [1-9]", detail) and "epoch=" not in detail, detail
             page.screenshot(path=SHOTS / "pareto-config.png", full_page=True)
 
             # size instead of latency
