@@ -125,3 +125,10 @@ def test_bad_resizes_are_refused_with_precise_errors_and_change_nothing(elastic_
     assert result.exit_code == 2 and "at least one worker must stay" in " ".join(result.output.split())
     result = CliRunner().invoke(main, ["workers", "add", "0"], env={"HOPPER_HOME": str(services.settings.home)})
     assert result.exit_code == 2
+    # and a good one from the CLI: the request is stored (no scheduler runs now to act on it), then taken back
+    env = {"HOPPER_DATABASE_URL": services.settings.database_url, "HOPPER_HOME": str(services.settings.home),
+           "HOPPER_ARTIFACT_DIR": str(services.settings.artifact_dir)}
+    result = CliRunner().invoke(main, ["workers", "add", "1"], env=env)
+    assert result.exit_code == 0 and services.list_workers().desired == 2, result.output
+    assert CliRunner().invoke(main, ["workers", "remove", "1"], env=env).exit_code == 0
+    assert services.list_workers().desired == 1
