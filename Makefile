@@ -21,13 +21,13 @@ COVERAGE_FLOOR ?= 81
 # workers (a file's tests stay together: tests/conftest.py), then the fault, security, edge and browser tests,
 # which time leases, backoffs and latencies, run one at a time. Both phases record into one inventory file,
 # checked at the end of the second. UNTIMED_TESTS: files under those directories that time nothing (request
-# contracts, caps, fuzzing with deadline=None, device tokens' scopes, export parity, the agent's install, serving's
-# answers, the main browser module: they wait on conditions and time nothing), run in the first phase. (test_identity.py stays:
-# its server start-up deadline failed once with two workers on a machine loaded far beyond CI's.)
+# contracts, caps, fuzzing with deadline=None, device tokens' scopes, export parity, the agent's install, the main
+# browser module: they wait on conditions and time nothing), run in the first phase. (test_serving.py stays: it
+# reads the jobs the edge tests before it left on their shared server.)
 SERIAL_TESTS := tests/fault tests/security tests/edge tests/e2e
 UNTIMED_TESTS := tests/security/test_api_fuzz.py tests/security/test_contract.py tests/security/test_caps.py \
-	tests/security/test_device_tokens.py tests/edge/test_export.py tests/edge/test_agent_install.py \
-	tests/edge/test_serving.py tests/e2e/test_browser.py
+	tests/security/test_device_tokens.py tests/security/test_identity.py tests/edge/test_export.py \
+	tests/edge/test_agent_install.py tests/e2e/test_browser.py
 TIMED_TESTS := $(filter-out $(UNTIMED_TESTS),$(wildcard $(addsuffix /test_*.py,$(SERIAL_TESTS))))
 PARALLEL_TESTS := tests $(foreach f,$(TIMED_TESTS),--ignore=$(f))
 SERIAL_ONLY := $(SERIAL_TESTS) $(foreach f,$(UNTIMED_TESTS),--ignore=$(f))

@@ -44,7 +44,7 @@ GROUP_SECONDS = {
     "spark": 510, "compat/test_corpus.py": 245, "edge": 240, "integration/test_cli_more.py": 200,
     "integration/test_steering.py": 150, "integration/test_private_training.py": 140,
     "migrations/test_upgrade_with_data.py": 90, "integration/test_cli.py": 120, "bench:mop_spark.py": 60,
-    "unit/test_roster.py": 100, "bench:mop_vs_baselines.py": 70, "security/test_api_fuzz.py": 55,
+    "unit/test_roster.py": 100, "bench:mop_vs_baselines.py": 50, "security/test_api_fuzz.py": 55,
     "bench:steering.py": 50, "integration/test_mop.py": 50, "integration/test_elastic.py": 30,
     "bench:sharing.py": 25, "bench:edge_profile.py": 15, "bench:privacy.py": 20, "bench:api_vs_optuna_dashboard.py": 20,
     "bench:hop_overhead.py": 12,

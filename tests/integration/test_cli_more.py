@@ -280,15 +280,18 @@ def test_spark_daemon_runs_a_master_in_the_foreground(hopper):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
+        # the web UI's port too: the master binds it after it logs "Starting Spark master" (a SIGTERM between the
+        # RPC port opening and that line left the line unwritten once)
         while time.monotonic() < deadline:
             assert proc.poll() is None, proc.stdout.read()
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                for listening in (port, ui_port):
+                    socket.create_connection(("127.0.0.1", listening), timeout=1).close()
                 break
             except OSError:
                 time.sleep(0.5)
         else:
-            raise AssertionError("the Spark master did not open its port")
+            raise AssertionError("the Spark master did not open its ports")
         # the Python process became the JVM (exec): the same pid is the master
         assert "java" in psutil.Process(proc.pid).name()
     finally:

@@ -56,6 +56,7 @@ def _launch(services, **extra):
     return services.launch_workload(spec)
 
 
+@SQLITE_ONLY  # its store use is the store contract's, run on both (privacy blocks with their sub-epochs)
 def test_a_private_workload_trains_with_dp_sgd_and_reports_epsilon_per_epoch(services, digits):
     workload = _launch(services)
     rows = _partition_rows(services, digits.id)
