@@ -47,6 +47,8 @@ SELECTED = tuple(c for c in CASES if not ONLY or c.name in ONLY)
 # The module's one run (in the first test's setup) outlasts the suite's per-test timeout on a loaded machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(DEADLINE_S + 300)]
 NOISE_FILE = Path(__file__).parent / "noise.json"
+#: The key of noise.json with Hopper's own repeated runs of a case, where they vary more than KerasTuner's seeds.
+HOPPER_RUNS = "__hopper_runs__"
 
 
 def _sd(scores: list[float]) -> float:
@@ -82,15 +84,28 @@ def tolerance(case: Case, index: int, n_validation: int, live: bool = LIVE) -> f
     scores = noise[case.name][str(index)]
     sd = _sd(scores)
     spread = math.sqrt(2.0) if live else math.sqrt(1.0 + 1.0 / len(scores))
+    # Where Hopper's own runs of a case were measured to vary more than KerasTuner's seeds (``__hopper_runs__``:
+    # a small ViT for two epochs on 1 400 rows, whose last partition of an epoch moves it most), Hopper's draw has
+    # that spread instead of KerasTuner's.
+    hopper_runs = noise.get(HOPPER_RUNS, {}).get(case.name, {}).get(str(index))
+    hopper_sd = _sd(hopper_runs) if hopper_runs and len(hopper_runs) > 1 else 0.0
     if case.metric.endswith("accuracy"):
         from tests.compat.manifest import BY_NAME
 
         rates = sorted(_sd(v) for name, configs in noise.items() if name in BY_NAME
                        and BY_NAME[name].metric.endswith("accuracy") for v in configs.values())
         sd = max(sd, rates[len(rates) // 2])
-        return max(4.0 * spread * sd, 2.0 / n_validation)
+        return max(4.0 * _combined(spread, sd, hopper_sd, len(scores), live), 2.0 / n_validation)
     mean = sum(scores) / len(scores)
-    return max(4.0 * spread * sd, 0.02 * abs(mean))
+    return max(4.0 * _combined(spread, sd, hopper_sd, len(scores), live), 0.02 * abs(mean))
+
+
+def _combined(spread: float, sd: float, hopper_sd: float, n: int, live: bool) -> float:
+    """The standard deviation of Hopper's value minus the reference: ``spread * sd`` when Hopper varies as
+    KerasTuner does; with Hopper's own measured spread, that for Hopper's draw and KerasTuner's for the reference."""
+    if hopper_sd <= sd:
+        return spread * sd
+    return math.sqrt(hopper_sd ** 2 + (sd ** 2 if live else sd ** 2 / n))
 
 
 @dataclass
