@@ -18,19 +18,12 @@ from hopper.engine.status import DecisionKind
 from hopper.rest import create_app
 from hopper.webui import callbacks as cb
 from hopper.webui import layout
+from tests.support.dash_forms import GRID
+from tests.support.dash_forms import text_of as _text
 
 ROOT = Path(__file__).resolve().parents[2]
 SPACE = {"lr": {"type": "choice", "values": [0.001, 0.01, 0.1]},
          "units": {"type": "choice", "values": [16, 32, 64]}}
-GRID = "lr: {type: choice, values: [0.01, 0.001]}\nunits: 32"
-
-
-def _text(component) -> str:  # noqa: ANN001
-    if component is None or isinstance(component, (str, int, float)):
-        return "" if component is None else str(component)
-    if isinstance(component, (list, tuple)):
-        return "".join(_text(c) for c in component)
-    return _text(getattr(component, "children", None))
 
 
 def _make(name: str, options: dict):  # noqa: ANN202

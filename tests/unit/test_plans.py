@@ -27,6 +27,7 @@ from hopper.mop_scheduler.plans import (
 )
 from hopper.mop_scheduler.policy import MopPolicy, Snapshot
 from hopper.mop_scheduler.shards import rebalance
+from tests.support.shards import assert_every_shard_once_per_epoch
 
 MB = 2**20
 
@@ -194,11 +195,7 @@ def test_every_config_visits_every_shard_exactly_once_per_epoch_while_plans_swit
             visited.pop((config_id, ep))
     else:
         raise AssertionError("the simulation did not finish")
-    for config_id in epoch:
-        assert epoch[config_id] == max_epochs
-        for ep in range(max_epochs):
-            trained = sorted(s for c, e, shards in trace if c == config_id and e == ep for s in shards)
-            assert trained == list(range(n_shards)), f"config {config_id} epoch {ep} trained {trained}"
+    assert_every_shard_once_per_epoch(trace, epoch, max_epochs, n_shards)
 
 
 def test_a_worker_holding_every_shard_keeps_the_union_only():

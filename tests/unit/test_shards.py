@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from hopper.mop_scheduler.policy import MopPolicy, Snapshot
 from hopper.mop_scheduler.shards import rebalance, replicated, round_robin
+from tests.support.shards import assert_every_shard_once_per_epoch
 
 
 def _assert_balanced_partition(owned: dict[int, frozenset[int]], n_shards: int, workers: list[int]) -> None:
@@ -136,8 +137,4 @@ def test_every_config_visits_every_shard_exactly_once_per_epoch_under_joins_and_
         owned = rebalance(n_shards, active, owned)
     else:
         raise AssertionError("the simulation did not finish")
-    for config_id in epoch:
-        assert epoch[config_id] == max_epochs
-        for ep in range(max_epochs):
-            shards = sorted(s for c, e, group in committed if c == config_id and e == ep for s in group)
-            assert shards == list(range(n_shards)), f"config {config_id} epoch {ep} visited {shards}"
+    assert_every_shard_once_per_epoch(committed, epoch, max_epochs, n_shards)
