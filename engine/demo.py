@@ -47,11 +47,19 @@ def create_demo(services: Services, *, max_epochs: int = 5, model: str = "mlp", 
     ensure_digits(services)
     space = STEERABLE_SPACE if steerable else DEMO_SPACE
     shape = "3x2" if steerable else "2x2"
+    if steerable:
+        # The plan auto picks for data this small (replicated: every worker holds all of digits and trains a
+        # config a whole epoch per dispatch) ends the demo in under a minute, too soon to steer and with no hops to
+        # see; the demo of ``hopper run`` shows model hopping, a few minutes long.
+        plan = {"plan": "mop"}
+        how = ("trained model-hopper parallel (plan mop: each worker trains on its own partition and the models hop; "
+               "plan auto would replicate data this small on every worker and finish sooner)")
+    else:
+        plan = {}
+        how = "trained by the MOP scheduler (plan auto; the workload page says which plan it picked and why)"
     return services.launch_workload({
         "name": f"demo: {model} on digits",
-        "description": f"A {shape} grid (learning rate x width) on scikit-learn's digits, trained by the MOP "
-                       "scheduler (plan auto: data this small is replicated on every worker; the workload page says "
-                       "which plan and why).",
+        "description": f"A {shape} grid (learning rate x width) on scikit-learn's digits, {how}.",
         "model": model, "dataset": DEMO_DATASET, "procedure": "grid", "space": space,
-        "objectives": [{"metric": "val_accuracy", "direction": "max"}], "max_epochs": max_epochs,
+        "objectives": [{"metric": "val_accuracy", "direction": "max"}], "max_epochs": max_epochs, **plan,
     }, actor="demo")

@@ -85,8 +85,8 @@ def tolerance(case: Case, index: int, n_validation: int, live: bool = LIVE) -> f
     sd = _sd(scores)
     spread = math.sqrt(2.0) if live else math.sqrt(1.0 + 1.0 / len(scores))
     # Where Hopper's own runs of a case were measured to vary more than KerasTuner's seeds (``__hopper_runs__``:
-    # a small ViT for two epochs on 1 400 rows, whose last partition of an epoch moves it most), Hopper's draw has
-    # that spread instead of KerasTuner's.
+    # a small ViT for two epochs on 1 400 rows, whose last partition of an epoch moves it most; an RMSprop MLP on
+    # 400 rows), Hopper's draw has that spread instead of KerasTuner's.
     hopper_runs = noise.get(HOPPER_RUNS, {}).get(case.name, {}).get(str(index))
     hopper_sd = _sd(hopper_runs) if hopper_runs and len(hopper_runs) > 1 else 0.0
     if case.metric.endswith("accuracy"):

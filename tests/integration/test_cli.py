@@ -137,6 +137,7 @@ def test_make_run_path_trains_the_demo_and_opens_the_ui(hopper, tmp_path):
         r = requests.get(f"http://127.0.0.1:{port}/api/v1/workloads", headers={"Authorization": f"Bearer {token}"},
                          timeout=10)
         assert r.status_code == 200 and r.json()[0]["status"] == "done"  # the demo from the first run
+        assert r.json()[0]["plan"] == "mop"  # the demo shows hopping (auto would replicate digits and end in seconds)
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any("tensorboard" in " ".join(c.cmdline()) for c in children)
     finally:

@@ -34,6 +34,17 @@ def _val_accuracy(services, workload_id):
     return out
 
 
+def _partition_orders(services, workload_id):
+    """Per config (by its hparams), the partitions it visited in each epoch, in the order it visited them."""
+    by_id = {c.id: (c.hparams["lr"], c.hparams["units"]) for c in services.list_configs(workload_id)}
+    log = sorted((s for s in services.list_sub_epochs(workload_id) if s.outcome == "ok"),
+                 key=lambda s: (s.config_id, s.epoch, s.started_at))
+    out: dict = {}
+    for s in log:
+        out.setdefault(by_id[s.config_id], []).append(s.partition)
+    return out
+
+
 def test_grid_on_spark_visits_every_partition_once_per_epoch_and_matches_local(services, digits, spark_backend):
     spark_wid = _grid(services, "on-spark")
     backend = spark_backend()
@@ -64,12 +75,19 @@ def test_grid_on_spark_visits_every_partition_once_per_epoch_and_matches_local(s
         running.wait_for(lambda: services.get_workload(local_wid).status == "done", 300, "the local grid")
     on_spark, on_local = _val_accuracy(services, spark_wid), _val_accuracy(services, local_wid)
     assert on_spark.keys() == on_local.keys()
-    # Which partition a config visits first in an epoch depends on timing on either backend, so
-    # the runs are not bit-identical; they agree up to that ordering noise (see GRID).
+    # Which partition a config visits first in an epoch depends on timing on either backend, so the runs are not
+    # bit-identical. A config that visited the partitions in the same order on both agrees up to float noise
+    # (measured 0.006-0.008: Petastorm and the local reader batch the same rows); one whose order differed, up to
+    # that ordering noise (measured up to 0.045 for these configs after two epochs; see GRID).
     final = EPOCHS - 1
-    diffs = {key: abs(by_epoch[final] - on_local[key][final]) for key, by_epoch in on_spark.items()}
     assert all(by_epoch.keys() == on_local[key].keys() == set(range(EPOCHS)) for key, by_epoch in on_spark.items())
-    assert max(diffs.values()) <= 0.08 and sum(diffs.values()) / len(diffs) <= 0.03, (on_spark, on_local)
+    spark_orders, local_orders = _partition_orders(services, spark_wid), _partition_orders(services, local_wid)
+    for key, by_epoch in on_spark.items():
+        same_order = spark_orders[key] == local_orders[key]
+        allowed = 0.03 if same_order else 0.08
+        assert abs(by_epoch[final] - on_local[key][final]) <= allowed, (
+            key, "same partition order" if same_order else "different partition orders",
+            spark_orders[key], local_orders[key], on_spark, on_local)
     with services.store.session() as session:
         rows = list(session.scalars(select(MetricRow)))
     assert set(Counter((m.config_id, m.epoch, m.name) for m in rows).values()) == {1}
