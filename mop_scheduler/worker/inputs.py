@@ -48,3 +48,33 @@ def features_for(model: Any, x: Features) -> Any:
     if isinstance(fed, dict):
         return {name: _tensor(a) for name, a in fed.items()}
     return _tensor(fed)
+
+
+def shuffled_batches(x: Any, y: Any, batch_size: int, *, seed: int | None) -> Any:
+    """One pass over ``(x, y)`` as a ``tf.data.Dataset`` of batches, in a permutation drawn from ``seed`` (in order
+    when ``seed`` is None), for ``model.fit`` / ``model.evaluate``.
+
+    Why not ``model.fit(x, y, shuffle=True)``: Keras' array adapter sets up its own input pipeline on every call,
+    which on a 900-row digits partition cost three to four times the training itself (measured 350-470 ms per
+    call against 90-110 ms for this, one TensorFlow thread); a sub-epoch is one such call, so MOP paid it on every
+    hop. Batches are gathered by index, so no shuffle buffer holds a second copy of the rows.
+    """
+    import tensorflow as tf
+
+    n = len(y)
+    order = np.arange(n) if seed is None else np.random.default_rng(seed).permutation(n)
+    features = tf.nest.map_structure(tf.convert_to_tensor, x)
+    labels = tf.convert_to_tensor(y)
+
+    def gather(indices: Any) -> tuple[Any, Any]:
+        return tf.nest.map_structure(lambda t: tf.gather(t, indices), features), tf.gather(labels, indices)
+
+    return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(gather).prefetch(1)
+
+
+def plain_keras_fit(model: Any) -> bool:
+    """Whether ``model.fit`` is Keras' own (not a subclass's override, nor the DP-SGD model's, which draws its
+    Poisson-sampled batches itself from arrays), so that it may be fed :func:`shuffled_batches`."""
+    import keras
+
+    return type(model).fit is keras.Model.fit

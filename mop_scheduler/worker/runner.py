@@ -18,6 +18,7 @@ from typing import Any
 
 from hopper.engine.catalog import default_for
 from hopper.engine.entities import DatasetLayout
+from hopper.mop_scheduler.worker.inputs import plain_keras_fit, shuffled_batches
 from hopper.mop_scheduler.worker.objectives import extra_objectives
 from hopper.mop_scheduler.worker.protocol import SubEpochResult, SubEpochTask
 
@@ -274,11 +275,14 @@ class SubEpochRunner:
             history, reported = self._fit_like_keras_tuner(factory, model, task, self._features_for(model, x), y,
                                                            result)
         else:
-            history = factory.fit(
-                model, task.hparams, self._features_for(model, x), y,
-                batch_size=int(task.hparams.get("batch_size", default_for("batch_size"))), epochs=1, shuffle=True,
-                verbose=0,
-            )
+            batch_size = int(task.hparams.get("batch_size", default_for("batch_size")))
+            features = self._features_for(model, x)
+            if plain_keras_fit(model):
+                history = factory.fit(model, task.hparams, shuffled_batches(features, y, batch_size, seed=task.seed % (2**31)),
+                                      None, epochs=1, verbose=0)
+            else:
+                history = factory.fit(model, task.hparams, features, y, batch_size=batch_size, epochs=1, shuffle=True,
+                                      verbose=0)
         t2 = time.perf_counter()
         if task.privacy is not None:
             from hopper.engine.privacy import merge_events
@@ -306,8 +310,8 @@ class SubEpochRunner:
                 result.val_metrics = reported
             else:
                 xv, yv = self._validation_split(task.dataset)
-                values = model.evaluate(self._features_for(model, xv), yv, batch_size=512, verbose=0,
-                                        return_dict=True)
+                values = model.evaluate(shuffled_batches(self._features_for(model, xv), yv, 512, seed=None),
+                                        verbose=0, return_dict=True)
                 result.val_metrics = {f"val_{k}": float(v) for k, v in values.items()}
             # The model's size as an objective (params: min) beside accuracy and edge latency.
             result.val_metrics["params"] = float(model.count_params())
