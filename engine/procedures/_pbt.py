@@ -67,8 +67,14 @@ class PBTProcedure(Procedure):
             bottom = {o.config_id for _, o in ranked[-n_q:]}
             if target.config_id not in bottom or target.config_id in exploited_sources:
                 continue
+            # A source that has trained every epoch cannot donate: the clone continues from the source's epoch
+            # count and would have nothing left to train (it stayed queued forever and the workload never ended).
+            donors = [(s, o) for s, o in ranked[:n_q]
+                      if self.max_epochs is None or o.epochs_done < self.max_epochs]
+            if not donors:
+                continue  # the top has finished: the target trains on as it is
             rng = key_rng(self.seed, "pbt", target.config_id, epoch)
-            source_score, source = ranked[rng.randrange(n_q)]
+            source_score, source = donors[rng.randrange(len(donors))]
             hparams, changes = perturb(self.space, source.hparams, rng,
                                        resample_probability=self.resample_probability)
             rank = next(i for i, (_, o) in enumerate(ranked, start=1) if o.config_id == target.config_id)

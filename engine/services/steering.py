@@ -498,6 +498,9 @@ class SteeringServices(ServiceContext):
         warm = checkpoint.id if checkpoint else None
         # PBT: the exploited weights have trained epoch+1 epochs; the clone goes on from there, not from zero.
         epochs_done = checkpoint.epoch + 1 if decision is not None and checkpoint is not None else 0
+        if epochs_done >= workload.max_epochs:
+            raise InvalidState(f"an exploit of config {config_id} would continue from its epoch {epochs_done} of "
+                               f"{workload.max_epochs}, with nothing left to train")
         if decision is not None:
             notes = f"{decision['reason']} (replaces config {replaces})"
         return self.store.configs.add(

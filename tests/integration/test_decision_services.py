@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from hopper.engine import fronts
 from hopper.engine.entities import SubEpochStats
-from hopper.engine.errors import Conflict, ValidationError
+from hopper.engine.errors import Conflict, InvalidState, ValidationError
 from hopper.engine.procedures import Decision
 from hopper.engine.status import DecisionKind
 from hopper.engine.store import DecisionRow, EventRow
@@ -101,6 +101,22 @@ def test_exploit_clones_from_the_source_and_stops_the_target_once(services, asha
                                    actor="x"))
     observed = services.store.workloads.decide(asha, lambda w, cs: {c.id: c for c in cs})
     assert observed[clone.id].parent_id == a and observed[b].stopped_by_person is False
+
+
+def test_an_exploit_of_a_finished_source_is_refused_and_changes_nothing(services, asha):
+    """The clone would continue from the source's last epoch with nothing left to train (queued forever)."""
+    a, b = (c.id for c in services.list_configs(asha))
+    for _ in range(4):  # the workload's max_epochs
+        _epoch(services, a, {"val_accuracy": 0.9, "params": 100})
+    _epoch(services, b, {"val_accuracy": 0.2, "params": 100})
+    assert services.get_config(a).status == "done"
+    before = services.get_config(b).status
+    exploit = Decision(DecisionKind.EXPLOIT, b, "pbt: test", source_config_id=a, hparams={"lr": 0.003},
+                       key=f"pbt:exploit:config{b}@epoch1")
+    with pytest.raises(InvalidState, match="nothing left to train"):
+        services.apply_decision(asha, exploit, actor="procedure:pbt")
+    assert services.get_config(b).status == before != "stopped" and len(services.list_configs(asha)) == 2
+    assert not services.list_decisions(asha)
 
 
 def test_decisions_are_checked(services, asha):

@@ -159,6 +159,19 @@ def test_pbt_waits_for_the_interval_fresh_clones_and_the_last_epoch():
     assert last.decide() == []
 
 
+def test_pbt_never_exploits_a_source_that_has_trained_every_epoch():
+    """A clone continues from its source's epoch count: from a finished source it would have nothing left to train
+    (seen in bench/search_efficiency.py: six such clones stayed queued and the workload never ended)."""
+    options = {"population": 4, "interval": 3, "quantile": 0.25}
+    done = ConfigStatus.DONE
+    ahead = [obs(1, [0.1, 0.2, 0.3]), obs(2, [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.91, 0.92, 0.95], done),
+             obs(3, [0.4, 0.5, 0.6]), obs(4, [0.4, 0.45, 0.5])]
+    assert build("pbt", ahead, options=options, max_epochs=9).decide() == [], "the only top config is finished"
+    running = [*ahead[:1], obs(2, [0.5, 0.6, 0.9]), *ahead[2:]]
+    (d,) = build("pbt", running, options=options, max_epochs=9).decide()
+    assert (d.config_id, d.source_config_id) == (1, 2)
+
+
 def test_pbt_proposes_its_first_generation_only():
     proc = build("pbt", [], options={"population": 3}, budget=None)
     first = proc.ask(10)
