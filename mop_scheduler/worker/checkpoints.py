@@ -211,6 +211,12 @@ def _assign_all(model, values: list[np.ndarray]) -> None:  # noqa: ANN001
     _compiled_for(_assigners, model, _state_variables(model), _make_assigner)(values)
 
 
+def copy_state(source, target) -> None:  # noqa: ANN001
+    """Give ``target`` (a model of the same graph, already compiled and traced) every weight and optimizer variable
+    of ``source``, learning rate and step count included; ``source`` is read eagerly (it is thrown away after)."""
+    _assign_all(target, [np.asarray(v.value) for v in _state_variables(source)])
+
+
 def load_checkpoint(model, path: str | Path, expected_sha256: str | None = None) -> bool:  # noqa: ANN001
     """Restore weights and optimizer state into a model built from the same hparams.
 

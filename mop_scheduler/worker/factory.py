@@ -450,6 +450,12 @@ class ModelFactory:
         model.compile_from_config(config)
         return note
 
+    @property
+    def is_roster(self) -> bool:
+        """A roster model: Hopper's own builders, whose graph depends on the hparams but on ``lr`` and
+        ``batch_size`` only through the optimizer's learning-rate variable and the batch dimension."""
+        return self._kind == "roster"
+
     def build(self, hparams: dict, hp: Any = None):  # noqa: ANN201
         """A compiled, built Keras model for ``hparams``; an uncompiled script model gets a default compile.
 

@@ -93,6 +93,33 @@ def test_a_restored_checkpoint_continues_with_its_configs_lr(tmp_path) -> None: 
     assert _checkpoint_state(second.checkpoint_path, hparams)[0] == pytest.approx(0.003)
 
 
+def test_a_new_config_of_the_same_graph_trains_a_cached_compiled_model_as_a_fresh_one_would(tmp_path) -> None:
+    """Configs that differ only in lr and batch size share a compiled model on a worker (no second trace); the
+    result is the one a freshly built model gives, and a config of another graph never gets it."""
+    base = {"units": 16, "layers": 1, "optimizer": "sgd", "momentum": 0.9}
+    runner = _runner()
+    _ok(runner.run(_task(1, tmp_path / "a.ckpt", {**base, "lr": 0.05, "batch_size": 16})))
+    model, _, _ = runner._models[1]
+    traced = model.train_function
+    reused = _ok(runner.run(_task(2, tmp_path / "b.ckpt", {**base, "lr": 0.01, "batch_size": 32})))
+    assert runner.compiled_reuses == 1 and 1 not in runner._models, "config 1's model went to config 2"
+    assert runner._models[2][0] is model and model.train_function is traced
+    alone = _ok(_runner().run(_task(2, tmp_path / "b-alone.ckpt", {**base, "lr": 0.01, "batch_size": 32})))
+    assert reused.train_loss == pytest.approx(alone.train_loss, rel=1e-6)
+    lr, weights = _checkpoint_state(reused.checkpoint_path, base)
+    assert lr == pytest.approx(0.01)
+    for mine, fresh in zip(weights, _checkpoint_state(alone.checkpoint_path, base)[1], strict=True):
+        np.testing.assert_allclose(mine, fresh, rtol=1e-6, atol=1e-7)
+    # Config 1 comes back (its checkpoint): it restores into a model again, its step count intact.
+    back = _ok(runner.run(_task(1, tmp_path / "a2.ckpt", {**base, "lr": 0.05, "batch_size": 16},
+                                in_checkpoint=(str(tmp_path / "a.ckpt"), None))))
+    assert not back.reused_in_memory and runner.compiled_reuses == 2
+    assert _checkpoint_state(back.checkpoint_path, base)[0] == pytest.approx(0.05)
+    # Another width is another graph: built anew, never handed config 1's or 2's model.
+    _ok(runner.run(_task(3, tmp_path / "c.ckpt", {**base, "units": 8, "lr": 0.01})))
+    assert runner.compiled_reuses == 2 and runner._models[3][0] is not model
+
+
 SELF_COMPILED = """
 import keras
 
