@@ -809,8 +809,8 @@ def demo(epochs: int, model: str, if_missing: bool) -> None:
 
 
 @main.command("run")
-@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Epochs per config of the demo workload (20: a few minutes to steer on two workers).")
+@click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True,
+              help="Epochs per config of the demo workload (40: about 2.5 minutes to steer on two workers).")
 @click.option("--until-done", is_flag=True, help="No UI: exit when the demo workload finishes.")
 @click.option("--port", type=int, default=8050, show_default=True)
 @_handle_errors
