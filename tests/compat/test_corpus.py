@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import threading
 import time
 from dataclasses import dataclass, field
@@ -92,18 +93,16 @@ def tolerance(case: Case, index: int, n_validation: int, live: bool = LIVE) -> f
     if case.metric.endswith("accuracy"):
         from tests.compat.manifest import BY_NAME
 
-        rates = sorted(_sd(v) for name, configs in noise.items() if name in BY_NAME
-                       and BY_NAME[name].metric.endswith("accuracy") for v in configs.values())
-        sd = max(sd, rates[len(rates) // 2])
+        sd = max(sd, statistics.median_high(_sd(v) for name, configs in noise.items() if name in BY_NAME
+                                            and BY_NAME[name].metric.endswith("accuracy") for v in configs.values()))
         # Hopper's draw of a rate varies more than KerasTuner's seeds wherever it was measured (the partition
         # order under MOP moves a two-epoch run): a case without its own measurement takes the median of those.
         # Four full runs each failed one of 44 comparisons at KerasTuner's spread alone (keras_functional_api 0.61
         # against 0.78, kt_hypermodel_instance 0.81 against 0.91, builtin_training_guide 0.66 against 0.82, vit_small
         # 0.92 against 0.82).
-        measured = sorted(_sd(v) for configs in noise.get(HOPPER_RUNS, {}).values() for v in configs.values()
-                          if len(v) > 1)
+        measured = [_sd(v) for configs in noise.get(HOPPER_RUNS, {}).values() for v in configs.values() if len(v) > 1]
         if not hopper_sd and measured:
-            hopper_sd = measured[len(measured) // 2]
+            hopper_sd = statistics.median_high(measured)
         return max(4.0 * _combined(spread, sd, hopper_sd, len(scores), live), 2.0 / n_validation)
     mean = sum(scores) / len(scores)
     return max(4.0 * _combined(spread, sd, hopper_sd, len(scores), live), 0.02 * abs(mean))
