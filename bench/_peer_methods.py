@@ -369,9 +369,12 @@ def run_ray(common: dict, runs: list[dict]) -> dict:
     import numpy as np
     import ray
 
-    # Ray's workers inherit this process's environment: quiet TensorFlow, one thread, this folder importable.
+    from hopper.mop_scheduler.worker.runner import MIN_INTEROP_THREADS
+
+    # Ray's workers inherit this process's environment: quiet TensorFlow, one compute thread (and the inter-op pool
+    # of Hopper's workers), this folder importable.
     os.environ.update({"TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1",
-                       "TF_NUM_INTEROP_THREADS": "1", "RAY_AIR_NEW_OUTPUT": "0",
+                       "TF_NUM_INTEROP_THREADS": str(MIN_INTEROP_THREADS), "RAY_AIR_NEW_OUTPUT": "0",
                        "PYTHONPATH": os.pathsep.join([str(BENCH), os.environ.get("PYTHONPATH", "")])})
     ray.init(num_cpus=common["workers"], include_dashboard=False, log_to_driver=False, configure_logging=False,
              object_store_memory=100 * 2**20, _temp_dir=str(Path(common["home"]) / "ray"))

@@ -2,11 +2,16 @@
 
 For each roster model (mlp, cnn) on scikit-learn's digits split into W=2 partitions, it measures
 the median over R repetitions of
-  - sub-epoch compute: one pass of model.fit over one partition (after a warm-up pass),
+  - sub-epoch compute: one pass of model.fit over one partition, fed as a worker feeds it
+    (``shuffled_batches``: a tf.data pipeline of index-gathered batches), after a warm-up pass,
   - hop: Hopper's checkpoint (save_checkpoint on the sending worker + load_checkpoint into the
-    receiving worker's cached model of the same architecture), including the sha256 check,
+    receiving worker's cached model of the same architecture), including the sha256 check, split into
+    save (of which the fsync that makes it durable) and load,
   - baseline hop: Keras' own format (model.save to .keras + keras.models.load_model), what a
-    system that ships whole models between workers would pay.
+    system that ships whole models between workers would pay,
+and once per model the cost of a config's first sub-epoch on a worker beyond a steady one: building and
+tracing its own model, against taking a cached compiled model of the same graph (what the runner does
+for roster configs that differ only in lr and batch size: build, copy the fresh state in).
 It prints one JSON document; target: hop / sub-epoch < 5 %.
 
 Usage: python bench/hop_overhead.py [--repeats R] [--quick]
@@ -43,26 +48,56 @@ def _digits():
 def measure(model_name: str, hparams: dict, repeats: int, workdir: Path) -> dict:
     import keras
 
-    from hopper.mop_scheduler.worker.checkpoints import load_checkpoint, save_checkpoint
+    from hopper.mop_scheduler.worker import checkpoints
+    from hopper.mop_scheduler.worker.checkpoints import copy_state, load_checkpoint, save_checkpoint
     from hopper.mop_scheduler.worker.factory import ModelFactory
+    from hopper.mop_scheduler.worker.inputs import shuffled_batches
 
     x, y = _digits()
     factory = ModelFactory(model_name, x.shape[1:], 10, "classification")
-    sender, receiver = factory.build(hparams), factory.build(hparams)
     batch = int(hparams.get("batch_size", 32))
-    sender.fit(x, y, batch_size=batch, epochs=1, verbose=0)  # warm-up: tracing happens once per worker
-    receiver.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)
-    compute, hop, keras_hop, sizes = [], [], [], {}
+
+    def sub_epoch(model, seed: int) -> float:
+        t0 = time.perf_counter()
+        model.fit(shuffled_batches(x, y, batch, seed=seed), epochs=1, shuffle=False, verbose=0)
+        return time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    sender = factory.build(hparams)
+    first = (time.perf_counter() - t0) + sub_epoch(sender, 0)  # build, trace and train: once per config per worker
+    receiver = factory.build(hparams)
+    copy_state(factory.build(hparams), receiver)  # a fresh config's state in a model of the same graph...
+    sub_epoch(receiver, -1 % 2**31)  # ...traced once for the receiver
+    t0 = time.perf_counter()
+    load_checkpoint(receiver, workdir / "warm.ckpt", save_checkpoint(sender, workdir / "warm.ckpt")[0])
+    first += time.perf_counter() - t0  # the first checkpoint of this architecture traces the reader and assigner
+    compute, hop, save, fsync, keras_hop, sizes, shared_first = [], [], [], [], [], {}, []
+    real_fsync = os.fsync
+
+    def timed_fsync(fd: int) -> None:
+        t = time.perf_counter()
+        real_fsync(fd)
+        fsync.append(time.perf_counter() - t)
+
     for i in range(repeats):
-        t0 = time.perf_counter()
-        sender.fit(x, y, batch_size=batch, epochs=1, verbose=0)
-        compute.append(time.perf_counter() - t0)
+        compute.append(sub_epoch(sender, i + 1))
         path = workdir / f"{model_name}-{i}.npz"
-        t0 = time.perf_counter()
-        sha, size = save_checkpoint(sender, path)
+        checkpoints.os.fsync = timed_fsync
+        try:
+            t0 = time.perf_counter()
+            sha, size = save_checkpoint(sender, path)
+            t1 = time.perf_counter()
+        finally:
+            checkpoints.os.fsync = real_fsync
         load_checkpoint(receiver, path, sha)
         hop.append(time.perf_counter() - t0)
+        save.append(t1 - t0)
         sizes["hopper_bytes"] = size
+        # A config new to this worker taking the cached compiled model: build its fresh state, copy it in, train.
+        t0 = time.perf_counter()
+        copy_state(factory.build(hparams), receiver)
+        shared_first.append(time.perf_counter() - t0 + sub_epoch(receiver, 100 + i))
+        load_checkpoint(receiver, path, sha)
         kpath = workdir / f"{model_name}-{i}.keras"
         t0 = time.perf_counter()
         sender.save(kpath)
@@ -77,6 +112,13 @@ def measure(model_name: str, hparams: dict, repeats: int, workdir: Path) -> dict
         "params": int(sender.count_params()),
         "sub_epoch_seconds_median": round(med(compute), 5),
         "hop_seconds_median": round(med(hop), 5),
+        "hop_save_seconds_median": round(med(save), 5), "hop_fsync_seconds_median": round(med(fsync), 5),
+        "hop_load_seconds_median": round(med(hop) - med(save), 5),
+        "hop_fraction_without_fsync": round((med(hop) - med(fsync)) / med(compute), 4),
+        # A config's first sub-epoch on a worker, beyond a steady one: its own build and trace (once), against
+        # the cached compiled model of the same graph (median over the repeats).
+        "first_sub_epoch_extra_seconds_own_build": round(first - med(compute), 4),
+        "first_sub_epoch_extra_seconds_shared_model": round(med(shared_first) - med(compute), 4),
         "keras_format_hop_seconds_median": round(med(keras_hop), 5),
         "hop_fraction_of_sub_epoch": round(med(hop) / med(compute), 4),
         "keras_format_fraction_of_sub_epoch": round(med(keras_hop) / med(compute), 4),

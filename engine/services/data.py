@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -223,8 +224,19 @@ class DataServices(ServiceContext):
             result = self._validate(path, entry_point, check)
         except Exception as exc:  # noqa: BLE001 - the row must not stay pending forever
             result = ScriptCheck(False, None, f"validation could not run: {type(exc).__name__}: {exc}")
-        self.store.scripts.record_validation(script_id, kind=result.kind, valid=result.ok,
-                                             validation=_validation(result))
+        # The store may be briefly unavailable (a locked SQLite file on a loaded machine, a PostgreSQL restart):
+        # retried, since a verdict that is never written leaves the upload pending for good.
+        for attempt in range(6):
+            try:
+                self.store.scripts.record_validation(script_id, kind=result.kind, valid=result.ok,
+                                                     validation=_validation(result))
+                return
+            except Exception:  # noqa: BLE001 - logged, then retried
+                if attempt == 5:
+                    raise
+                log.warning("script %d: recording its validation failed (attempt %d); retrying", script_id,
+                            attempt + 1, exc_info=True)
+                time.sleep(2.0 ** attempt)
 
     def list_scripts(self, *, valid_only: bool = False) -> list[ScriptInfo]:
         """Uploaded scripts, oldest first (rejected ones too, with their validation result)."""

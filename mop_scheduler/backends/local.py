@@ -5,11 +5,15 @@ Elastic: ``resize`` starts new worker processes (with new ids) or drains existin
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
+import glob
 import logging
 import multiprocessing as mp
 import os
 import queue
 import signal
+import tempfile
 import time
 
 from hopper.engine.store.schedule import REMOVED_DETAIL
@@ -24,6 +28,29 @@ log = logging.getLogger("hopper.mop_scheduler.local")
 #: Training workers: no address-space or CPU limit (HOPPER_WORKER_MEMORY_MB watches resident memory instead,
 #: and training is long); files up to 16 GiB (checkpoints of large models); no core dumps.
 WORKER_LIMITS = Limits(memory_mb=0, cpu_seconds=0, processes=0, file_mb=16384)
+#: Seconds a (re)started worker may take to import TensorFlow and confine itself before it is killed and started
+#: again: a worker that never reports ready would otherwise hold its slot (and any workload needing it) forever.
+WORKER_START_TIMEOUT_S = 300.0
+#: A hung worker is asked for its threads' Python stacks (faulthandler) before it is killed: the signal.
+STACK_SIGNAL = signal.SIGUSR1
+
+
+def innermost_frames(dump: str, frames: int = 3) -> str:
+    """The innermost ``frames`` frames, innermost first, of the thread in a faulthandler dump that runs a sub-epoch
+    (the one whose stack passes through Hopper's runner; else the longest): ``fn (file.py:12) < caller (...)``."""
+    blocks = [b for b in dump.split("\n\n") if "File " in b]
+    if not blocks:
+        return ""
+    block = next((b for b in blocks if "runner.py" in b), max(blocks, key=len))
+    found = []
+    for line in block.splitlines():
+        line = line.strip()
+        if line.startswith("File "):
+            # File "/path/x.py", line 12 in fn
+            path, _, rest = line[len('File "'):].partition('", line ')
+            number, _, function = rest.partition(" in ")
+            found.append(f"{function} ({os.path.basename(path)}:{number})")
+    return " < ".join(found[:frames])
 
 
 def _die_with_parent(parent: int) -> None:
@@ -39,7 +66,8 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _worker_main(index: int, threads: int, tasks: mp.Queue, results: mp.Queue, model_cache: int,
-                 allowed_roots: tuple[str, ...], parent: int, confinement: str = "", data_memory_mb: int = 0) -> None:
+                 allowed_roots: tuple[str, ...], parent: int, confinement: str = "", data_memory_mb: int = 0,
+                 stack_path: str = "") -> None:
     # Contain user code: its own session and process group (killed as a whole), no core dumps, a file-size cap.
     os.setsid()
     sandbox = "sandbox: audit hook and rlimits only" if allowed_roots else "sandbox: rlimits only"
@@ -50,6 +78,9 @@ def _worker_main(index: int, threads: int, tasks: mp.Queue, results: mp.Queue, m
         # The OS layers (user, network namespace, filesystem view) while this process is still single-threaded
         # and before it imports anything of the user's.
         sandbox = enter(Plan.from_json(confinement), runtime=hopper_package_roots()).describe()
+    if stack_path:
+        # Opened before the audit hook is installed, kept open for the process's life: where a hung sub-epoch was.
+        faulthandler.register(STACK_SIGNAL, file=open(stack_path, "w"), all_threads=True)  # noqa: SIM115
     # After the identity changed: Linux clears the parent-death signal when the credentials change.
     _die_with_parent(parent)
     apply_limits(WORKER_LIMITS)
@@ -139,6 +170,9 @@ class LocalBackend(Backend):
         self._draining: set[int] = set()
         #: processes told to exit -> the monotonic time by which they must have (else they are killed)
         self._exiting: dict[int, tuple[mp.Process, float]] = {}
+        #: started workers that have not reported ready yet -> when they were started
+        self._starting: dict[int, float] = {}
+        self.start_timeout = WORKER_START_TIMEOUT_S
 
     def _confinement(self, index: int) -> str:
         """The worker's confinement plan (JSON); its directories are created and handed to the sandbox user."""
@@ -159,15 +193,46 @@ class LocalBackend(Backend):
         return Plan(user=self.sandbox_user, netns=not remote, readable=tuple(readable), writable=tuple(writable),
                     scratch=scratch).to_json()
 
+    def _stack_path(self, index: int) -> str:
+        """Where worker ``index`` writes its threads' stacks when asked (its scratch dir when confined)."""
+        if self.allowed_roots:
+            return os.path.join(self.allowed_roots[-1], "tmp", f"worker-{index}", "stacks.txt")
+        return os.path.join(tempfile.gettempdir(), f"hopper-{os.getpid()}-worker-{index}-stacks.txt")
+
     def _spawn(self, index: int) -> None:
         tasks = self._ctx.Queue()
+        confinement = self._confinement(index)  # creates the scratch dir the stack file lives in
         proc = self._ctx.Process(target=_worker_main, args=(index, self.threads_per_worker, tasks, self._results, self.model_cache,
-                                                       self.allowed_roots, os.getpid(), self._confinement(index),
-                                                       self.data_memory_mb),
+                                                       self.allowed_roots, os.getpid(), confinement,
+                                                       self.data_memory_mb, self._stack_path(index)),
                                  name=f"hopper-worker-{index}", daemon=True)
         proc.start()
         self._procs[index], self._task_queues[index] = proc, tasks
         self._ready.discard(index)
+        self._starting[index] = time.monotonic()
+
+    def _where_stuck(self, index: int, proc: mp.Process) -> str:
+        """Ask a hung worker for its Python stacks, log them whole, and return its main thread's innermost frames
+        (for the config's error); empty when it does not answer within a second."""
+        path = self._stack_path(index)
+        try:
+            size = os.path.getsize(path)
+            os.kill(proc.pid, STACK_SIGNAL)
+        except OSError:
+            return ""
+        deadline = time.monotonic() + 1.0
+        text = ""
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            with open(path, errors="replace") as handle:
+                handle.seek(size)
+                text = handle.read()
+            if text.rstrip().endswith(")") or "\n\n" in text:
+                break
+        if not text.strip():
+            return ""
+        log.warning("worker %d hung; its threads' stacks:\n%s", index, text.rstrip())
+        return innermost_frames(text)
 
     def start(self) -> None:
         for index in range(self.n_workers):
@@ -226,6 +291,7 @@ class LocalBackend(Backend):
             pass
         self._exiting[index] = (proc, time.monotonic() + 30.0)
         self._ready.discard(index)
+        self._starting.pop(index, None)
         self._pids.pop(index, None)
         self._draining.discard(index)
 
@@ -264,6 +330,11 @@ class LocalBackend(Backend):
         self._ready.clear()
         self._draining.clear()
         self._exiting.clear()
+        self._starting.clear()
+        if not self.allowed_roots:  # unconfined workers' stack files are in the shared temp dir
+            for path in glob.glob(self._stack_path(-1).replace("worker--1", "worker-*")):
+                with contextlib.suppress(OSError):
+                    os.remove(path)
 
     def idle_workers(self) -> list[int]:
         return [i for i in sorted(self._ready) if i not in self._running and i not in self._draining]
@@ -302,6 +373,7 @@ class LocalBackend(Backend):
                 if sandbox != self.sandbox:
                     log.info("local workers: %s", sandbox)
                     self.sandbox = sandbox
+                self._starting.pop(index, None)
             elif index in self._running and self._running[index][0].sub_epoch_id == payload.sub_epoch_id:
                 del self._running[index]
                 out.append(payload)
@@ -318,9 +390,12 @@ class LocalBackend(Backend):
             running = self._running.get(index)
             hung = running is not None and now - running[1] > self.sub_epoch_timeout
             over = self._over_memory(proc) if running is not None and self.memory_limit_mb else None
-            if proc.is_alive() and not hung and over is None:
+            started = self._starting.get(index)
+            stalled = started is not None and now - started > self.start_timeout
+            if proc.is_alive() and not hung and over is None and not stalled:
                 continue
-            if hung or over is not None:
+            where = self._where_stuck(index, proc) if (hung or stalled) and proc.is_alive() else ""
+            if hung or over is not None or stalled:
                 kill_group(proc.pid)
                 proc.kill()
                 proc.join(5)
@@ -332,8 +407,12 @@ class LocalBackend(Backend):
                 reason = f"the worker used {over} MB, over the {self.memory_limit_mb} MB memory limit"
             elif hung:
                 reason = f"sub-epoch exceeded the {self.sub_epoch_timeout:g} s limit"
+            elif stalled:
+                reason = f"it did not start within {self.start_timeout:g} s (importing TensorFlow, confining itself)"
             else:
                 reason = f"worker process {proc.pid} exited with code {proc.exitcode}"
+            if where:
+                reason += f"; it was at {where}"
             log.warning("worker %d lost: %s; restarting it", index, reason)
             if running is not None:
                 completions.append(Lost(running[0], index, reason, hung=hung, fatal=hung or over is not None))

@@ -40,13 +40,21 @@ def nbytes(value: Any) -> int:
     return sum(nbytes(a) for a in arrays) if arrays is not None else 0
 
 
+#: TensorFlow's inter-op pool never has fewer threads than this. With one, an op that holds the pool's only thread
+#: while it waits for work that needs another (tf.data's iterator, prefetch and map functions) can deadlock, which
+#: TensorFlow's own issues show in several forms (#10369, #38969, #39006: "pass if set 2"); a worker would then hang
+#: until the sub-epoch timeout. The compute stays on ``threads`` intra-op threads: a second inter-op thread only
+#: runs independent ops side by side, and mostly waits.
+MIN_INTEROP_THREADS = 2
+
+
 def configure_threads(threads: int) -> None:
     """Pin TensorFlow's thread pools (call before TF runs any op)."""
     import tensorflow as tf
 
     if threads > 0:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(max(threads, MIN_INTEROP_THREADS))
 
 
 class SubEpochRunner:
@@ -423,5 +431,5 @@ def worker_environment(threads: int) -> dict[str, str]:
     env = {"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
     if threads > 0:
         env.update({"OMP_NUM_THREADS": str(threads), "TF_NUM_INTRAOP_THREADS": str(threads),
-                    "TF_NUM_INTEROP_THREADS": str(threads)})
+                    "TF_NUM_INTEROP_THREADS": str(max(threads, MIN_INTEROP_THREADS))})
     return env

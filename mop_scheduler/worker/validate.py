@@ -24,6 +24,7 @@ from pathlib import Path
 
 from hopper.engine.entities import ScriptCheck
 from hopper.mop_scheduler.worker.confine import Plan, enter, identity
+from hopper.mop_scheduler.worker.runner import MIN_INTEROP_THREADS
 
 _MARKER = "HOPPER-VALIDATION-RESULT "
 log = logging.getLogger("hopper.mop_scheduler.worker.validate")
@@ -146,10 +147,10 @@ def validate_script(path: str | Path, entry_point: str = "build_model", *, input
             "n_outputs": n_outputs, "task": task, "sample_config": sample_config or {},
             "allowed_roots": [str(r) for r in allowed_roots], "label_kind": label_kind,
             "columns": list(columns) if columns else None, "label_names": list(label_names or ()) or None}
-    # One thread per pool: under the sandbox user RLIMIT_NPROC counts every thread of that user, and
-    # TensorFlow would otherwise start a pool as wide as the machine.
+    # Small pools (one compute thread, the inter-op minimum of the workers): under the sandbox user RLIMIT_NPROC
+    # counts every thread of that user, and TensorFlow would otherwise start pools as wide as the machine.
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "TF_NUM_INTRAOP_THREADS": "1",
-           "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
+           "TF_NUM_INTEROP_THREADS": str(MIN_INTEROP_THREADS), "OMP_NUM_THREADS": "1"}
     owner = identity(user)
     # A private copy of the script in a directory of the sandbox user's own (its HOME and temp dir there): the
     # child sees it, the data roots and the runtime, never the stored scripts, the store or the token.

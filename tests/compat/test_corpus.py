@@ -37,8 +37,9 @@ from tests.compat.reference import train_reference
 from tests.conftest import make_settings
 from tests.support.running import RunningScheduler
 
-# Generous: the machine is shared and loaded (22 validations, 44 trainings and 44 references on two cores).
-DEADLINE_S = 2400
+# Generous (the corpus takes 2-3 min alone, about 5 on the suite's loaded two cores: 22 validations and 44
+# trainings), yet short enough that a corpus that hangs fails with where each script stands well inside CI's time.
+DEADLINE_S = 900
 TOKEN = "compat-token-123"
 # For working on a few scripts: HOPPER_COMPAT_ONLY=name,name runs only those (a full run takes them all).
 ONLY = [n for n in os.environ.get("HOPPER_COMPAT_ONLY", "").split(",") if n]
@@ -149,6 +150,24 @@ class Launcher(threading.Thread):
         finally:
             self.finished.set()
 
+    def describe(self) -> str:
+        """One line per script: its stage, and for a workload still training its status and each config's
+        status, epochs and last sub-epoch, so that a corpus that does not finish says which script hangs where."""
+        lines = []
+        for outcome in self.outcomes.values():
+            line = f"{outcome.case.name}: {outcome.stage}" + (f" ({outcome.error})" if outcome.error else "")
+            if outcome.stage == "training" and outcome.workload:
+                wid = outcome.workload["id"]
+                workload = self._call("get", f"/workloads/{wid}").json
+                configs = self._call("get", f"/workloads/{wid}/configs").json.get("items", [])
+                log = self._call("get", f"/workloads/{wid}/sub-epochs").json
+                last = log[-1] if log else None
+                line += (f"; workload {workload.get('status')}; configs "
+                         + ", ".join(f"{c['id']} {c['status']} {c.get('epochs_done')} ep" for c in configs)
+                         + f"; last sub-epoch {str(last)[:300]}")
+            lines.append(line)
+        return "\n".join(lines)
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return getattr(self.client, method)(f"/api/v1{path}", **kwargs)
 
@@ -183,7 +202,7 @@ class Launcher(threading.Thread):
         while running:
             for wid, outcome in list(running.items()):
                 workload = self._call("get", f"/workloads/{wid}").json
-                if workload["status"] in ("done", "failed"):
+                if workload["status"] in ("done", "failed", "stopped", "budget_spent"):  # every final status
                     self._collect(outcome, workload)
                     del running[wid]
             time.sleep(0.5)
@@ -253,8 +272,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
                     except Exception as exc:  # noqa: BLE001 - one script's reference failing is its test's failure
                         outcome.reference.append(None)
                         outcome.reference_error = f"{type(exc).__name__}: {exc}"
-            running.wait_for(launcher.finished.is_set, DEADLINE_S - (time.monotonic() - started),
-                             "every workload of the corpus to finish")
+            try:
+                running.wait_for(launcher.finished.is_set, DEADLINE_S - (time.monotonic() - started),
+                                 "every workload of the corpus to finish")
+            except AssertionError as timeout:
+                raise AssertionError(f"{timeout}; where each script stands:\n{launcher.describe()}") from None
         if launcher.error is not None:
             raise launcher.error
         for outcome in outcomes.values():

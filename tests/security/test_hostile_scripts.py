@@ -61,7 +61,8 @@ def build_model(config):
 EXPECTED = {
     "raise_build": "boom in build",
     "raise_fit": "boom in fit",
-    "loop": "exceeded the 20 s limit",
+    # and where it hung: the worker's stack, asked for before it was killed
+    "loop": "exceeded the 20 s limit; it was at build_model (",
     "memory": "MB memory limit",
     "read_secret": "may not open /etc/shadow",
     "read_outside_roots": "outside the data roots",

@@ -40,6 +40,30 @@ def test_round_trip_restores_weights_and_optimizer_state(factory, tmp_path):
     assert not list(tmp_path.glob("*.partial"))
 
 
+def test_models_of_one_architecture_share_one_traced_reader_and_assigner(factory, tmp_path, caplog):
+    """A hop onto a fresh model of an architecture the worker has seen traces nothing: the compiled reader and
+    assigner take the variables as arguments (once per shapes), and TensorFlow logs no retracing warning."""
+    from hopper.mop_scheduler.worker.checkpoints import _StateFunctions
+
+    def traces() -> tuple[int, int]:
+        return (_StateFunctions._read.experimental_get_tracing_count(),
+                _StateFunctions._assign.experimental_get_tracing_count())
+
+    path = tmp_path / "a.ckpt"
+    sha, _ = save_checkpoint(_trained(factory), path)
+    load_checkpoint(factory.build({"units": 16, "layers": 1}), path, sha)  # traced here or by an earlier test
+    before = traces()
+    for _ in range(6):  # TensorFlow warns from the fifth trace of one Python function on
+        model = factory.build({"units": 16, "layers": 1})
+        load_checkpoint(model, path, sha)
+        save_checkpoint(model, tmp_path / "b.ckpt")
+    assert traces() == before
+    sha, _ = save_checkpoint(_trained(factory, units=8), path)
+    load_checkpoint(factory.build({"units": 8, "layers": 1}), path, sha)
+    assert traces() == (before[0] + 1, before[1] + 1)  # other shapes: one trace each
+    assert "retracing" not in caplog.text
+
+
 def test_corrupted_or_partial_checkpoints_are_never_used(factory, tmp_path):
     source = _trained(factory)
     path = tmp_path / "b.ckpt"
