@@ -358,8 +358,13 @@ def _ray_tuner(spec: dict):  # noqa: ANN202
         tune_config=tune.TuneConfig(metric=METRIC, mode="max", scheduler=scheduler, num_samples=samples,
                                     max_concurrent_trials=concurrency, reuse_actors=True,
                                     search_alg=BasicVariantGenerator(random_state=spec["seed"])),
+        # max_failures: now and then Ray 2.60 hands a reused actor a new trial while the old trial's function is
+        # still winding down, and fails the trial ("Trainable runner reuse requires reset_config() to be
+        # implemented and return True"; ray-project/ray#29268); Ray then starts it again on a fresh actor, as a
+        # user's run would, and the makespan pays for it.
         run_config=tune.RunConfig(name=spec["label"], storage_path=str(Path(spec["home"]) / "ray_results"),
-                                  verbose=0, stop={"training_iteration": spec["max_epochs"]}),
+                                  verbose=0, stop={"training_iteration": spec["max_epochs"]},
+                                  failure_config=tune.FailureConfig(max_failures=2)),
     )
 
 

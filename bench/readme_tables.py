@@ -6,6 +6,7 @@ Usage: python bench/readme_tables.py [search_efficiency|peers ...]
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -52,8 +53,41 @@ def peers(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def api_vs_optuna_dashboard(doc: dict) -> str:
+    lines = [f"{doc['configs']} configs/trials, {doc['clients']} clients, {doc['repeats']} interleaved repeats of "
+             f"{doc['seconds_per_run']:g} s; {doc['how']}. Median p95 (range over the repeats):", "",
+             "| endpoint | closed loop (wrk) p50 | closed loop p95 | closed loop req/s | 20 pollers (1/s each) p50 "
+             "| 20 pollers p95 |", "|---|---|---|---|---|---|"]
+    for name, closed in doc["closed_loop_wrk"].items():
+        polled = doc["pollers_1_per_s"][name]
+        p50c = statistics.median(r["p50_ms"] for r in closed["runs"])
+        rps = statistics.median(r["requests_per_s"] for r in closed["runs"])
+        p50p = statistics.median(r["p50_ms"] for r in polled["runs"])
+        lines.append(f"| {name} | {p50c:.1f} ms | {closed['p95_ms_median']:.1f} ms ({closed['p95_ms_range'][0]:.1f}–"
+                     f"{closed['p95_ms_range'][1]:.1f}) | {rps:.0f} | {p50p:.1f} ms | {polled['p95_ms_median']:.1f} ms "
+                     f"({polled['p95_ms_range'][0]:.1f}–{polled['p95_ms_range'][1]:.1f}) |")
+    lines += ["", "| target | value | target | met |", "|---|---|---|---|"]
+    for name, t in doc["targets"].items():
+        lines.append(f"| {name} | {t['value']} | {t['target']} | {'yes' if t['met'] else '**no**'} |")
+    return "\n".join(lines)
+
+
+def hop_overhead(doc: dict) -> str:
+    lines = ["| model | sub-epoch | hop (save + load) | of which fsync | hop / sub-epoch | without fsync | "
+             "Keras-format hop / sub-epoch | first sub-epoch extra: own build | shared compiled model |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in doc["results"]:
+        lines.append(f"| {r['model']} ({r['params'] / 1000:.0f}k params) | {r['sub_epoch_seconds_median'] * 1000:.0f} ms "
+                     f"| {r['hop_seconds_median'] * 1000:.1f} ms | {r['hop_fsync_seconds_median'] * 1000:.1f} ms | "
+                     f"{r['hop_fraction_of_sub_epoch'] * 100:.1f} % | {r['hop_fraction_without_fsync'] * 100:.1f} % | "
+                     f"{r['keras_format_fraction_of_sub_epoch'] * 100:.0f} % | "
+                     f"{r['first_sub_epoch_extra_seconds_own_build'] * 1000:.0f} ms | "
+                     f"{r['first_sub_epoch_extra_seconds_shared_model'] * 1000:.0f} ms |")
+    return "\n".join(lines)
+
+
 def main() -> None:
-    for name in sys.argv[1:] or ["search_efficiency", "peers"]:
+    for name in sys.argv[1:] or ["search_efficiency", "peers", "api_vs_optuna_dashboard", "hop_overhead"]:
         path = RESULTS / f"{name}.json"
         if path.exists():
             print(globals()[name](json.loads(path.read_text())), end="\n\n")
