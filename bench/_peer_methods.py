@@ -217,6 +217,7 @@ def _optuna_worker(runs: list[dict], index: int, barrier) -> None:  # noqa: ANN0
 
 def _optuna_runs(runs: list[dict], index: int, barrier) -> None:  # noqa: ANN001
     import optuna
+    from optuna.trial import TrialState
 
     pin_threads()
     split(runs[0]["data"])
@@ -250,7 +251,10 @@ def _optuna_runs(runs: list[dict], index: int, barrier) -> None:  # noqa: ANN001
             return float(history.history[METRIC][-1])
 
         barrier.wait()  # both workers are up: the run starts
-        study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(spec["n_trials"], states=None)])
+        # Stop once every trial is finished or taken by a worker. Not states=None: that counts the enqueued configs
+        # still WAITING, so each worker stopped after its first trial (2 of 8 configs trained, found by peers.py).
+        taken = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+        study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(spec["n_trials"], states=taken)])
         barrier.wait()  # both are done: the run ends
 
 

@@ -46,6 +46,11 @@ def one_run(method: str, suite: dict, configs: list[dict], epochs: int, workers:
     finals: dict[str, float] = {}
     for e in sorted(result["events"], key=lambda e: e["epoch"]):
         finals[e["trial"]] = e["acc"]
+    trained = {(e["trial"], e["epoch"]) for e in result["events"]}
+    if len(finals) != len(configs) or len(trained) != len(configs) * epochs:
+        # A makespan of less work is no comparison (Optuna's workers once stopped after a trial each).
+        raise RuntimeError(f"{method} trained {len(finals)} of {len(configs)} configs and {len(trained)} of "
+                           f"{len(configs) * epochs} epochs")
     first = min((e["t"] for e in result["events"]), default=result["end_at"]) - result["ready_at"]
     return {"makespan_s": round(result["makespan_s"], 2), "end_to_end_s": round(doc["end_to_end_s"], 2),
             # How much of the makespan went before any epoch ended: e.g. Ray starts its trial actors (and they
