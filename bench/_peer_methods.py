@@ -362,10 +362,8 @@ def _ray_tuner(spec: dict):  # noqa: ANN202
         tune_config=tune.TuneConfig(metric=METRIC, mode="max", scheduler=scheduler, num_samples=samples,
                                     max_concurrent_trials=concurrency, reuse_actors=True,
                                     search_alg=BasicVariantGenerator(random_state=spec["seed"])),
-        # max_failures: now and then Ray 2.60 hands a reused actor a new trial while the old trial's function is
-        # still winding down, and fails the trial ("Trainable runner reuse requires reset_config() to be
-        # implemented and return True"; ray-project/ray#29268); Ray then starts it again on a fresh actor, as a
-        # user's run would, and the makespan pays for it.
+        # max_failures: a trial that fails anyway (a worker lost) is started again, as a user's run would, and the
+        # makespan pays for it.
         run_config=tune.RunConfig(name=spec["label"], storage_path=str(Path(spec["home"]) / "ray_results"),
                                   verbose=0, stop={"training_iteration": spec["max_epochs"]},
                                   failure_config=tune.FailureConfig(max_failures=2)),
@@ -384,6 +382,10 @@ def run_ray(common: dict, runs: list[dict]) -> dict:
     # of Hopper's workers), this folder importable.
     os.environ.update({"TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1",
                        "TF_NUM_INTEROP_THREADS": str(MIN_INTEROP_THREADS), "RAY_AIR_NEW_OUTPUT": "0",
+                       # A reused actor waits this long for the previous trial's function thread to end (Ray's
+                       # default 2 s: a 200k-row trial still winding down after its last report failed the next
+                       # trial with "Trainable runner reuse requires reset_config() to ... return True").
+                       "TUNE_FUNCTION_THREAD_TIMEOUT_S": "60",
                        "PYTHONPATH": os.pathsep.join([str(BENCH), os.environ.get("PYTHONPATH", "")])})
     ray.init(num_cpus=common["workers"], include_dashboard=False, log_to_driver=False, configure_logging=False,
              object_store_memory=100 * 2**20, _temp_dir=str(Path(common["home"]) / "ray"))
