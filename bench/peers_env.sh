@@ -11,7 +11,16 @@ python="${1:-python3.11}"
 venv=.venv-peers
 stamp=$venv/.peers-installed
 base=.venv/lib/python3.11/site-packages
+link_project_venv() {
+  # addsitedir (not a bare path) so that the project venv's own .pth files run too: the editable install of
+  # Hopper and, in a worktree, the layer beneath it. Written on every call: a copied or moved checkout (or a
+  # removed worktree) would otherwise leave .venv-peers reading another checkout's packages, or none.
+  local site
+  site=$($venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  echo "import site; site.addsitedir('$(cd "$base" && pwd)')" > "$site/_hopper_project_venv.pth"
+}
 if [ -f "$stamp" ] && [ "$stamp" -nt constraints.txt ] && [ "$stamp" -nt bench/peers-constraints.txt ]; then
+  link_project_venv
   exit 0
 fi
 if [ ! -d "$base" ]; then
@@ -19,10 +28,7 @@ if [ ! -d "$base" ]; then
   exit 1
 fi
 test -x $venv/bin/python || "$python" -m venv $venv
-site=$($venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-# addsitedir (not a bare path) so that the project venv's own .pth files run too: the editable install of
-# Hopper and, in a worktree, the layer beneath it.
-echo "import site; site.addsitedir('$(cd "$base" && pwd)')" > "$site/_hopper_project_venv.pth"
+link_project_venv
 combined=$(mktemp)
 trap 'rm -f "$combined"' EXIT
 # The project's pins, less the ones Ray moves, then Ray's.
