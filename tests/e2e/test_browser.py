@@ -187,8 +187,15 @@ def test_steering_a_workload_in_the_browser(server, browser):
         const lines = gd.data.filter(t => t.customdata), L = gd._fullLayout, r = gd.getBoundingClientRect();
         const axis = lines[0].x.length - 1;  // the objective's axis is the last
         const x = r.left + L._size.l + L.xaxis.l2p(axis), y = v => r.top + L._size.t + L.yaxis.l2p(v);
-        const crossed = lines.filter(t => t.y[axis] >= 0.45).map(t => t.customdata[0]);
-        return {x0: x - 15, x1: x + 15, y0: y(1.1), y1: y(0.45), crossed: crossed};
+        // The cut: the middle of the widest gap between the configs' objectives (not a fixed 0.45, which a config
+        // landing next to it made a pixel's toss-up), so that the brush clearly crosses some lines and misses others.
+        const values = lines.map(t => t.y[axis]).sort((a, b) => a - b);
+        let cut = values[0] - 0.05;
+        for (let i = 1, widest = -1; i < values.length; i++) {
+            if (values[i] - values[i - 1] > widest) { widest = values[i] - values[i - 1]; cut = (values[i] + values[i - 1]) / 2; }
+        }
+        const crossed = lines.filter(t => t.y[axis] >= cut).map(t => t.customdata[0]);
+        return {x0: x - 15, x1: x + 15, y0: y(1.1), y1: y(cut), crossed: crossed};
     }""")
     page.mouse.move(box["x0"], box["y0"])
     page.mouse.down()

@@ -61,7 +61,9 @@ def test_models_of_one_architecture_share_one_traced_reader_and_assigner(factory
     sha, _ = save_checkpoint(_trained(factory, units=8), path)
     load_checkpoint(factory.build({"units": 8, "layers": 1}), path, sha)
     assert traces() == (before[0] + 1, before[1] + 1)  # other shapes: one trace each
-    assert "retracing" not in caplog.text
+    # (Keras' own train function may warn here: each fresh model's fit traces it, and this test trains several.)
+    ours = [r.getMessage() for r in caplog.records if "retracing" in r.getMessage() and "_StateFunctions" in r.getMessage()]
+    assert not ours, ours
 
 
 def test_corrupted_or_partial_checkpoints_are_never_used(factory, tmp_path):
