@@ -17,6 +17,13 @@ def _pm(row: dict, digits: int = 3) -> str:
     return f"{row['mean']:.{digits}f} ± {row['std']:.{digits}f}" if row["n"] > 1 else f"{row['mean']:.{digits}f}"
 
 
+def _targets(targets: dict) -> list[str]:
+    """A benchmark's targets as a table (value, target, met), after a blank line."""
+    return ["", "| target | value | target | met |", "|---|---|---|---|",
+            *(f"| {name} | {t['value']} | {t['target']} | {'yes' if t['met'] else '**no**'} |"
+              for name, t in targets.items())]
+
+
 def search_efficiency(doc: dict) -> str:
     grid = doc["methods"]["hopper_grid"]["compute_s"]["mean"]
     lines = [f"{doc['seeds']} seeds, mean ± std; {doc['grid_configs']}-config grid, {doc['max_epochs']} epochs max, "
@@ -28,10 +35,7 @@ def search_efficiency(doc: dict) -> str:
         lines.append(f"| {label} | {_pm(row['best_accuracy'], 4)} | {_pm(row['compute_s'], 1)} | "
                      f"{row['compute_s']['mean'] / grid:.2f} | {_pm(row['wall_s'], 1)} | {row['trials']['mean']:.0f} | "
                      f"{row['epochs_trained']['mean']:.0f} |")
-    lines += ["", "| target | value | target | met |", "|---|---|---|---|"]
-    for name, t in doc["targets"].items():
-        lines.append(f"| {name} | {t['value']} | {t['target']} | {'yes' if t['met'] else '**no**'} |")
-    return "\n".join(lines)
+    return "\n".join(lines + _targets(doc["targets"]))
 
 
 def peers(doc: dict) -> str:
@@ -66,10 +70,7 @@ def api_vs_optuna_dashboard(doc: dict) -> str:
         lines.append(f"| {name} | {p50c:.1f} ms | {closed['p95_ms_median']:.1f} ms ({closed['p95_ms_range'][0]:.1f}–"
                      f"{closed['p95_ms_range'][1]:.1f}) | {rps:.0f} | {p50p:.1f} ms | {polled['p95_ms_median']:.1f} ms "
                      f"({polled['p95_ms_range'][0]:.1f}–{polled['p95_ms_range'][1]:.1f}) |")
-    lines += ["", "| target | value | target | met |", "|---|---|---|---|"]
-    for name, t in doc["targets"].items():
-        lines.append(f"| {name} | {t['value']} | {t['target']} | {'yes' if t['met'] else '**no**'} |")
-    return "\n".join(lines)
+    return "\n".join(lines + _targets(doc["targets"]))
 
 
 def hop_overhead(doc: dict) -> str:
