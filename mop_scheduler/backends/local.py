@@ -193,8 +193,9 @@ class LocalBackend(Backend):
         return Plan(user=self.sandbox_user, netns=not remote, readable=tuple(readable), writable=tuple(writable),
                     scratch=scratch).to_json()
 
-    def _stack_path(self, index: int) -> str:
-        """Where worker ``index`` writes its threads' stacks when asked (its scratch dir when confined)."""
+    def _stack_path(self, index: int | str) -> str:
+        """Where worker ``index`` writes its threads' stacks when asked (its scratch dir when confined); with
+        ``"*"``, the pattern of every worker's."""
         if self.allowed_roots:
             return os.path.join(self.allowed_roots[-1], "tmp", f"worker-{index}", "stacks.txt")
         return os.path.join(tempfile.gettempdir(), f"hopper-{os.getpid()}-worker-{index}-stacks.txt")
@@ -332,7 +333,7 @@ class LocalBackend(Backend):
         self._exiting.clear()
         self._starting.clear()
         if not self.allowed_roots:  # unconfined workers' stack files are in the shared temp dir
-            for path in glob.glob(self._stack_path(-1).replace("worker--1", "worker-*")):
+            for path in glob.glob(self._stack_path("*")):
                 with contextlib.suppress(OSError):
                     os.remove(path)
 

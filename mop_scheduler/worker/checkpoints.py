@@ -184,23 +184,24 @@ class _StateFunctions:
     _concrete: dict[tuple, Any] = {}
 
     @classmethod
-    def _function(cls, kind: str, variables: list, *extra: list) -> Any:
+    def _function(cls, kind: str, variables: list) -> Any:
         signature = (kind, *((tuple(v.shape), v.dtype) for v in variables))
         concrete = cls._concrete.get(signature)
         if concrete is None:
             import tensorflow as tf
 
             if cls._read is None:
-                cls._read = tf.function(lambda variables: [tf.identity(v) for v in variables])
-
                 def assign(variables, values):  # noqa: ANN001, ANN202
                     for var, value in zip(variables, values, strict=True):
                         var.assign(value)
 
+                cls._read = tf.function(lambda variables: [tf.identity(v) for v in variables])
                 cls._assign = tf.function(assign)
-            function = cls._read if kind == "read" else cls._assign
-            specs = [tf.TensorSpec(v.shape, v.dtype) for v in extra[0]] if extra else []
-            concrete = function.get_concrete_function(variables, *([specs] if extra else []))
+            if kind == "read":
+                concrete = cls._read.get_concrete_function(variables)
+            else:
+                concrete = cls._assign.get_concrete_function(
+                    variables, [tf.TensorSpec(v.shape, v.dtype) for v in variables])
             cls._concrete[signature] = concrete
         return concrete
 
@@ -210,7 +211,7 @@ class _StateFunctions:
 
     @classmethod
     def assign(cls, variables: list, values: list) -> None:
-        cls._function("assign", variables, variables)(variables, values)
+        cls._function("assign", variables)(variables, values)
 
 
 def _backing(model) -> list:  # noqa: ANN001
