@@ -120,6 +120,21 @@ def test_a_new_config_of_the_same_graph_trains_a_cached_compiled_model_as_a_fres
     assert runner.compiled_reuses == 2 and runner._models[3][0] is not model
 
 
+def test_a_configs_training_follows_from_its_seed_not_from_what_its_worker_ran_before(tmp_path) -> None:
+    """Initial weights and training are a function of the sub-epoch's seed: a config trained on a worker that
+    trained another config first gives the checkpoint it gives on a fresh worker (the same bytes)."""
+    hparams = {"units": 16, "layers": 1, "lr": 0.01, "batch_size": 16, "dropout": 0.2}
+    busy = _runner()
+    _ok(busy.run(_task(1, tmp_path / "other.ckpt", {**hparams, "units": 8})))
+    after_other = _ok(busy.run(_task(2, tmp_path / "busy.ckpt", hparams)))
+    import keras
+
+    keras.utils.set_random_seed(999)  # the process's generators as another program could leave them
+    fresh = _ok(_runner().run(_task(2, tmp_path / "fresh.ckpt", hparams)))
+    assert after_other.checkpoint_sha256 == fresh.checkpoint_sha256
+    assert after_other.train_loss == fresh.train_loss
+
+
 SELF_COMPILED = """
 import keras
 
