@@ -100,8 +100,8 @@ class Api:
                     # The request matched the document (the body parsed above, query and headers by
                     # RequestInvalid): what the service refuses is its meaning, which is a 422.
                     raise Unprocessable(exc.message, field=exc.field) from exc
-                if isinstance(result, tuple):
-                    return result
+                if isinstance(result, tuple | current_app.response_class):
+                    return result  # made by the handler (a cached read is conditional already)
                 response = jsonify(result)
                 response.status_code = spec.status
                 if spec.method == "GET" and spec.status == 200:

@@ -8,6 +8,7 @@ from hopper.engine.entities import Role, SubEpochInfo
 from hopper.engine.specs import DatasetSpec, WorkloadSpec
 from hopper.engine.status import ConfigStatus, JobStatus
 from hopper.rest._api import Api, RequestInvalid, actor, int_arg, principal, scrub_paths, services
+from hopper.rest._cache import read_cache
 from hopper.rest.schemas import (
     AddConfigBody,
     CloneBody,
@@ -90,9 +91,13 @@ def patch_workload(workload_id: int, body: WorkloadPatch):  # noqa: ANN201
 def list_configs(workload_id: int):  # noqa: ANN201
     """List a workload's configs (filter and page)."""
     limit, offset = int_arg("limit", 100, 1, 1000), int_arg("offset", 0, 0, 10**9)
-    items, total = services().page_configs(workload_id, status=request.args.get("status") or None,
-                                           limit=limit, offset=offset)
-    return {"items": [c.to_dict() for c in items], "total": total, "limit": limit, "offset": offset}
+
+    def page() -> dict:
+        items, total = services().page_configs(workload_id, status=request.args.get("status") or None,
+                                               limit=limit, offset=offset)
+        return {"items": [c.to_dict() for c in items], "total": total, "limit": limit, "offset": offset}
+
+    return read_cache().response(services().content_revision(workload_id), page)
 
 
 @api.route("POST", "/workloads/<int:workload_id>/configs", tag="configs",
@@ -111,11 +116,16 @@ def list_sub_epochs(workload_id: int):  # noqa: ANN201
 
     A list of objects by default; with ``columnar=1`` an object ``{"fields": [...], "rows": [[...], ...]}``.
     """
-    rows = services().list_sub_epochs(workload_id, limit=int_arg("limit", 10_000, 1, 100_000),
-                                      offset=int_arg("offset", 0, 0, 2**31 - 1))
-    if int_arg("columnar", 0, 0, 1):
-        return jsonify({"fields": SubEpochInfo.field_names(), "rows": [s.to_row() for s in rows]}), 200
-    return [s.to_dict() for s in rows]
+    limit, offset = int_arg("limit", 10_000, 1, 100_000), int_arg("offset", 0, 0, 2**31 - 1)
+    columnar = int_arg("columnar", 0, 0, 1)
+
+    def log() -> dict | list:
+        rows = services().list_sub_epochs(workload_id, limit=limit, offset=offset)
+        if columnar:
+            return {"fields": SubEpochInfo.field_names(), "rows": [s.to_row() for s in rows]}
+        return [s.to_dict() for s in rows]
+
+    return read_cache().response(services().content_revision(workload_id), log)
 
 
 # -- configs ----------------------------------------------------------------------------------------

@@ -702,6 +702,14 @@ class SteeringServices(ServiceContext):
                                     warm_start_checkpoint_id=checkpoint.id)
 
     # -- the schedule log ---------------------------------------------------------------------------------------
+    def content_revision(self, workload_id: int) -> tuple:
+        """Changes whenever the workload's configs or schedule log do (what a reader may cache them by).
+
+        Raises:
+            NotFound: no workload ``workload_id``.
+        """
+        return self.store.schedule.content_revision(workload_id)
+
     def list_sub_epochs(self, workload_id: int | None = None, *, config_id: int | None = None,
                         limit: int = 10_000, offset: int = 0) -> list[SubEpochInfo]:
         """The schedule log (which worker trained which config on which partition, when), oldest first.

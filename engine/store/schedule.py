@@ -414,6 +414,30 @@ class ScheduleStore(Repository):
                     for sid, cid, epoch, worker, outcome, partition, shards, started, finished in session.execute(stmt)]
 
     # -- reads for people ------------------------------------------------------------------------------------
+    def content_revision(self, workload_id: int) -> tuple:
+        """A value that changes whenever anything the workload's config list or schedule log shows changes (a
+        cache key for those reads; about a millisecond against tens for the reads themselves at 1 000 rows).
+
+        Configs: their count, highest id, summed ``version`` (every ORM update bumps it) and latest
+        ``updated_at`` (which Core updates of ``latest_metrics`` move too, through its ``onupdate``). Sub-epochs
+        are inserted running and updated once, when they leave running, together with ``finished_at``: their
+        count, highest id and count of finished rows see every change.
+
+        Raises:
+            NotFound: no workload ``workload_id``.
+        """
+        with self._session() as session:
+            if session.get(WorkloadRow, workload_id) is None:
+                raise NotFound(f"workload {workload_id} does not exist", field="workload_id")
+            configs = session.execute(
+                select(func.count(), func.max(ConfigRow.id), func.sum(ConfigRow.version), func.max(ConfigRow.updated_at))
+                .where(ConfigRow.workload_id == workload_id)).one()
+            sub_epochs = session.execute(
+                select(func.count(), func.max(SubEpochRow.id), func.count(SubEpochRow.finished_at))
+                .join(ConfigRow, ConfigRow.id == SubEpochRow.config_id)
+                .where(ConfigRow.workload_id == workload_id)).one()
+            return (*configs, *sub_epochs)
+
     def list_sub_epochs(self, workload_id: int | None = None, *, config_id: int | None = None,
                         limit: int = 10_000, offset: int = 0) -> list[SubEpochInfo]:
         """The schedule log, oldest first (plain column rows: the Gantt chart asks for thousands).

@@ -235,3 +235,45 @@ def test_conditional_gets_and_the_columnar_schedule_log(client, workload):
     _error(client.get("/api/v1/workloads/999/sub-epochs?columnar=1"), 404, "workload_id")
     _error(client.get(f"/api/v1/workloads/{wid}/sub-epochs?offset=-1"), 400, "offset")
     _error(client.get(f"/api/v1/workloads/{wid}/sub-epochs?columnar=2"), 400, "columnar")
+
+
+def test_polled_reads_are_served_from_the_cache_until_any_row_they_show_changes(client, services, workload):
+    """The config list and the schedule log keep their encoded body while the workload's content revision holds,
+    and show every kind of change at once: a person's edit (ORM, version bump), a metric written by a Core UPDATE
+    that keeps the version, a sub-epoch started and one that left running."""
+    from sqlalchemy import update
+
+    from hopper.engine.store.models import ConfigRow
+    from hopper.rest._cache import read_cache
+
+    wid = workload["id"]
+    configs_url, log_url = f"/api/v1/workloads/{wid}/configs", f"/api/v1/workloads/{wid}/sub-epochs?columnar=1"
+    first = client.get(configs_url)
+    with client.application.app_context():
+        cache = read_cache()
+    hits = cache.hits
+    assert client.get(configs_url).data == first.data and cache.hits == hits + 1
+    assert client.get(configs_url, headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+    config_id = first.json["items"][0]["id"]
+
+    client.post(f"/api/v1/configs/{config_id}/stop", json={})
+    assert client.get(configs_url).json["items"][0]["status"] == "stopped"
+
+    with services.store.session() as session:  # as the edge profiler writes a latency: no version bump
+        session.execute(update(ConfigRow).where(ConfigRow.id == config_id).values(latest_metrics={"latency_ms": 4.5})
+                        .execution_options(synchronize_session=False))
+    shown = client.get(configs_url).json["items"][0]
+    assert shown["latest_metrics"] == {"latency_ms": 4.5} and shown["version"] == 2
+
+    other = first.json["items"][1]["id"]
+    empty = client.get(log_url)
+    assert empty.json["rows"] == [] and client.get(log_url).data == empty.data
+    start = services.store.schedule.start_sub_epoch(other, 0, "w0", layouts={}, scripts={})
+    running = client.get(log_url, headers={"If-None-Match": empty.headers["ETag"]})
+    assert running.status_code == 200 and [r[0] for r in running.json["rows"]] == [start.sub_epoch_id]
+    outcome = running.json["fields"].index("outcome")
+    assert running.json["rows"][0][outcome] == "running"
+    services.store.schedule.commit_failed(sub_epoch_id=start.sub_epoch_id, config_id=other, detail="boom",
+                                          error=None, retryable=True, window=3)
+    assert client.get(log_url).json["rows"][0][outcome] == "failed"
+    _error(client.get("/api/v1/workloads/999/configs"), 404, "workload_id")
