@@ -175,3 +175,15 @@ def test_the_task_protocol_does_not_load_tensorflow() -> None:
             "hopper.mop_scheduler.scheduler; print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False False", out.stdout + out.stderr
+
+
+def test_epoch_end_evaluation_batches_grow_only_for_narrow_numeric_rows() -> None:
+    from hopper.engine.data import Columns
+    from hopper.mop_scheduler.worker.runner import evaluation_batch_size
+
+    assert evaluation_batch_size(np.zeros((40_000, 20), np.float32), 40_000) == 4096  # tabular
+    assert evaluation_batch_size(np.zeros((360, 8, 8, 1), np.float32), 360) == 4096  # digits
+    assert evaluation_batch_size(np.zeros((100, 28, 28, 1), np.float32), 100) == 512  # MNIST-sized images and up
+    text = Columns(("text", "x"), ("string", "float"), (np.array(["a b"] * 10, dtype=object), np.zeros(10, np.float32)))
+    assert evaluation_batch_size(text, 10) == 512
+    assert evaluation_batch_size({"text": np.array(["a"], dtype=object)}, 1) == 512
