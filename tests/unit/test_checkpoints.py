@@ -46,8 +46,7 @@ def test_models_of_one_architecture_share_one_traced_reader_and_assigner(factory
     from hopper.mop_scheduler.worker.checkpoints import _StateFunctions
 
     def traces() -> tuple[int, int]:
-        return (_StateFunctions._read.experimental_get_tracing_count(),
-                _StateFunctions._assign.experimental_get_tracing_count())
+        return _StateFunctions.traces["read"], _StateFunctions.traces["assign"]
 
     path = tmp_path / "a.ckpt"
     sha, _ = save_checkpoint(_trained(factory), path)
