@@ -578,11 +578,15 @@ def _hopper_result(services, workload_id: int, spec: dict) -> dict:  # noqa: ANN
     configs = services.list_configs(workload_id)
     info = services.get_dataset("bench")
     size = {cid: rows[-1]["value"] for cid, rows in params.items() if rows}
+    # The plan the workload ran (auto chooses): under the replicated plan every worker holds all the training rows.
+    choice = services.get_workload(workload_id).plan_choice or {}
+    held_by = 1 if choice.get("plan") == "replicated" else spec["workers"]
     return {
         "events": events, "trials": len(configs), "sub_epochs": len(log),
         "configs": [{"id": c.id, "hparams": c.hparams, "status": c.status, "origin": c.origin, "epochs": c.epochs_done,
                      "final_accuracy": c.latest_metrics.get(METRIC), "params": size.get(c.id)} for c in configs],
-        "train_bytes_per_worker": int(info.n_train * (int(np.prod(info.feature_shape)) * 4 + 8) // spec["workers"]),
+        "train_bytes_per_worker": int(info.n_train * (int(np.prod(info.feature_shape)) * 4 + 8) // held_by),
+        "plan": choice.get("plan"), "plan_reason": choice.get("reason"),
     }
 
 

@@ -2,7 +2,8 @@
 
 The same 8 configs x 3 epochs (those of bench/mop_vs_baselines.py: cnn on digits, mlp on the 200k-row
 synthetic tabular set), Hopper's split and model, 2 parallel workers of one TensorFlow thread each:
-  - Hopper: MOP with the local backend (each worker holds 1/2 of the training data);
+  - Hopper: the local backend with the workload's default plan, auto (MOP: each worker holds 1/2 of the training
+    data; replicated: all of it; the plan each repeat ran and the data it held are reported);
   - task parallelism: 2 processes, each with all the data, each training whole configs;
   - Ray Tune: 2 concurrent trials of 1 CPU each (FIFO, the 8 configs as a grid search; from .venv-peers);
   - Optuna: 2 worker processes on one journal storage, the 8 configs enqueued;
@@ -59,7 +60,8 @@ def one_run(method: str, suite: dict, configs: list[dict], epochs: int, workers:
             "peak_rss_tree_mb": doc["peak_rss_tree_mb"], "peak_rss_process_mb": doc["peak_rss_process_mb"],
             "train_bytes_per_worker": result["train_bytes_per_worker"],
             "best_accuracy": round(max(finals.values()), 4), "configs_finished": len(finals),
-            "epochs_trained": len(result["events"])}
+            "epochs_trained": len(result["events"]),
+            **({"plan": result["plan"], "plan_reason": result["plan_reason"]} if "plan" in result else {})}
 
 
 def ratio_stats(ours: list[float], theirs: list[float]) -> dict:
@@ -75,7 +77,10 @@ def summarise(runs: list[dict]) -> dict:
         values = [r[key] for r in runs]
         out[f"{key}_median"] = round(statistics.median(values), 3)
         out[f"{key}_min"], out[f"{key}_max"] = min(values), max(values)
-    out["train_bytes_per_worker"] = runs[0]["train_bytes_per_worker"]
+    # The most any repeat held (Hopper's auto plan could differ between repeats).
+    out["train_bytes_per_worker"] = max(r["train_bytes_per_worker"] for r in runs)
+    if any("plan" in r for r in runs):
+        out["plans"] = sorted({str(r.get("plan")) for r in runs})
     return out
 
 
