@@ -70,6 +70,14 @@ def api_vs_optuna_dashboard(doc: dict) -> str:
         lines.append(f"| {name} | {p50c:.1f} ms | {closed['p95_ms_median']:.1f} ms ({closed['p95_ms_range'][0]:.1f}–"
                      f"{closed['p95_ms_range'][1]:.1f}) | {rps:.0f} | {p50p:.1f} ms | {polled['p95_ms_median']:.1f} ms "
                      f"({polled['p95_ms_range'][0]:.1f}–{polled['p95_ms_range'][1]:.1f}) |")
+    changing = doc.get("pollers_1_per_s_while_the_store_changes")
+    if changing:
+        lines += ["", f"The same pollers on the reads Hopper caches, while {changing['how']}:", "",
+                  "| endpoint | 20 pollers p50 | 20 pollers p95 |", "|---|---|---|"]
+        for name, polled in changing["reads"].items():
+            p50p = statistics.median(r["p50_ms"] for r in polled["runs"])
+            lines.append(f"| {name} | {p50p:.1f} ms | {polled['p95_ms_median']:.1f} ms "
+                         f"({polled['p95_ms_range'][0]:.1f}–{polled['p95_ms_range'][1]:.1f}) |")
     return "\n".join(lines + _targets(doc["targets"]))
 
 

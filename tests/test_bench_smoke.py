@@ -88,6 +88,9 @@ def _api_vs_optuna(document):
         assert any(k.startswith("optuna-dashboard") for k in document[shape])
         for row in document[shape].values():
             assert all(0 < run["p50_ms"] <= run["p95_ms"] for run in row["runs"])
+    changing = document["pollers_1_per_s_while_the_store_changes"]
+    assert set(changing["reads"]) == {k for k in document["pollers_1_per_s"] if "/configs (" in k or "/sub-epochs" in k}
+    assert "commits in all" in changing["how"] and not changing["how"].startswith("a config's epoch committed every 0.5 s (0 ")
     assert all(set(t) == {"value", "target", "met"} for t in document["targets"].values())
 
 
