@@ -33,10 +33,33 @@ class ReadCache:
         self.entries = entries
         self.max_age_s = max_age_s
         self._bodies: OrderedDict[Hashable, tuple[Hashable, float, bytes, str]] = OrderedDict()
+        # (key, revision) -> the build under way and its outcome: readers that arrive meanwhile wait for it
+        self._building: dict[tuple[Hashable, Hashable], _Build] = {}
         self._lock = threading.Lock()
-        #: reads served from a kept body, and reads that built theirs (for tests and the benchmark)
+        #: reads served from a kept body, reads that built theirs, and reads that waited for another's build
         self.hits = 0
         self.misses = 0
+        self.shared = 0
+
+    def _build(self, key: Hashable, revision: Hashable, now: float, build: Callable[[], Any],
+               under_way: _Build) -> tuple[bytes, str]:
+        try:
+            body = jsonify(build()).get_data()
+        except BaseException as exc:
+            with self._lock:
+                self._building.pop((key, revision), None)
+            under_way.finish(None, exc)
+            raise
+        etag = hashlib.sha1(body, usedforsecurity=False).hexdigest()
+        with self._lock:
+            self._building.pop((key, revision), None)
+            self.misses += 1
+            self._bodies[key] = (revision, now, body, etag)
+            self._bodies.move_to_end(key)
+            while len(self._bodies) > self.entries:
+                self._bodies.popitem(last=False)
+        under_way.finish((body, etag), None)
+        return body, etag
 
     def response(self, revision: Hashable, build: Callable[[], Any]) -> Any:
         """The request's JSON response: the kept body if its revision is ``revision``, else ``build()`` encoded
@@ -49,20 +72,46 @@ class ReadCache:
             if fresh:
                 self._bodies.move_to_end(key)
                 self.hits += 1
+            else:
+                under_way = self._building.get((key, revision))
+                if under_way is None:
+                    under_way = self._building[(key, revision)] = _Build()
+                    mine = True
+                else:
+                    mine = False
+                    self.shared += 1
         if fresh:
             body, etag = kept[2], kept[3]
+        elif mine:
+            body, etag = self._build(key, revision, now, build, under_way)
         else:
-            body = jsonify(build()).get_data()
-            etag = hashlib.sha1(body, usedforsecurity=False).hexdigest()
-            with self._lock:
-                self.misses += 1
-                self._bodies[key] = (revision, now, body, etag)
-                self._bodies.move_to_end(key)
-                while len(self._bodies) > self.entries:
-                    self._bodies.popitem(last=False)
+            # Another request is encoding this very revision: one build serves both (after a commit, every poller
+            # of the workload misses at once; each building its own copy made them queue behind each other).
+            body, etag = under_way.wait(self.max_age_s)
         response = current_app.response_class(body, mimetype="application/json")
         response.set_etag(etag, weak=True)
         return response.make_conditional(request)
+
+
+class _Build:
+    """One body being encoded; ``wait`` returns it (or raises what the build raised)."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self.result: tuple[bytes, str] | None = None
+        self.error: BaseException | None = None
+
+    def finish(self, result: tuple[bytes, str] | None, error: BaseException | None) -> None:
+        self.result, self.error = result, error
+        self._done.set()
+
+    def wait(self, timeout: float) -> tuple[bytes, str]:
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"a shared read took over {timeout:g} s")
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
 
 
 def read_cache() -> ReadCache:

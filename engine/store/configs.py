@@ -23,6 +23,11 @@ from hopper.engine.store.models import (
 from hopper.engine.store.workloads import reopen
 
 _STALE_RETRIES = 5
+#: What ``ConfigInfo.from_row`` reads of a config row.
+_CONFIG_INFO_COLUMNS = (ConfigRow.id, ConfigRow.workload_id, ConfigRow.hparams, ConfigRow.status, ConfigRow.priority,
+                        ConfigRow.epochs_done, ConfigRow.origin, ConfigRow.cloned_from_config_id,
+                        ConfigRow.warm_start_checkpoint_id, ConfigRow.error, ConfigRow.notes, ConfigRow.version,
+                        ConfigRow.created_at, ConfigRow.updated_at, ConfigRow.latest_metrics)
 
 
 def snapshot(row: ConfigRow) -> dict:
@@ -218,8 +223,10 @@ class ConfigStore(Repository):
             if status:
                 where.append(ConfigRow.status == status)
             total = session.scalar(select(func.count()).select_from(ConfigRow).where(*where))
-            rows = list(session.scalars(select(ConfigRow).where(*where).order_by(ConfigRow.id)
-                                        .limit(limit).offset(offset)))
+            # Plain column rows, not ORM objects: the API's config pages read up to 1 000 at a time, and loading
+            # them into the session (identity map, state tracking) was most of such a read.
+            rows = session.execute(select(*_CONFIG_INFO_COLUMNS).where(*where).order_by(ConfigRow.id)
+                                   .limit(limit).offset(offset))
             return [ConfigInfo.from_row(r) for r in rows], int(total)
 
     def workload_metrics(self, workload_id: int, name: str | None = None) -> dict[int, list[dict]]:

@@ -277,3 +277,50 @@ def test_polled_reads_are_served_from_the_cache_until_any_row_they_show_changes(
                                           error=None, retryable=True, window=3)
     assert client.get(log_url).json["rows"][0][outcome] == "failed"
     _error(client.get("/api/v1/workloads/999/configs"), 404, "workload_id")
+
+
+def test_readers_of_one_revision_share_one_build_and_its_failure(client):
+    """After a commit every poller misses at once: one build serves them all; a build that raises fails each of
+    its waiters with the same error and leaves nothing behind."""
+    import threading
+    import time
+
+    from hopper.rest._cache import ReadCache
+
+    app, cache, calls = client.application, ReadCache(), []
+
+    def build() -> dict:
+        calls.append(1)
+        time.sleep(0.3)
+        return {"rows": list(range(5))}
+
+    def read(out: list, revision: int, builder) -> None:  # noqa: ANN001
+        with app.test_request_context("/api/v1/workloads/1/configs?limit=5"):
+            try:
+                out.append(cache.response(revision, builder).get_data())
+            except RuntimeError as exc:
+                out.append(exc)
+
+    bodies: list = []
+    readers = [threading.Thread(target=read, args=(bodies, 1, build)) for _ in range(6)]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join()
+    assert len(calls) == 1 and len(set(bodies)) == 1 and cache.misses == 1 and cache.shared + cache.hits == 5
+
+    def broken() -> dict:
+        time.sleep(0.3)
+        raise RuntimeError("the store went away")
+
+    failures: list = []
+    readers = [threading.Thread(target=read, args=(failures, 2, broken)) for _ in range(3)]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join()
+    assert len(failures) == 3 and all(isinstance(f, RuntimeError) for f in failures)
+    assert not cache._building
+    again: list = []
+    read(again, 2, build)  # the next reader of that revision builds afresh
+    assert again[0] == bodies[0] and len(calls) == 2
