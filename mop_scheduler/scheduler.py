@@ -374,6 +374,9 @@ class Scheduler:
         return self._ownership
 
     def _report_pool(self) -> None:
+        # Ownership as it is for the workers taking tasks now: right after a drain the planner has not rebalanced
+        # yet, and the report showed the remaining worker with only its old shards (the leaver's looked unowned).
+        self._owned(set(self._ownership))
         active, draining = self.backend.worker_ids(), self.backend.draining()
         report = [{"id": w, "name": self.backend.worker_name(w), "state": "active",
                    "shards": {str(n): sorted(owned.get(w, ())) for n, owned in sorted(self._ownership.items())}}

@@ -102,10 +102,12 @@ class _Build:
         self.error: BaseException | None = None
 
     def finish(self, result: tuple[bytes, str] | None, error: BaseException | None) -> None:
+        """Hand the body and its ETag (or what the build raised) to every reader waiting for it."""
         self.result, self.error = result, error
         self._done.set()
 
     def wait(self, timeout: float) -> tuple[bytes, str]:
+        """The body and ETag the build made; raises what it raised, or ``TimeoutError`` after ``timeout`` s."""
         if not self._done.wait(timeout):
             raise TimeoutError(f"a shared read took over {timeout:g} s")
         if self.error is not None:
