@@ -116,14 +116,15 @@ def seed_sub_epoch(seed: int) -> None:
     global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)  # recreated from the seed
     random.seed(seed)
     np.random.seed(seed)
-    if not _TF_SEEDED:
+    global _tf_seeded
+    if not _tf_seeded:
         import tensorflow as tf
 
         tf.random.set_seed(seed)
-        _TF_SEEDED.append(seed)
+        _tf_seeded = True
 
 
-_TF_SEEDED: list[int] = []
+_tf_seeded = False  # TensorFlow's global seed is set once per process (see seed_sub_epoch)
 
 
 class SubEpochRunner:
@@ -360,7 +361,6 @@ class SubEpochRunner:
         return result
 
     def _run(self, task: SubEpochTask, result: SubEpochResult) -> None:
-
         from hopper.mop_scheduler.worker.checkpoints import save_checkpoint
 
         x, y = self._partition(task.dataset, task)

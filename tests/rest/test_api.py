@@ -301,24 +301,23 @@ def test_readers_of_one_revision_share_one_build_and_its_failure(client):
             except RuntimeError as exc:
                 out.append(exc)
 
-    bodies: list = []
-    readers = [threading.Thread(target=read, args=(bodies, 1, build)) for _ in range(6)]
-    for t in readers:
-        t.start()
-    for t in readers:
-        t.join()
+    def read_at_once(readers: int, revision: int, builder) -> list:  # noqa: ANN001
+        out: list = []
+        threads = [threading.Thread(target=read, args=(out, revision, builder)) for _ in range(readers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return out
+
+    bodies = read_at_once(6, 1, build)
     assert len(calls) == 1 and len(set(bodies)) == 1 and cache.misses == 1 and cache.shared + cache.hits == 5
 
     def broken() -> dict:
         time.sleep(0.3)
         raise RuntimeError("the store went away")
 
-    failures: list = []
-    readers = [threading.Thread(target=read, args=(failures, 2, broken)) for _ in range(3)]
-    for t in readers:
-        t.start()
-    for t in readers:
-        t.join()
+    failures = read_at_once(3, 2, broken)
     assert len(failures) == 3 and all(isinstance(f, RuntimeError) for f in failures)
     assert not cache._building
     again: list = []
