@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from hopper.engine.errors import NotFound
@@ -19,12 +20,35 @@ class SessionSource(Protocol):
 MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL; larger ones cannot exist
 
 
-def get_row(session: Session, model: type, object_id: int, what: str) -> Any:
-    """The row, or ``NotFound`` naming the object (``what`` 12 does not exist, field ``what_id``)."""
-    row = session.get(model, object_id) if isinstance(object_id, int) and 0 <= object_id <= MAX_ID else None
+def get_row(session: Session, model: type, object_id: int, what: str, *, lock: bool = False) -> Any:
+    """The row, or ``NotFound`` naming the object (``what`` 12 does not exist, field ``what_id``).
+
+    ``lock``: hold the row against other writers until the transaction ends, and read it as committed now (see
+    :func:`lock_row`).
+    """
+    if not (isinstance(object_id, int) and 0 <= object_id <= MAX_ID):
+        row = None
+    elif lock:
+        lock_row(session, model, object_id)
+        row = session.get(model, object_id, with_for_update=True, populate_existing=True)
+    else:
+        row = session.get(model, object_id)
     if row is None:
         raise NotFound(f"{what} {object_id} does not exist", field=f"{what}_id")
     return row
+
+
+def lock_row(session: Session, model: type, object_id: int) -> None:
+    """Make this transaction the only writer of a row until it ends; what it reads afterwards is committed data.
+
+    PostgreSQL: the caller's ``SELECT ... FOR UPDATE``. SQLite ignores FOR UPDATE, and its driver runs reads
+    outside any transaction until the first write, so two read-then-write transactions can both act on what they
+    read before the other committed. A write that changes nothing (no ``onupdate`` timestamp either) opens the
+    transaction and takes SQLite's one write lock here instead: another writer waits (busy timeout) until this one
+    commits.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text(f"UPDATE {model.__tablename__} SET id = id WHERE id = :id"), {"id": object_id})
 
 
 def add_event(session: Session, actor: str, action: str, object_type: str, object_id: int | None,

@@ -104,7 +104,7 @@ class ConfigStore(Repository):
         key was applied before.
         """
         with self._session() as session:
-            workload = get_row(session, WorkloadRow, workload_id, "workload")
+            workload = get_row(session, WorkloadRow, workload_id, "workload", lock=True)  # see reopen
             if workload.status == WorkloadStatus.FAILED:
                 raise InvalidState(f"workload {workload_id} has failed: {workload.error}")
             if cloned_from is not None:
@@ -171,6 +171,8 @@ class ConfigStore(Repository):
                     expected_version: int | None, clear_error: bool, decision: dict | None) -> ConfigInfo | None:
         with self._session() as session:
             row = get_row(session, ConfigRow, config_id, "config")
+            # the workload's lock before any config change (see reopen)
+            workload = get_row(session, WorkloadRow, row.workload_id, "workload", lock=target == ConfigStatus.QUEUED)
             check_version(row, expected_version)
             check_transition(row.status, target, what=f"config {config_id}", action=action)
             if decision is not None and _claim_decision(session, decision) is None:
@@ -180,7 +182,7 @@ class ConfigStore(Repository):
             if clear_error:
                 row.error = None
             if target == ConfigStatus.QUEUED:
-                reopen(session.get(WorkloadRow, row.workload_id))
+                reopen(workload)
             session.flush()
             add_event(session, actor, f"{action}_config", "config", config_id, before,
                       {**snapshot(row), **_decision_note(decision)})

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from hopper.engine.entities import ConfigObservation, Proposal, WorkloadInfo, WorkloadProgress, WorkloadUsage
 from hopper.engine.errors import InvalidState
@@ -18,7 +19,7 @@ from hopper.engine.status import (
     WorkloadStatus,
     check_transition,
 )
-from hopper.engine.store._common import Repository, add_event, get_row
+from hopper.engine.store._common import Repository, add_event, get_row, lock_row
 from hopper.engine.store.models import (
     ConfigRow,
     DatasetRow,
@@ -121,7 +122,13 @@ def _all_failed_error(session, workload_id: int) -> str | None:  # noqa: ANN001
 
 
 def reopen(workload: WorkloadRow) -> None:
-    """A finished workload that got new work (a config added, resumed, a budget raised) runs again."""
+    """A finished workload that got new work (a config added, resumed, a budget raised) runs again.
+
+    The caller holds the workload's row lock (``get_row(..., lock=True)``), taken before it changes any config:
+    ``finish_idle`` takes the same lock and then looks for runnable configs once more, so a workload is never
+    marked done by a finisher that could not yet see a config added or queued beside it (the new config would wait
+    forever in a done workload: CI saw a clone do that on PostgreSQL). Workload row first, then configs: one lock order, no deadlock.
+    """
     if workload.status == WorkloadStatus.DONE:
         workload.status = WorkloadStatus.RUNNING
 
@@ -256,7 +263,7 @@ class WorkloadStore(Repository):
                       max_configs: int | None = None, search_space: dict | None = None) -> None:
         """Change a running workload's budget or space; configs done under a lower max_epochs are queued again."""
         with self._session() as session:
-            row = get_row(session, WorkloadRow, workload_id, "workload")
+            row = get_row(session, WorkloadRow, workload_id, "workload", lock=True)  # see reopen
             if row.status == WorkloadStatus.FAILED:
                 raise InvalidState(f"workload {workload_id} has failed: {row.error}")
             before = {"max_epochs": row.max_epochs, "max_configs": row.max_configs, "search_space": row.search_space}
@@ -359,21 +366,28 @@ class WorkloadStore(Repository):
         finished = []
         with self._session() as session:
             for workload_id in workload_ids:
-                row = session.get(WorkloadRow, workload_id)
-                if row is None or row.status != WorkloadStatus.RUNNING:
+                if self._has_active_config(session, workload_id):
+                    continue  # the common case, decided without a lock
+                # Locked, then read again: a config being added or queued now (reopen) either committed already
+                # and is seen below, or waits for this transaction and then reopens the workload.
+                lock_row(session, WorkloadRow, workload_id)
+                row = session.get(WorkloadRow, workload_id, with_for_update=True, populate_existing=True)
+                if row is None or row.status != WorkloadStatus.RUNNING or self._has_active_config(session, workload_id):
                     continue
-                active = session.scalar(select(ConfigRow.id).where(
-                    ConfigRow.workload_id == workload_id,
-                    ConfigRow.status.in_([ConfigStatus.QUEUED, ConfigStatus.RUNNING])).limit(1))
-                if active is None:
-                    error = _all_failed_error(session, workload_id)
-                    if error is None:
-                        row.status = WorkloadStatus.DONE
-                    else:
-                        check_transition(row.status, WorkloadStatus.FAILED, what=f"workload {workload_id}")
-                        row.status, row.error = WorkloadStatus.FAILED, error
-                    finished.append(workload_id)
+                error = _all_failed_error(session, workload_id)
+                if error is None:
+                    row.status = WorkloadStatus.DONE
+                else:
+                    check_transition(row.status, WorkloadStatus.FAILED, what=f"workload {workload_id}")
+                    row.status, row.error = WorkloadStatus.FAILED, error
+                finished.append(workload_id)
         return finished
+
+    @staticmethod
+    def _has_active_config(session: Session, workload_id: int) -> bool:
+        return session.scalar(select(ConfigRow.id).where(
+            ConfigRow.workload_id == workload_id,
+            ConfigRow.status.in_([ConfigStatus.QUEUED, ConfigStatus.RUNNING])).limit(1)) is not None
 
     def any_running(self, workload_ids: list[int] | None = None) -> bool:
         with self._session() as session:

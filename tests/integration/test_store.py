@@ -1,11 +1,13 @@
 """The store contract, run against SQLite and PostgreSQL (started by the fixture)."""
 
+import re
 import threading
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from hopper.engine.errors import Conflict, SchemaOutOfDate
+from hopper.engine.status import ConfigStatus, WorkloadStatus
 from hopper.engine.store import (
     CheckpointRow,
     ConfigRow,
@@ -13,6 +15,7 @@ from hopper.engine.store import (
     MetricRow,
     Store,
     SubEpochRow,
+    WorkloadRow,
 )
 from tests.support.seed import seed_workload
 
@@ -114,6 +117,61 @@ def test_concurrent_writers_get_a_conflict_not_a_lost_update(migrated_store):
     with migrated_store.session() as s:
         row = s.get(ConfigRow, config_id)
         assert row.priority == 5 and row.version == 2
+
+
+# What the finisher runs, as the hook below tells its statements apart: its look for runnable configs, and the
+# workload lock it takes before it looks again and writes (FOR UPDATE on PostgreSQL, a no-op write on SQLite).
+_LOOKS_FOR_CONFIGS = re.compile(rf"FROM {ConfigRow.__tablename__}\b")
+_LOCKS_THE_WORKLOAD = re.compile(rf"FOR UPDATE|UPDATE {WorkloadRow.__tablename__} SET id = id")
+
+
+@pytest.mark.parametrize("person_comes", ["after the finisher looked", "after the finisher locked"])
+def test_a_config_added_while_the_scheduler_finishes_its_workload_is_not_stranded(migrated_store, person_comes):
+    """The scheduler finishes a workload whose configs are all done just as a person adds (clones) one: the new
+    config must not end up queued in a done workload, where nothing ever runs it (CI saw a clone wait 180 s on
+    PostgreSQL; SQLite's driver reads outside a transaction until the first write, so it had the same race).
+
+    A hook on the real engine holds the finisher at one point while the person's add runs. After its first look
+    the add goes through and the finisher must see it; after its lock the add must wait, then reopen the workload
+    the finisher marked done."""
+    with migrated_store.session() as s:
+        workload_id = seed_workload(s).id
+        s.add(ConfigRow(workload_id=workload_id, hparams={"lr": 0.1}, status=ConfigStatus.DONE, epochs_done=2))
+    hold_at = _LOOKS_FOR_CONFIGS if person_comes == "after the finisher looked" else _LOCKS_THE_WORKLOAD
+    finisher_held, added = threading.Event(), threading.Event()
+    outcomes: dict[str, object] = {}
+
+    def hold_the_finisher(conn, cursor, statement, parameters, context, executemany):
+        if threading.current_thread().name == "finisher" and not finisher_held.is_set() and hold_at.search(statement):
+            finisher_held.set()
+            outcomes["add finished while the finisher was held"] = added.wait(timeout=3)
+
+    def finisher() -> None:
+        outcomes["finished"] = migrated_store.workloads.finish_idle([workload_id])
+
+    def person() -> None:
+        assert finisher_held.wait(timeout=30), f"the finisher never reached the point {person_comes!r} names"
+        outcomes["added"] = migrated_store.configs.add(workload_id, {"lr": 0.2}, priority=0, origin="user",
+                                                       actor="ada", action="add_config")
+        added.set()
+
+    event.listen(migrated_store.engine, "after_cursor_execute", hold_the_finisher)
+    try:
+        threads = [threading.Thread(target=finisher, name="finisher"), threading.Thread(target=person)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        event.remove(migrated_store.engine, "after_cursor_execute", hold_the_finisher)
+    assert outcomes["added"].status == ConfigStatus.QUEUED, outcomes
+    with migrated_store.session() as s:
+        status = s.get(WorkloadRow, workload_id).status
+    assert status == WorkloadStatus.RUNNING, f"the added config is stranded in a {status} workload ({outcomes})"
+    if person_comes == "after the finisher locked":
+        assert outcomes == {**outcomes, "finished": [workload_id], "add finished while the finisher was held": False}
+    else:
+        assert outcomes == {**outcomes, "finished": [], "add finished while the finisher was held": True}
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path):
