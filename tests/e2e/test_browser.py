@@ -42,9 +42,9 @@ def server(tmp_path_factory):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if requests.get(base + "/login", timeout=1).status_code == 200:
+            if requests.get(base + "/login", timeout=5).status_code == 200:
                 break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or its first answer is slow
             time.sleep(0.3)
     else:
         raise RuntimeError((home / "serve.log").read_text())
@@ -118,7 +118,9 @@ def test_steering_a_workload_in_the_browser(server, browser):
     _wait_text(page.locator("#wiz-space-feedback"), "Error")
     page.fill("#wiz-space", "lr: {type: choice, values: [0.003, 0.01]}\nunits: 64\nbatch_size: 32\n")
     _wait_text(page.locator("#wiz-space-feedback"), "valid: 2 grid points")
-    page.fill("#wiz-epochs", "40")  # long enough to still be running when we steer it
+    # Far more than the test needs: it pauses the workload once it has steered it. Digits trains a config's epoch in
+    # about 0.1 s under the replicated plan, so a short run could end before a loaded machine's browser steers it.
+    page.fill("#wiz-epochs", "400")
     page.click("#wiz-launch")
     page.wait_for_url(re.compile(r"/workloads/\d+$"), timeout=30_000)
     workload_id = int(page.url.rsplit("/", 1)[-1])
@@ -766,7 +768,9 @@ def test_first_ten_minutes_in_the_browser(server, browser, tmp_path):
     _pick(page, "#wiz-dataset", r"^cancer \(")
     page.fill("#wiz-space", "lr: {type: choice, values: [0.003, 0.03]}\nunits: {type: choice, values: [4, 16]}\n")
     _wait_text(page.locator("#wiz-space-feedback"), "valid: 4 grid points")
-    page.fill("#wiz-epochs", "20")  # long enough to steer; the test stops the workload when done
+    # Far more than the test needs (it stops the workload when done): 200 rows train an epoch in a few tens of
+    # milliseconds, and CI saw 20 epochs end before the stop reached a config.
+    page.fill("#wiz-epochs", "5000")
     page.click("#wiz-launch")
     page.wait_for_url(re.compile(r"/workloads/\d+$"), timeout=30_000)
     workload_id = int(page.url.rsplit("/", 1)[-1])
@@ -857,7 +861,8 @@ def test_people_logged_in_with_their_own_tokens_are_named_and_a_viewer_changes_n
     api = requests.Session()
     api.headers["Authorization"] = f"Bearer {token}"
     r = api.post(base + "/api/v1/workloads", json={
-        "name": "who did it", "model": "mlp", "dataset": "digits", "max_epochs": 30,
+        # still running when the editor stops a config on a loaded machine (stopped in ``finally``)
+        "name": "who did it", "model": "mlp", "dataset": "digits", "max_epochs": 5000,
         "space": {"lr": {"type": "choice", "values": [0.01, 0.003]}, "units": 16}}, timeout=30)
     assert r.status_code == 201, r.text
     wid = r.json()["id"]
