@@ -118,9 +118,9 @@ def test_a_replicated_workload_trains_a_whole_epoch_per_dispatch_on_any_worker()
     assert set(plan[2].shards) == owned[plan[2].worker] and not plan[2].evaluate  # MOP beside it
 
 
-def test_replicated_configs_go_back_to_the_worker_that_holds_their_model():
-    """Inside a priority: the config this worker holds, then one nobody holds, then the least progress; a higher
-    priority still comes first, and a config held elsewhere is taken when nothing else is left."""
+def test_replicated_configs_go_least_progress_first_then_back_to_the_worker_that_holds_their_model():
+    """Inside a priority: the least epochs, then the config this worker holds, then one nobody holds; a higher
+    priority still comes first. A config held by a worker never keeps one that is behind (added, cloned) waiting."""
     rows = [(1, 1, 0, 2, 5, 7), (2, 1, 0, 0, 5, 7), (3, 1, 0, 1, 5, 7), (4, 1, 0, 0, 5, 7)]
     homes = {1: 0, 2: 1, 3: 1}
 
@@ -129,10 +129,12 @@ def test_replicated_configs_go_back_to_the_worker_that_holds_their_model():
                             homes=homes)
         return [(a.worker, a.config_id) for a in MopPolicy().assign(snapshot)]
 
-    assert given([0]) == [(0, 1)]  # its own model, although config 1 is two epochs ahead of 2 and 4
-    assert given([1, 0]) == [(1, 2), (0, 1)]  # worker 1: its least advanced one
-    assert given([0], in_flight=[1]) == [(0, 4)]  # then the config nobody holds
-    assert given([0], in_flight=[1, 4]) == [(0, 2)]  # then one held elsewhere, least progress first
+    assert given([0]) == [(0, 4)]  # not its own config 1, two epochs ahead: the one nobody holds, at epoch 0
+    assert given([1, 0]) == [(1, 2), (0, 4)]  # worker 1: its own among the least advanced
+    assert given([0], in_flight=[4]) == [(0, 2)]  # one held elsewhere, before its own that is ahead
+    assert given([0], in_flight=[2, 4]) == [(0, 3)]  # then the next least advanced
+    level = [(1, 1, 0, 1, 5, 7), (3, 1, 0, 1, 5, 7), (6, 1, 0, 1, 5, 7)]
+    assert given([0], rows=level) == [(0, 1)] and given([1], rows=level) == [(1, 3)]  # equals: the held model
     urgent = [*rows, (5, 1, 9, 3, 5, 7)]
     assert given([0], rows=urgent) == [(0, 5)]  # priority first
 
