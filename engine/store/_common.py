@@ -28,14 +28,17 @@ def get_row(session: Session, model: type, object_id: int, what: str, *, lock: b
     """
     if not (isinstance(object_id, int) and 0 <= object_id <= MAX_ID):
         row = None
-    elif lock:
-        lock_row(session, model, object_id)
-        row = session.get(model, object_id, with_for_update=True, populate_existing=True)
     else:
-        row = session.get(model, object_id)
+        row = locked_row(session, model, object_id) if lock else session.get(model, object_id)
     if row is None:
         raise NotFound(f"{what} {object_id} does not exist", field=f"{what}_id")
     return row
+
+
+def locked_row(session: Session, model: type, object_id: int) -> Any:
+    """The row (None when missing), locked as :func:`lock_row` says and read as committed now."""
+    lock_row(session, model, object_id)
+    return session.get(model, object_id, with_for_update=True, populate_existing=True)
 
 
 def lock_row(session: Session, model: type, object_id: int) -> None:

@@ -171,8 +171,9 @@ class ConfigStore(Repository):
                     expected_version: int | None, clear_error: bool, decision: dict | None) -> ConfigInfo | None:
         with self._session() as session:
             row = get_row(session, ConfigRow, config_id, "config")
-            # the workload's lock before any config change (see reopen)
-            workload = get_row(session, WorkloadRow, row.workload_id, "workload", lock=target == ConfigStatus.QUEUED)
+            # queueing may reopen the workload: its lock before any config change (see reopen)
+            workload = (get_row(session, WorkloadRow, row.workload_id, "workload", lock=True)
+                        if target == ConfigStatus.QUEUED else None)
             check_version(row, expected_version)
             check_transition(row.status, target, what=f"config {config_id}", action=action)
             if decision is not None and _claim_decision(session, decision) is None:

@@ -19,7 +19,7 @@ from hopper.engine.status import (
     WorkloadStatus,
     check_transition,
 )
-from hopper.engine.store._common import Repository, add_event, get_row, lock_row
+from hopper.engine.store._common import Repository, add_event, get_row, locked_row
 from hopper.engine.store.models import (
     ConfigRow,
     DatasetRow,
@@ -370,8 +370,7 @@ class WorkloadStore(Repository):
                     continue  # the common case, decided without a lock
                 # Locked, then read again: a config being added or queued now (reopen) either committed already
                 # and is seen below, or waits for this transaction and then reopens the workload.
-                lock_row(session, WorkloadRow, workload_id)
-                row = session.get(WorkloadRow, workload_id, with_for_update=True, populate_existing=True)
+                row = locked_row(session, WorkloadRow, workload_id)
                 if row is None or row.status != WorkloadStatus.RUNNING or self._has_active_config(session, workload_id):
                     continue
                 error = _all_failed_error(session, workload_id)
